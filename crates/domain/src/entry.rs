@@ -1,0 +1,1086 @@
+//! Accounts, entries and the canonical bytes of an entry.
+//!
+//! # Canonical encoding
+//!
+//! An entry is hashed into the Merkle log as one compact JSON object, produced once at commit and
+//! stored as is. The encoding is canonical: there is exactly one byte string for each entry.
+//!
+//! - Keys appear in this order, and only those that apply to the entry's kind are present:
+//!   `seq`, `id`, `kind`, `recorded`, `actor`, `key`, `part`, then `account`, `account_kind`,
+//!   `owner` (for `open`/`close`) or `debit`, `credit`, `minutes`, `effective`, `reverses`,
+//!   `activity`, `reference`, `adults`, `children` (for movements). Absent optional keys are
+//!   omitted, never `null`.
+//! - No whitespace outside strings. Strings are escaped as by `serde_json` (only `"`, `\` and
+//!   control characters are escaped; everything else is literal UTF-8).
+//! - Integers are plain decimal with no sign, leading zero or exponent.
+//! - Ids are lowercase hyphenated UUIDs; `recorded` is RFC 3339 UTC with exactly six fractional
+//!   digits and a `Z` (`2026-11-23T09:30:00.123456Z`); `effective` is `YYYY-MM-DD`.
+//!
+//! [`Entry::decode`] enforces all of this by parsing strictly and re-encoding: bytes that do not
+//! re-encode to themselves are refused, so two different byte strings never describe one entry.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::amount::Minutes;
+
+/// Why a value could not become a domain object. Every variant is a client mistake.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    #[error("amount must be at least one minute")]
+    ZeroAmount,
+    #[error(
+        "amount of {minutes} minutes is above the limit of {} minutes per movement",
+        Minutes::MAX
+    )]
+    AmountTooLarge { minutes: u64 },
+    #[error("minutes must be below 60 when hours are given, got {minutes}")]
+    MinutesOutOfRange { minutes: u64 },
+    #[error("idempotency key must be 1 to {max} visible ASCII characters", max = IdempotencyKey::MAX_LEN)]
+    BadIdempotencyKey,
+    #[error("{field} must be 1 to {max} characters with no control characters", max = ShortText::MAX_LEN)]
+    BadText { field: &'static str },
+    #[error("debit and credit must be different accounts")]
+    SameAccount,
+    #[error("a {kind} needs {field}")]
+    MissingField {
+        kind: MovementKind,
+        field: &'static str,
+    },
+    #[error("a {kind} cannot have {field}")]
+    UnexpectedField {
+        kind: MovementKind,
+        field: &'static str,
+    },
+    #[error("a spend needs at least one adult or child")]
+    EmptyParty,
+    #[error("a {0} account has no owner; budget and venue accounts must have one")]
+    BadOwner(AccountKind),
+    #[error("a reversal is made with Intent::Reverse, not as a transfer")]
+    ReverseAsTransfer,
+    #[error("a request needs between 1 and {max} parts", max = Intent::MAX_PARTS)]
+    BadPartCount,
+}
+
+/// Why stored or exported bytes are not a valid canonical entry.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("not an entry object: {0}")]
+    Json(String),
+    #[error("invalid entry: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("a {kind} entry must have `{field}`")]
+    Missing {
+        kind: EntryKind,
+        field: &'static str,
+    },
+    #[error("a {kind} entry cannot have `{field}`")]
+    Unexpected {
+        kind: EntryKind,
+        field: &'static str,
+    },
+    #[error("`recorded` is not an RFC 3339 UTC time: {0}")]
+    BadTime(String),
+    #[error("bytes are not in canonical form (expected {expected})")]
+    NotCanonical { expected: String },
+}
+
+/// An account's id (UUID v7, so ids sort by creation time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(pub Uuid);
+
+impl AccountId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        AccountId(Uuid::now_v7())
+    }
+}
+
+impl Default for AccountId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What an account is for. The kind decides which movements may touch it and its floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// The programme's issuance account: the only one that may go negative.
+    Programme,
+    /// An earn partner's budget: what it may still give out.
+    Budget,
+    /// A spend partner's (venue's) account: what it has redeemed and not yet retired.
+    Venue,
+    /// A member's wallet.
+    Member,
+}
+
+impl AccountKind {
+    /// The stable lowercase name used in entries and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Programme => "programme",
+            AccountKind::Budget => "budget",
+            AccountKind::Venue => "venue",
+            AccountKind::Member => "member",
+        }
+    }
+
+    /// Whether accounts of this kind belong to a partner (and so must name one as owner).
+    pub fn has_owner(self) -> bool {
+        matches!(self, AccountKind::Budget | AccountKind::Venue)
+    }
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kinds of movement between two accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementKind {
+    /// Programme -> earn partner budget.
+    Allocate,
+    /// Earn partner budget -> member, for time given.
+    Earn,
+    /// Member -> venue, for an activity.
+    Spend,
+    /// Member -> another member.
+    Gift,
+    /// The mirror of an earlier movement.
+    Reverse,
+    /// Venue -> programme: clearing redeemed credits.
+    Retire,
+}
+
+impl MovementKind {
+    /// The account kinds this movement goes from and to, or `None` for a reversal, whose
+    /// accounts are those of the original swapped.
+    pub fn route(self) -> Option<(AccountKind, AccountKind)> {
+        use AccountKind::*;
+        match self {
+            MovementKind::Allocate => Some((Programme, Budget)),
+            MovementKind::Earn => Some((Budget, Member)),
+            MovementKind::Spend => Some((Member, Venue)),
+            MovementKind::Gift => Some((Member, Member)),
+            MovementKind::Retire => Some((Venue, Programme)),
+            MovementKind::Reverse => None,
+        }
+    }
+
+    /// The stable lowercase name used in entries and in the API.
+    pub fn as_str(self) -> &'static str {
+        EntryKind::from(self).as_str()
+    }
+}
+
+impl fmt::Display for MovementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of every entry in the log: account lifecycle or movement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Open,
+    Close,
+    Allocate,
+    Earn,
+    Spend,
+    Gift,
+    Reverse,
+    Retire,
+}
+
+impl EntryKind {
+    /// All kinds, in a fixed order (used by storage to give each a one-byte code).
+    pub const ALL: [EntryKind; 8] = [
+        EntryKind::Open,
+        EntryKind::Close,
+        EntryKind::Allocate,
+        EntryKind::Earn,
+        EntryKind::Spend,
+        EntryKind::Gift,
+        EntryKind::Reverse,
+        EntryKind::Retire,
+    ];
+
+    /// The stable lowercase name used in entries and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Open => "open",
+            EntryKind::Close => "close",
+            EntryKind::Allocate => "allocate",
+            EntryKind::Earn => "earn",
+            EntryKind::Spend => "spend",
+            EntryKind::Gift => "gift",
+            EntryKind::Reverse => "reverse",
+            EntryKind::Retire => "retire",
+        }
+    }
+
+    /// The movement kind, if this is a movement.
+    pub fn movement(self) -> Option<MovementKind> {
+        Some(match self {
+            EntryKind::Open | EntryKind::Close => return None,
+            EntryKind::Allocate => MovementKind::Allocate,
+            EntryKind::Earn => MovementKind::Earn,
+            EntryKind::Spend => MovementKind::Spend,
+            EntryKind::Gift => MovementKind::Gift,
+            EntryKind::Reverse => MovementKind::Reverse,
+            EntryKind::Retire => MovementKind::Retire,
+        })
+    }
+}
+
+impl From<MovementKind> for EntryKind {
+    fn from(k: MovementKind) -> Self {
+        match k {
+            MovementKind::Allocate => EntryKind::Allocate,
+            MovementKind::Earn => EntryKind::Earn,
+            MovementKind::Spend => EntryKind::Spend,
+            MovementKind::Gift => EntryKind::Gift,
+            MovementKind::Reverse => EntryKind::Reverse,
+            MovementKind::Retire => EntryKind::Retire,
+        }
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A client's idempotency key: 1 to 255 visible ASCII characters, scoped to its actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The longest key accepted.
+    pub const MAX_LEN: usize = 255;
+
+    /// Validates a key.
+    pub fn new(key: impl Into<String>) -> Result<Self, ValidationError> {
+        let key = key.into();
+        let visible = key.bytes().all(|b| b.is_ascii_graphic());
+        if key.is_empty() || key.len() > Self::MAX_LEN || !visible {
+            return Err(ValidationError::BadIdempotencyKey);
+        }
+        Ok(IdempotencyKey(key))
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        IdempotencyKey::new(s)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(k: IdempotencyKey) -> String {
+        k.0
+    }
+}
+
+/// Short free text in an entry (an activity, a partner's reference): 1 to 200 bytes, no control
+/// characters. Bounded so that an entry stays small; never personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ShortText(String);
+
+impl ShortText {
+    /// The longest text accepted, in bytes.
+    pub const MAX_LEN: usize = 200;
+
+    /// Validates a text; `field` names it in the error.
+    pub fn new(field: &'static str, text: impl Into<String>) -> Result<Self, ValidationError> {
+        let text = text.into();
+        if text.is_empty() || text.len() > Self::MAX_LEN || text.chars().any(char::is_control) {
+            return Err(ValidationError::BadText { field });
+        }
+        Ok(ShortText(text))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a movement is for: bounded descriptive fields, validated per kind by [`Movement`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Details {
+    /// The activity the time was given for (earn) or spent on (spend).
+    pub activity: Option<ShortText>,
+    /// The actor's own reference (a timesheet line, a booking number, a reason for a reversal).
+    pub reference: Option<ShortText>,
+    /// Adults in the party (spend only).
+    pub adults: Option<u32>,
+    /// Children in the party (spend only).
+    pub children: Option<u32>,
+}
+
+/// A movement a client asks for, before the ledger assigns it a place in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Transfer {
+    pub kind: MovementKind,
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub minutes: Minutes,
+    /// The day the time was given or spent; the ledger uses the recording day when absent.
+    pub effective: Option<NaiveDate>,
+    pub details: Details,
+}
+
+/// A movement of credits as committed: one debit, one credit, one amount.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Movement {
+    pub kind: MovementKind,
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub minutes: Minutes,
+    pub effective: NaiveDate,
+    /// For a reversal: the sequence number of the entry it mirrors.
+    pub reverses: Option<u64>,
+    pub details: Details,
+}
+
+impl Movement {
+    /// Builds a movement, checking that its fields fit its kind.
+    pub fn new(
+        kind: MovementKind,
+        debit: AccountId,
+        credit: AccountId,
+        minutes: Minutes,
+        effective: NaiveDate,
+        reverses: Option<u64>,
+        details: Details,
+    ) -> Result<Self, ValidationError> {
+        if debit == credit {
+            return Err(ValidationError::SameAccount);
+        }
+        let need = |present: bool, field| {
+            if present {
+                Ok(())
+            } else {
+                Err(ValidationError::MissingField { kind, field })
+            }
+        };
+        let forbid = |present: bool, field| {
+            if present {
+                Err(ValidationError::UnexpectedField { kind, field })
+            } else {
+                Ok(())
+            }
+        };
+        let is_reverse = kind == MovementKind::Reverse;
+        let is_spend = kind == MovementKind::Spend;
+        need(reverses.is_some() || !is_reverse, "reverses")?;
+        forbid(reverses.is_some() && !is_reverse, "reverses")?;
+        if matches!(kind, MovementKind::Earn | MovementKind::Spend) {
+            need(details.activity.is_some(), "activity")?;
+        }
+        need(details.adults.is_some() || !is_spend, "adults")?;
+        need(details.children.is_some() || !is_spend, "children")?;
+        forbid(details.adults.is_some() && !is_spend, "adults")?;
+        forbid(details.children.is_some() && !is_spend, "children")?;
+        if is_spend && details.adults.unwrap_or(0) == 0 && details.children.unwrap_or(0) == 0 {
+            return Err(ValidationError::EmptyParty);
+        }
+        Ok(Movement {
+            kind,
+            debit,
+            credit,
+            minutes,
+            effective,
+            reverses,
+            details,
+        })
+    }
+
+    /// The reversal of `original` (entry `seq`): same amount, accounts swapped.
+    pub fn reversal_of(
+        original: &Movement,
+        seq: u64,
+        effective: NaiveDate,
+        reference: Option<ShortText>,
+    ) -> Movement {
+        Movement {
+            kind: MovementKind::Reverse,
+            debit: original.credit,
+            credit: original.debit,
+            minutes: original.minutes,
+            effective,
+            reverses: Some(seq),
+            details: Details {
+                reference,
+                ..Details::default()
+            },
+        }
+    }
+}
+
+/// What an entry does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EntryBody {
+    /// Opens an account. `owner` is the partner a budget or venue account belongs to.
+    Open {
+        account: AccountId,
+        account_kind: AccountKind,
+        owner: Option<Uuid>,
+    },
+    /// Closes an account for good; it must be empty.
+    Close { account: AccountId },
+    /// Moves credits.
+    Move(Movement),
+}
+
+impl EntryBody {
+    /// The entry kind.
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            EntryBody::Open { .. } => EntryKind::Open,
+            EntryBody::Close { .. } => EntryKind::Close,
+            EntryBody::Move(m) => m.kind.into(),
+        }
+    }
+
+    /// The accounts this entry touches (one or two).
+    pub fn accounts(&self) -> Vec<AccountId> {
+        match self {
+            EntryBody::Open { account, .. } | EntryBody::Close { account } => vec![*account],
+            EntryBody::Move(m) => vec![m.debit, m.credit],
+        }
+    }
+
+    /// Whether this body is what `intent` asked for, given the day the entry was recorded (the
+    /// default effective date). This is how a repeated request is recognised as the same one.
+    pub fn fulfils(&self, intent: &Intent, recorded_day: NaiveDate) -> bool {
+        match (self, intent) {
+            (
+                EntryBody::Open {
+                    account_kind,
+                    owner,
+                    ..
+                },
+                Intent::Open {
+                    account_kind: k,
+                    owner: o,
+                },
+            ) => account_kind == k && owner == o,
+            (EntryBody::Close { account }, Intent::Close { account: a }) => account == a,
+            (EntryBody::Move(m), Intent::Transfer(t)) => {
+                m.kind == t.kind
+                    && m.debit == t.debit
+                    && m.credit == t.credit
+                    && m.minutes == t.minutes
+                    && m.effective == t.effective.unwrap_or(recorded_day)
+                    && m.details == t.details
+            }
+            (EntryBody::Move(m), Intent::Reverse { entry, reference }) => {
+                m.reverses == Some(*entry) && &m.details.reference == reference
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One part of a request to the ledger: what the client wants, before the ledger gives it ids,
+/// a time and a place in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Intent {
+    /// Open a new account of this kind.
+    Open {
+        account_kind: AccountKind,
+        owner: Option<Uuid>,
+    },
+    /// Close an empty account.
+    Close { account: AccountId },
+    /// Move credits (any kind but `reverse`).
+    Transfer(Transfer),
+    /// Reverse the movement at sequence number `entry`.
+    Reverse {
+        entry: u64,
+        reference: Option<ShortText>,
+    },
+}
+
+impl Intent {
+    /// The most parts one atomic request may have.
+    pub const MAX_PARTS: usize = 1000;
+
+    /// Checks what can be checked without the ledger's state.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Intent::Open {
+                account_kind,
+                owner,
+            } => {
+                if account_kind.has_owner() != owner.is_some() {
+                    return Err(ValidationError::BadOwner(*account_kind));
+                }
+                Ok(())
+            }
+            Intent::Close { .. } | Intent::Reverse { .. } => Ok(()),
+            Intent::Transfer(t) => {
+                if t.kind == MovementKind::Reverse {
+                    return Err(ValidationError::ReverseAsTransfer);
+                }
+                // A placeholder date: the real one is known only at commit; the checks on the
+                // other fields do not depend on it.
+                Movement::new(
+                    t.kind,
+                    t.debit,
+                    t.credit,
+                    t.minutes,
+                    NaiveDate::MIN,
+                    None,
+                    t.details.clone(),
+                )
+                .map(drop)
+            }
+        }
+    }
+}
+
+/// A committed entry: its place in the log, who caused it, and what it does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Position in the log, equal to its Merkle leaf index. Starts at 0.
+    pub seq: u64,
+    /// A UUID v7 naming this entry.
+    pub id: Uuid,
+    /// Server time of recording, in whole microseconds, never decreasing along the log.
+    pub recorded: DateTime<Utc>,
+    /// The partner, administrator or member that caused the entry.
+    pub actor: Uuid,
+    /// The actor's idempotency key for the request that made this entry.
+    pub key: IdempotencyKey,
+    /// This entry's index among the entries of its request (0 for a single-entry request).
+    pub part: u32,
+    pub body: EntryBody,
+}
+
+/// The flat JSON shape of an entry. Field order here is the canonical key order.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    seq: u64,
+    id: Uuid,
+    kind: EntryKind,
+    recorded: String,
+    actor: Uuid,
+    key: IdempotencyKey,
+    part: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<AccountId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_kind: Option<AccountKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debit: Option<AccountId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit: Option<AccountId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minutes: Option<Minutes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effective: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reverses: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adults: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    children: Option<u32>,
+}
+
+/// Formats a recorded time canonically: UTC, microseconds, `Z`.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Truncates a time to whole microseconds, the precision of `recorded`.
+pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+impl Entry {
+    /// The canonical bytes of this entry (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut r = Record {
+            seq: self.seq,
+            id: self.id,
+            kind: self.body.kind(),
+            recorded: format_time(&self.recorded),
+            actor: self.actor,
+            key: self.key.clone(),
+            part: self.part,
+            account: None,
+            account_kind: None,
+            owner: None,
+            debit: None,
+            credit: None,
+            minutes: None,
+            effective: None,
+            reverses: None,
+            activity: None,
+            reference: None,
+            adults: None,
+            children: None,
+        };
+        match &self.body {
+            EntryBody::Open {
+                account,
+                account_kind,
+                owner,
+            } => {
+                r.account = Some(*account);
+                r.account_kind = Some(*account_kind);
+                r.owner = *owner;
+            }
+            EntryBody::Close { account } => r.account = Some(*account),
+            EntryBody::Move(m) => {
+                r.debit = Some(m.debit);
+                r.credit = Some(m.credit);
+                r.minutes = Some(m.minutes);
+                r.effective = Some(m.effective);
+                r.reverses = m.reverses;
+                r.activity = m.details.activity.as_ref().map(|t| t.0.clone());
+                r.reference = m.details.reference.as_ref().map(|t| t.0.clone());
+                r.adults = m.details.adults;
+                r.children = m.details.children;
+            }
+        }
+        // Serializing a struct of plain fields into a Vec cannot fail.
+        serde_json::to_vec(&r).expect("entry serializes")
+    }
+
+    /// Parses canonical entry bytes strictly: unknown, missing, misplaced or duplicated fields,
+    /// invalid values and non-canonical spelling are all refused.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        let r: Record =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+        let entry = Entry::from_record(r)?;
+        let canonical = entry.encode();
+        if canonical != bytes {
+            return Err(DecodeError::NotCanonical {
+                expected: String::from_utf8_lossy(&canonical).into_owned(),
+            });
+        }
+        Ok(entry)
+    }
+
+    fn from_record(r: Record) -> Result<Entry, DecodeError> {
+        let kind = r.kind;
+        let missing = |field| DecodeError::Missing { kind, field };
+        let unexpected = |field| DecodeError::Unexpected { kind, field };
+        let recorded = DateTime::parse_from_rfc3339(&r.recorded)
+            .map_err(|e| DecodeError::BadTime(e.to_string()))?
+            .with_timezone(&Utc);
+        let movement_fields = [
+            ("debit", r.debit.is_some()),
+            ("credit", r.credit.is_some()),
+            ("minutes", r.minutes.is_some()),
+            ("effective", r.effective.is_some()),
+            ("reverses", r.reverses.is_some()),
+            ("activity", r.activity.is_some()),
+            ("reference", r.reference.is_some()),
+            ("adults", r.adults.is_some()),
+            ("children", r.children.is_some()),
+        ];
+        let body = match kind.movement() {
+            None => {
+                if let Some((field, _)) = movement_fields.iter().find(|(_, present)| *present) {
+                    return Err(unexpected(field));
+                }
+                let account = r.account.ok_or_else(|| missing("account"))?;
+                if kind == EntryKind::Open {
+                    let account_kind = r.account_kind.ok_or_else(|| missing("account_kind"))?;
+                    if account_kind.has_owner() != r.owner.is_some() {
+                        return Err(ValidationError::BadOwner(account_kind).into());
+                    }
+                    EntryBody::Open {
+                        account,
+                        account_kind,
+                        owner: r.owner,
+                    }
+                } else {
+                    if r.account_kind.is_some() {
+                        return Err(unexpected("account_kind"));
+                    }
+                    if r.owner.is_some() {
+                        return Err(unexpected("owner"));
+                    }
+                    EntryBody::Close { account }
+                }
+            }
+            Some(mk) => {
+                for (field, present) in [
+                    ("account", r.account.is_some()),
+                    ("account_kind", r.account_kind.is_some()),
+                    ("owner", r.owner.is_some()),
+                ] {
+                    if present {
+                        return Err(unexpected(field));
+                    }
+                }
+                let details = Details {
+                    activity: r
+                        .activity
+                        .map(|t| ShortText::new("activity", t))
+                        .transpose()?,
+                    reference: r
+                        .reference
+                        .map(|t| ShortText::new("reference", t))
+                        .transpose()?,
+                    adults: r.adults,
+                    children: r.children,
+                };
+                EntryBody::Move(Movement::new(
+                    mk,
+                    r.debit.ok_or_else(|| missing("debit"))?,
+                    r.credit.ok_or_else(|| missing("credit"))?,
+                    r.minutes.ok_or_else(|| missing("minutes"))?,
+                    r.effective.ok_or_else(|| missing("effective"))?,
+                    r.reverses,
+                    details,
+                )?)
+            }
+        };
+        Ok(Entry {
+            seq: r.seq,
+            id: r.id,
+            recorded,
+            actor: r.actor,
+            key: r.key,
+            part: r.part,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn time() -> DateTime<Utc> {
+        "2026-11-23T09:30:00.123456Z".parse().unwrap()
+    }
+
+    pub fn text(s: &str) -> ShortText {
+        ShortText::new("test", s).unwrap()
+    }
+
+    fn earn_entry() -> Entry {
+        let debit = AccountId(Uuid::parse_str("019ab000-0000-7000-8000-000000000001").unwrap());
+        let credit = AccountId(Uuid::parse_str("019ab000-0000-7000-8000-000000000002").unwrap());
+        let details = Details {
+            activity: Some(text("Lunch club \"kitchen\"")),
+            reference: Some(text("R-42")),
+            ..Details::default()
+        };
+        Entry {
+            seq: 7,
+            id: Uuid::parse_str("019ab000-0000-7000-8000-0000000000ff").unwrap(),
+            recorded: time(),
+            actor: Uuid::parse_str("019ab000-0000-7000-8000-0000000000aa").unwrap(),
+            key: IdempotencyKey::new("k-1").unwrap(),
+            part: 0,
+            body: EntryBody::Move(
+                Movement::new(
+                    MovementKind::Earn,
+                    debit,
+                    credit,
+                    Minutes::new(90).unwrap(),
+                    day("2026-11-20"),
+                    None,
+                    details,
+                )
+                .unwrap(),
+            ),
+        }
+    }
+
+    #[test]
+    fn encoding_is_the_documented_compact_json() {
+        let bytes = earn_entry().encode();
+        let expected = concat!(
+            r#"{"seq":7,"id":"019ab000-0000-7000-8000-0000000000ff","kind":"earn","#,
+            r#""recorded":"2026-11-23T09:30:00.123456Z","actor":"019ab000-0000-7000-8000-0000000000aa","#,
+            r#""key":"k-1","part":0,"debit":"019ab000-0000-7000-8000-000000000001","#,
+            r#""credit":"019ab000-0000-7000-8000-000000000002","minutes":90,"effective":"2026-11-20","#,
+            r#""activity":"Lunch club \"kitchen\"","reference":"R-42"}"#
+        );
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn decode_round_trips() {
+        let e = earn_entry();
+        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+    }
+
+    /// A named edit of an encoded entry's text.
+    type Edit = (&'static str, Box<dyn Fn(&str) -> String>);
+
+    fn reencoded(edit: impl Fn(&str) -> String) -> Result<Entry, DecodeError> {
+        let s = String::from_utf8(earn_entry().encode()).unwrap();
+        Entry::decode(edit(&s).as_bytes())
+    }
+
+    #[test]
+    fn non_canonical_spellings_are_refused() {
+        let cases: Vec<Edit> = vec![
+            ("space", Box::new(|s| s.replacen(",", ", ", 1))),
+            (
+                "uppercase uuid",
+                Box::new(|s| s.replace("0000000000ff", "0000000000FF")),
+            ),
+            ("millis", Box::new(|s| s.replace(".123456Z", ".123Z"))),
+            (
+                "offset",
+                Box::new(|s| s.replace(".123456Z", ".123456+00:00")),
+            ),
+            (
+                "reordered",
+                Box::new(|s| s.replace(r#""key":"k-1","part":0"#, r#""part":0,"key":"k-1""#)),
+            ),
+            (
+                "null",
+                Box::new(|s| s.replace(r#""part":0"#, r#""part":0,"owner":null"#)),
+            ),
+            ("escaped", Box::new(|s| s.replace("R-42", "R\\u002d42"))),
+        ];
+        for (name, edit) in cases {
+            let result = reencoded(edit);
+            assert!(
+                matches!(result, Err(DecodeError::NotCanonical { .. })),
+                "{name}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_shapes_are_refused() {
+        let cases: Vec<Edit> = vec![
+            (
+                "unknown field",
+                Box::new(|s| s.replace(r#""part":0"#, r#""part":0,"x":1"#)),
+            ),
+            (
+                "duplicate field",
+                Box::new(|s| s.replace(r#""part":0"#, r#""part":0,"part":0"#)),
+            ),
+            (
+                "zero",
+                Box::new(|s| s.replace(r#""minutes":90"#, r#""minutes":0"#)),
+            ),
+            (
+                "float",
+                Box::new(|s| s.replace(r#""minutes":90"#, r#""minutes":90.0"#)),
+            ),
+            (
+                "negative",
+                Box::new(|s| s.replace(r#""minutes":90"#, r#""minutes":-90"#)),
+            ),
+            (
+                "no activity",
+                Box::new(|s| s.replace(r#""activity":"Lunch club \"kitchen\"","#, "")),
+            ),
+            (
+                "account on movement",
+                Box::new(|s| {
+                    s.replace(
+                        r#""part":0"#,
+                        r#""part":0,"account":"019ab000-0000-7000-8000-000000000001""#,
+                    )
+                }),
+            ),
+            (
+                "adults on earn",
+                Box::new(|s| s.replace(r#""R-42""#, r#""R-42","adults":1"#)),
+            ),
+            (
+                "bad kind",
+                Box::new(|s| s.replace(r#""earn""#, r#""steal""#)),
+            ),
+            ("not json", Box::new(|s| s[..s.len() - 1].to_string())),
+            ("empty key", Box::new(|s| s.replace(r#""k-1""#, r#""""#))),
+            ("control char", Box::new(|s| s.replace("R-42", "R\\n42"))),
+        ];
+        for (name, edit) in cases {
+            let result = reencoded(edit);
+            assert!(
+                result.is_err() && !matches!(result, Err(DecodeError::NotCanonical { .. })),
+                "{name}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn movement_fields_must_fit_the_kind() {
+        let (a, b) = (AccountId::new(), AccountId::new());
+        let m = Minutes::new(60).unwrap();
+        let d = day("2026-01-01");
+        let none = Details::default();
+        assert_eq!(
+            Movement::new(MovementKind::Gift, a, a, m, d, None, none.clone()),
+            Err(ValidationError::SameAccount)
+        );
+        assert!(matches!(
+            Movement::new(MovementKind::Reverse, a, b, m, d, None, none.clone()),
+            Err(ValidationError::MissingField {
+                field: "reverses",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Movement::new(MovementKind::Gift, a, b, m, d, Some(1), none.clone()),
+            Err(ValidationError::UnexpectedField {
+                field: "reverses",
+                ..
+            })
+        ));
+        let party = |adults, children| Details {
+            activity: Some(text("swim")),
+            adults: Some(adults),
+            children: Some(children),
+            ..Details::default()
+        };
+        assert_eq!(
+            Movement::new(MovementKind::Spend, a, b, m, d, None, party(0, 0)),
+            Err(ValidationError::EmptyParty)
+        );
+        assert!(Movement::new(MovementKind::Spend, a, b, m, d, None, party(1, 2)).is_ok());
+        assert!(matches!(
+            Movement::new(MovementKind::Gift, a, b, m, d, None, party(1, 0)),
+            Err(ValidationError::UnexpectedField { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_and_texts_are_bounded() {
+        assert!(IdempotencyKey::new("a".repeat(255)).is_ok());
+        assert!(IdempotencyKey::new("a".repeat(256)).is_err());
+        assert!(IdempotencyKey::new("has space").is_err());
+        assert!(IdempotencyKey::new("").is_err());
+        assert!(ShortText::new("f", "é".repeat(100)).is_ok());
+        assert!(ShortText::new("f", "é".repeat(101)).is_err());
+        assert!(ShortText::new("f", "tab\there").is_err());
+    }
+
+    #[test]
+    fn open_entries_need_an_owner_only_for_partner_accounts() {
+        assert!(Intent::Open {
+            account_kind: AccountKind::Budget,
+            owner: None
+        }
+        .validate()
+        .is_err());
+        assert!(Intent::Open {
+            account_kind: AccountKind::Member,
+            owner: Some(Uuid::nil())
+        }
+        .validate()
+        .is_err());
+        assert!(Intent::Open {
+            account_kind: AccountKind::Venue,
+            owner: Some(Uuid::nil())
+        }
+        .validate()
+        .is_ok());
+    }
+
+    #[test]
+    fn a_body_fulfils_its_own_intent_only() {
+        let e = earn_entry();
+        let EntryBody::Move(m) = &e.body else {
+            unreachable!()
+        };
+        let t = Transfer {
+            kind: m.kind,
+            debit: m.debit,
+            credit: m.credit,
+            minutes: m.minutes,
+            effective: None,
+            details: m.details.clone(),
+        };
+        // Without an explicit date the recording day is used.
+        assert!(e
+            .body
+            .fulfils(&Intent::Transfer(t.clone()), day("2026-11-20")));
+        assert!(!e
+            .body
+            .fulfils(&Intent::Transfer(t.clone()), day("2026-11-21")));
+        let other = Transfer {
+            minutes: Minutes::new(91).unwrap(),
+            ..t
+        };
+        assert!(!e.body.fulfils(&Intent::Transfer(other), day("2026-11-20")));
+    }
+
+    proptest! {
+        #[test]
+        fn any_valid_gift_round_trips(
+            seq in any::<u64>(),
+            minutes in 1..=Minutes::MAX,
+            micros in 0i64..4_000_000_000_000_000,
+            key in "[!-~]{1,40}",
+            reference in proptest::option::of("[^\\p{Cc}]{1,50}"),
+            part in any::<u32>(),
+        ) {
+            let entry = Entry {
+                seq,
+                id: Uuid::now_v7(),
+                recorded: DateTime::from_timestamp_micros(micros).unwrap(),
+                actor: Uuid::now_v7(),
+                key: IdempotencyKey::new(key).unwrap(),
+                part,
+                body: EntryBody::Move(Movement::new(
+                    MovementKind::Gift,
+                    AccountId::new(),
+                    AccountId::new(),
+                    Minutes::new(minutes).unwrap(),
+                    day("2026-02-28"),
+                    None,
+                    Details { reference: reference.map(|r| ShortText::new("reference", r).unwrap()), ..Details::default() },
+                ).unwrap()),
+            };
+            let bytes = entry.encode();
+            prop_assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The rules every entry obeys, as pure functions of the state it touches.
+//!
+//! The ledger calls [`apply`] before committing an entry; the auditor's verifier calls it again
+//! for every entry of an export. The caller looks up the accounts the entry touches (and, for a
+//! reversal, the original movement), and gets back their new states or the rule the entry breaks.
+//! Nothing here reads storage, so the rules can be tested exhaustively and replayed anywhere.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::amount::{Balance, Minutes};
+use crate::entry::{AccountId, AccountKind, Entry, EntryBody, Movement, MovementKind};
+
+/// Whether an account takes movements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Open,
+    Closed,
+}
+
+/// The current state of one account, derived from the entries that touched it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccountState {
+    pub id: AccountId,
+    pub kind: AccountKind,
+    /// The partner a budget or venue account belongs to.
+    pub owner: Option<uuid::Uuid>,
+    pub status: AccountStatus,
+    /// Balance in minutes. Negative only for the programme account.
+    pub balance: Balance,
+    /// Sequence number of the entry that opened the account.
+    pub opened: u64,
+}
+
+impl AccountState {
+    /// The lowest balance the rules allow: none for the programme, zero for everyone else.
+    pub fn floor(&self) -> Option<Balance> {
+        match self.kind {
+            AccountKind::Programme => None,
+            _ => Some(0),
+        }
+    }
+}
+
+/// What a reversal needs to know about the movement it reverses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Original {
+    pub seq: u64,
+    /// `None` if the entry at `seq` is not a movement (an open or close).
+    pub movement: Option<Movement>,
+    /// The sequence number of its reversal, if it was already reversed.
+    pub reversed_by: Option<u64>,
+}
+
+/// A rule an entry breaks. Each is a refusal the client can understand and act on.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum RuleViolation {
+    #[error("account {0} does not exist")]
+    UnknownAccount(AccountId),
+    #[error("account {0} is closed")]
+    AccountClosed(AccountId),
+    #[error("account {0} already exists")]
+    AccountExists(AccountId),
+    #[error(
+        "account {account} is a {found} account; a {movement} needs a {expected} account here"
+    )]
+    WrongAccountKind {
+        account: AccountId,
+        movement: MovementKind,
+        expected: AccountKind,
+        found: AccountKind,
+    },
+    #[error("account {account} holds {balance} minutes; {needed} are needed")]
+    InsufficientCredits {
+        account: AccountId,
+        balance: Balance,
+        needed: u64,
+    },
+    #[error(
+        "account {account} still holds {balance} minutes; only an empty account can be closed"
+    )]
+    AccountNotEmpty {
+        account: AccountId,
+        balance: Balance,
+    },
+    #[error("the programme account cannot be closed")]
+    ProgrammeClosed,
+    #[error("the first entry must open the programme account, and only it may")]
+    Genesis,
+    #[error("entry {0} does not exist")]
+    UnknownEntry(u64),
+    #[error("entry {0} is not a movement that can be reversed")]
+    NotReversible(u64),
+    #[error("entry {seq} was already reversed by entry {by}")]
+    AlreadyReversed { seq: u64, by: u64 },
+    #[error("the reversal does not mirror entry {0} (accounts swapped, same amount)")]
+    ReversalMismatch(u64),
+    #[error("effective date {effective} is after the recording day {recorded}")]
+    EffectiveInFuture {
+        effective: NaiveDate,
+        recorded: NaiveDate,
+    },
+    #[error("the balance of account {0} would overflow")]
+    Overflow(AccountId),
+}
+
+/// The day an effective date may be at most: the recording day plus one, so that a partner a few
+/// time zones east of UTC can record time given "today".
+pub fn latest_effective_day(recorded: &DateTime<Utc>) -> NaiveDate {
+    let day = recorded.date_naive();
+    day.checked_add_days(Days::new(1)).unwrap_or(day)
+}
+
+/// The new state of the accounts an entry touches, in the order of [`EntryBody::accounts`].
+pub type Changes = Vec<AccountState>;
+
+/// Checks `entry` against the current state of the accounts it touches and returns their new
+/// states.
+///
+/// `accounts` must hold the current state of each account in [`EntryBody::accounts`], in order
+/// (`None` for an account that does not exist). `original` must be given for a reversal.
+pub fn apply(
+    entry: &Entry,
+    accounts: &[Option<&AccountState>],
+    original: Option<&Original>,
+) -> Result<Changes, RuleViolation> {
+    let genesis = entry.seq == 0;
+    match &entry.body {
+        EntryBody::Open {
+            account,
+            account_kind,
+            owner,
+        } => {
+            if genesis != (*account_kind == AccountKind::Programme) {
+                return Err(RuleViolation::Genesis);
+            }
+            if accounts.first().copied().flatten().is_some() {
+                return Err(RuleViolation::AccountExists(*account));
+            }
+            Ok(vec![AccountState {
+                id: *account,
+                kind: *account_kind,
+                owner: *owner,
+                status: AccountStatus::Open,
+                balance: 0,
+                opened: entry.seq,
+            }])
+        }
+        _ if genesis => Err(RuleViolation::Genesis),
+        EntryBody::Close { account } => {
+            let state = open_account(*account, accounts.first().copied().flatten())?;
+            if state.kind == AccountKind::Programme {
+                return Err(RuleViolation::ProgrammeClosed);
+            }
+            if state.balance != 0 {
+                return Err(RuleViolation::AccountNotEmpty {
+                    account: *account,
+                    balance: state.balance,
+                });
+            }
+            Ok(vec![AccountState {
+                status: AccountStatus::Closed,
+                ..state.clone()
+            }])
+        }
+        EntryBody::Move(m) => {
+            let latest = latest_effective_day(&entry.recorded);
+            if m.effective > latest {
+                return Err(RuleViolation::EffectiveInFuture {
+                    effective: m.effective,
+                    recorded: entry.recorded.date_naive(),
+                });
+            }
+            let debit = open_account(m.debit, accounts.first().copied().flatten())?;
+            let credit = open_account(m.credit, accounts.get(1).copied().flatten())?;
+            match m.kind.route() {
+                Some((from, to)) => {
+                    expect_kind(debit, m.kind, from)?;
+                    expect_kind(credit, m.kind, to)?;
+                }
+                None => check_reversal(m, original)?,
+            }
+            let debit = move_balance(debit, -m.minutes.as_balance(), m.minutes)?;
+            let credit = move_balance(credit, m.minutes.as_balance(), m.minutes)?;
+            Ok(vec![debit, credit])
+        }
+    }
+}
+
+fn open_account(
+    id: AccountId,
+    state: Option<&AccountState>,
+) -> Result<&AccountState, RuleViolation> {
+    let state = state.ok_or(RuleViolation::UnknownAccount(id))?;
+    debug_assert_eq!(state.id, id, "caller passed the wrong account");
+    if state.status == AccountStatus::Closed {
+        return Err(RuleViolation::AccountClosed(id));
+    }
+    Ok(state)
+}
+
+fn expect_kind(
+    state: &AccountState,
+    movement: MovementKind,
+    expected: AccountKind,
+) -> Result<(), RuleViolation> {
+    if state.kind != expected {
+        return Err(RuleViolation::WrongAccountKind {
+            account: state.id,
+            movement,
+            expected,
+            found: state.kind,
+        });
+    }
+    Ok(())
+}
+
+fn check_reversal(m: &Movement, original: Option<&Original>) -> Result<(), RuleViolation> {
+    let seq = m.reverses.expect("a reverse movement names its original");
+    let original = match original {
+        Some(o) if o.seq == seq => o,
+        _ => return Err(RuleViolation::UnknownEntry(seq)),
+    };
+    let orig = match &original.movement {
+        Some(o) if o.kind != MovementKind::Reverse => o,
+        _ => return Err(RuleViolation::NotReversible(seq)),
+    };
+    if let Some(by) = original.reversed_by {
+        return Err(RuleViolation::AlreadyReversed { seq, by });
+    }
+    if m.debit != orig.credit || m.credit != orig.debit || m.minutes != orig.minutes {
+        return Err(RuleViolation::ReversalMismatch(seq));
+    }
+    Ok(())
+}
+
+fn move_balance(
+    state: &AccountState,
+    delta: Balance,
+    minutes: Minutes,
+) -> Result<AccountState, RuleViolation> {
+    let balance = state
+        .balance
+        .checked_add(delta)
+        .ok_or(RuleViolation::Overflow(state.id))?;
+    if let Some(floor) = state.floor() {
+        if balance < floor {
+            return Err(RuleViolation::InsufficientCredits {
+                account: state.id,
+                balance: state.balance,
+                needed: minutes.get(),
+            });
+        }
+    }
+    Ok(AccountState {
+        balance,
+        ..state.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::tests::{day, text};
+    use crate::entry::{Details, IdempotencyKey};
+    use uuid::Uuid;
+
+    fn entry(seq: u64, body: EntryBody) -> Entry {
+        Entry {
+            seq,
+            id: Uuid::now_v7(),
+            recorded: "2026-11-23T10:00:00Z".parse().unwrap(),
+            actor: Uuid::nil(),
+            key: IdempotencyKey::new(format!("k{seq}")).unwrap(),
+            part: 0,
+            body,
+        }
+    }
+
+    fn account(kind: AccountKind, balance: Balance) -> AccountState {
+        AccountState {
+            id: AccountId::new(),
+            kind,
+            owner: kind.has_owner().then(Uuid::now_v7),
+            status: AccountStatus::Open,
+            balance,
+            opened: 0,
+        }
+    }
+
+    fn movement(
+        kind: MovementKind,
+        from: &AccountState,
+        to: &AccountState,
+        minutes: u64,
+    ) -> Movement {
+        let details = match kind {
+            MovementKind::Earn => Details {
+                activity: Some(text("garden")),
+                ..Details::default()
+            },
+            MovementKind::Spend => Details {
+                activity: Some(text("swim")),
+                adults: Some(1),
+                children: Some(0),
+                ..Details::default()
+            },
+            _ => Details::default(),
+        };
+        Movement::new(
+            kind,
+            from.id,
+            to.id,
+            Minutes::new(minutes).unwrap(),
+            day("2026-11-23"),
+            None,
+            details,
+        )
+        .unwrap()
+    }
+
+    fn apply_move(
+        m: Movement,
+        from: &AccountState,
+        to: &AccountState,
+    ) -> Result<Changes, RuleViolation> {
+        apply(&entry(5, EntryBody::Move(m)), &[Some(from), Some(to)], None)
+    }
+
+    #[test]
+    fn each_movement_kind_goes_between_the_right_kinds() {
+        use AccountKind::*;
+        use MovementKind::*;
+        let kinds = [Programme, Budget, Venue, Member];
+        for mk in [Allocate, Earn, Spend, Gift, Retire] {
+            let (from_kind, to_kind) = mk.route().unwrap();
+            for &fk in &kinds {
+                for &tk in &kinds {
+                    let from = account(fk, if fk == Programme { 0 } else { 600 });
+                    let to = account(tk, 0);
+                    let result = apply_move(movement(mk, &from, &to, 60), &from, &to);
+                    let allowed = fk == from_kind && tk == to_kind;
+                    assert_eq!(result.is_ok(), allowed, "{mk} {fk}->{tk}: {result:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_movement_moves_exactly_its_amount() {
+        let budget = account(AccountKind::Budget, 600);
+        let member = account(AccountKind::Member, 0);
+        let changes = apply_move(
+            movement(MovementKind::Earn, &budget, &member, 90),
+            &budget,
+            &member,
+        )
+        .unwrap();
+        assert_eq!((changes[0].balance, changes[1].balance), (510, 90));
+        assert_eq!(
+            changes[0].balance + changes[1].balance,
+            budget.balance + member.balance
+        );
+    }
+
+    #[test]
+    fn only_the_programme_goes_below_zero() {
+        let programme = account(AccountKind::Programme, -100);
+        let budget = account(AccountKind::Budget, 0);
+        let changes = apply_move(
+            movement(MovementKind::Allocate, &programme, &budget, 60),
+            &programme,
+            &budget,
+        )
+        .unwrap();
+        assert_eq!(changes[0].balance, -160);
+
+        let member = account(AccountKind::Member, 59);
+        let venue = account(AccountKind::Venue, 0);
+        assert_eq!(
+            apply_move(
+                movement(MovementKind::Spend, &member, &venue, 60),
+                &member,
+                &venue
+            ),
+            Err(RuleViolation::InsufficientCredits {
+                account: member.id,
+                balance: 59,
+                needed: 60
+            })
+        );
+        let exactly = account(AccountKind::Member, 60);
+        assert!(apply_move(
+            movement(MovementKind::Spend, &exactly, &venue, 60),
+            &exactly,
+            &venue
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn closed_and_unknown_accounts_take_no_movement() {
+        let a = account(AccountKind::Member, 600);
+        let mut b = account(AccountKind::Member, 0);
+        b.status = AccountStatus::Closed;
+        let m = movement(MovementKind::Gift, &a, &b, 60);
+        assert_eq!(
+            apply_move(m.clone(), &a, &b),
+            Err(RuleViolation::AccountClosed(b.id))
+        );
+        assert_eq!(
+            apply(&entry(3, EntryBody::Move(m)), &[Some(&a), None], None),
+            Err(RuleViolation::UnknownAccount(b.id))
+        );
+    }
+
+    #[test]
+    fn reversals_mirror_once_and_respect_floors() {
+        let budget = account(AccountKind::Budget, 540);
+        let member = account(AccountKind::Member, 60);
+        let earn = movement(MovementKind::Earn, &budget, &member, 60);
+        let rev = Movement::reversal_of(&earn, 4, day("2026-11-23"), None);
+        let original = |reversed_by| Original {
+            seq: 4,
+            movement: Some(earn.clone()),
+            reversed_by,
+        };
+        let reverse = |o: Option<&Original>, from: &AccountState, to: &AccountState| {
+            apply(
+                &entry(9, EntryBody::Move(rev.clone())),
+                &[Some(from), Some(to)],
+                o,
+            )
+        };
+        let changes = reverse(Some(&original(None)), &member, &budget).unwrap();
+        assert_eq!((changes[0].balance, changes[1].balance), (0, 600));
+        assert_eq!(
+            reverse(Some(&original(Some(8))), &member, &budget),
+            Err(RuleViolation::AlreadyReversed { seq: 4, by: 8 })
+        );
+        assert_eq!(
+            reverse(None, &member, &budget),
+            Err(RuleViolation::UnknownEntry(4))
+        );
+        let spent = AccountState {
+            balance: 30,
+            ..member.clone()
+        };
+        assert!(matches!(
+            reverse(Some(&original(None)), &spent, &budget),
+            Err(RuleViolation::InsufficientCredits { .. })
+        ));
+        // A reversal of a reversal is refused.
+        let of_reversal = Original {
+            seq: 4,
+            movement: Some(rev.clone()),
+            reversed_by: None,
+        };
+        assert_eq!(
+            reverse(Some(&of_reversal), &member, &budget),
+            Err(RuleViolation::NotReversible(4))
+        );
+        // An open entry is not reversible.
+        let of_open = Original {
+            seq: 4,
+            movement: None,
+            reversed_by: None,
+        };
+        assert_eq!(
+            reverse(Some(&of_open), &member, &budget),
+            Err(RuleViolation::NotReversible(4))
+        );
+        // A forged reversal that does not mirror the original is caught.
+        let mut forged = rev.clone();
+        forged.minutes = Minutes::new(30).unwrap();
+        assert_eq!(
+            apply(
+                &entry(9, EntryBody::Move(forged)),
+                &[Some(&member), Some(&budget)],
+                Some(&original(None))
+            ),
+            Err(RuleViolation::ReversalMismatch(4))
+        );
+    }
+
+    #[test]
+    fn genesis_opens_the_programme_and_nothing_else_does() {
+        let open = |kind: AccountKind| EntryBody::Open {
+            account: AccountId::new(),
+            account_kind: kind,
+            owner: kind.has_owner().then(Uuid::now_v7),
+        };
+        assert!(apply(&entry(0, open(AccountKind::Programme)), &[None], None).is_ok());
+        assert_eq!(
+            apply(&entry(0, open(AccountKind::Member)), &[None], None),
+            Err(RuleViolation::Genesis)
+        );
+        assert_eq!(
+            apply(&entry(1, open(AccountKind::Programme)), &[None], None),
+            Err(RuleViolation::Genesis)
+        );
+        let existing = account(AccountKind::Member, 0);
+        let again = EntryBody::Open {
+            account: existing.id,
+            account_kind: AccountKind::Member,
+            owner: None,
+        };
+        assert_eq!(
+            apply(&entry(2, again), &[Some(&existing)], None),
+            Err(RuleViolation::AccountExists(existing.id))
+        );
+    }
+
+    #[test]
+    fn only_empty_non_programme_accounts_close() {
+        let close = |a: &AccountState| {
+            apply(
+                &entry(3, EntryBody::Close { account: a.id }),
+                &[Some(a)],
+                None,
+            )
+        };
+        let full = account(AccountKind::Member, 1);
+        assert!(matches!(
+            close(&full),
+            Err(RuleViolation::AccountNotEmpty { .. })
+        ));
+        let empty = account(AccountKind::Member, 0);
+        assert_eq!(close(&empty).unwrap()[0].status, AccountStatus::Closed);
+        assert_eq!(
+            close(&account(AccountKind::Programme, 0)),
+            Err(RuleViolation::ProgrammeClosed)
+        );
+    }
+
+    #[test]
+    fn effective_dates_may_not_be_in_the_future() {
+        let budget = account(AccountKind::Budget, 600);
+        let member = account(AccountKind::Member, 0);
+        let mut m = movement(MovementKind::Earn, &budget, &member, 60);
+        m.effective = day("2026-11-24");
+        assert!(
+            apply_move(m.clone(), &budget, &member).is_ok(),
+            "one day ahead is allowed"
+        );
+        m.effective = day("2026-11-25");
+        assert!(matches!(
+            apply_move(m, &budget, &member),
+            Err(RuleViolation::EffectiveInFuture { .. })
+        ));
+    }
+}
