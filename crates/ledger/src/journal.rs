@@ -1,0 +1,320 @@
+//! The journal: an append-only file of checksummed entry records, the ledger's source of truth.
+//!
+//! A batch of entries is acknowledged only after its records are written here and the file is
+//! `fdatasync`ed. Everything else on disk (the sled state) is derived from the journal and can be
+//! rebuilt from it.
+//!
+//! # Format
+//!
+//! The file is a sequence of records, one per entry, in sequence-number order, with no header:
+//!
+//! ```text
+//! record = length:u32 LE | crc32c(payload):u32 LE | payload (length bytes: canonical entry JSON)
+//! ```
+//!
+//! A crash can leave a torn tail: a record cut short, or a length and payload that do not match
+//! the checksum (the file grew but its last blocks never reached the disk). Such a tail was never
+//! acknowledged, because acknowledgement waits for the sync, so [`Journal::open`] truncates it. A
+//! bad record *before* the position the state says is applied is not a torn tail: it is corruption,
+//! and opening fails rather than guessing.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Bytes before each payload: length and checksum.
+pub const HEADER_LEN: u64 = 8;
+
+/// The largest payload accepted. Entries are far smaller (a few hundred bytes); the bound keeps a
+/// corrupted length from asking for gigabytes.
+pub const MAX_RECORD_LEN: u32 = 64 * 1024;
+
+/// Where a record sits in the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordPos {
+    /// Offset of the record's header.
+    pub offset: u64,
+    /// Payload length.
+    pub len: u32,
+}
+
+impl RecordPos {
+    /// Offset just past this record.
+    pub fn end(&self) -> u64 {
+        self.offset + HEADER_LEN + u64::from(self.len)
+    }
+}
+
+/// Errors reading or writing the journal.
+#[derive(thiserror::Error, Debug)]
+pub enum JournalError {
+    #[error("journal I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("journal is corrupt at offset {offset}: {reason}")]
+    Corrupt { offset: u64, reason: String },
+}
+
+/// A record read back from the journal: where it lies and its payload.
+pub type JournalRecord = (RecordPos, Vec<u8>);
+
+/// The append side of the journal, owned by the single writer, and a shared read side.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    /// Length of the valid, written part of the file: where the next record goes.
+    len: u64,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal, scans the records after `applied_end` (the end of the last
+    /// record the state has applied), truncates a torn tail and returns the records found there.
+    ///
+    /// The part before `applied_end` is trusted (it was checked when it was written and the state
+    /// points into it) and is not read, so opening is fast whatever the journal's size.
+    pub fn open(
+        path: &Path,
+        applied_end: u64,
+    ) -> Result<(Journal, Vec<JournalRecord>), JournalError> {
+        let created = !path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
+        if created {
+            // Make the new file's directory entry durable too, or a crash could lose the file.
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        let file_len = file.metadata()?.len();
+        if applied_end > file_len {
+            return Err(JournalError::Corrupt {
+                offset: file_len,
+                reason: format!(
+                    "the state has applied records up to offset {applied_end}, but the journal ends at {file_len}"
+                ),
+            });
+        }
+        let mut journal = Journal {
+            file,
+            len: applied_end,
+        };
+        let mut tail = Vec::new();
+        while let Some((pos, payload)) = journal.read_record(journal.len, file_len)? {
+            journal.len = pos.end();
+            tail.push((pos, payload));
+        }
+        if journal.len < file_len {
+            tracing::warn!(
+                torn_bytes = file_len - journal.len,
+                offset = journal.len,
+                "truncating a torn journal tail left by a crash (never acknowledged)"
+            );
+            journal.file.set_len(journal.len)?;
+            journal.file.sync_all()?;
+        }
+        Ok((journal, tail))
+    }
+
+    /// Reads the record at `offset`, or `None` if there is no complete valid record there before
+    /// `limit` (a torn tail or the end of the file).
+    fn read_record(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<(RecordPos, Vec<u8>)>, JournalError> {
+        if offset + HEADER_LEN > limit {
+            return Ok(None);
+        }
+        let mut header = [0u8; HEADER_LEN as usize];
+        self.file.read_exact_at(&mut header, offset)?;
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let pos = RecordPos { offset, len };
+        if len == 0 || len > MAX_RECORD_LEN || pos.end() > limit {
+            return Ok(None);
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut payload, offset + HEADER_LEN)?;
+        if crc32c::crc32c(&payload) != crc {
+            return Ok(None);
+        }
+        Ok(Some((pos, payload)))
+    }
+
+    /// Reads the payload of a record the state points to, checking its checksum.
+    pub fn read(&self, pos: RecordPos) -> Result<Vec<u8>, JournalError> {
+        read_payload(&self.file, pos)
+    }
+
+    /// A second handle on the file for concurrent readers.
+    pub fn reader(&self) -> Result<JournalReader, JournalError> {
+        Ok(JournalReader {
+            file: self.file.try_clone()?,
+        })
+    }
+
+    /// Appends records (not yet durable) and returns where each one went.
+    ///
+    /// On error the journal may hold a partial write past [`Journal::len`]; the caller must stop
+    /// writing (the ledger poisons its writer), and the next open truncates the torn tail.
+    pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Vec<RecordPos>, JournalError> {
+        let total: usize = payloads.iter().map(|p| p.len() + HEADER_LEN as usize).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(payloads.len());
+        let mut offset = self.len;
+        for payload in payloads {
+            let len = u32::try_from(payload.len())
+                .ok()
+                .filter(|&l| l > 0 && l <= MAX_RECORD_LEN)
+                .ok_or_else(|| JournalError::Corrupt {
+                    offset,
+                    reason: format!(
+                        "record of {} bytes is outside 1..={MAX_RECORD_LEN}",
+                        payload.len()
+                    ),
+                })?;
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+            buf.extend_from_slice(payload);
+            let pos = RecordPos { offset, len };
+            offset = pos.end();
+            positions.push(pos);
+        }
+        // One write call for the whole batch: the file is in append mode.
+        self.file.write_all(&buf)?;
+        self.len = offset;
+        Ok(positions)
+    }
+
+    /// Makes everything appended so far durable (`fdatasync`).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// The length of the valid part of the journal.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the journal holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A read-only handle on the journal, shared by readers. Positional reads need no locking.
+#[derive(Debug)]
+pub struct JournalReader {
+    file: File,
+}
+
+impl JournalReader {
+    /// Reads the payload of a committed record, checking its checksum.
+    pub fn read(&self, pos: RecordPos) -> Result<Vec<u8>, JournalError> {
+        read_payload(&self.file, pos)
+    }
+}
+
+fn read_payload(file: &File, pos: RecordPos) -> Result<Vec<u8>, JournalError> {
+    let mut buf = vec![0u8; HEADER_LEN as usize + pos.len as usize];
+    file.read_exact_at(&mut buf, pos.offset)?;
+    let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    let payload = buf.split_off(HEADER_LEN as usize);
+    if len != pos.len || crc32c::crc32c(&payload) != crc {
+        return Err(JournalError::Corrupt {
+            offset: pos.offset,
+            reason: "record does not match its length or checksum".into(),
+        });
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_path() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        (dir, path)
+    }
+
+    #[test]
+    fn records_round_trip_and_reopen_reads_only_the_unapplied_tail() {
+        let (_dir, path) = journal_path();
+        let (mut j, tail) = Journal::open(&path, 0).unwrap();
+        assert!(tail.is_empty());
+        let pos = j.append(&[b"one", b"two", b"three"]).unwrap();
+        j.sync().unwrap();
+        assert_eq!(j.read(pos[1]).unwrap(), b"two");
+        drop(j);
+        let (j, tail) = Journal::open(&path, pos[0].end()).unwrap();
+        let payloads: Vec<_> = tail.iter().map(|(_, p)| p.as_slice()).collect();
+        assert_eq!(payloads, vec![&b"two"[..], b"three"]);
+        assert_eq!(j.len(), pos[2].end());
+        assert_eq!(j.reader().unwrap().read(pos[2]).unwrap(), b"three");
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated() {
+        let (_dir, path) = journal_path();
+        let (mut j, _) = Journal::open(&path, 0).unwrap();
+        let pos = j.append(&[b"kept", b"torn"]).unwrap();
+        drop(j);
+        let full = std::fs::metadata(&path).unwrap().len();
+        for cut in [full - 1, full - 4, pos[1].offset + 3] {
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(cut).unwrap();
+            let (j, tail) = Journal::open(&path, 0).unwrap();
+            assert_eq!(tail.len(), 1, "cut at {cut}");
+            assert_eq!(j.len(), pos[0].end());
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), pos[0].end());
+        }
+    }
+
+    #[test]
+    fn a_zeroed_tail_is_truncated_and_appending_continues() {
+        let (_dir, path) = journal_path();
+        let (mut j, _) = Journal::open(&path, 0).unwrap();
+        let pos = j.append(&[b"kept"]).unwrap();
+        drop(j);
+        // The file grew but its new blocks were never written, as after a crash.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(pos[0].end() + 100).unwrap();
+        let (mut j, tail) = Journal::open(&path, 0).unwrap();
+        assert_eq!(tail.len(), 1);
+        let next = j.append(&[b"next"]).unwrap();
+        assert_eq!(next[0].offset, pos[0].end());
+        assert_eq!(j.read(next[0]).unwrap(), b"next");
+    }
+
+    #[test]
+    fn a_flipped_bit_is_detected_on_read() {
+        let (_dir, path) = journal_path();
+        let (mut j, _) = Journal::open(&path, 0).unwrap();
+        let pos = j.append(&[b"payload"]).unwrap();
+        drop(j);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"X", pos[0].offset + HEADER_LEN).unwrap();
+        let reader = Journal::open(&path, pos[0].end()).unwrap().0;
+        assert!(matches!(
+            reader.read(pos[0]),
+            Err(JournalError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn state_ahead_of_the_journal_is_corruption() {
+        let (_dir, path) = journal_path();
+        Journal::open(&path, 0).unwrap();
+        assert!(matches!(
+            Journal::open(&path, 10),
+            Err(JournalError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,542 @@
+//! The ledger handle: opening a data directory, submitting requests, reading state and proofs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crossbeam_channel::Sender;
+use timecredits_domain::{
+    AccountId, AccountState, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
+};
+use timecredits_tlog::checkpoint::{open_checkpoint, Checkpoint};
+use timecredits_tlog::merkle::{self, stored_hash_index, Frontier, Hash, HashReader};
+use timecredits_tlog::note::{NoteSigner, NoteVerifier};
+use uuid::Uuid;
+
+use crate::error::LedgerError;
+use crate::journal::{Journal, JournalReader};
+use crate::keys;
+use crate::pending::{read_entry, Pending};
+use crate::store::Store;
+use crate::writer::{self, Job, Writer};
+
+/// File names inside a data directory.
+pub mod layout {
+    /// The append-only journal of entry records.
+    pub const JOURNAL: &str = "journal";
+    /// The sled database of derived state.
+    pub const STATE: &str = "state";
+    /// The ed25519 signing key, PKCS#8 PEM, mode 0600.
+    pub const SIGNING_KEY: &str = "signing-key.pem";
+}
+
+/// Settings of a ledger.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    /// The checkpoint origin (and signing key name), e.g. `example.org/timecredits`. Fixed when
+    /// the data directory is created.
+    pub origin: String,
+    /// Memory sled may use for its cache, in bytes.
+    pub cache_bytes: u64,
+    /// The most requests one group commit takes from the queue.
+    pub max_batch: usize,
+    /// Requests that may wait in the queue before submitters block (back-pressure).
+    pub queue_capacity: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            origin: "localhost/timecredits".into(),
+            cache_bytes: 256 << 20,
+            max_batch: 1024,
+            queue_capacity: 16 * 1024,
+        }
+    }
+}
+
+/// One atomic request: its parts commit together or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The partner, administrator or member on whose behalf the request is made. Idempotency keys
+    /// are scoped to it.
+    pub actor: Uuid,
+    /// The client's idempotency key.
+    pub key: IdempotencyKey,
+    /// The parts, in order.
+    pub intents: Vec<Intent>,
+}
+
+impl Request {
+    /// A request of one part.
+    pub fn single(actor: Uuid, key: IdempotencyKey, intent: Intent) -> Self {
+        Request {
+            actor,
+            key,
+            intents: vec![intent],
+        }
+    }
+
+    /// Checks what can be checked without the ledger's state.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        if self.intents.is_empty() || self.intents.len() > Intent::MAX_PARTS {
+            return Err(timecredits_domain::ValidationError::BadPartCount.into());
+        }
+        for intent in &self.intents {
+            intent.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A checkpoint and its signed-note text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub checkpoint: Checkpoint,
+    /// The C2SP signed note: checkpoint text, blank line, signature line(s).
+    pub note: String,
+}
+
+/// The answer to a committed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The request's entries, one per part.
+    pub entries: Vec<Entry>,
+    /// A signed checkpoint whose tree includes every one of them.
+    pub checkpoint: SignedCheckpoint,
+    /// True when the request had been committed before and nothing new was written.
+    pub replayed: bool,
+}
+
+/// Which entries of an account's history to return.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    /// Continue below this sequence number (the cursor of the previous page).
+    pub before: Option<u64>,
+    /// Page size (1 to [`HistoryQuery::MAX_LIMIT`]).
+    pub limit: usize,
+    /// Only these kinds (all when empty).
+    pub kinds: Vec<EntryKind>,
+    /// Only entries on or after this day (effective date of movements).
+    pub from: Option<NaiveDate>,
+    /// Only entries on or before this day.
+    pub to: Option<NaiveDate>,
+}
+
+impl HistoryQuery {
+    /// The largest page.
+    pub const MAX_LIMIT: usize = 500;
+    /// The most index rows one page looks at, so a very selective filter cannot make one request
+    /// scan a whole history: the page then ends early with a cursor to continue from.
+    pub const MAX_SCAN: usize = 10_000;
+}
+
+/// One page of an account's history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<Entry>,
+    /// Where the next page starts, when there may be more.
+    pub next: Option<u64>,
+}
+
+struct Shared {
+    store: Store,
+    journal: JournalReader,
+    verifier: NoteVerifier,
+    origin: String,
+    programme: AccountId,
+}
+
+/// An open ledger. Dropping it stops the writer after the queued requests and flushes the state.
+pub struct Ledger {
+    shared: Arc<Shared>,
+    queue: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("origin", &self.shared.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir`, creating it (with a new signing key) if it does not exist.
+    ///
+    /// Opening replays only the journal records the state has not applied (at most about a second
+    /// of writes after a crash), so it is fast whatever the ledger's size. If the sled state cannot
+    /// be opened at all, it is moved aside and rebuilt from the journal.
+    pub fn open(dir: &Path, config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        std::fs::create_dir_all(dir)?;
+        let signer = NoteSigner::new(
+            &config.origin,
+            keys::load_or_create(&dir.join(layout::SIGNING_KEY))?,
+        )
+        .map_err(|e| {
+            LedgerError::Key(format!("origin {:?} cannot name a key: {e}", config.origin))
+        })?;
+        let store = open_or_rebuild_state(dir, config.cache_bytes)?;
+        match store.origin()? {
+            Some(stored) if stored != config.origin => {
+                return Err(LedgerError::OriginMismatch {
+                    stored,
+                    configured: config.origin,
+                })
+            }
+            Some(_) => {}
+            None => store.set_origin(&config.origin)?,
+        }
+        let (size, applied_end) = store.applied()?;
+        let (journal, tail) = Journal::open(&dir.join(layout::JOURNAL), applied_end)?;
+        let reader = journal.reader()?;
+        let mut frontier = Frontier::from_reader(size, &store)?;
+        let mut last_recorded = check_last_entry(&store, &reader, size, applied_end)?;
+        let replayed = replay(&store, &reader, &mut frontier, tail, &mut last_recorded)?;
+        if replayed > 0 {
+            tracing::info!(
+                entries = replayed,
+                "replayed journal records the state had not applied"
+            );
+        }
+        // Signing is deterministic: an unchanged tree gives the stored note back, and no write.
+        let checkpoint = writer::sign(&signer, &config.origin, &frontier)?;
+        if store.checkpoint()?.as_deref() != Some(checkpoint.note.as_str()) {
+            let mut batch = crate::store::StateBatch::default();
+            batch.put_checkpoint(&checkpoint.note);
+            store.commit(batch)?;
+        }
+        let shared_reader = journal.reader()?;
+        let mut writer = Writer {
+            store: store.clone(),
+            journal,
+            reader: Arc::new(reader),
+            frontier,
+            signer,
+            origin: config.origin.clone(),
+            last_recorded,
+            checkpoint,
+            max_batch: config.max_batch.max(1),
+            poisoned: None,
+        };
+        if writer.frontier.size() == 0 {
+            genesis(&mut writer)?;
+        }
+        let verifier = writer.signer.verifier();
+        let programme = match read_entry(
+            &writer.reader,
+            store.entry_pos(0)?.ok_or_else(|| missing(0))?,
+        )?
+        .body
+        {
+            EntryBody::Open { account, .. } => account,
+            _ => {
+                return Err(LedgerError::Corrupt(
+                    "entry 0 does not open the programme account".into(),
+                ))
+            }
+        };
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Ledger {
+            shared: Arc::new(Shared {
+                store,
+                journal: shared_reader,
+                verifier,
+                origin: config.origin,
+                programme,
+            }),
+            queue: Some(tx),
+            writer: Some(handle),
+        })
+    }
+
+    /// Submits a request and waits for it to be durable, applied and covered by a signed
+    /// checkpoint.
+    pub async fn submit(&self, request: Request) -> Result<Committed, LedgerError> {
+        self.enqueue(request)?.await.map_err(|_| stopped())?
+    }
+
+    /// [`Ledger::submit`] for callers outside an async runtime.
+    pub fn submit_blocking(&self, request: Request) -> Result<Committed, LedgerError> {
+        self.enqueue(request)?
+            .blocking_recv()
+            .map_err(|_| stopped())?
+    }
+
+    fn enqueue(
+        &self,
+        request: Request,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
+        request.validate()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        queue.send(Job { request, reply }).map_err(|_| stopped())?;
+        Ok(answer)
+    }
+
+    /// The programme's issuance account.
+    pub fn programme_account(&self) -> AccountId {
+        self.shared.programme
+    }
+
+    /// The checkpoint origin.
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
+    }
+
+    /// The C2SP verifier key of the signing key: `name+keyid+base64(0x01 || public key)`.
+    pub fn verifier_key(&self) -> String {
+        self.shared.verifier.to_vkey()
+    }
+
+    /// The number of committed entries.
+    pub fn size(&self) -> Result<u64, LedgerError> {
+        Ok(self.shared.store.applied()?.0)
+    }
+
+    /// An account's state (balance, kind, status). One keyed read.
+    pub fn account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
+        self.shared.store.account(id)
+    }
+
+    /// The committed entry at `seq`.
+    pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
+        match self.shared.store.entry_pos(seq)? {
+            Some(pos) => read_entry(&self.shared.journal, pos).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The exact canonical bytes of the committed entry at `seq`, as hashed into the log.
+    pub fn entry_bytes(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.shared.store.entry_pos(seq)? {
+            Some(pos) => Ok(Some(self.shared.journal.read(pos)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The committed entry with this id.
+    pub fn entry_by_id(&self, id: Uuid) -> Result<Option<Entry>, LedgerError> {
+        match self.shared.store.seq_of(id)? {
+            Some(seq) => self.entry(seq),
+            None => Ok(None),
+        }
+    }
+
+    /// The entry that reversed entry `seq`, if any.
+    pub fn reversed_by(&self, seq: u64) -> Result<Option<u64>, LedgerError> {
+        self.shared.store.reversed_by(seq)
+    }
+
+    /// A page of an account's history, newest first.
+    pub fn history(
+        &self,
+        account: AccountId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, LedgerError> {
+        let limit = query.limit.clamp(1, HistoryQuery::MAX_LIMIT);
+        let mut entries = Vec::with_capacity(limit);
+        let mut last_seen = None;
+        for (scanned, row) in self.shared.store.history(account, query.before).enumerate() {
+            let row = row?;
+            if entries.len() == limit || scanned == HistoryQuery::MAX_SCAN {
+                // There is at least one more row: continue below the last one looked at.
+                return Ok(HistoryPage {
+                    entries,
+                    next: last_seen,
+                });
+            }
+            last_seen = Some(row.seq);
+            let kind_ok = query.kinds.is_empty() || query.kinds.contains(&row.kind);
+            let from_ok = query.from.is_none_or(|from| row.day >= from);
+            let to_ok = query.to.is_none_or(|to| row.day <= to);
+            if kind_ok && from_ok && to_ok {
+                entries.push(self.entry(row.seq)?.ok_or_else(|| missing(row.seq))?);
+            }
+        }
+        Ok(HistoryPage {
+            entries,
+            next: None,
+        })
+    }
+
+    /// The latest signed checkpoint.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
+        let note = self
+            .shared
+            .store
+            .checkpoint()?
+            .ok_or_else(|| LedgerError::Corrupt("no checkpoint is stored".into()))?;
+        let (checkpoint, _) = open_checkpoint(
+            note.as_bytes(),
+            &self.shared.origin,
+            std::slice::from_ref(&self.shared.verifier),
+        )
+        .map_err(|e| LedgerError::Corrupt(format!("stored checkpoint does not verify: {e}")))?;
+        Ok(SignedCheckpoint { checkpoint, note })
+    }
+
+    /// The root hash of the tree of the first `size` entries.
+    pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
+        self.check_size(size)?;
+        merkle::tree_hash(size, &self.shared.store)
+    }
+
+    /// An RFC 6962 inclusion proof of entry `seq` in the tree of size `size`. O(log n) reads.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(size)?;
+        merkle::prove_record(size, seq, &self.shared.store)
+    }
+
+    /// An RFC 6962 consistency proof that the tree of size `from` is a prefix of the tree of size
+    /// `to`. O(log n) reads.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.check_size(to)?;
+        merkle::prove_tree(to, from, &self.shared.store)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LedgerError> {
+        let current = self.size()?;
+        if size > current {
+            return Err(LedgerError::Proof(format!(
+                "tree size {size} is beyond the current size {current}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes the state and journal occupy on disk.
+    pub fn disk_usage(&self, dir: &Path) -> Result<(u64, u64), LedgerError> {
+        let journal = std::fs::metadata(dir.join(layout::JOURNAL))?.len();
+        Ok((journal, self.shared.store.size_on_disk()?))
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and flush.
+        self.queue.take();
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn stopped() -> LedgerError {
+    LedgerError::Unavailable("the ledger writer has stopped".into())
+}
+
+fn missing(seq: u64) -> LedgerError {
+    LedgerError::Corrupt(format!("entry {seq} is indexed but missing"))
+}
+
+/// Opens the sled state; if sled cannot open it, moves it aside so it is rebuilt from the journal.
+fn open_or_rebuild_state(dir: &Path, cache_bytes: u64) -> Result<Store, LedgerError> {
+    let path = dir.join(layout::STATE);
+    match Store::open(&path, cache_bytes) {
+        Ok(store) => Ok(store),
+        Err(
+            e @ (sled::Error::Corruption { .. }
+            | sled::Error::ReportableBug(_)
+            | sled::Error::Unsupported(_)),
+        ) => {
+            let aside: PathBuf = dir.join(format!(
+                "{}.unreadable-{}",
+                layout::STATE,
+                Utc::now().timestamp()
+            ));
+            tracing::error!(error = %e, aside = %aside.display(), "state cannot be opened; rebuilding it from the journal");
+            std::fs::rename(&path, &aside)?;
+            Ok(Store::open(&path, cache_bytes)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks that the state's last entry is the journal record it points to, and returns its time.
+fn check_last_entry(
+    store: &Store,
+    journal: &JournalReader,
+    size: u64,
+    applied_end: u64,
+) -> Result<DateTime<Utc>, LedgerError> {
+    if size == 0 {
+        return Ok(DateTime::<Utc>::MIN_UTC);
+    }
+    let seq = size - 1;
+    let pos = store.entry_pos(seq)?.ok_or_else(|| missing(seq))?;
+    if pos.end() != applied_end {
+        return Err(LedgerError::Corrupt(format!(
+            "entry {seq} does not end where the state says"
+        )));
+    }
+    let bytes = journal.read(pos)?;
+    let stored = store.read_hashes(&[stored_hash_index(0, seq)])?;
+    if stored[0] != merkle::leaf_hash(&bytes) {
+        return Err(LedgerError::Corrupt(format!(
+            "entry {seq} in the journal does not match its Merkle leaf"
+        )));
+    }
+    let entry =
+        Entry::decode(&bytes).map_err(|e| LedgerError::Corrupt(format!("entry {seq}: {e}")))?;
+    Ok(entry.recorded)
+}
+
+/// Applies journal records the state lacks, through the same staging path as live commits.
+fn replay(
+    store: &Store,
+    reader: &JournalReader,
+    frontier: &mut Frontier,
+    tail: Vec<(crate::journal::RecordPos, Vec<u8>)>,
+    last_recorded: &mut DateTime<Utc>,
+) -> Result<usize, LedgerError> {
+    const CHUNK: usize = 10_000;
+    let count = tail.len();
+    for chunk in tail.chunks(CHUNK) {
+        let mut pending = Pending::new(store, reader, frontier.size());
+        for (pos, bytes) in chunk {
+            let corrupt = |what: String| {
+                LedgerError::Corrupt(format!("journal record at offset {}: {what}", pos.offset))
+            };
+            let entry = Entry::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+            if entry.seq != pending.next_seq() {
+                return Err(corrupt(format!(
+                    "sequence {} where {} was expected",
+                    entry.seq,
+                    pending.next_seq()
+                )));
+            }
+            if entry.recorded < *last_recorded {
+                return Err(corrupt("recorded time goes backwards".into()));
+            }
+            *last_recorded = entry.recorded;
+            if let Err(violation) = pending.stage(entry)? {
+                return Err(corrupt(format!("breaks a ledger rule: {violation}")));
+            }
+        }
+        let positions: Vec<_> = chunk.iter().map(|(pos, _)| *pos).collect();
+        let batch = pending.into_state_batch(&positions, frontier);
+        store.commit(batch)?;
+    }
+    Ok(count)
+}
+
+/// Commits entry 0, which opens the programme account.
+fn genesis(writer: &mut Writer) -> Result<(), LedgerError> {
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    let request = Request::single(
+        Uuid::nil(),
+        IdempotencyKey::new("genesis").expect("valid key"),
+        Intent::Open {
+            account_kind: timecredits_domain::AccountKind::Programme,
+            owner: None,
+        },
+    );
+    writer.run_batch(vec![Job { request, reply }]);
+    answer.try_recv().map_err(|_| stopped())?.map(drop)
+}

@@ -1,0 +1,33 @@
+//! The time-credit ledger: an append-only, double-entry ledger whose entries form an RFC 6962
+//! Merkle tree, sealed after every commit by an ed25519-signed C2SP checkpoint.
+//!
+//! # Storage, in one paragraph
+//! A data directory holds three things (see [`layout`]): the **journal**, an append-only file of
+//! checksummed canonical entry records that is the source of truth and is `fdatasync`ed before any
+//! write is acknowledged; the **state**, a sled database of everything derived from the journal
+//! (balances, indexes, Merkle hashes, the latest checkpoint) that is never trusted for durability
+//! and is rebuilt from the journal when it lags or is lost; and the **signing key**.
+//!
+//! # Writing
+//! All writes go through one [`Ledger::submit`] queue served by a single writer thread with group
+//! commit (see [`writer`](crate::writer)). Reads go straight to the state and the journal and never
+//! wait for the writer.
+//!
+//! # Invariants the ledger maintains
+//! - Every acknowledged entry is on disk and survives `kill -9`.
+//! - Entry `n` is Merkle leaf `n`; the stored tree always equals the tree of the journal's entries.
+//! - The state always reflects a prefix of the journal, applied atomically batch by batch.
+//! - The rules of [`timecredits_domain::rules`] hold after every entry.
+
+mod error;
+pub mod journal;
+mod keys;
+mod ledger;
+mod pending;
+pub mod store;
+mod writer;
+
+pub use error::LedgerError;
+pub use ledger::{
+    layout, Committed, HistoryPage, HistoryQuery, Ledger, LedgerConfig, Request, SignedCheckpoint,
+};

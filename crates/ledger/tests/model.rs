@@ -1,0 +1,331 @@
+//! Model-based property test: random operations, restarts included, against a simple in-memory
+//! model of balances. After every operation the ledger must agree with the model on what was
+//! accepted and on every balance; balances must sum to zero, no floor may be broken, repeated
+//! requests must change nothing, and the signed root must equal one recomputed from all entries.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use proptest::prelude::*;
+use timecredits_domain::{AccountId, AccountKind, Intent, MovementKind};
+use timecredits_ledger::{Ledger, Request};
+use timecredits_tlog::checkpoint::open_checkpoint;
+use timecredits_tlog::merkle::{leaf_hash, root_of_leaves};
+use timecredits_tlog::note::NoteVerifier;
+use uuid::Uuid;
+
+const BUDGETS: usize = 2;
+const VENUES: usize = 2;
+const MEMBERS: usize = 3;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Allocate {
+        budget: usize,
+        minutes: u64,
+    },
+    Earn {
+        budget: usize,
+        member: usize,
+        minutes: u64,
+    },
+    Spend {
+        member: usize,
+        venue: usize,
+        minutes: u64,
+    },
+    Gift {
+        from: usize,
+        to: usize,
+        minutes: u64,
+    },
+    Retire {
+        venue: usize,
+        minutes: u64,
+    },
+    /// Reverse the n-th movement committed so far (modulo their number).
+    Reverse {
+        nth: usize,
+    },
+    /// Earn for several members in one atomic request.
+    GroupEarn {
+        budget: usize,
+        minutes: Vec<u64>,
+    },
+    /// Submit an earlier request again with its key.
+    Repeat {
+        nth: usize,
+    },
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let minutes = 1u64..300;
+    prop_oneof![
+        (0..BUDGETS, minutes.clone())
+            .prop_map(|(budget, minutes)| Op::Allocate { budget, minutes }),
+        (0..BUDGETS, 0..MEMBERS, minutes.clone()).prop_map(|(budget, member, minutes)| Op::Earn {
+            budget,
+            member,
+            minutes
+        }),
+        (0..MEMBERS, 0..VENUES, minutes.clone()).prop_map(|(member, venue, minutes)| Op::Spend {
+            member,
+            venue,
+            minutes
+        }),
+        (0..MEMBERS, 0..MEMBERS, minutes.clone()).prop_map(|(from, to, minutes)| Op::Gift {
+            from,
+            to,
+            minutes
+        }),
+        (0..VENUES, minutes.clone()).prop_map(|(venue, minutes)| Op::Retire { venue, minutes }),
+        any::<usize>().prop_map(|nth| Op::Reverse { nth }),
+        (0..BUDGETS, proptest::collection::vec(minutes, 1..=MEMBERS))
+            .prop_map(|(budget, minutes)| Op::GroupEarn { budget, minutes }),
+        any::<usize>().prop_map(|nth| Op::Repeat { nth }),
+        Just(Op::Restart),
+    ]
+}
+
+/// A committed movement as the model remembers it.
+struct ModelMove {
+    seq: u64,
+    debit: AccountId,
+    credit: AccountId,
+    minutes: i64,
+    reversible: bool,
+}
+
+struct Model {
+    balances: HashMap<AccountId, i64>,
+    programme: AccountId,
+    moves: Vec<ModelMove>,
+}
+
+impl Model {
+    fn floor_ok(&self, balances: &HashMap<AccountId, i64>) -> bool {
+        balances
+            .iter()
+            .all(|(a, b)| *a == self.programme || *b >= 0)
+    }
+
+    /// Applies movements (debit, credit, minutes) atomically if no floor breaks.
+    fn try_apply(&mut self, moves: &[(AccountId, AccountId, i64)]) -> bool {
+        let mut next = self.balances.clone();
+        for (debit, credit, minutes) in moves {
+            if debit == credit {
+                return false;
+            }
+            *next.get_mut(debit).unwrap() -= minutes;
+            *next.get_mut(credit).unwrap() += minutes;
+        }
+        if !self.floor_ok(&next) {
+            return false;
+        }
+        self.balances = next;
+        true
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    ledger: Option<Ledger>,
+    budgets: Vec<AccountId>,
+    venues: Vec<AccountId>,
+    members: Vec<AccountId>,
+    actor: Uuid,
+    sent: Vec<(Request, Vec<u64>)>,
+}
+
+impl World {
+    fn ledger(&self) -> &Ledger {
+        self.ledger.as_ref().unwrap()
+    }
+}
+
+fn check(world: &World, model: &Model) -> Result<(), TestCaseError> {
+    let ledger = world.ledger();
+    let mut sum = 0;
+    for (account, expected) in &model.balances {
+        let actual = balance(ledger, *account);
+        prop_assert_eq!(actual, *expected, "balance of {}", account);
+        sum += actual;
+    }
+    prop_assert_eq!(sum, 0);
+    let n = ledger.size().unwrap();
+    let leaves = (0..n).map(|i| leaf_hash(&ledger.entry_bytes(i).unwrap().unwrap()));
+    let verifier = NoteVerifier::parse(&ledger.verifier_key()).unwrap();
+    let signed = ledger.checkpoint().unwrap();
+    let (cp, _) = open_checkpoint(signed.note.as_bytes(), ORIGIN, &[verifier]).unwrap();
+    prop_assert_eq!(cp.size, n);
+    prop_assert_eq!(cp.root, root_of_leaves(leaves));
+    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let budgets: Vec<_> = (0..BUDGETS)
+        .map(|_| open_account(&ledger, AccountKind::Budget))
+        .collect();
+    let venues: Vec<_> = (0..VENUES)
+        .map(|_| open_account(&ledger, AccountKind::Venue))
+        .collect();
+    let members: Vec<_> = (0..MEMBERS)
+        .map(|_| open_account(&ledger, AccountKind::Member))
+        .collect();
+    let programme = ledger.programme_account();
+    let mut model = Model {
+        balances: HashMap::new(),
+        programme,
+        moves: Vec::new(),
+    };
+    for a in budgets
+        .iter()
+        .chain(&venues)
+        .chain(&members)
+        .chain([&programme])
+    {
+        model.balances.insert(*a, 0);
+    }
+    let mut world = World {
+        dir,
+        ledger: Some(ledger),
+        budgets,
+        venues,
+        members,
+        actor: Uuid::now_v7(),
+        sent: Vec::new(),
+    };
+
+    for op in ops {
+        let (b, v, m) = (&world.budgets, &world.venues, &world.members);
+        let moves: Vec<(MovementKind, AccountId, AccountId, u64)> = match &op {
+            Op::Allocate { budget, minutes } => {
+                vec![(MovementKind::Allocate, programme, b[*budget], *minutes)]
+            }
+            Op::Earn {
+                budget,
+                member,
+                minutes,
+            } => vec![(MovementKind::Earn, b[*budget], m[*member], *minutes)],
+            Op::Spend {
+                member,
+                venue,
+                minutes,
+            } => vec![(MovementKind::Spend, m[*member], v[*venue], *minutes)],
+            Op::Gift { from, to, minutes } => {
+                vec![(MovementKind::Gift, m[*from], m[*to], *minutes)]
+            }
+            Op::Retire { venue, minutes } => {
+                vec![(MovementKind::Retire, v[*venue], programme, *minutes)]
+            }
+            Op::GroupEarn { budget, minutes } => minutes
+                .iter()
+                .enumerate()
+                .map(|(i, minutes)| (MovementKind::Earn, b[*budget], m[i], *minutes))
+                .collect(),
+            Op::Reverse { .. } | Op::Repeat { .. } | Op::Restart => vec![],
+        };
+        match op {
+            Op::Restart => {
+                drop(world.ledger.take());
+                world.ledger = Some(open(world.dir.path()));
+            }
+            Op::Repeat { nth } => {
+                if world.sent.is_empty() {
+                    continue;
+                }
+                let (request, seqs) = world.sent[nth % world.sent.len()].clone();
+                let size = world.ledger().size().unwrap();
+                let again = world.ledger().submit_blocking(request).unwrap();
+                prop_assert!(again.replayed);
+                prop_assert_eq!(
+                    again.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                    seqs
+                );
+                prop_assert_eq!(world.ledger().size().unwrap(), size);
+            }
+            Op::Reverse { nth } => {
+                if model.moves.is_empty() {
+                    continue;
+                }
+                let i = nth % model.moves.len();
+                let target = &model.moves[i];
+                let (seq, debit, credit, minutes, reversible) = (
+                    target.seq,
+                    target.debit,
+                    target.credit,
+                    target.minutes,
+                    target.reversible,
+                );
+                let request = Request::single(
+                    world.actor,
+                    fresh(),
+                    Intent::Reverse {
+                        entry: seq,
+                        reference: None,
+                    },
+                );
+                let result = world.ledger().submit_blocking(request.clone());
+                let expected = reversible && model.try_apply(&[(credit, debit, minutes)]);
+                prop_assert_eq!(result.is_ok(), expected, "reverse {}: {:?}", seq, result);
+                if let Ok(c) = result {
+                    model.moves[i].reversible = false;
+                    model.moves.push(ModelMove {
+                        seq: c.entries[0].seq,
+                        debit: credit,
+                        credit: debit,
+                        minutes,
+                        reversible: false,
+                    });
+                    world.sent.push((request, vec![c.entries[0].seq]));
+                }
+            }
+            _ => {
+                let request = Request {
+                    actor: world.actor,
+                    key: fresh(),
+                    intents: moves
+                        .iter()
+                        .map(|(k, d, c, mins)| transfer(*k, *d, *c, *mins))
+                        .collect(),
+                };
+                let result = world.ledger().submit_blocking(request.clone());
+                let triples: Vec<_> = moves
+                    .iter()
+                    .map(|(_, d, c, mins)| (*d, *c, *mins as i64))
+                    .collect();
+                let expected = model.try_apply(&triples);
+                prop_assert_eq!(result.is_ok(), expected, "{:?}: {:?}", op, result);
+                if let Ok(c) = result {
+                    for (entry, (_, d, cr, mins)) in c.entries.iter().zip(&moves) {
+                        model.moves.push(ModelMove {
+                            seq: entry.seq,
+                            debit: *d,
+                            credit: *cr,
+                            minutes: *mins as i64,
+                            reversible: true,
+                        });
+                    }
+                    world
+                        .sent
+                        .push((request, c.entries.iter().map(|e| e.seq).collect()));
+                }
+            }
+        }
+        check(&world, &model)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn the_ledger_agrees_with_a_simple_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run(ops)?;
+    }
+}
