@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 use timecredits_domain::{
     AccountId, AccountState, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
 };
-use timecredits_tlog::checkpoint::{open_checkpoint, Checkpoint};
+use timecredits_tlog::checkpoint::Checkpoint;
 use timecredits_tlog::merkle::{self, stored_hash_index, Frontier, Hash, HashReader};
 use timecredits_tlog::note::{NoteSigner, NoteVerifier};
 use uuid::Uuid;
@@ -96,6 +96,20 @@ pub struct SignedCheckpoint {
     pub checkpoint: Checkpoint,
     /// The C2SP signed note: checkpoint text, blank line, signature line(s).
     pub note: String,
+}
+
+impl SignedCheckpoint {
+    /// Reads back a note this ledger stored after signing it. The signature is not checked
+    /// again: the note never left the ledger's own state, and readers verify it themselves.
+    pub(crate) fn from_stored(note: String) -> Result<SignedCheckpoint, LedgerError> {
+        let text = note
+            .split_once("\n\n")
+            .map(|(text, _)| format!("{text}\n"))
+            .ok_or_else(|| LedgerError::Corrupt("stored checkpoint has no signature".into()))?;
+        let checkpoint = Checkpoint::parse(&text)
+            .map_err(|e| LedgerError::Corrupt(format!("stored checkpoint is malformed: {e}")))?;
+        Ok(SignedCheckpoint { checkpoint, note })
+    }
 }
 
 /// The answer to a committed request.
@@ -205,7 +219,7 @@ impl Ledger {
         let checkpoint = writer::sign(&signer, &config.origin, &frontier)?;
         if store.checkpoint()?.as_deref() != Some(checkpoint.note.as_str()) {
             let mut batch = crate::store::StateBatch::default();
-            batch.put_checkpoint(&checkpoint.note);
+            batch.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
             store.commit(batch)?;
         }
         let shared_reader = journal.reader()?;
@@ -372,13 +386,51 @@ impl Ledger {
             .store
             .checkpoint()?
             .ok_or_else(|| LedgerError::Corrupt("no checkpoint is stored".into()))?;
-        let (checkpoint, _) = open_checkpoint(
-            note.as_bytes(),
-            &self.shared.origin,
-            std::slice::from_ref(&self.shared.verifier),
-        )
-        .map_err(|e| LedgerError::Corrupt(format!("stored checkpoint does not verify: {e}")))?;
-        Ok(SignedCheckpoint { checkpoint, note })
+        SignedCheckpoint::from_stored(note)
+    }
+
+    /// The checkpoint signed when the tree had exactly `size` entries. Every committed batch
+    /// leaves one; `None` for a size in the middle of a batch (or from before a rebuild of the
+    /// state, which keeps only the checkpoint signed at the end of it).
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        self.shared
+            .store
+            .checkpoint_at(size)?
+            .map(SignedCheckpoint::from_stored)
+            .transpose()
+    }
+
+    /// The first stored checkpoint whose tree includes entry `seq`.
+    pub fn checkpoint_covering(&self, seq: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
+        self.shared
+            .store
+            .checkpoint_covering(seq)?
+            .map(SignedCheckpoint::from_stored)
+            .transpose()
+    }
+
+    /// The sizes of the stored checkpoints nearest to `size`: the last below it and the first
+    /// above it, to suggest a valid size when there is none at `size`.
+    pub fn checkpoint_sizes_around(
+        &self,
+        size: u64,
+    ) -> Result<(Option<u64>, Option<u64>), LedgerError> {
+        self.shared.store.checkpoint_sizes_around(size)
+    }
+
+    /// The entries an earlier request with (actor, key) committed, if there was one.
+    pub fn previous_request(
+        &self,
+        actor: Uuid,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Vec<Entry>>, LedgerError> {
+        let Some(record) = self.shared.store.idempotency(actor, key.as_str())? else {
+            return Ok(None);
+        };
+        (record.first_seq..record.first_seq + u64::from(record.parts))
+            .map(|seq| self.entry(seq)?.ok_or_else(|| missing(seq)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// The root hash of the tree of the first `size` entries.

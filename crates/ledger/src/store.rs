@@ -9,7 +9,6 @@
 //! | `m` `size`                        | tree size applied (u64 BE)                   |
 //! | `m` `journal_end`                 | journal offset after the last applied record |
 //! | `m` `origin`                      | the checkpoint origin, fixed at creation     |
-//! | `m` `checkpoint`                  | latest signed checkpoint (note text)         |
 //! | `a` account id (16)               | [`AccountState`], 50 bytes (see below)       |
 //! | `e` seq (8 BE)                    | journal position: offset u64, len u32        |
 //! | `i` entry id (16)                 | seq (8 BE)                                   |
@@ -17,6 +16,7 @@
 //! | `x` account (16) seq (8 BE)       | kind code (1), day (4 BE, i32 since 1970)    |
 //! | `k` actor (16) key (1..255)       | first seq (8 BE), parts (4 BE)               |
 //! | `r` seq (8 BE)                    | seq of its reversal (8 BE)                   |
+//! | `c` tree size (8 BE)              | the checkpoint signed at that size (note)    |
 //!
 //! Integers are big-endian in keys so that sled's byte order is numeric order: an account's
 //! history is a range scan over `x` account.
@@ -36,11 +36,11 @@ const HASH: u8 = b'h';
 const HISTORY: u8 = b'x';
 const IDEMPOTENCY: u8 = b'k';
 const REVERSAL: u8 = b'r';
+const CHECKPOINT: u8 = b'c';
 
 const META_SIZE: &[u8] = b"msize";
 const META_JOURNAL_END: &[u8] = b"mjournal_end";
 const META_ORIGIN: &[u8] = b"morigin";
-const META_CHECKPOINT: &[u8] = b"mcheckpoint";
 
 /// One row of an account's history index: enough to filter without reading the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,9 +212,11 @@ impl StateBatch {
             .insert(META_JOURNAL_END, &journal_end.to_be_bytes()[..]);
     }
 
-    /// Sets the latest signed checkpoint.
-    pub fn put_checkpoint(&mut self, note: &str) {
-        self.batch.insert(META_CHECKPOINT, note.as_bytes());
+    /// Records the checkpoint signed for the tree of `size` entries. Every batch keeps its own,
+    /// so a repeated request is answered with the very checkpoint its first answer carried.
+    pub fn put_checkpoint(&mut self, size: u64, note: &str) {
+        self.batch
+            .insert(key(CHECKPOINT, &[&size.to_be_bytes()]), note.as_bytes());
     }
 }
 
@@ -279,14 +281,52 @@ impl Store {
         Ok(())
     }
 
-    /// The latest signed checkpoint.
+    /// The latest signed checkpoint (note text).
     pub fn checkpoint(&self) -> Result<Option<String>, LedgerError> {
-        self.get(META_CHECKPOINT)?
-            .map(|v| {
-                String::from_utf8(v.to_vec())
-                    .map_err(|_| LedgerError::Corrupt("checkpoint is not UTF-8".into()))
-            })
+        self.db
+            .scan_prefix([CHECKPOINT])
+            .next_back()
+            .transpose()?
+            .map(|(_, v)| note_text(v))
             .transpose()
+    }
+
+    /// The checkpoint signed when the tree had exactly `size` entries, if one was.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, LedgerError> {
+        self.get(key(CHECKPOINT, &[&size.to_be_bytes()]))?
+            .map(note_text)
+            .transpose()
+    }
+
+    /// The first checkpoint whose tree includes entry `seq` (size > seq), if any.
+    pub fn checkpoint_covering(&self, seq: u64) -> Result<Option<String>, LedgerError> {
+        let start = key(CHECKPOINT, &[&(seq.saturating_add(1)).to_be_bytes()]);
+        self.db
+            .range(start..)
+            .next()
+            .transpose()?
+            .filter(|(k, _)| k.first() == Some(&CHECKPOINT))
+            .map(|(_, v)| note_text(v))
+            .transpose()
+    }
+
+    /// The sizes that have a stored checkpoint nearest to `size`: the last one below and the
+    /// first one above (for error messages that help choose a valid size).
+    pub fn checkpoint_sizes_around(
+        &self,
+        size: u64,
+    ) -> Result<(Option<u64>, Option<u64>), LedgerError> {
+        let at = key(CHECKPOINT, &[&size.to_be_bytes()]);
+        let size_of = |k: &[u8]| be_u64(&k[1..]);
+        let below = match self.db.range(..at.clone()).next_back().transpose()? {
+            Some((k, _)) if k.first() == Some(&CHECKPOINT) => Some(size_of(&k)?),
+            _ => None,
+        };
+        let above = match self.db.range(at..).next().transpose()? {
+            Some((k, _)) if k.first() == Some(&CHECKPOINT) => Some(size_of(&k)?),
+            _ => None,
+        };
+        Ok((below, above))
     }
 
     /// An account's current state. One keyed read, whatever the account's history.
@@ -383,6 +423,11 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, LedgerError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+fn note_text(v: sled::IVec) -> Result<String, LedgerError> {
+    String::from_utf8(v.to_vec())
+        .map_err(|_| LedgerError::Corrupt("checkpoint is not UTF-8".into()))
 }
 
 impl HashReader for Store {

@@ -108,11 +108,7 @@ impl Writer {
                 }
                 (_, Outcome::Failed(e)) => Err(e),
                 (_, Outcome::Staged(range)) => Ok(self.answer(&entries, range)),
-                (_, Outcome::Replayed(entries)) => Ok(Committed {
-                    entries,
-                    checkpoint: self.checkpoint.clone(),
-                    replayed: true,
-                }),
+                (_, Outcome::Replayed(entries)) => self.replay(entries),
             };
             // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
             let _ = job.reply.send(answer);
@@ -129,6 +125,22 @@ impl Writer {
         }
     }
 
+    /// The answer to a repeated request: its entries and the checkpoint that first covered them,
+    /// so the repeat gets the same answer as the original.
+    fn replay(&self, entries: Vec<Entry>) -> Result<Committed, LedgerError> {
+        let last = entries.last().map_or(0, |e| e.seq);
+        let checkpoint = match self.store.checkpoint_covering(last)? {
+            // Staged earlier in this very batch: covered by the checkpoint just signed.
+            None => self.checkpoint.clone(),
+            Some(note) => SignedCheckpoint::from_stored(note)?,
+        };
+        Ok(Committed {
+            entries,
+            checkpoint,
+            replayed: true,
+        })
+    }
+
     /// Makes the staged entries durable, applies them to the state and signs a checkpoint.
     /// Any failure poisons the writer: the caller learns the outcome is unknown, and a restart
     /// recovers from the journal.
@@ -143,7 +155,7 @@ impl Writer {
             self.journal.sync()?;
             let mut batch = pending.into_state_batch(&positions, &mut self.frontier);
             let signed = sign(&self.signer, &self.origin, &self.frontier)?;
-            batch.put_checkpoint(&signed.note);
+            batch.put_checkpoint(signed.checkpoint.size, &signed.note);
             self.store.commit(batch)?;
             self.checkpoint = signed;
             self.last_recorded = now;

@@ -154,9 +154,26 @@ fn the_same_key_replays_and_a_different_request_under_it_is_refused() {
         key("earn-1"),
         transfer(MovementKind::Earn, s.budget, s.alice, 60),
     );
-    let again = ledger.submit_blocking(request).unwrap();
+    // More commits since: the repeat still carries the checkpoint its first answer carried.
+    submit(
+        &ledger,
+        s.admin,
+        transfer(MovementKind::Earn, s.budget, s.bob, 60),
+    )
+    .unwrap();
+    let again = ledger.submit_blocking(request.clone()).unwrap();
     assert!(again.replayed);
     assert_eq!(again.entries, first.entries);
+    assert_eq!(again.checkpoint, first.checkpoint);
+    assert_ne!(ledger.checkpoint().unwrap(), first.checkpoint);
+    assert_eq!(
+        ledger.previous_request(s.admin, &request.key).unwrap(),
+        Some(first.entries.clone())
+    );
+    assert_eq!(
+        ledger.previous_request(s.admin, &key("never")).unwrap(),
+        None
+    );
     let different = Request::single(
         s.admin,
         key("earn-1"),
@@ -174,6 +191,48 @@ fn the_same_key_replays_and_a_different_request_under_it_is_refused() {
     );
     assert!(!ledger.submit_blocking(other_actor).unwrap().replayed);
     assert_eq!(balance(&ledger, s.alice), 120);
+}
+
+#[test]
+fn every_batch_keeps_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let s = Scheme::new(&ledger, 600);
+    let earn = |to| {
+        submit(
+            &ledger,
+            s.admin,
+            transfer(MovementKind::Earn, s.budget, to, 60),
+        )
+        .unwrap()
+    };
+    let first = earn(s.alice);
+    let second = earn(s.bob);
+    let (a, b) = (
+        first.checkpoint.checkpoint.size,
+        second.checkpoint.checkpoint.size,
+    );
+    assert_eq!(b, a + 1);
+    assert_eq!(
+        ledger.checkpoint_at(a).unwrap(),
+        Some(first.checkpoint.clone())
+    );
+    assert_eq!(
+        ledger.checkpoint_at(b).unwrap(),
+        Some(second.checkpoint.clone())
+    );
+    assert_eq!(ledger.checkpoint().unwrap(), second.checkpoint);
+    assert_eq!(ledger.checkpoint_at(b + 1).unwrap(), None);
+    assert_eq!(
+        ledger.checkpoint_covering(first.entries[0].seq).unwrap(),
+        Some(first.checkpoint)
+    );
+    assert_eq!(ledger.checkpoint_covering(b).unwrap(), None);
+    assert_eq!(
+        ledger.checkpoint_sizes_around(b + 5).unwrap(),
+        (Some(b), None)
+    );
+    assert_eq!(ledger.checkpoint_sizes_around(0).unwrap().0, None);
 }
 
 #[test]
