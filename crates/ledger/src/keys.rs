@@ -12,8 +12,7 @@ use crate::error::LedgerError;
 
 /// Loads the signing key at `path`, creating a new random one if the file does not exist.
 ///
-/// The key is written to a temporary file with mode 0600, synced, then renamed into place, so a
-/// crash never leaves a half-written key. The key itself is never logged.
+/// The key is written with [`write_private_file`]. The key itself is never logged.
 pub fn load_or_create(path: &Path) -> Result<SigningKey, LedgerError> {
     if path.exists() {
         return load(path);
@@ -24,6 +23,14 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, LedgerError> {
     let pem = key
         .to_pkcs8_pem(Default::default())
         .map_err(|e| LedgerError::Key(format!("cannot encode key: {e}")))?;
+    write_private_file(path, pem.as_bytes())?;
+    tracing::info!(path = %path.display(), "created a new ledger signing key");
+    Ok(key)
+}
+
+/// Writes a secret file durably with mode 0600: to a temporary file, synced, then renamed into
+/// place (and the directory synced), so a crash never leaves a half-written secret.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = OpenOptions::new()
         .write(true)
@@ -31,14 +38,13 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, LedgerError> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    file.write_all(pem.as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }
-    tracing::info!(path = %path.display(), "created a new ledger signing key");
-    Ok(key)
+    Ok(())
 }
 
 /// Loads an existing signing key.

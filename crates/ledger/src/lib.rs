@@ -21,7 +21,7 @@
 
 mod error;
 pub mod journal;
-mod keys;
+pub mod keys;
 mod ledger;
 mod pending;
 pub mod store;

@@ -1,0 +1,275 @@
+//! Reading: who am I, accounts and their balances, histories, entries.
+
+use actix_web::web;
+use base64::Engine;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use timecredits_domain::{AccountId, AccountState, AccountStatus, EntryKind};
+use timecredits_ledger::HistoryQuery;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::EntryView;
+use crate::auth::Caller;
+use crate::problem::{ApiError, Problem};
+use crate::registry::{Partner, Scope};
+use crate::AppState;
+
+/// An account and its balance.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12", "kind": "member", "status": "open", "balance_minutes": 180, "opened_seq": 7}))]
+pub struct AccountView {
+    pub id: Uuid,
+    /// programme, budget, venue or member.
+    pub kind: String,
+    /// The partner owning a budget or venue account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Uuid>,
+    /// open or closed.
+    pub status: String,
+    /// The balance in minutes (60 = one credit). Only the programme account is ever negative.
+    pub balance_minutes: i64,
+    /// The sequence number of the entry that opened it.
+    pub opened_seq: u64,
+}
+
+impl From<&AccountState> for AccountView {
+    fn from(a: &AccountState) -> Self {
+        AccountView {
+            id: a.id.0,
+            kind: a.kind.as_str().to_owned(),
+            owner: a.owner,
+            status: match a.status {
+                AccountStatus::Open => "open",
+                AccountStatus::Closed => "closed",
+            }
+            .to_owned(),
+            balance_minutes: a.balance,
+            opened_seq: a.opened,
+        }
+    }
+}
+
+/// The caller, as the service knows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// administrator, auditor, partner or member.
+    pub kind: String,
+    /// The id entries made by this caller carry as actor.
+    pub actor: Uuid,
+    /// The API key's scopes (empty for members).
+    pub scopes: Vec<Scope>,
+    /// The partner, for partner keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<Partner>,
+    /// The caller's own accounts with their balances (a member's wallet, a partner's budget
+    /// and venue accounts).
+    pub accounts: Vec<AccountView>,
+}
+
+/// Who am I
+///
+/// The caller's identity, scopes, and own accounts with balances: what a member's app or a
+/// partner's integration shows on its first screen.
+#[utoipa::path(get, path = "/v1/me", tag = "accounts",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("member" = [])))]
+pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<Me>, ApiError> {
+    let (kind, scopes, partner, own): (_, _, _, Vec<Uuid>) = match &caller {
+        Caller::Member(m) => ("member", vec![], None, vec![m.account]),
+        Caller::Key { key, partner, .. } => {
+            let kind = match key.principal {
+                crate::registry::Principal::Administrator => "administrator",
+                crate::registry::Principal::Auditor { .. } => "auditor",
+                crate::registry::Principal::Partner { .. } => "partner",
+            };
+            let own = partner
+                .iter()
+                .flat_map(|p| [p.budget_account, p.venue_account])
+                .flatten()
+                .collect();
+            (kind, key.scopes.clone(), partner.clone(), own)
+        }
+    };
+    let mut accounts = Vec::new();
+    for id in own {
+        if let Some(a) = state.ledger.account(AccountId(id))? {
+            accounts.push(AccountView::from(&a));
+        }
+    }
+    Ok(web::Json(Me {
+        kind: kind.into(),
+        actor: caller.actor(),
+        scopes,
+        partner,
+        accounts,
+    }))
+}
+
+fn visible_account(state: &AppState, caller: &Caller, id: Uuid) -> Result<AccountState, ApiError> {
+    state
+        .ledger
+        .account(AccountId(id))?
+        .filter(|a| caller.may_see_account(a))
+        .ok_or_else(|| ApiError::AccountNotFound(format!("account {id} does not exist")))
+}
+
+/// Get an account
+///
+/// An account's kind, status and balance (one keyed read). Administrators and auditors see
+/// every account, partners their own budget and venue accounts, members their own wallet;
+/// anything else is reported as not found.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = Uuid, Path, description = "The account's id (for members, the member id)")),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("member" = [])))]
+pub async fn get_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<AccountView>, ApiError> {
+    let account = visible_account(&state, &caller, id.into_inner())?;
+    Ok(web::Json((&account).into()))
+}
+
+/// Which page of a history to return.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only these kinds, comma-separated (e.g. `earn,spend`).
+    pub kind: Option<String>,
+    /// Only entries effective on or after this date.
+    pub from: Option<NaiveDate>,
+    /// Only entries effective on or before this date.
+    pub to: Option<NaiveDate>,
+}
+
+/// A page of an account's history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub entries: Vec<EntryView>,
+    /// Whether there may be more entries after this page.
+    pub has_more: bool,
+    /// Pass as `cursor` to get the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(seq: u64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seq.to_be_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<u64, ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| ApiError::InvalidQuery("the cursor is not one this API returned".into()))
+}
+
+impl HistoryParams {
+    fn query(&self) -> Result<HistoryQuery, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=HistoryQuery::MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::InvalidQuery(format!(
+                "limit must be between 1 and {}",
+                HistoryQuery::MAX_LIMIT
+            )));
+        }
+        let kinds = match &self.kind {
+            None => vec![],
+            Some(list) => list
+                .split(',')
+                .map(|name| {
+                    EntryKind::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == name.trim())
+                        .ok_or_else(|| {
+                            ApiError::InvalidQuery(format!("{name:?} is not an entry kind"))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(ApiError::InvalidQuery("from is after to".into()));
+            }
+        }
+        Ok(HistoryQuery {
+            before: self.cursor.as_deref().map(decode_cursor).transpose()?,
+            limit,
+            kinds,
+            from: self.from,
+            to: self.to,
+        })
+    }
+}
+
+/// List an account's entries
+///
+/// The account's history, newest first, with cursor pagination and filters by kind and
+/// effective date. Same visibility as the account itself.
+#[utoipa::path(get, path = "/v1/accounts/{id}/entries", tag = "accounts",
+    params(("id" = Uuid, Path, description = "The account's id"), HistoryParams),
+    responses(
+        (status = 200, description = "A page of entries", body = HistoryPage),
+        (status = 400, description = "`invalid_path`, `invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("member" = [])))]
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    params: web::Query<HistoryParams>,
+) -> Result<web::Json<HistoryPage>, ApiError> {
+    let query = params.query()?;
+    let account = visible_account(&state, &caller, id.into_inner())?;
+    let page = state.ledger.history(account.id, &query)?;
+    Ok(web::Json(HistoryPage {
+        entries: page.entries.iter().map(EntryView::from).collect(),
+        has_more: page.next.is_some(),
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Get an entry
+///
+/// One entry by id. Administrators and auditors see every entry; partners and members the
+/// entries they took part in; anything else is reported as not found.
+#[utoipa::path(get, path = "/v1/entries/{id}", tag = "accounts",
+    params(("id" = Uuid, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The entry", body = EntryView),
+        (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("member" = [])))]
+pub async fn get_entry(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<EntryView>, ApiError> {
+    let id = id.into_inner();
+    state
+        .ledger
+        .entry_by_id(id)?
+        .filter(|e| caller.may_see_entry(e, |a| state.registry.owner_of(a.0)))
+        .map(|e| web::Json(EntryView::from(&e)))
+        .ok_or_else(|| ApiError::EntryNotFound(format!("entry {id} does not exist")))
+}

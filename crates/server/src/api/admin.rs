@@ -1,0 +1,493 @@
+//! Programme administration: partners, API keys, member registration, closing accounts.
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{created, recorded, submit, CheckpointView, EntryView};
+use crate::auth::Caller;
+use crate::idempotency::{fingerprint, IdemKey};
+use crate::problem::{ApiError, Problem};
+use crate::registry::{ApiKey, Member, Partner, Previous, Principal, RequestRef, Role, Scope};
+use crate::AppState;
+
+/// A new partner organisation.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Riverside Lunch Club", "roles": ["earn"]}))]
+pub struct NewPartner {
+    /// The organisation's name (1 to 200 characters).
+    pub name: String,
+    /// `earn` (issues credits from a budget), `spend` (a venue), or both.
+    pub roles: Vec<Role>,
+}
+
+/// A partner and the entries that opened its accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerCreated {
+    pub partner: Partner,
+    pub entries: Vec<EntryView>,
+    pub checkpoint: CheckpointView,
+}
+
+/// A list of partners.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerList {
+    pub partners: Vec<Partner>,
+}
+
+/// Create a partner
+///
+/// Registers an earn partner (a charity or group that issues credits for time given), a spend
+/// partner (a venue), or both, and opens its budget and/or venue account in the ledger in one
+/// atomic request. Create API keys for it next. Administrators only.
+#[utoipa::path(post, path = "/v1/partners", tag = "administration",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request (1-255 visible ASCII)")),
+    request_body = NewPartner,
+    responses(
+        (status = 201, description = "The partner and the entries opening its accounts", body = PartnerCreated),
+        (status = 400, description = "Malformed body, missing or invalid Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_partner(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewPartner>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin("create partners")?;
+    let name = timecredits_domain::ShortText::new("name", body.name.clone())?;
+    let mut roles = body.roles.clone();
+    roles.sort_by_key(|r| *r as u8);
+    roles.dedup();
+    if roles.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "a partner needs at least one role: earn, spend or both".into(),
+        ));
+    }
+    // A repeat reuses the partner id of the first attempt, so its intents are the same.
+    let previous = state.ledger.previous_request(caller.actor(), &key.0)?;
+    let id = previous
+        .as_ref()
+        .and_then(|entries| entries.first())
+        .and_then(|e| match e.body {
+            EntryBody::Open { owner, .. } => owner,
+            _ => None,
+        })
+        .unwrap_or_else(Uuid::now_v7);
+    let intents = roles
+        .iter()
+        .map(|role| Intent::Open {
+            account_kind: match role {
+                Role::Earn => AccountKind::Budget,
+                Role::Spend => AccountKind::Venue,
+            },
+            owner: Some(id),
+        })
+        .collect();
+    let committed = submit(&state, &caller, &key, intents).await?;
+    let account = |kind| {
+        committed.entries.iter().find_map(|e| match e.body {
+            EntryBody::Open {
+                account,
+                account_kind,
+                ..
+            } if account_kind == kind => Some(account.0),
+            _ => None,
+        })
+    };
+    let partner = match state.registry.partner(id) {
+        Some(p) if p.name != name.as_str() || p.roles != roles => {
+            return Err(ApiError::IdempotencyKeyReused(key.0.as_str().to_owned()))
+        }
+        Some(p) => p,
+        None => {
+            let p = Partner {
+                id,
+                name: name.as_str().to_owned(),
+                roles,
+                budget_account: account(AccountKind::Budget),
+                venue_account: account(AccountKind::Venue),
+                created: committed.entries[0].recorded,
+            };
+            state.registry.add_partner(p.clone())?;
+            p
+        }
+    };
+    Ok(created(
+        committed.replayed,
+        &PartnerCreated {
+            partner,
+            entries: committed.entries.iter().map(EntryView::from).collect(),
+            checkpoint: (&committed.checkpoint).into(),
+        },
+    ))
+}
+
+/// List partners
+///
+/// All partners, oldest first. Administrators and auditors.
+#[utoipa::path(get, path = "/v1/partners", tag = "administration",
+    responses(
+        (status = 200, description = "The partners", body = PartnerList),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or auditor (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_partners(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<web::Json<PartnerList>, ApiError> {
+    caller.require_reader("list partners")?;
+    Ok(web::Json(PartnerList {
+        partners: state.registry.partners(),
+    }))
+}
+
+/// Get a partner
+///
+/// One partner with its account ids. Administrators, auditors, and the partner itself.
+#[utoipa::path(get, path = "/v1/partners/{id}", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id")),
+    responses(
+        (status = 200, description = "The partner", body = Partner),
+        (status = 400, description = "The id is not a UUID (`invalid_path`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner, or another partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_partner(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Partner>, ApiError> {
+    let id = id.into_inner();
+    let visible = caller.reads_all() || caller.actor() == id;
+    state
+        .registry
+        .partner(id)
+        .filter(|_| visible)
+        .map(web::Json)
+        .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))
+}
+
+/// Whom a new API key is for.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyHolder {
+    /// Another administrator key.
+    Administrator,
+    /// A new auditor (read-only access and exports).
+    Auditor,
+    /// A partner; `scopes` may narrow its roles (e.g. a till that only redeems).
+    Partner {
+        id: Uuid,
+        #[serde(default)]
+        scopes: Option<Vec<Scope>>,
+    },
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"label": "front desk till", "holder": {"kind": "partner", "id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10"}}))]
+pub struct NewApiKey {
+    /// A label to tell keys apart (1 to 200 characters).
+    pub label: String,
+    pub holder: KeyHolder,
+}
+
+/// A created API key with its secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub key: ApiKey,
+    /// The bearer token. It is not stored and cannot be shown again.
+    pub secret: String,
+}
+
+/// A list of API keys (without secrets).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub keys: Vec<ApiKey>,
+}
+
+/// Create an API key
+///
+/// Creates a key for an administrator, a new auditor, or a partner (several keys per partner
+/// allow rotation: create the new key, switch, revoke the old). The secret is returned once.
+/// Administrators only.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "administration",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewApiKey,
+    responses(
+        (status = 201, description = "The key and its secret", body = ApiKeyCreated),
+        (status = 400, description = "Malformed body or Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_api_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.require_admin("create API keys")?;
+    let label = timecredits_domain::ShortText::new("label", body.label.clone())?;
+    let _guard = state.in_flight.begin(actor, &key)?;
+    let print = fingerprint("create_api_key", &*body);
+    match state.registry.previous(actor, key.0.as_str(), &print) {
+        Previous::Same(id) => {
+            let key = state
+                .registry
+                .api_key(id)
+                .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
+            let secret = state.registry.api_key_secret(id);
+            return Ok(created(true, &ApiKeyCreated { key, secret }));
+        }
+        Previous::Different => return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into())),
+        Previous::None => {}
+    }
+    let (principal, scopes) = match &body.holder {
+        KeyHolder::Administrator => (Principal::Administrator, vec![Scope::Admin]),
+        KeyHolder::Auditor => (
+            Principal::Auditor { id: Uuid::now_v7() },
+            vec![Scope::Audit],
+        ),
+        KeyHolder::Partner { id, scopes } => {
+            let partner = state
+                .registry
+                .partner(*id)
+                .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))?;
+            let allowed: Vec<Scope> = partner
+                .roles
+                .iter()
+                .map(|r| match r {
+                    Role::Earn => Scope::Earn,
+                    Role::Spend => Scope::Spend,
+                })
+                .collect();
+            let scopes = match scopes {
+                None => allowed,
+                Some(asked) => {
+                    if let Some(s) = asked.iter().find(|s| !allowed.contains(s)) {
+                        return Err(ApiError::InvalidRequest(format!(
+                            "scope {s:?} is not one of the partner's roles"
+                        )));
+                    }
+                    if asked.is_empty() {
+                        return Err(ApiError::InvalidRequest("a key needs a scope".into()));
+                    }
+                    asked.clone()
+                }
+            };
+            (Principal::Partner { id: *id }, scopes)
+        }
+    };
+    let api_key = ApiKey {
+        id: Uuid::now_v7(),
+        label: label.as_str().to_owned(),
+        principal,
+        scopes,
+        created: Utc::now(),
+        revoked: None,
+    };
+    let request = RequestRef {
+        actor,
+        key: key.0.as_str().to_owned(),
+        fingerprint: print,
+    };
+    let secret = state.registry.add_api_key(api_key.clone(), request)?;
+    Ok(created(
+        false,
+        &ApiKeyCreated {
+            key: api_key,
+            secret,
+        },
+    ))
+}
+
+/// Filter for listing API keys.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFilter {
+    /// Only the keys of this partner.
+    pub partner_id: Option<Uuid>,
+}
+
+/// List API keys
+///
+/// Every key's public record (never the secret), oldest first, optionally for one partner.
+/// Administrators only.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "administration",
+    params(KeyFilter),
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_api_keys(
+    state: web::Data<AppState>,
+    caller: Caller,
+    filter: web::Query<KeyFilter>,
+) -> Result<web::Json<ApiKeyList>, ApiError> {
+    caller.require_admin("list API keys")?;
+    let principal = filter.partner_id.map(|id| Principal::Partner { id });
+    Ok(web::Json(ApiKeyList {
+        keys: state.registry.api_keys(principal),
+    }))
+}
+
+/// Revoke an API key
+///
+/// The key stops working at once, for good. Revoking a revoked key changes nothing.
+/// Administrators only (an administrator cannot revoke the key it is calling with).
+#[utoipa::path(post, path = "/v1/api-keys/{id}/revoke", tag = "administration",
+    params(("id" = Uuid, Path, description = "The key's id"),
+        ("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    responses(
+        (status = 200, description = "The revoked key", body = ApiKey),
+        (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn revoke_api_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ApiKey>, ApiError> {
+    let actor = caller.require_admin("revoke API keys")?;
+    let id = id.into_inner();
+    let _guard = state.in_flight.begin(actor, &key)?;
+    let print = fingerprint("revoke_api_key", &id);
+    if let Previous::Different = state.registry.previous(actor, key.0.as_str(), &print) {
+        return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
+    }
+    let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
+    let existing = state.registry.api_key(id).ok_or_else(not_found)?;
+    if caller.key_id() == Some(id) {
+        return Err(ApiError::InvalidRequest(
+            "an administrator cannot revoke the key it is calling with".into(),
+        ));
+    }
+    if existing.revoked.is_none() {
+        let request = RequestRef {
+            actor,
+            key: key.0.as_str().to_owned(),
+            fingerprint: print,
+        };
+        state.registry.revoke_api_key(id, request)?;
+    }
+    state
+        .registry
+        .api_key(id)
+        .map(web::Json)
+        .ok_or_else(not_found)
+}
+
+/// Close an account
+///
+/// Closes a member wallet, a budget or a venue account for good. Only an empty account can be
+/// closed (retire or reverse its credits first); the closing is an entry in the ledger.
+/// Administrators only.
+#[utoipa::path(post, path = "/v1/accounts/{id}/close", tag = "administration",
+    params(("id" = Uuid, Path, description = "The account's id"),
+        ("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    responses(
+        (status = 201, description = "The closing entry", body = super::Recorded),
+        (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`unknown_account`, `account_closed`, `account_not_empty`, `programme_account`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn close_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin("close accounts")?;
+    let account = AccountId(id.into_inner());
+    let committed = submit(&state, &caller, &key, vec![Intent::Close { account }]).await?;
+    recorded(committed)
+}
+
+/// A registered member with their credential, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberRegistered {
+    /// The member's id, which is also their wallet account's id.
+    pub member_id: Uuid,
+    /// The member credential (for a membership card's QR code or an app). Not stored; a repeat
+    /// of this request with the same Idempotency-Key returns it again.
+    pub credential: String,
+    pub entry: EntryView,
+    pub checkpoint: CheckpointView,
+}
+
+/// Register a member
+///
+/// Opens a member wallet and returns the member's credential. There is no body: names and
+/// contact details stay with the partner, and the ledger holds only the opaque id.
+/// Administrators and earn partners.
+#[utoipa::path(post, path = "/v1/members", tag = "members",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    responses(
+        (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
+        (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn register_member(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.require_registrar()?;
+    let intent = Intent::Open {
+        account_kind: AccountKind::Member,
+        owner: None,
+    };
+    let committed = submit(&state, &caller, &key, vec![intent]).await?;
+    let entry = &committed.entries[0];
+    let EntryBody::Open { account, .. } = entry.body else {
+        return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
+    };
+    let credential = match state.registry.member(account.0) {
+        Some(_) => state.registry.member_credential(account.0),
+        None => state.registry.add_member(Member {
+            account: account.0,
+            registered_by: actor,
+            registered: entry.recorded,
+        })?,
+    };
+    Ok(created(
+        committed.replayed,
+        &MemberRegistered {
+            member_id: account.0,
+            credential,
+            entry: entry.into(),
+            checkpoint: (&committed.checkpoint).into(),
+        },
+    ))
+}

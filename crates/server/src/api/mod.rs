@@ -1,0 +1,276 @@
+//! The HTTP API under `/v1`: routes, and the types shared by the handlers.
+
+pub mod accounts;
+pub mod admin;
+pub mod health;
+pub mod log;
+pub mod movements;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use base64::Engine;
+use chrono::NaiveDate;
+use serde::Serialize;
+use timecredits_domain::{Entry, EntryBody, Intent, Minutes};
+use timecredits_ledger::{Committed, Request, SignedCheckpoint};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::idempotency::IdemKey;
+use crate::problem::ApiError;
+use crate::AppState;
+
+/// The header set on an answer that repeats an earlier one for the same `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+
+/// Every route. Each path is one resource, so a wrong method gets 405 from actix (and a problem
+/// body from [`crate::problem::status_problem`]).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use web::{get, post, resource};
+    cfg.service(resource("/healthz").route(get().to(health::healthz)))
+        .service(resource("/readyz").route(get().to(health::readyz)))
+        .service(
+            resource("/v1/partners")
+                .route(post().to(admin::create_partner))
+                .route(get().to(admin::list_partners)),
+        )
+        .service(resource("/v1/partners/{id}").route(get().to(admin::get_partner)))
+        .service(
+            resource("/v1/api-keys")
+                .route(post().to(admin::create_api_key))
+                .route(get().to(admin::list_api_keys)),
+        )
+        .service(resource("/v1/api-keys/{id}/revoke").route(post().to(admin::revoke_api_key)))
+        .service(resource("/v1/allocations").route(post().to(movements::allocate)))
+        .service(resource("/v1/accounts/{id}/close").route(post().to(admin::close_account)))
+        .service(resource("/v1/members").route(post().to(admin::register_member)))
+        .service(resource("/v1/me").route(get().to(accounts::me)))
+        .service(resource("/v1/accounts/{id}").route(get().to(accounts::get_account)))
+        .service(resource("/v1/accounts/{id}/entries").route(get().to(accounts::history)))
+        .service(resource("/v1/earn").route(post().to(movements::earn)))
+        .service(resource("/v1/earn/batch").route(post().to(movements::earn_batch)))
+        .service(resource("/v1/spend-codes").route(post().to(movements::create_spend_code)))
+        .service(resource("/v1/redemptions").route(post().to(movements::redeem)))
+        .service(resource("/v1/gifts").route(post().to(movements::gift)))
+        .service(resource("/v1/entries/{id}").route(get().to(accounts::get_entry)))
+        .service(resource("/v1/entries/{id}/reversal").route(post().to(movements::reverse)))
+        .service(resource("/v1/ledger/checkpoint").route(get().to(log::checkpoint)))
+        .service(resource("/v1/ledger/key").route(get().to(log::key)));
+}
+
+/// A committed entry, with exactly the fields (and names) of its canonical encoding.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "seq": 42, "id": "0192f0c1-8a40-7d21-b7c3-5a1f0e9d3c77", "kind": "earn",
+    "recorded": "2026-11-23T10:15:00.123456Z", "actor": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10",
+    "key": "earn-2026-11-23-0001", "part": 0,
+    "debit": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e11", "credit": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12",
+    "minutes": 120, "effective": "2026-11-22", "activity": "lunch club", "reference": "R-1042"
+}))]
+pub struct EntryView {
+    /// Sequence number: the entry's index in the log and its Merkle leaf index.
+    pub seq: u64,
+    /// The entry's id.
+    pub id: Uuid,
+    /// open, close, allocate, earn, spend, gift, reverse or retire.
+    pub kind: String,
+    /// Server time of recording (UTC, microseconds).
+    pub recorded: String,
+    /// The administrator, partner or member that caused it.
+    pub actor: Uuid,
+    /// The idempotency key of the request that made it.
+    pub key: String,
+    /// Its index within that request.
+    pub part: u32,
+    /// For open and close: the account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<Uuid>,
+    /// For open: programme, budget, venue or member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_kind: Option<String>,
+    /// For open of a budget or venue: the partner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Uuid>,
+    /// For movements: the account credits leave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debit: Option<Uuid>,
+    /// For movements: the account credits go to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit: Option<Uuid>,
+    /// For movements: the amount in minutes (60 minutes = 1 credit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<u64>,
+    /// For movements: the date the time was given or the activity took place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective: Option<NaiveDate>,
+    /// For reversals: the sequence number of the entry reversed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adults: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<u32>,
+}
+
+impl From<&Entry> for EntryView {
+    fn from(e: &Entry) -> Self {
+        let mut view = EntryView {
+            seq: e.seq,
+            id: e.id,
+            kind: e.body.kind().as_str().to_owned(),
+            recorded: timecredits_domain::entry::format_time(&e.recorded),
+            actor: e.actor,
+            key: e.key.as_str().to_owned(),
+            part: e.part,
+            account: None,
+            account_kind: None,
+            owner: None,
+            debit: None,
+            credit: None,
+            minutes: None,
+            effective: None,
+            reverses: None,
+            activity: None,
+            reference: None,
+            adults: None,
+            children: None,
+        };
+        match &e.body {
+            EntryBody::Open {
+                account,
+                account_kind,
+                owner,
+            } => {
+                view.account = Some(account.0);
+                view.account_kind = Some(account_kind.as_str().to_owned());
+                view.owner = *owner;
+            }
+            EntryBody::Close { account } => view.account = Some(account.0),
+            EntryBody::Move(m) => {
+                view.debit = Some(m.debit.0);
+                view.credit = Some(m.credit.0);
+                view.minutes = Some(m.minutes.get());
+                view.effective = Some(m.effective);
+                view.reverses = m.reverses;
+                view.activity = m.details.activity.as_ref().map(|t| t.as_str().to_owned());
+                view.reference = m.details.reference.as_ref().map(|t| t.as_str().to_owned());
+                view.adults = m.details.adults;
+                view.children = m.details.children;
+            }
+        }
+        view
+    }
+}
+
+/// A signed checkpoint: the ledger's signed statement of its size and Merkle root.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "origin": "localhost/timecredits", "size": 43,
+    "root": "q1GIqbF5sP0CUoUGV0Ulh7n4YMBL0Ifn0bqhU5UM6oE=",
+    "note": "localhost/timecredits\n43\nq1GIqbF5sP0CUoUGV0Ulh7n4YMBL0Ifn0bqhU5UM6oE=\n\n— localhost/timecredits Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
+}))]
+pub struct CheckpointView {
+    /// The log's origin line.
+    pub origin: String,
+    /// The number of entries the tree holds.
+    pub size: u64,
+    /// The RFC 6962 root hash, base64.
+    pub root: String,
+    /// The C2SP signed note: verify it with the ledger's verifier key.
+    pub note: String,
+}
+
+impl From<&SignedCheckpoint> for CheckpointView {
+    fn from(c: &SignedCheckpoint) -> Self {
+        CheckpointView {
+            origin: c.checkpoint.origin.clone(),
+            size: c.checkpoint.size,
+            root: base64::engine::general_purpose::STANDARD.encode(c.checkpoint.root),
+            note: c.note.clone(),
+        }
+    }
+}
+
+/// The answer to a write that committed one entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    pub entry: EntryView,
+    /// A signed checkpoint whose tree includes the entry.
+    pub checkpoint: CheckpointView,
+}
+
+/// The answer to a write that committed several entries atomically.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordedMany {
+    pub entries: Vec<EntryView>,
+    /// A signed checkpoint whose tree includes every entry.
+    pub checkpoint: CheckpointView,
+}
+
+/// An amount given as minutes, or as hours and minutes (minutes then below 60).
+pub fn amount(hours: Option<u64>, minutes: Option<u64>) -> Result<Minutes, ApiError> {
+    Ok(match (hours, minutes) {
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "give the amount as `minutes`, or as `hours` and optionally `minutes`".into(),
+            ))
+        }
+        (None, Some(m)) => Minutes::new(m)?,
+        (Some(h), m) => Minutes::from_hours_and_minutes(h, m.unwrap_or(0))?,
+    })
+}
+
+/// Submits a request to the ledger on behalf of `caller`, refusing a concurrent repeat.
+pub async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    key: &IdemKey,
+    intents: Vec<Intent>,
+) -> Result<Committed, ApiError> {
+    let _guard = state.in_flight.begin(caller.actor(), key)?;
+    commit(state, caller, key, intents).await
+}
+
+/// Submits a request to the ledger for a handler that already holds the in-flight guard.
+pub async fn commit(
+    state: &AppState,
+    caller: &Caller,
+    key: &IdemKey,
+    intents: Vec<Intent>,
+) -> Result<Committed, ApiError> {
+    let request = Request {
+        actor: caller.actor(),
+        key: key.0.clone(),
+        intents,
+    };
+    Ok(state.ledger.submit(request).await?)
+}
+
+/// A 201 (or, for a repeat, the same 201 marked as replayed) with a JSON body.
+pub fn created(replayed: bool, body: &impl Serialize) -> HttpResponse {
+    let mut response = HttpResponse::build(StatusCode::CREATED);
+    if replayed {
+        response.insert_header((REPLAYED_HEADER, "true"));
+    }
+    response.json(body)
+}
+
+/// The 201 answer for a committed single-entry write.
+pub fn recorded(committed: Committed) -> Result<HttpResponse, ApiError> {
+    let entry = committed
+        .entries
+        .first()
+        .ok_or_else(|| ApiError::Internal("the ledger committed no entry".into()))?;
+    Ok(created(
+        committed.replayed,
+        &Recorded {
+            entry: entry.into(),
+            checkpoint: (&committed.checkpoint).into(),
+        },
+    ))
+}

@@ -1,0 +1,491 @@
+//! Moving credits: allocate, earn, spend (with the member's consent), gift, reverse.
+
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use timecredits_domain::{
+    AccountId, Details, EntryBody, Intent, MovementKind, ShortText, Transfer,
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{amount, commit, created, recorded, submit, EntryView, RecordedMany};
+use crate::auth::Caller;
+use crate::idempotency::{fingerprint, IdemKey};
+use crate::problem::{ApiError, Problem};
+use crate::registry::Scope;
+use crate::AppState;
+
+fn text(field: &'static str, value: &Option<String>) -> Result<Option<ShortText>, ApiError> {
+    Ok(value
+        .as_ref()
+        .map(|v| ShortText::new(field, v.clone()))
+        .transpose()?)
+}
+
+fn transfer(
+    kind: MovementKind,
+    debit: AccountId,
+    credit: AccountId,
+    minutes: timecredits_domain::Minutes,
+    effective: Option<NaiveDate>,
+    details: Details,
+) -> Intent {
+    Intent::Transfer(Transfer {
+        kind,
+        debit,
+        credit,
+        minutes,
+        effective,
+        details,
+    })
+}
+
+/// Credits for an earn partner's budget.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"partner_id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10", "hours": 500, "reference": "grant 2026-Q4"}))]
+pub struct NewAllocation {
+    /// The earn partner whose budget receives the credits.
+    pub partner_id: Uuid,
+    /// Whole hours (credits).
+    pub hours: Option<u64>,
+    /// Minutes: the whole amount, or below 60 when `hours` is given.
+    pub minutes: Option<u64>,
+    /// The programme's reference (invoice, grant).
+    pub reference: Option<String>,
+}
+
+/// Allocate credits to a partner
+///
+/// Moves credits from the programme into an earn partner's budget (credits the partner has
+/// bought or been granted). The programme account is the only one that goes negative: minus its
+/// balance is the credit in circulation. Administrators only.
+#[utoipa::path(post, path = "/v1/allocations", tag = "movements",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewAllocation,
+    responses(
+        (status = 201, description = "The allocate entry", body = super::Recorded),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`partner_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`account_closed`, `amount_overflow`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn allocate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewAllocation>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin("allocate credits")?;
+    let minutes = amount(body.hours, body.minutes)?;
+    let partner = state.registry.partner(body.partner_id).ok_or_else(|| {
+        ApiError::PartnerNotFound(format!("partner {} does not exist", body.partner_id))
+    })?;
+    let budget = partner.budget_account.ok_or_else(|| {
+        ApiError::InvalidRequest(format!("partner {} is not an earn partner", partner.id))
+    })?;
+    let details = Details {
+        reference: text("reference", &body.reference)?,
+        ..Details::default()
+    };
+    let intent = transfer(
+        MovementKind::Allocate,
+        state.ledger.programme_account(),
+        AccountId(budget),
+        minutes,
+        None,
+        details,
+    );
+    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+}
+
+/// Time given by a member.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"member_id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12", "hours": 2, "activity": "lunch club", "date_given": "2026-11-22", "reference": "R-1042"}))]
+pub struct NewEarn {
+    /// The member who gave the time.
+    pub member_id: Uuid,
+    /// Whole hours given.
+    pub hours: Option<u64>,
+    /// Minutes: the whole amount, or below 60 when `hours` is given.
+    pub minutes: Option<u64>,
+    /// What the time was given to (1 to 200 characters).
+    pub activity: String,
+    /// The day the time was given (default: today). Not after tomorrow (UTC).
+    pub date_given: Option<NaiveDate>,
+    /// The partner's own reference (1 to 200 characters).
+    pub reference: Option<String>,
+}
+
+impl NewEarn {
+    fn intent(&self, budget: AccountId) -> Result<Intent, ApiError> {
+        let details = Details {
+            activity: Some(ShortText::new("activity", self.activity.clone())?),
+            reference: text("reference", &self.reference)?,
+            ..Details::default()
+        };
+        Ok(transfer(
+            MovementKind::Earn,
+            budget,
+            AccountId(self.member_id),
+            amount(self.hours, self.minutes)?,
+            self.date_given,
+            details,
+        ))
+    }
+}
+
+/// Record time given
+///
+/// An earn partner records time a member gave and issues the credits from its own budget
+/// (one hour = one credit = 60 minutes). Earn partners only.
+#[utoipa::path(post, path = "/v1/earn", tag = "movements",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewEarn,
+    responses(
+        (status = 201, description = "The earn entry", body = super::Recorded),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_credits` (budget), `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn earn(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewEarn>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, budget) = caller.partner_account(Scope::Earn, "issue credits")?;
+    let intent = body.intent(budget)?;
+    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+}
+
+/// Time given by a group, issued all or nothing.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEarnBatch {
+    /// 1 to 1000 earn movements.
+    pub items: Vec<NewEarn>,
+}
+
+/// Record time given by a group
+///
+/// Issues credits to many members in one atomic request: every movement is committed, or none
+/// is (for example when the budget does not cover them all). Earn partners only.
+#[utoipa::path(post, path = "/v1/earn/batch", tag = "movements",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewEarnBatch,
+    responses(
+        (status = 201, description = "The earn entries, in the order given", body = RecordedMany),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn earn_batch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewEarnBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, budget) = caller.partner_account(Scope::Earn, "issue credits")?;
+    let intents = body
+        .items
+        .iter()
+        .map(|item| item.intent(budget))
+        .collect::<Result<Vec<_>, _>>()?;
+    let committed = submit(&state, &caller, &key, intents).await?;
+    Ok(created(
+        committed.replayed,
+        &RecordedMany {
+            entries: committed.entries.iter().map(EntryView::from).collect(),
+            checkpoint: (&committed.checkpoint).into(),
+        },
+    ))
+}
+
+/// A member's request for a spend code.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"max_minutes": 120}))]
+pub struct NewSpendCode {
+    /// The most the venue may redeem with this code, in minutes (default: no cap).
+    pub max_minutes: Option<u64>,
+}
+
+/// A one-time spend code.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "7KQ2M9XD", "expires_at": "2026-11-23T10:30:00Z", "max_minutes": 120}))]
+pub struct SpendCode {
+    /// 8 characters of Crockford base32, to read out or show as a QR code. Single use.
+    pub code: String,
+    /// The code is refused after this time (15 minutes after creation).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub max_minutes: Option<u64>,
+}
+
+/// Create a spend code
+///
+/// The member's consent to a spend: the member creates a one-time code (valid 15 minutes,
+/// optionally capped) and gives it to the venue, which redeems it. Codes are kept only hashed
+/// and only in memory: a restart of the service voids open codes. Members only.
+#[utoipa::path(post, path = "/v1/spend-codes", tag = "movements",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewSpendCode,
+    responses(
+        (status = 201, description = "The code", body = SpendCode),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("member" = [])))]
+pub async fn create_spend_code(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewSpendCode>,
+) -> Result<HttpResponse, ApiError> {
+    let member = caller.require_member("create spend codes")?;
+    let cap = body
+        .max_minutes
+        .map(timecredits_domain::Minutes::new)
+        .transpose()?
+        .map(|m| m.get());
+    let _guard = state.in_flight.begin(caller.actor(), &key)?;
+    let print = fingerprint("spend_code", &*body);
+    let issued =
+        state
+            .spend_codes
+            .issue(member.0, key.0.as_str(), &print, cap, chrono::Utc::now())?;
+    Ok(created(
+        false,
+        &SpendCode {
+            code: issued.code,
+            expires_at: issued.expires,
+            max_minutes: issued.cap,
+        },
+    ))
+}
+
+/// A venue's redemption of a member's spend code.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "7KQ2M9XD", "hours": 2, "activity": "family swim", "adults": 1, "children": 1}))]
+pub struct NewRedemption {
+    /// The member's spend code (case, spaces and hyphens do not matter).
+    pub code: String,
+    /// Whole hours (credits) spent.
+    pub hours: Option<u64>,
+    /// Minutes: the whole amount, or below 60 when `hours` is given.
+    pub minutes: Option<u64>,
+    /// The activity or offer (1 to 200 characters).
+    pub activity: String,
+    /// Number of adults in the party.
+    pub adults: u32,
+    /// Number of children (under 16) in the party.
+    pub children: u32,
+    /// The venue's own reference.
+    pub reference: Option<String>,
+}
+
+/// Redeem a spend code
+///
+/// A venue takes credits from the member who gave it the code, into its own venue account.
+/// A wrong code counts against the calling API key: after 5 in a minute the key gets 429 until
+/// the minute has passed, so codes cannot be guessed. Spend partners only.
+#[utoipa::path(post, path = "/v1/redemptions", tag = "movements",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewRedemption,
+    responses(
+        (status = 201, description = "The spend entry", body = super::Recorded),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a spend partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong codes from this key (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn redeem(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewRedemption>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, venue) = caller.partner_account(Scope::Spend, "redeem spend codes")?;
+    let minutes = amount(body.hours, body.minutes)?;
+    let details = Details {
+        activity: Some(ShortText::new("activity", body.activity.clone())?),
+        reference: text("reference", &body.reference)?,
+        adults: Some(body.adults),
+        children: Some(body.children),
+    };
+    let actor = caller.actor();
+    let _guard = state.in_flight.begin(actor, &key)?;
+    // A repeat of a committed redemption: the code may be gone (used, or forgotten at a restart),
+    // so the member is the one the first redemption debited, and the ledger answers the repeat.
+    if let Some(entries) = state.ledger.previous_request(actor, &key.0)? {
+        let member = match entries.first().map(|e| &e.body) {
+            Some(EntryBody::Move(m)) => m.debit,
+            _ => return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into())),
+        };
+        let intent = transfer(MovementKind::Spend, member, venue, minutes, None, details);
+        return recorded(commit(&state, &caller, &key, vec![intent]).await?);
+    }
+    let api_key = caller
+        .key_id()
+        .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?;
+    let member = state.spend_codes.reserve(
+        api_key,
+        (actor, key.0.as_str().to_owned()),
+        &body.code,
+        minutes.get(),
+        chrono::Utc::now(),
+    )?;
+    let intent = transfer(
+        MovementKind::Spend,
+        AccountId(member),
+        venue,
+        minutes,
+        None,
+        details,
+    );
+    let result = commit(&state, &caller, &key, vec![intent]).await;
+    state.spend_codes.finish(&body.code, result.is_ok());
+    recorded(result?)
+}
+
+/// A gift of credits from one member to another.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"to_member_id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e13", "hours": 1}))]
+pub struct NewGift {
+    /// The member receiving the credits.
+    pub to_member_id: Uuid,
+    pub hours: Option<u64>,
+    /// Minutes: the whole amount, or below 60 when `hours` is given.
+    pub minutes: Option<u64>,
+    /// A reference of the member's choosing (no personal data, please).
+    pub reference: Option<String>,
+}
+
+/// Gift credits
+///
+/// A member gives credits to another member. Members only, from their own wallet.
+#[utoipa::path(post, path = "/v1/gifts", tag = "movements",
+    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewGift,
+    responses(
+        (status = 201, description = "The gift entry", body = super::Recorded),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("member" = [])))]
+pub async fn gift(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    body: web::Json<NewGift>,
+) -> Result<HttpResponse, ApiError> {
+    let member = caller.require_member("gift credits")?;
+    let details = Details {
+        reference: text("reference", &body.reference)?,
+        ..Details::default()
+    };
+    let intent = transfer(
+        MovementKind::Gift,
+        member,
+        AccountId(body.to_member_id),
+        amount(body.hours, body.minutes)?,
+        None,
+        details,
+    );
+    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+}
+
+/// Why an entry is reversed.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reference": "recorded twice by mistake"}))]
+pub struct NewReversal {
+    /// The reason or reference (1 to 200 characters).
+    pub reference: Option<String>,
+}
+
+/// Reverse an entry
+///
+/// Records the mirror of an earlier movement (same amount, accounts swapped), referencing it.
+/// Nothing is edited or deleted. An entry is reversed at most once; a reversal cannot be
+/// reversed; a reversal that would take an account below zero is refused. The partner that made
+/// an entry may reverse it within the reversal window (30 days by default); administrators may
+/// reverse any movement at any time.
+#[utoipa::path(post, path = "/v1/entries/{id}/reversal", tag = "movements",
+    params(("id" = Uuid, Path, description = "The id of the entry to reverse"),
+        ("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    request_body = NewReversal,
+    responses(
+        (status = 201, description = "The reverse entry", body = super::Recorded),
+        (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the entry's partner (`forbidden`) or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`already_reversed`, `not_reversible`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reverse(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+    id: web::Path<Uuid>,
+    body: web::Json<NewReversal>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let not_found = || ApiError::EntryNotFound(format!("entry {id} does not exist"));
+    let entry = state.ledger.entry_by_id(id)?.ok_or_else(not_found)?;
+    if !caller.is_admin() {
+        if !matches!(
+            caller,
+            Caller::Key {
+                partner: Some(_),
+                ..
+            }
+        ) || entry.actor != caller.actor()
+        {
+            return Err(ApiError::Forbidden(
+                "only the partner that made an entry, or an administrator, may reverse it".into(),
+            ));
+        }
+        let deadline = entry.recorded + state.reversal_window;
+        if chrono::Utc::now() > deadline {
+            return Err(ApiError::ReversalWindowPassed(format!(
+                "entry {id} could be reversed by its partner until {deadline}; ask an administrator"
+            )));
+        }
+    }
+    let intent = Intent::Reverse {
+        entry: entry.seq,
+        reference: text("reference", &body.reference)?,
+    };
+    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+}

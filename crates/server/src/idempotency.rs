@@ -1,0 +1,115 @@
+//! The `Idempotency-Key` header (IETF draft-ietf-httpapi-idempotency-key-header).
+//!
+//! Every POST requires one. Keys are scoped to the caller (its actor id). What makes a repeat
+//! safe is not here but where the write is recorded: the ledger remembers (actor, key) for the
+//! entries it commits, the registry for the keys and revocations it records, and the spend-code
+//! table for the codes it issues; each answers a repeat with the original result and refuses a
+//! different request under the same key. This module adds the one thing those cannot: a request
+//! still in flight makes a concurrent repeat fail fast with 409.
+
+use std::collections::HashSet;
+use std::future::{ready, Ready};
+use std::sync::Mutex;
+
+use actix_web::{dev::Payload, FromRequest, HttpRequest};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use timecredits_domain::IdempotencyKey;
+use uuid::Uuid;
+
+use crate::problem::ApiError;
+
+/// The name of the header.
+pub const HEADER: &str = "Idempotency-Key";
+
+/// The validated `Idempotency-Key` of a request.
+#[derive(Clone, Debug)]
+pub struct IdemKey(pub IdempotencyKey);
+
+impl FromRequest for IdemKey {
+    type Error = ApiError;
+    type Future = Ready<Result<IdemKey, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match req.headers().get(HEADER) {
+            None => Err(ApiError::IdempotencyKeyMissing),
+            Some(value) => value
+                .to_str()
+                .ok()
+                // The draft's header value is a structured-field string: accept it quoted too.
+                .map(|v| v.trim().trim_matches('"'))
+                .and_then(|v| IdempotencyKey::new(v).ok())
+                .map(IdemKey)
+                .ok_or(ApiError::IdempotencyKeyInvalid),
+        };
+        ready(result)
+    }
+}
+
+/// The (actor, key) pairs of requests being processed.
+#[derive(Default)]
+pub struct InFlight(Mutex<HashSet<(Uuid, String)>>);
+
+/// Marks a request in flight until dropped.
+pub struct InFlightGuard<'a> {
+    set: &'a InFlight,
+    entry: (Uuid, String),
+}
+
+impl InFlight {
+    /// Marks (actor, key) in flight, or refuses with 409 if it already is.
+    pub fn begin(&self, actor: Uuid, key: &IdemKey) -> Result<InFlightGuard<'_>, ApiError> {
+        let entry = (actor, key.0.as_str().to_owned());
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(entry.clone()) {
+            return Err(ApiError::IdempotencyKeyInFlight(entry.1));
+        }
+        Ok(InFlightGuard { set: self, entry })
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.entry);
+    }
+}
+
+/// The fingerprint of a request that is not a ledger movement: SHA-256 of the route name and
+/// the body as parsed (so spacing and key order do not matter), hex.
+pub fn fingerprint(route: &str, body: &impl Serialize) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(serde_json::to_vec(body).expect("request bodies always serialize"));
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_in_flight_refuses_a_second_until_released() {
+        let set = InFlight::default();
+        let key = IdemKey(IdempotencyKey::new("k").unwrap());
+        let actor = Uuid::now_v7();
+        let guard = set.begin(actor, &key).unwrap();
+        assert!(matches!(
+            set.begin(actor, &key),
+            Err(ApiError::IdempotencyKeyInFlight(_))
+        ));
+        // Another actor's key of the same name is independent.
+        let _other = set.begin(Uuid::now_v7(), &key).unwrap();
+        drop(guard);
+        assert!(set.begin(actor, &key).is_ok());
+    }
+
+    #[test]
+    fn fingerprints_differ_by_route_and_body() {
+        let a = fingerprint("revoke", &serde_json::json!({"a": 1}));
+        assert_eq!(a, fingerprint("revoke", &serde_json::json!({"a": 1})));
+        assert_ne!(a, fingerprint("revoke", &serde_json::json!({"a": 2})));
+        assert_ne!(a, fingerprint("create", &serde_json::json!({"a": 1})));
+    }
+}

@@ -1,0 +1,158 @@
+//! The timecredits REST service: thin actix-web handlers over the ledger
+//! ([`timecredits_ledger`]) and the credential [`registry`].
+//!
+//! - [`api`]: the handlers, one module per resource, and the request/response types;
+//! - [`auth`]: credentials and the permission matrix;
+//! - [`idempotency`]: the `Idempotency-Key` header;
+//! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
+//! - [`registry`]: partners, API keys and member credentials (the service's own small store);
+//! - [`spend_codes`]: one-time codes with which members consent to a spend;
+//! - [`openapi`]: the generated OpenAPI document.
+//!
+//! Handlers only translate: they check the caller, turn the body into ledger intents, submit,
+//! and turn the result into JSON. Rules live in `timecredits-domain`, storage in the ledger.
+
+pub mod api;
+pub mod auth;
+pub mod idempotency;
+pub mod openapi;
+pub mod problem;
+pub mod registry;
+pub mod spend_codes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use actix_web::dev::Server;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, HttpServer};
+use timecredits_ledger::{Ledger, LedgerConfig};
+
+use crate::idempotency::InFlight;
+use crate::registry::Registry;
+use crate::spend_codes::SpendCodes;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How the service is configured.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the ledger, the registry and the keys live.
+    pub data_dir: PathBuf,
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The ledger's checkpoint origin.
+    pub origin: String,
+    /// How long after recording a partner may reverse its own entry.
+    pub reversal_window: chrono::Duration,
+    /// HTTP worker threads (0: one per core).
+    pub workers: usize,
+}
+
+impl Settings {
+    /// The embedded defaults: `./data`, `127.0.0.1:8080`, 30-day reversal window.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Settings {
+        Settings {
+            data_dir: data_dir.into(),
+            listen,
+            origin: LedgerConfig::default().origin,
+            reversal_window: chrono::Duration::days(30),
+            workers: 0,
+        }
+    }
+}
+
+/// A startup failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ledger(#[from] timecredits_ledger::LedgerError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub ledger: Ledger,
+    pub registry: Registry,
+    pub spend_codes: SpendCodes,
+    pub in_flight: InFlight,
+    pub reversal_window: chrono::Duration,
+}
+
+impl AppState {
+    /// Opens the ledger and the registry in `settings.data_dir`, creating them on first use.
+    pub fn open(settings: &Settings) -> Result<AppState, StartError> {
+        let dir: &Path = &settings.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let config = LedgerConfig {
+            origin: settings.origin.clone(),
+            ..LedgerConfig::default()
+        };
+        let ledger = Ledger::open(dir, config)?;
+        let registry = Registry::open(dir)?;
+        Ok(AppState {
+            ledger,
+            registry,
+            spend_codes: SpendCodes::default(),
+            in_flight: InFlight::default(),
+            reversal_window: settings.reversal_window,
+        })
+    }
+}
+
+/// Registers the whole API on an actix `App`: routes, extractor error handlers, 404/405
+/// problems and the OpenAPI document with its interactive docs.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(problem::json_error),
+    )
+    .app_data(web::PathConfig::default().error_handler(problem::path_error))
+    .app_data(web::QueryConfig::default().error_handler(problem::query_error))
+    .configure(api::routes)
+    .configure(openapi::routes);
+}
+
+/// Binds the service and returns the running server and the address it listens on. The server
+/// must be awaited (or spawned) to serve.
+pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
+    let state = web::Data::new(AppState::open(settings)?);
+    let data = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
+            .configure(configure)
+            .default_service(web::to(problem::no_route))
+    })
+    // Shut down quickly: in-flight ledger writes complete regardless of the connection.
+    .shutdown_timeout(5);
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    let server = server
+        .bind(settings.listen)
+        .map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = server.addrs()[0];
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), origin = %state.ledger.origin(), "timecredits is listening");
+    Ok((server.run(), addr))
+}

@@ -1,0 +1,121 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, served at
+//! `/openapi.json` with interactive docs at `/docs/` (Swagger UI, vendored: no internet needed).
+//! The committed copy is `openapi/openapi.json`; `timecredits openapi` prints it.
+
+use actix_web::web;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api;
+use crate::problem::CODES;
+
+/// The generated API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "timecredits",
+        description = "The timecredits ledger API: issue, redeem, gift and reverse time credits, \
+read balances and histories, and fetch the signed checkpoints that make the ledger verifiable.\n\n\
+Amounts are integers in minutes (60 minutes = 1 time credit). Every POST needs an \
+`Idempotency-Key` header: a repeat with the same key and body gets the original answer (marked \
+`Idempotent-Replayed: true`), the same key with another body gets 422 `idempotency_key_reused`, \
+and a repeat while the first is still in flight gets 409 `idempotency_key_in_flight`. Every \
+error is an RFC 9457 `application/problem+json` body with a stable `code`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        api::health::healthz,
+        api::health::readyz,
+        api::admin::create_partner,
+        api::admin::list_partners,
+        api::admin::get_partner,
+        api::admin::create_api_key,
+        api::admin::list_api_keys,
+        api::admin::revoke_api_key,
+        api::admin::close_account,
+        api::admin::register_member,
+        api::movements::allocate,
+        api::movements::earn,
+        api::movements::earn_batch,
+        api::movements::create_spend_code,
+        api::movements::redeem,
+        api::movements::gift,
+        api::movements::reverse,
+        api::accounts::me,
+        api::accounts::get_account,
+        api::accounts::history,
+        api::accounts::get_entry,
+        api::log::checkpoint,
+        api::log::key,
+    ),
+    modifiers(&Security, &ErrorCodes),
+    tags(
+        (name = "administration", description = "Partners, API keys, account closing (administrators)."),
+        (name = "members", description = "Member registration."),
+        (name = "movements", description = "Allocate, earn, spend, gift and reverse credits."),
+        (name = "accounts", description = "Balances, histories and entries."),
+        (name = "ledger", description = "The signed, verifiable log."),
+        (name = "operations", description = "Health checks."),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`tck_…`) of an administrator, auditor or partner.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "member",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A member credential (`tcm_…`), shown once at registration.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Appends the table of every problem code to the API description.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut table =
+            String::from("\n\n## Problem codes\n\n| code | status | meaning |\n|---|---|---|\n");
+        for (code, status, meaning) in CODES {
+            table.push_str(&format!("| `{code}` | {status} | {meaning} |\n"));
+        }
+        let description = openapi.info.description.get_or_insert_with(String::new);
+        description.push_str(&table);
+    }
+}
+
+/// The document as pretty JSON with a final newline: the committed file's exact content.
+pub fn document() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    json.push('\n');
+    json
+}
+
+/// Serves `/openapi.json` and the interactive docs at `/docs/`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+}

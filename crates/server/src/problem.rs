@@ -1,0 +1,536 @@
+//! Every error the API returns, and its one mapping to an RFC 9457 `application/problem+json`
+//! response with a stable machine `code`.
+//!
+//! Handlers return [`ApiError`]; library errors ([`LedgerError`], [`ValidationError`]) convert
+//! into it here and nowhere else. Errors actix produces by itself (malformed JSON, bad paths and
+//! queries, unknown routes, wrong methods) are turned into problems by [`json_error`],
+//! [`path_error`], [`query_error`] and [`status_problem`], wired in [`crate::app`].
+
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use timecredits_domain::{RuleViolation, ValidationError};
+use timecredits_ledger::LedgerError;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem details object.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "https://timecredits.dev/problems/insufficient_credits",
+    "title": "Insufficient credits",
+    "status": 422,
+    "detail": "account 0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e11 holds 30 minutes; 60 are needed",
+    "code": "insufficient_credits"
+}))]
+pub struct Problem {
+    /// A URI naming the problem type: the base URI followed by the code.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short, human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence, in words a developer can act on.
+    pub detail: String,
+    /// The stable machine-readable error code (see the list in the API description).
+    pub code: String,
+}
+
+/// The base of every problem `type` URI.
+pub const PROBLEM_BASE: &str = "https://timecredits.dev/problems/";
+
+/// Everything an API call can fail with. Each variant has one stable code and status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("this request needs an Idempotency-Key header (1 to 255 visible ASCII characters)")]
+    IdempotencyKeyMissing,
+    #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
+    IdempotencyKeyInvalid,
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyKeyReused(String),
+    #[error("a request with idempotency key {0:?} is still being processed; retry later")]
+    IdempotencyKeyInFlight(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    AccountNotFound(String),
+    #[error("{0}")]
+    EntryNotFound(String),
+    #[error("{0}")]
+    PartnerNotFound(String),
+    #[error("{0}")]
+    MemberNotFound(String),
+    #[error("{0}")]
+    ApiKeyNotFound(String),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("{0}")]
+    Rule(RuleViolation),
+    #[error("{0}")]
+    ReversalWindowPassed(String),
+    #[error("{0}")]
+    InvalidSize(String),
+    #[error("no spend code matches; check the code with the member")]
+    SpendCodeInvalid,
+    #[error("this spend code has expired; ask the member for a new one")]
+    SpendCodeExpired,
+    #[error("this spend code was already used")]
+    SpendCodeUsed,
+    #[error("this spend code allows at most {cap} minutes; {asked} were asked")]
+    SpendCodeAmountExceeded { cap: u64, asked: u64 },
+    #[error("too many wrong spend codes from this key; retry in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable machine code, also the last segment of the problem `type`.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MalformedJson(_) => "malformed_json",
+            UnsupportedMediaType(_) => "unsupported_media_type",
+            PayloadTooLarge { .. } => "payload_too_large",
+            InvalidPath(_) => "invalid_path",
+            InvalidQuery(_) => "invalid_query",
+            InvalidRequest(_) => "invalid_request",
+            NotFound(_) => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            IdempotencyKeyMissing => "idempotency_key_missing",
+            IdempotencyKeyInvalid => "idempotency_key_invalid",
+            IdempotencyKeyReused(_) => "idempotency_key_reused",
+            IdempotencyKeyInFlight(_) => "idempotency_key_in_flight",
+            Unauthorized(_) => "unauthorized",
+            Forbidden(_) => "forbidden",
+            AccountNotFound(_) => "account_not_found",
+            EntryNotFound(_) => "entry_not_found",
+            PartnerNotFound(_) => "partner_not_found",
+            MemberNotFound(_) => "member_not_found",
+            ApiKeyNotFound(_) => "api_key_not_found",
+            Validation(_) => "invalid_request",
+            Rule(v) => rule_code(v),
+            ReversalWindowPassed(_) => "reversal_window_passed",
+            InvalidSize(_) => "invalid_size",
+            SpendCodeInvalid => "spend_code_invalid",
+            SpendCodeExpired => "spend_code_expired",
+            SpendCodeUsed => "spend_code_used",
+            SpendCodeAmountExceeded { .. } => "spend_code_amount_exceeded",
+            TooManyAttempts { .. } => "too_many_attempts",
+            Unavailable(_) => "unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            MalformedJson(_)
+            | InvalidPath(_)
+            | InvalidQuery(_)
+            | InvalidRequest(_)
+            | IdempotencyKeyMissing
+            | IdempotencyKeyInvalid
+            | Validation(_)
+            | InvalidSize(_) => StatusCode::BAD_REQUEST,
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            NotFound(_) | AccountNotFound(_) | EntryNotFound(_) | PartnerNotFound(_)
+            | MemberNotFound(_) | ApiKeyNotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            IdempotencyKeyInFlight(_) => StatusCode::CONFLICT,
+            Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Forbidden(_) | ReversalWindowPassed(_) => StatusCode::FORBIDDEN,
+            IdempotencyKeyReused(_)
+            | Rule(_)
+            | SpendCodeInvalid
+            | SpendCodeExpired
+            | SpendCodeUsed
+            | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(&self) -> String {
+        let code = self.code();
+        let mut title = code.replace('_', " ");
+        if let Some(first) = title.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        title
+    }
+
+    /// The problem body of this error.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("{PROBLEM_BASE}{}", self.code()),
+            title: self.title(),
+            status: self.status().as_u16(),
+            detail: self.to_string(),
+            code: self.code().to_owned(),
+        }
+    }
+}
+
+/// The code of each ledger rule a request can break.
+fn rule_code(v: &RuleViolation) -> &'static str {
+    use RuleViolation::*;
+    match v {
+        UnknownAccount(_) => "unknown_account",
+        AccountClosed(_) => "account_closed",
+        AccountExists(_) => "account_exists",
+        WrongAccountKind { .. } => "wrong_account_kind",
+        InsufficientCredits { .. } => "insufficient_credits",
+        AccountNotEmpty { .. } => "account_not_empty",
+        ProgrammeClosed => "programme_account",
+        Genesis => "programme_account",
+        UnknownEntry(_) => "unknown_entry",
+        NotReversible(_) => "not_reversible",
+        AlreadyReversed { .. } => "already_reversed",
+        ReversalMismatch(_) => "not_reversible",
+        EffectiveInFuture { .. } => "effective_date_in_future",
+        Overflow(_) => "amount_overflow",
+    }
+}
+
+/// Every code the API can return, with its status, for the API description and its tests.
+pub const CODES: &[(&str, u16, &str)] = &[
+    (
+        "malformed_json",
+        400,
+        "The body is not valid JSON for this operation.",
+    ),
+    (
+        "invalid_request",
+        400,
+        "A field has a value the ledger refuses (zero or too large an amount, text too long, …).",
+    ),
+    (
+        "invalid_path",
+        400,
+        "A path parameter is malformed (for example not a UUID).",
+    ),
+    (
+        "invalid_query",
+        400,
+        "A query parameter is malformed or out of range.",
+    ),
+    (
+        "invalid_size",
+        400,
+        "A tree size is beyond the ledger or has no checkpoint.",
+    ),
+    (
+        "idempotency_key_missing",
+        400,
+        "A POST without an Idempotency-Key header.",
+    ),
+    (
+        "idempotency_key_invalid",
+        400,
+        "The Idempotency-Key header is empty, too long or not visible ASCII.",
+    ),
+    (
+        "unauthorized",
+        401,
+        "No credential, or one that is unknown or revoked.",
+    ),
+    (
+        "forbidden",
+        403,
+        "The credential may not do this (see the permission matrix).",
+    ),
+    (
+        "reversal_window_passed",
+        403,
+        "A partner may reverse its own entries only within the reversal window.",
+    ),
+    ("not_found", 404, "No such route."),
+    (
+        "account_not_found",
+        404,
+        "No such account, or one the caller may not see.",
+    ),
+    (
+        "entry_not_found",
+        404,
+        "No such entry, or one the caller may not see.",
+    ),
+    ("partner_not_found", 404, "No such partner."),
+    ("member_not_found", 404, "No such member."),
+    ("api_key_not_found", 404, "No such API key."),
+    (
+        "method_not_allowed",
+        405,
+        "The route exists but not with this method.",
+    ),
+    (
+        "idempotency_key_in_flight",
+        409,
+        "A request with this key is still being processed.",
+    ),
+    ("payload_too_large", 413, "The body is over 64 KiB."),
+    (
+        "unsupported_media_type",
+        415,
+        "The body is not application/json.",
+    ),
+    (
+        "idempotency_key_reused",
+        422,
+        "The key was already used by this caller for a different request.",
+    ),
+    (
+        "insufficient_credits",
+        422,
+        "The debited account would go below zero.",
+    ),
+    (
+        "unknown_account",
+        422,
+        "A movement names an account that does not exist.",
+    ),
+    (
+        "unknown_entry",
+        422,
+        "A reversal names an entry that does not exist.",
+    ),
+    (
+        "account_closed",
+        422,
+        "An account in the movement is closed.",
+    ),
+    ("account_exists", 422, "The account already exists."),
+    (
+        "account_not_empty",
+        422,
+        "Only an account with a zero balance can be closed.",
+    ),
+    (
+        "wrong_account_kind",
+        422,
+        "An account of the wrong kind for this movement (for example a venue as an earn target).",
+    ),
+    (
+        "programme_account",
+        422,
+        "The programme account cannot be closed or reopened.",
+    ),
+    (
+        "not_reversible",
+        422,
+        "The entry is not a movement that can be reversed (an open, a close or a reversal).",
+    ),
+    ("already_reversed", 422, "The entry was already reversed."),
+    (
+        "effective_date_in_future",
+        422,
+        "The date the time was given is after today.",
+    ),
+    ("amount_overflow", 422, "A balance would overflow."),
+    ("spend_code_invalid", 422, "No spend code matches."),
+    (
+        "spend_code_expired",
+        422,
+        "The spend code is older than 15 minutes.",
+    ),
+    ("spend_code_used", 422, "The spend code was already used."),
+    (
+        "spend_code_amount_exceeded",
+        422,
+        "The amount is above the cap the member set on the code.",
+    ),
+    (
+        "too_many_attempts",
+        429,
+        "Too many wrong spend codes from this API key in the last minute.",
+    ),
+    (
+        "internal_error",
+        500,
+        "A fault on the server; nothing a client sent causes it.",
+    ),
+    (
+        "unavailable",
+        503,
+        "The ledger is not accepting writes (storage failure or shutdown).",
+    ),
+];
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status().is_server_error() {
+            tracing::error!(code = self.code(), error = %self, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status());
+        response.content_type(PROBLEM_JSON);
+        if let ApiError::TooManyAttempts { retry_after } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self.problem())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Invalid(v) => ApiError::Validation(v),
+            LedgerError::Rejected { violation, .. } => ApiError::Rule(violation),
+            LedgerError::IdempotencyConflict { key } => ApiError::IdempotencyKeyReused(key),
+            LedgerError::Proof(detail) => ApiError::InvalidSize(detail),
+            LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::registry::RegistryError> for ApiError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Turns actix's JSON body errors into problems.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        E::ContentType => ApiError::UnsupportedMediaType(
+            "the body must be JSON with Content-Type: application/json".into(),
+        ),
+        E::Deserialize(e) => ApiError::MalformedJson(format!("the body is not valid: {e}")),
+        other => ApiError::MalformedJson(format!("the body could not be read: {other}")),
+    }
+    .into()
+}
+
+/// Turns actix's path errors into problems.
+pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::InvalidPath(format!("a path parameter is malformed: {err}")).into()
+}
+
+/// Turns actix's query-string errors into problems.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::InvalidQuery(format!("the query string is malformed: {err}")).into()
+}
+
+/// The default service: no route matched.
+pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "{} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Middleware hook: gives any error response actix made without a problem body (a 405 from a
+/// resource, a 404, a 400 from a malformed header) a problem+json body with a matching code.
+pub fn status_problem<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == HeaderValue::from_static(PROBLEM_JSON));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, response) = res.into_parts();
+    let status = response.status();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+        },
+        StatusCode::NOT_FOUND => ApiError::NotFound(format!("{} {}", req.method(), req.path())),
+        s if s.is_client_error() => ApiError::InvalidRequest(format!(
+            "the request was refused: {}",
+            s.canonical_reason().unwrap_or("client error")
+        )),
+        s => ApiError::Internal(format!(
+            "the server failed: {}",
+            s.canonical_reason().unwrap_or("server error")
+        )),
+    };
+    let mut problem: HttpResponse<BoxBody> = error.error_response();
+    // Keep the status actix chose (e.g. 431 for huge headers) even when the code is generic.
+    *problem.status_mut() = status;
+    let res = ServiceResponse::new(req, problem).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_once_with_its_status() {
+        let errors = [
+            ApiError::SpendCodeExpired,
+            ApiError::IdempotencyKeyMissing,
+            ApiError::TooManyAttempts { retry_after: 3 },
+            ApiError::Rule(RuleViolation::InsufficientCredits {
+                account: timecredits_domain::AccountId::new(),
+                balance: 0,
+                needed: 60,
+            }),
+            ApiError::Validation(ValidationError::ZeroAmount),
+            ApiError::IdempotencyKeyInFlight("k".into()),
+        ];
+        for e in errors {
+            let listed: Vec<_> = CODES.iter().filter(|(c, ..)| *c == e.code()).collect();
+            assert_eq!(listed.len(), 1, "{} listed once", e.code());
+            assert_eq!(listed[0].1, e.status().as_u16(), "{}", e.code());
+        }
+        let mut codes: Vec<_> = CODES.iter().map(|(c, ..)| c).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), CODES.len());
+    }
+
+    #[test]
+    fn a_problem_names_its_code_in_type_and_title() {
+        let p = ApiError::SpendCodeUsed.problem();
+        assert_eq!(p.code, "spend_code_used");
+        assert_eq!(p.kind, format!("{PROBLEM_BASE}spend_code_used"));
+        assert_eq!(p.title, "Spend code used");
+        assert_eq!(p.status, 422);
+    }
+}
