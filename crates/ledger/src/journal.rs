@@ -14,9 +14,12 @@
 //!
 //! A crash can leave a torn tail: a record cut short, or a length and payload that do not match
 //! the checksum (the file grew but its last blocks never reached the disk). Such a tail was never
-//! acknowledged, because acknowledgement waits for the sync, so [`Journal::open`] truncates it. A
-//! bad record *before* the position the state says is applied is not a torn tail: it is corruption,
-//! and opening fails rather than guessing.
+//! acknowledged, because acknowledgement waits for the sync, so [`Journal::open`] truncates it.
+//! A damaged record followed by a valid one is not a torn tail but corruption of acknowledged
+//! records (a flipped bit, a bad sector): opening fails with [`JournalError::Corrupt`] rather than
+//! cutting acknowledged entries off. Records before the position the state says is applied are
+//! not re-read at open (that is what keeps opening fast); each is checked against its checksum
+//! whenever it is read, and a mismatch is an error, never a silent answer.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -107,6 +110,15 @@ impl Journal {
             tail.push((pos, payload));
         }
         if journal.len < file_len {
+            if let Some(valid) = journal.next_valid_record(journal.len + 1, file_len)? {
+                return Err(JournalError::Corrupt {
+                    offset: journal.len,
+                    reason: format!(
+                        "the record here is damaged, but a valid record follows at offset {valid}: \
+                         this is not a torn tail left by a crash, so nothing is truncated"
+                    ),
+                });
+            }
             tracing::warn!(
                 torn_bytes = file_len - journal.len,
                 offset = journal.len,
@@ -116,6 +128,19 @@ impl Journal {
             journal.file.sync_all()?;
         }
         Ok((journal, tail))
+    }
+
+    /// The offset of the first complete, valid record starting in `from..limit`, if any. Used
+    /// only on the rare path where a record is damaged, to tell a torn tail (nothing valid
+    /// after it) from damage in the middle of acknowledged records. The scan stops at the first
+    /// hit, which in a damaged but otherwise intact journal is at most one record away.
+    fn next_valid_record(&self, from: u64, limit: u64) -> Result<Option<u64>, JournalError> {
+        for offset in from..limit.saturating_sub(HEADER_LEN) {
+            if self.read_record(offset, limit)?.is_some() {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
     }
 
     /// Reads the record at `offset`, or `None` if there is no complete valid record there before
@@ -306,6 +331,25 @@ mod tests {
             reader.read(pos[0]),
             Err(JournalError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn damage_followed_by_valid_records_is_refused_not_truncated() {
+        let (_dir, path) = journal_path();
+        let (mut j, _) = Journal::open(&path, 0).unwrap();
+        let pos = j.append(&[b"first", b"second", b"third"]).unwrap();
+        drop(j);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"X", pos[1].offset + HEADER_LEN).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        match Journal::open(&path, 0) {
+            Err(JournalError::Corrupt { offset, reason }) => {
+                assert_eq!(offset, pos[1].offset);
+                assert!(reason.contains(&pos[2].offset.to_string()), "{reason}");
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), before, "nothing truncated");
     }
 
     #[test]

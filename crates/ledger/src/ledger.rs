@@ -29,6 +29,9 @@ pub mod layout {
     pub const STATE: &str = "state";
     /// The ed25519 signing key, PKCS#8 PEM, mode 0600.
     pub const SIGNING_KEY: &str = "signing-key.pem";
+    /// The checkpoint origin, one line, written when the ledger is created. It lives beside the
+    /// journal (not in the rebuildable state) so that a rebuild cannot change it.
+    pub const ORIGIN: &str = "origin";
 }
 
 /// Settings of a ledger.
@@ -185,6 +188,15 @@ impl Ledger {
     /// be opened at all, it is moved aside and rebuilt from the journal.
     pub fn open(dir: &Path, config: LedgerConfig) -> Result<Ledger, LedgerError> {
         std::fs::create_dir_all(dir)?;
+        let existing = std::fs::metadata(dir.join(layout::JOURNAL)).is_ok_and(|m| m.len() > 0);
+        check_origin(dir, &config.origin, existing)?;
+        if existing && !dir.join(layout::SIGNING_KEY).exists() {
+            // A new key would sign checkpoints no auditor could link to the old ones.
+            return Err(LedgerError::Key(format!(
+                "{} is missing for an existing ledger; restore it from a backup",
+                layout::SIGNING_KEY
+            )));
+        }
         let signer = NoteSigner::new(
             &config.origin,
             keys::load_or_create(&dir.join(layout::SIGNING_KEY))?,
@@ -193,16 +205,6 @@ impl Ledger {
             LedgerError::Key(format!("origin {:?} cannot name a key: {e}", config.origin))
         })?;
         let store = open_or_rebuild_state(dir, config.cache_bytes)?;
-        match store.origin()? {
-            Some(stored) if stored != config.origin => {
-                return Err(LedgerError::OriginMismatch {
-                    stored,
-                    configured: config.origin,
-                })
-            }
-            Some(_) => {}
-            None => store.set_origin(&config.origin)?,
-        }
         let (size, applied_end) = store.applied()?;
         let (journal, tail) = Journal::open(&dir.join(layout::JOURNAL), applied_end)?;
         let reader = journal.reader()?;
@@ -481,6 +483,27 @@ impl Drop for Ledger {
 
 fn stopped() -> LedgerError {
     LedgerError::Unavailable("the ledger writer has stopped".into())
+}
+
+/// Checks the configured origin against the one fixed at creation, or fixes it for a new ledger.
+fn check_origin(dir: &Path, configured: &str, existing: bool) -> Result<(), LedgerError> {
+    let path = dir.join(layout::ORIGIN);
+    match std::fs::read_to_string(&path) {
+        Ok(stored) if stored.trim_end_matches('\n') == configured => Ok(()),
+        Ok(stored) => Err(LedgerError::OriginMismatch {
+            stored: stored.trim_end_matches('\n').to_owned(),
+            configured: configured.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !existing => {
+            keys::write_private_file(&path, format!("{configured}\n").as_bytes())?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LedgerError::Corrupt(format!(
+            "{} is missing for an existing ledger; restore it (one line: the origin)",
+            path.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn missing(seq: u64) -> LedgerError {

@@ -8,7 +8,6 @@
 //! |-----------------------------------|----------------------------------------------|
 //! | `m` `size`                        | tree size applied (u64 BE)                   |
 //! | `m` `journal_end`                 | journal offset after the last applied record |
-//! | `m` `origin`                      | the checkpoint origin, fixed at creation     |
 //! | `a` account id (16)               | [`AccountState`], 50 bytes (see below)       |
 //! | `e` seq (8 BE)                    | journal position: offset u64, len u32        |
 //! | `i` entry id (16)                 | seq (8 BE)                                   |
@@ -40,7 +39,6 @@ const CHECKPOINT: u8 = b'c';
 
 const META_SIZE: &[u8] = b"msize";
 const META_JOURNAL_END: &[u8] = b"mjournal_end";
-const META_ORIGIN: &[u8] = b"morigin";
 
 /// One row of an account's history index: enough to filter without reading the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,22 +261,6 @@ impl Store {
             .transpose()?
             .unwrap_or(0);
         Ok((size, end))
-    }
-
-    /// The origin recorded at creation, if any.
-    pub fn origin(&self) -> Result<Option<String>, LedgerError> {
-        self.get(META_ORIGIN)?
-            .map(|v| {
-                String::from_utf8(v.to_vec())
-                    .map_err(|_| LedgerError::Corrupt("origin is not UTF-8".into()))
-            })
-            .transpose()
-    }
-
-    /// Records the origin (once, when the ledger is created).
-    pub fn set_origin(&self, origin: &str) -> Result<(), LedgerError> {
-        self.db.insert(META_ORIGIN, origin.as_bytes())?;
-        Ok(())
     }
 
     /// The latest signed checkpoint (note text).

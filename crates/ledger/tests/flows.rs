@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use timecredits_domain::{AccountKind, EntryBody, EntryKind, Intent, MovementKind, RuleViolation};
-use timecredits_ledger::{HistoryQuery, Ledger, LedgerConfig, LedgerError, Request};
+use timecredits_ledger::{layout, HistoryQuery, Ledger, LedgerConfig, LedgerError, Request};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{self, check_record, check_tree, leaf_hash};
 use timecredits_tlog::note::NoteVerifier;
@@ -595,9 +595,35 @@ fn the_origin_is_fixed_at_creation() {
         ..config()
     };
     assert!(matches!(
+        Ledger::open(dir.path(), other.clone()),
+        Err(LedgerError::OriginMismatch { .. })
+    ));
+    // Not even by losing the rebuildable state.
+    std::fs::remove_dir_all(dir.path().join(layout::STATE)).unwrap();
+    assert!(matches!(
         Ledger::open(dir.path(), other),
         Err(LedgerError::OriginMismatch { .. })
     ));
+    assert_eq!(open(dir.path()).size().unwrap(), 1);
+}
+
+#[test]
+fn an_existing_ledger_without_its_key_or_origin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    for file in [layout::SIGNING_KEY, layout::ORIGIN] {
+        let path = dir.path().join(file);
+        let saved = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let result = Ledger::open(dir.path(), config());
+        assert!(
+            matches!(result, Err(LedgerError::Key(_) | LedgerError::Corrupt(_))),
+            "{file}: {result:?}"
+        );
+        assert!(!path.exists(), "{file} was not recreated");
+        std::fs::write(&path, saved).unwrap();
+    }
+    assert_eq!(open(dir.path()).size().unwrap(), 1);
 }
 
 #[test]
