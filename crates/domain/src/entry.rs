@@ -41,7 +41,7 @@ pub enum ValidationError {
     MinutesOutOfRange { minutes: u64 },
     #[error("idempotency key must be 1 to {max} visible ASCII characters", max = IdempotencyKey::MAX_LEN)]
     BadIdempotencyKey,
-    #[error("{field} must be 1 to {max} characters with no control characters", max = ShortText::MAX_LEN)]
+    #[error("{field} must be 1 to {max} bytes of UTF-8 with no control characters", max = ShortText::MAX_LEN)]
     BadText { field: &'static str },
     #[error("debit and credit must be different accounts")]
     SameAccount,
@@ -685,7 +685,19 @@ impl Entry {
 
     /// Parses canonical entry bytes strictly: unknown, missing, misplaced or duplicated fields,
     /// invalid values and non-canonical spelling are all refused.
+    ///
+    /// Most entries are recognised by a fast scan of the canonical layout (see `scan.rs`); the
+    /// rest, and every refusal with its reason, go through [`Entry::decode_general`].
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        match crate::scan::entry(bytes) {
+            Some(entry) => Ok(entry),
+            None => Self::decode_general(bytes),
+        }
+    }
+
+    /// The definition of decoding: parse the JSON strictly, build the entry through the
+    /// validating constructors, then refuse the bytes unless they re-encode to themselves.
+    fn decode_general(bytes: &[u8]) -> Result<Entry, DecodeError> {
         let r: Record =
             serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
         let entry = Entry::from_record(r)?;
@@ -1052,7 +1064,130 @@ pub(crate) mod tests {
         assert!(!e.body.fulfils(&Intent::Transfer(other), day("2026-11-20")));
     }
 
+    /// Any entry of any kind, with texts that sometimes need escaping and times and dates that
+    /// sometimes fall outside the fast scanner's range.
+    fn any_entry() -> impl Strategy<Value = Entry> {
+        let uuid = any::<u128>().prop_map(Uuid::from_u128);
+        let text = |field| {
+            proptest::option::of("[^\\p{Cc}]{1,30}|[a-z\"\\\\ ]{1,10}")
+                .prop_map(move |t| t.map(|t| ShortText::new(field, t).unwrap()))
+        };
+        let body = prop_oneof![
+            (uuid.clone(), 0..4usize, uuid.clone()).prop_map(|(account, k, owner)| {
+                let kinds = [
+                    AccountKind::Programme,
+                    AccountKind::Budget,
+                    AccountKind::Venue,
+                    AccountKind::Member,
+                ];
+                EntryBody::Open {
+                    account: AccountId(account),
+                    account_kind: kinds[k],
+                    owner: kinds[k].has_owner().then_some(owner),
+                }
+            }),
+            uuid.clone().prop_map(|a| EntryBody::Close {
+                account: AccountId(a)
+            }),
+            (
+                0..6usize,
+                uuid.clone(),
+                uuid.clone(),
+                1..=Minutes::MAX,
+                -1_000_000i32..4_000_000,
+                any::<u64>(),
+                text("activity"),
+                text("reference"),
+                (any::<u32>(), 0..3u32),
+            )
+                .prop_filter_map(
+                    "fields that fit the kind",
+                    |(k, debit, credit, minutes, days, rev, activity, reference, party)| {
+                        let kind = [
+                            MovementKind::Allocate,
+                            MovementKind::Earn,
+                            MovementKind::Spend,
+                            MovementKind::Gift,
+                            MovementKind::Reverse,
+                            MovementKind::Retire,
+                        ][k];
+                        let spend = kind == MovementKind::Spend;
+                        let details = Details {
+                            activity,
+                            reference,
+                            adults: spend.then_some(party.0),
+                            children: spend.then_some(party.1),
+                        };
+                        Movement::new(
+                            kind,
+                            AccountId(debit),
+                            AccountId(credit),
+                            Minutes::new(minutes).ok()?,
+                            NaiveDate::from_num_days_from_ce_opt(days)?,
+                            (kind == MovementKind::Reverse).then_some(rev),
+                            details,
+                        )
+                        .ok()
+                        .map(EntryBody::Move)
+                    }
+                ),
+        ];
+        (
+            any::<u64>(),
+            uuid.clone(),
+            // Years 0000 to 9999: others do not round-trip through RFC 3339.
+            -62_167_219_200_000_000i64..253_402_300_800_000_000,
+            uuid,
+            "[!-~]{1,20}",
+            any::<u32>(),
+            body,
+        )
+            .prop_map(|(seq, id, micros, actor, key, part, body)| Entry {
+                seq,
+                id,
+                recorded: DateTime::from_timestamp_micros(micros).unwrap(),
+                actor,
+                key: IdempotencyKey::new(key).unwrap(),
+                part,
+                body,
+            })
+    }
+
+    #[test]
+    fn the_fast_scan_takes_ordinary_entries() {
+        let bytes = earn_entry().encode();
+        let plain = String::from_utf8(bytes)
+            .unwrap()
+            .replace(r#"\"kitchen\""#, "kitchen");
+        assert_eq!(
+            crate::scan::entry(plain.as_bytes()),
+            Some(Entry::decode_general(plain.as_bytes()).unwrap())
+        );
+    }
+
     proptest! {
+        /// The fast scan agrees with the general path: on every valid encoding it either gives
+        /// up or returns the same entry, and it never accepts bytes the general path refuses.
+        #[test]
+        fn the_fast_scan_accepts_only_what_the_general_path_accepts(
+            entry in any_entry(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, prop::sample::select(b"0019aAfF-:.TZ\"\\,{}x ".to_vec())), 0..3),
+        ) {
+            let mut bytes = entry.encode();
+            prop_assert_eq!(Entry::decode_general(&bytes), Ok(entry.clone()));
+            for (at, op, byte) in edits {
+                let at = at.index(bytes.len() + 1);
+                match op {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 if at < bytes.len() => { bytes.remove(at); }
+                    _ => bytes.insert(at, byte),
+                }
+            }
+            if let Some(fast) = crate::scan::entry(&bytes) {
+                prop_assert_eq!(Entry::decode_general(&bytes), Ok(fast));
+            }
+        }
+
         #[test]
         fn any_valid_gift_round_trips(
             seq in any::<u64>(),

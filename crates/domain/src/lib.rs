@@ -5,9 +5,10 @@
 //! redeemed. Every change is an [`Entry`] appended to a log and never edited: a correction is a new
 //! `reverse` entry that mirrors the original.
 //!
-//! The crate has three parts:
+//! The crate has four parts:
 //! - [`amount`]: exact integer amounts in minutes (one credit is 60 minutes);
 //! - [`entry`]: accounts, entries and the canonical JSON bytes that are hashed into the Merkle log;
+//! - [`export`]: the header of the export file auditors verify;
 //! - [`rules`]: what every entry must satisfy against the accounts it touches. The ledger applies
 //!   these rules before it commits an entry, and the auditor's verifier applies the very same rules
 //!   when it replays an export, so both agree by construction.
@@ -21,7 +22,9 @@
 
 pub mod amount;
 pub mod entry;
+pub mod export;
 pub mod rules;
+mod scan;
 
 pub use amount::{Balance, Minutes, MINUTES_PER_CREDIT};
 pub use entry::{

@@ -20,6 +20,17 @@ pub enum LedgerError {
     /// A proof was asked for sizes or indexes the tree does not have.
     #[error("{0}")]
     Proof(String),
+    /// An export was asked up to a tree size that has no signed checkpoint (one is signed at the
+    /// end of every committed batch). `below` and `above` are the nearest sizes that have one.
+    #[error("no signed checkpoint at tree size {size}; {}", nearest_sizes(*below, *above))]
+    NoCheckpointAt {
+        size: u64,
+        below: Option<u64>,
+        above: Option<u64>,
+    },
+    /// An export was asked to start after the tree size it ends at.
+    #[error("an export cannot start at entry {from}: it ends at tree size {size}")]
+    ExportStartsPastEnd { from: u64, size: u64 },
     /// The writer stopped after a storage failure or at shutdown; no write is accepted.
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
@@ -41,4 +52,14 @@ pub enum LedgerError {
     /// A failure in the journal.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+}
+
+/// Names the sizes a caller could ask for instead.
+fn nearest_sizes(below: Option<u64>, above: Option<u64>) -> String {
+    match (below, above) {
+        (Some(b), Some(a)) => format!("the nearest are {b} and {a}"),
+        (Some(b), None) => format!("the latest is {b}"),
+        (None, Some(a)) => format!("the first is {a}"),
+        (None, None) => "there is none yet".into(),
+    }
 }

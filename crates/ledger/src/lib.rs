@@ -9,9 +9,15 @@
 //! and is rebuilt from the journal when it lags or is lost; and the **signing key**.
 //!
 //! # Writing
-//! All writes go through one [`Ledger::submit`] queue served by a single writer thread with group
-//! commit (see [`writer`](crate::writer)). Reads go straight to the state and the journal and never
-//! wait for the writer.
+//! All writes go through one [`Ledger::submit`] queue served by the writer with group commit:
+//! one thread decides every request and syncs the journal, a second applies each synced batch to
+//! the state and answers, so the two overlap (see the `writer` module). Reads go straight to the
+//! state and the journal and never wait for the writer.
+//!
+//! # Evidence
+//! [`Ledger::export`] streams an auditor's export (the format of `timecredits_domain::export`,
+//! documented in `AUDIT.md`) and [`Ledger::receipt`] gives a member a `tlog-proof@v1` for an
+//! entry; both are checked offline by the `timecredits-audit` verifier.
 //!
 //! # Invariants the ledger maintains
 //! - Every acknowledged entry is on disk and survives `kill -9`.
@@ -20,6 +26,7 @@
 //! - The rules of [`timecredits_domain::rules`] hold after every entry.
 
 mod error;
+pub mod export;
 pub mod journal;
 pub mod keys;
 mod ledger;
@@ -28,6 +35,7 @@ pub mod store;
 mod writer;
 
 pub use error::LedgerError;
+pub use export::{Export, ExportRange};
 pub use ledger::{
     layout, Committed, HistoryPage, HistoryQuery, Ledger, LedgerConfig, Request, SignedCheckpoint,
 };

@@ -175,6 +175,23 @@ pub enum TreeError {
         /// Number of hashes returned.
         returned: usize,
     },
+    /// [`Frontier::from_hashes`] was given the wrong number of hashes.
+    #[error("a tree of size {size} has {} frontier hashes, got {got}", size.count_ones())]
+    FrontierLength {
+        /// The tree size.
+        size: u64,
+        /// Number of hashes given.
+        got: usize,
+    },
+    /// [`Frontier::append_subtree`] was given a subtree that does not start
+    /// at a multiple of its width.
+    #[error("a subtree of 2^{level} records cannot be appended to a tree of size {size}")]
+    MisalignedSubtree {
+        /// The tree size.
+        size: u64,
+        /// The subtree's level.
+        level: u8,
+    },
     /// [`MemoryHashes`] was asked for an index it does not hold.
     #[error("stored hash {index} is not available ({stored} hashes stored)")]
     HashNotStored {
@@ -533,18 +550,73 @@ impl Frontier {
         Ok(Self { size: n, hashes })
     }
 
+    /// Returns the frontier of a tree of `size` records from its hashes: the
+    /// roots of the perfect subtrees tiling the tree, largest (leftmost)
+    /// first, as [`Frontier::hashes`] returns them.
+    ///
+    /// Nothing proves the hashes right; they are only as good as the root
+    /// they lead to, which the caller compares with a trusted one.
+    pub fn from_hashes(size: u64, hashes: Vec<Hash>) -> Result<Self, TreeError> {
+        check_size(size)?;
+        if hashes.len() != size.count_ones() as usize {
+            return Err(TreeError::FrontierLength {
+                size,
+                got: hashes.len(),
+            });
+        }
+        Ok(Self { size, hashes })
+    }
+
+    /// Rebuilds the frontier of a tree of `size` records from the leaf hash
+    /// of its last record and that record's inclusion proof in the tree of
+    /// `size` (the audit path `prove_record(size, size - 1)` returns), for
+    /// a caller that can ask for proofs but cannot read stored hashes.
+    ///
+    /// The audit path of the last leaf climbs the tree's right edge: its
+    /// first `trailing_zeros(size)` hashes lie inside the smallest perfect
+    /// subtree and fold with the leaf into that subtree's root; every later
+    /// hash is itself one of the larger perfect subtrees, smallest first.
+    /// As with [`Frontier::from_hashes`], compare the resulting root with a
+    /// trusted one.
+    pub fn from_last_record(size: u64, leaf: Hash, proof: &[Hash]) -> Result<Self, ProofError> {
+        if size == 0 {
+            return Err(ProofError::IndexOutOfRange { index: 0, size });
+        }
+        let inner = size.trailing_zeros() as usize;
+        let want = inner + size.count_ones() as usize - 1;
+        if proof.len() != want {
+            return Err(ProofError::WrongProofLength {
+                got: proof.len(),
+                want,
+            });
+        }
+        let (below, above) = proof.split_at(inner);
+        let last = below.iter().fold(leaf, |h, left| node_hash(left, &h));
+        let mut hashes: Vec<Hash> = above.iter().rev().copied().collect();
+        hashes.push(last);
+        Ok(Self { size, hashes })
+    }
+
+    /// Returns the roots of the perfect subtrees tiling the tree, largest
+    /// (leftmost) first: `size.count_ones()` hashes.
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
     /// Appends the record whose leaf hash is `leaf` and returns the stored
     /// hashes this record adds, in stored-hash index order, starting at
     /// `stored_hash_index(0, old_size)`: exactly what Go's
     /// `tlog.StoredHashes` returns.
     pub fn append(&mut self, leaf: Hash) -> Vec<Hash> {
         let mut stored = Vec::with_capacity(1 + self.size.trailing_ones() as usize);
-        self.push(leaf, |h| stored.push(h));
+        self.append_with(leaf, |h| stored.push(h));
         stored
     }
 
-    /// Appends `leaf`, passing each stored hash it adds to `emit`.
-    fn push(&mut self, leaf: Hash, mut emit: impl FnMut(Hash)) {
+    /// Like [`Frontier::append`], passing each stored hash the record adds
+    /// to `emit` instead of allocating a vector for them, for callers that
+    /// append millions of records and keep few of those hashes.
+    pub fn append_with(&mut self, leaf: Hash, mut emit: impl FnMut(Hash)) {
         // Each trailing one bit of the old size is a perfect subtree that is
         // now completed into one twice as large, smallest first. Those are
         // the last `merges` frontier entries (there are count_ones(size) >=
@@ -561,9 +633,50 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Appends `2^level` records at once, given the root of the perfect
+    /// subtree they form (as [`root_of_leaves`] computes it), so that the
+    /// hashing inside the subtree can be done elsewhere, in parallel. The
+    /// tree size must be a multiple of `2^level`: the subtree must be one of
+    /// the tree's own.
+    pub fn append_subtree(&mut self, level: u8, root: Hash) -> Result<(), TreeError> {
+        let misaligned = TreeError::MisalignedSubtree {
+            size: self.size,
+            level,
+        };
+        let width = 1u64
+            .checked_shl(level.into())
+            .filter(|width| self.size.is_multiple_of(*width))
+            .ok_or(misaligned)?;
+        let size = self
+            .size
+            .checked_add(width)
+            .ok_or(TreeError::TreeTooLarge { size: u64::MAX })?;
+        check_size(size)?;
+        // As in `append_with`, one level up: every perfect subtree of
+        // 2^level or more records on the right edge that this one completes.
+        let merges = (self.size >> level).trailing_ones() as usize;
+        let keep = self.hashes.len().saturating_sub(merges);
+        let mut h = root;
+        for left in self.hashes.drain(keep..).rev() {
+            h = node_hash(&left, &h);
+        }
+        self.hashes.push(h);
+        self.size = size;
+        Ok(())
+    }
+
     /// Returns the tree hash for the current size ([`empty_root`] when empty).
     pub fn root(&self) -> Hash {
         fold_subtrees(&self.hashes)
+    }
+}
+
+/// Appending leaf hashes in order, keeping only the frontier.
+impl Extend<Hash> for Frontier {
+    fn extend<I: IntoIterator<Item = Hash>>(&mut self, leaves: I) {
+        for leaf in leaves {
+            self.append_with(leaf, |_| {});
+        }
     }
 }
 
@@ -571,9 +684,7 @@ impl Frontier {
 /// memory, so that auditors can stream an entire log through it.
 pub fn root_of_leaves(leaves: impl IntoIterator<Item = Hash>) -> Hash {
     let mut frontier = Frontier::new();
-    for leaf in leaves {
-        frontier.push(leaf, |_| {});
-    }
+    frontier.extend(leaves);
     frontier.root()
 }
 
@@ -590,7 +701,7 @@ impl MemoryHashes {
         let mut frontier = Frontier::new();
         let mut hashes = Vec::new();
         for leaf in leaves {
-            frontier.push(leaf, |h| hashes.push(h));
+            frontier.append_with(leaf, |h| hashes.push(h));
         }
         Self(hashes)
     }
@@ -995,6 +1106,66 @@ mod tests {
                 assert_eq!(r.append(leaf), frontier.append(leaf));
             }
         }
+    }
+
+    #[test]
+    fn frontier_from_hashes_and_from_the_last_record() {
+        let leaves = test_leaves(70);
+        let mem = MemoryHashes::from_leaves(leaves.clone());
+        for n in 1..=70u64 {
+            let want = Frontier::from_reader(n, &mem).unwrap();
+            let proof = prove_record(n, n - 1, &mem).unwrap();
+            let rebuilt = Frontier::from_last_record(n, leaves[n as usize - 1], &proof).unwrap();
+            assert_eq!(rebuilt, want, "size {n}");
+            assert_eq!(
+                Frontier::from_hashes(n, want.hashes().to_vec()).unwrap(),
+                want
+            );
+            let padded = [proof.clone(), vec![[0; 32]]].concat();
+            assert_eq!(
+                Frontier::from_last_record(n, leaves[0], &padded),
+                Err(ProofError::WrongProofLength {
+                    got: proof.len() + 1,
+                    want: proof.len()
+                })
+            );
+        }
+        assert_eq!(
+            Frontier::from_hashes(5, vec![[0; 32]]),
+            Err(TreeError::FrontierLength { size: 5, got: 1 })
+        );
+        assert!(Frontier::from_last_record(0, leaves[0], &[]).is_err());
+        let mut extended = Frontier::new();
+        extended.extend(leaves.iter().copied());
+        assert_eq!(extended, Frontier::from_reader(70, &mem).unwrap());
+    }
+
+    #[test]
+    fn appending_subtrees_equals_appending_their_leaves() {
+        let leaves = test_leaves(200);
+        let mut by_leaf = Frontier::new();
+        let mut by_subtree = Frontier::new();
+        let mut pos = 0usize;
+        // Runs of every alignment the tree allows, as a parallel hasher makes them.
+        for wanted in [1u8, 0, 2, 3, 0, 1, 4, 5, 2, 0, 6, 1] {
+            let level = wanted.min(pos.trailing_zeros() as u8);
+            let run = &leaves[pos..pos + (1 << level)];
+            by_leaf.extend(run.iter().copied());
+            by_subtree
+                .append_subtree(level, root_of_leaves(run.iter().copied()))
+                .unwrap();
+            assert_eq!(by_subtree, by_leaf, "after {} leaves", pos + run.len());
+            pos += run.len();
+        }
+        assert_eq!(
+            by_subtree.append_subtree(8, [0; 32]),
+            Err(TreeError::MisalignedSubtree {
+                size: pos as u64,
+                level: 8
+            })
+        );
+        assert!(Frontier::new().append_subtree(64, [0; 32]).is_err());
+        assert!(Frontier::new().append_subtree(63, [0; 32]).is_err());
     }
 
     /// A reader over a huge virtual tree that records what it is asked for.

@@ -1,0 +1,166 @@
+//! The `timecredits-audit` command: argument parsing, the progress bar and exit codes around the
+//! library. Exit 0: valid; 1: invalid (the first failure is printed); 2: unusable input or
+//! arguments.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use timecredits_audit::{
+    proofs, render, verify_file, Trust, UsageError, VerifyOptions, EXIT_INVALID, EXIT_UNUSABLE,
+    EXIT_VALID,
+};
+
+/// Verifies a timecredits ledger's exports, receipts and consistency proofs offline.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The keys and origin to trust.
+#[derive(Args)]
+struct TrustArgs {
+    /// A verifier key of the ledger (C2SP `name+keyid+base64`), obtained out of band. Repeat it
+    /// to accept several keys (during a key rotation).
+    #[arg(long = "key", value_name = "VKEY", required = true)]
+    keys: Vec<String>,
+    /// The log's origin; by default the first key's name.
+    #[arg(long)]
+    origin: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify an export: signature, every entry, the Merkle root, and a replay of the rules.
+    Verify {
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// A checkpoint kept from before (signed note file): prove that this export extends it.
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        since: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The export file.
+        export: PathBuf,
+    },
+    /// Verify a receipt (a c2sp.org/tlog-proof@v1 carrying the entry) and print the entry.
+    Receipt {
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// The receipt file.
+        file: PathBuf,
+    },
+    /// Verify a consistency proof between two signed checkpoints.
+    Consistency {
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// The older checkpoint (signed note file).
+        old_checkpoint: PathBuf,
+        /// The newer checkpoint (signed note file).
+        new_checkpoint: PathBuf,
+        /// The proof: one base64 hash per line, or the JSON {"from":M,"to":N,"proof":[…]}.
+        proof_file: PathBuf,
+    },
+}
+
+/// mimalloc rather than the system allocator: a verification allocates and frees a few short
+/// strings per entry on several threads, in batches that glibc's per-thread caches do not hold,
+/// and mimalloc does it with about a fifth less CPU on a 10-million-entry export.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok((text, valid)) => {
+            print!("{text}");
+            ExitCode::from(if valid { EXIT_VALID } else { EXIT_INVALID } as u8)
+        }
+        Err(e) => {
+            eprintln!("timecredits-audit: {e}");
+            ExitCode::from(EXIT_UNUSABLE as u8)
+        }
+    }
+}
+
+/// Runs a command and returns what to print and whether the evidence is valid.
+fn run(command: Command) -> Result<(String, bool), UsageError> {
+    match command {
+        Command::Verify {
+            trust,
+            since,
+            json,
+            export,
+        } => {
+            let trust = trust.trust()?;
+            let kept = since.map(|path| trust.open_file(&path)).transpose()?;
+            let bar = progress_bar();
+            let progress = |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
+            let options = VerifyOptions {
+                since: kept.as_ref(),
+                threads: 0,
+                progress: Some(&progress),
+            };
+            let report = verify_file(&export, &trust, &options)?;
+            bar.finish_and_clear();
+            let text = if json {
+                let mut text = serde_json::to_string_pretty(&report.to_json())
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+                text.push('\n');
+                text
+            } else {
+                render::report(&report)
+            };
+            Ok((text, report.is_valid()))
+        }
+        Command::Receipt { trust, file } => {
+            let result = proofs::verify_receipt(&file, &trust.trust()?)?;
+            Ok((render::receipt(&result), result.is_ok()))
+        }
+        Command::Consistency {
+            trust,
+            old_checkpoint,
+            new_checkpoint,
+            proof_file,
+        } => {
+            let result = proofs::verify_consistency(
+                &trust.trust()?,
+                &old_checkpoint,
+                &new_checkpoint,
+                &proof_file,
+            )?;
+            Ok((render::consistency(&result), result.is_ok()))
+        }
+    }
+}
+
+impl TrustArgs {
+    fn trust(&self) -> Result<Trust, UsageError> {
+        Trust::new(&self.keys, self.origin.as_deref())
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal. Its length (the entries to
+/// check) comes with each update.
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {pos}/{len} entries checked [{bar:40}] {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
