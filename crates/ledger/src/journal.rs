@@ -349,7 +349,11 @@ mod tests {
             }
             other => panic!("expected corruption, got {other:?}"),
         }
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), before, "nothing truncated");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            before,
+            "nothing truncated"
+        );
     }
 
     #[test]

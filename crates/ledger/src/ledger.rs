@@ -595,7 +595,7 @@ fn replay(
             }
         }
         let positions: Vec<_> = chunk.iter().map(|(pos, _)| *pos).collect();
-        let batch = pending.into_state_batch(&positions, frontier);
+        let batch = pending.into_state_batch(&positions, frontier)?;
         store.commit(batch)?;
     }
     Ok(count)

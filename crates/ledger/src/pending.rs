@@ -5,12 +5,17 @@
 //! batch here (so a later request in the same batch sees the earlier ones: no lost update, no
 //! double spend), writes the batch's journal records, then turns the overlay into one atomic sled
 //! batch. Replay at startup stages the journal's unapplied records through the very same path.
+//!
+//! A batch's [`Changes`] outlive its staging: while they are applied to sled, the next batch is
+//! staged over them (see [`Pending::over`]), so it sees exactly what it would see once they
+//! are applied.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use timecredits_domain::rules::{self, AccountState, Original, RuleViolation};
 use timecredits_domain::{AccountId, Entry, EntryBody};
-use timecredits_tlog::merkle::{self, stored_hash_index, Frontier};
+use timecredits_tlog::merkle::{self, Frontier};
 use uuid::Uuid;
 
 use crate::error::LedgerError;
@@ -30,16 +35,99 @@ enum Undo {
     Idempotency((Uuid, String), Option<IdempotencyRecord>),
 }
 
-/// Entries staged on top of the committed state.
-pub struct Pending<'a> {
-    store: &'a Store,
-    journal: &'a JournalReader,
-    /// Size of the committed log: the first staged entry gets this sequence number.
+/// What a batch staged: its entries, with their canonical bytes, and the state they change.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Sequence number of the first entry.
     base: u64,
     accounts: HashMap<AccountId, AccountState>,
     reversals: HashMap<u64, u64>,
     idempotency: HashMap<(Uuid, String), IdempotencyRecord>,
     entries: Vec<(Entry, Vec<u8>)>,
+}
+
+impl Changes {
+    /// The staged entries and their canonical bytes.
+    pub fn entries(&self) -> &[(Entry, Vec<u8>)] {
+        &self.entries
+    }
+
+    /// The sequence number of the first entry.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The sequence number after the last entry.
+    pub fn end(&self) -> u64 {
+        self.base + self.entries.len() as u64
+    }
+
+    fn entry(&self, seq: u64) -> Option<&Entry> {
+        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.entries.get(i).map(|(e, _)| e)
+    }
+
+    /// Turns the entries, written at `positions` in the journal, into one atomic state batch
+    /// over `store`, which must hold everything before them, extending `frontier` with their
+    /// leaves.
+    pub fn state_batch(
+        &self,
+        store: &Store,
+        positions: &[RecordPos],
+        frontier: &mut Frontier,
+    ) -> Result<StateBatch, LedgerError> {
+        assert_eq!(
+            positions.len(),
+            self.entries.len(),
+            "one journal position per entry"
+        );
+        let mut batch = StateBatch::default();
+        let mut rows: HashMap<AccountId, Vec<HistoryRow>> = HashMap::new();
+        for ((entry, bytes), pos) in self.entries.iter().zip(positions) {
+            debug_assert_eq!(frontier.size(), entry.seq, "frontier follows the log");
+            let hashes = frontier.append(merkle::leaf_hash(bytes));
+            batch.put_entry(store, entry.seq, entry.id, *pos, &hashes)?;
+            let day = match &entry.body {
+                EntryBody::Move(m) => m.effective,
+                _ => entry.recorded.date_naive(),
+            };
+            for account in entry.body.accounts() {
+                rows.entry(account).or_default().push(HistoryRow {
+                    seq: entry.seq,
+                    kind: entry.body.kind(),
+                    day,
+                });
+            }
+        }
+        for state in self.accounts.values() {
+            let rows = rows.remove(&state.id).unwrap_or_default();
+            batch.put_account(store, state, &rows)?;
+        }
+        // Every entry changes each account it names, so no rows are left; should a rule ever
+        // name an account without changing it, its history must still be kept.
+        for (id, rows) in rows {
+            let state = store.cached_account(id)?.ok_or_else(|| {
+                LedgerError::Corrupt(format!("entry {} names an unknown account", rows[0].seq))
+            })?;
+            batch.put_account(store, &state, &rows)?;
+        }
+        for (seq, by) in &self.reversals {
+            batch.put_reversal(*seq, *by);
+        }
+        for ((actor, key), record) in &self.idempotency {
+            batch.put_idempotency(*actor, key, *record);
+        }
+        Ok(batch)
+    }
+}
+
+/// Entries staged on top of the committed state.
+pub struct Pending<'a> {
+    store: &'a Store,
+    journal: &'a JournalReader,
+    /// Batches staged before this one and not yet in the store, oldest first.
+    earlier: Vec<Arc<Changes>>,
+    changes: Changes,
     undo: Vec<Undo>,
 }
 
@@ -49,40 +137,57 @@ impl<'a> Pending<'a> {
         Pending {
             store,
             journal,
-            base,
-            accounts: HashMap::new(),
-            reversals: HashMap::new(),
-            idempotency: HashMap::new(),
-            entries: Vec::new(),
+            earlier: Vec::new(),
+            changes: Changes {
+                base,
+                ..Changes::default()
+            },
             undo: Vec::new(),
         }
     }
 
-    /// The sequence number the next staged entry gets.
-    pub fn next_seq(&self) -> u64 {
-        self.base + self.entries.len() as u64
+    /// The same overlay, over `earlier` too: batches staged and written before this one but
+    /// not yet in the store, oldest first, the last of them ending where this one starts.
+    pub fn over(mut self, earlier: Vec<Arc<Changes>>) -> Self {
+        debug_assert_eq!(
+            earlier.last().map_or(self.changes.base, |c| c.end()),
+            self.changes.base,
+            "earlier batches end where this one starts"
+        );
+        self.earlier = earlier;
+        self
     }
 
-    /// The staged entries and their canonical bytes.
-    pub fn entries(&self) -> &[(Entry, Vec<u8>)] {
-        &self.entries
+    /// The sequence number the next staged entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.changes.end()
+    }
+
+    /// What was staged.
+    pub fn finish(self) -> Changes {
+        self.changes
+    }
+
+    /// The newest staged value of something, in this batch or an earlier one.
+    fn staged<T>(&self, find: impl Fn(&Changes) -> Option<T>) -> Option<T> {
+        find(&self.changes).or_else(|| self.earlier.iter().rev().find_map(|c| find(c)))
     }
 
     /// An account's state including staged changes.
     pub fn account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
-        match self.accounts.get(&id) {
-            Some(a) => Ok(Some(a.clone())),
-            None => self.store.account(id),
+        match self.staged(|c| c.accounts.get(&id).cloned()) {
+            Some(a) => Ok(Some(a)),
+            None => self.store.cached_account(id),
         }
     }
 
     /// The entry at `seq`, staged or committed.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
-        if seq >= self.base {
-            return Ok(self
-                .entries
-                .get((seq - self.base) as usize)
-                .map(|(e, _)| e.clone()));
+        if seq >= self.changes.base {
+            return Ok(self.changes.entry(seq).cloned());
+        }
+        if let Some(entry) = self.staged(|c| c.entry(seq).cloned()) {
+            return Ok(Some(entry));
         }
         let Some(pos) = self.store.entry_pos(seq)? else {
             return Ok(None);
@@ -96,8 +201,9 @@ impl<'a> Pending<'a> {
         actor: Uuid,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, LedgerError> {
-        match self.idempotency.get(&(actor, key.to_owned())) {
-            Some(r) => Ok(Some(*r)),
+        let k = (actor, key.to_owned());
+        match self.staged(|c| c.idempotency.get(&k).copied()) {
+            Some(r) => Ok(Some(r)),
             None => self.store.idempotency(actor, key),
         }
     }
@@ -106,8 +212,8 @@ impl<'a> Pending<'a> {
         let Some(entry) = self.entry(seq)? else {
             return Ok(None);
         };
-        let reversed_by = match self.reversals.get(&seq) {
-            Some(by) => Some(*by),
+        let reversed_by = match self.staged(|c| c.reversals.get(&seq).copied()) {
+            Some(by) => Some(by),
             None => self.store.reversed_by(seq)?,
         };
         let movement = match entry.body {
@@ -124,14 +230,15 @@ impl<'a> Pending<'a> {
     /// Marks the current state so that a failed request can be undone.
     pub fn savepoint(&self) -> Savepoint {
         Savepoint {
-            entries: self.entries.len(),
+            entries: self.changes.entries.len(),
             undo: self.undo.len(),
         }
     }
 
     /// Undoes everything staged since `sp`.
     pub fn rollback(&mut self, sp: Savepoint) {
-        self.entries.truncate(sp.entries);
+        let changes = &mut self.changes;
+        changes.entries.truncate(sp.entries);
         while self.undo.len() > sp.undo {
             match self
                 .undo
@@ -139,19 +246,19 @@ impl<'a> Pending<'a> {
                 .expect("undo log is longer than the savepoint")
             {
                 Undo::Account(id, Some(prev)) => {
-                    self.accounts.insert(id, prev);
+                    changes.accounts.insert(id, prev);
                 }
                 Undo::Account(id, None) => {
-                    self.accounts.remove(&id);
+                    changes.accounts.remove(&id);
                 }
                 Undo::Reversal(seq) => {
-                    self.reversals.remove(&seq);
+                    changes.reversals.remove(&seq);
                 }
                 Undo::Idempotency(k, Some(prev)) => {
-                    self.idempotency.insert(k, prev);
+                    changes.idempotency.insert(k, prev);
                 }
                 Undo::Idempotency(k, None) => {
-                    self.idempotency.remove(&k);
+                    changes.idempotency.remove(&k);
                 }
             }
         }
@@ -183,12 +290,12 @@ impl<'a> Pending<'a> {
             Err(violation) => return Ok(Err(violation)),
         };
         for state in changes {
-            let prev = self.accounts.insert(state.id, state.clone());
+            let prev = self.changes.accounts.insert(state.id, state.clone());
             self.undo.push(Undo::Account(state.id, prev));
         }
         if let EntryBody::Move(m) = &entry.body {
             if let Some(orig) = m.reverses {
-                self.reversals.insert(orig, entry.seq);
+                self.changes.reversals.insert(orig, entry.seq);
                 self.undo.push(Undo::Reversal(orig));
             }
         }
@@ -199,58 +306,22 @@ impl<'a> Pending<'a> {
             first_seq: entry.seq - u64::from(entry.part),
             parts: entry.part + 1,
         };
-        let prev = self.idempotency.insert(idem_key.clone(), record);
+        let prev = self.changes.idempotency.insert(idem_key.clone(), record);
         self.undo.push(Undo::Idempotency(idem_key, prev));
         let bytes = entry.encode();
-        self.entries.push((entry, bytes));
+        self.changes.entries.push((entry, bytes));
         Ok(Ok(()))
     }
 
     /// Turns the staged entries, written at `positions` in the journal, into one atomic state
-    /// batch, extending `frontier` with their leaves. Returns the batch and the new tree size.
-    pub fn into_state_batch(self, positions: &[RecordPos], frontier: &mut Frontier) -> StateBatch {
-        assert_eq!(
-            positions.len(),
-            self.entries.len(),
-            "one journal position per entry"
-        );
-        let mut batch = StateBatch::default();
-        for ((entry, bytes), pos) in self.entries.iter().zip(positions) {
-            debug_assert_eq!(frontier.size(), entry.seq, "frontier follows the log");
-            let first_index = stored_hash_index(0, entry.seq);
-            for (i, hash) in frontier.append(merkle::leaf_hash(bytes)).iter().enumerate() {
-                batch.put_hash(first_index + i as u64, hash);
-            }
-            batch.put_entry(entry.seq, entry.id, *pos);
-            let day = match &entry.body {
-                EntryBody::Move(m) => m.effective,
-                _ => entry.recorded.date_naive(),
-            };
-            for account in entry.body.accounts() {
-                batch.put_history(
-                    account,
-                    HistoryRow {
-                        seq: entry.seq,
-                        kind: entry.body.kind(),
-                        day,
-                    },
-                );
-            }
-        }
-        for state in self.accounts.values() {
-            batch.put_account(state);
-        }
-        for (seq, by) in &self.reversals {
-            batch.put_reversal(*seq, *by);
-        }
-        for ((actor, key), record) in &self.idempotency {
-            batch.put_idempotency(*actor, key, *record);
-        }
-        let end = positions.last().map(RecordPos::end);
-        if let Some(end) = end {
-            batch.put_applied(frontier.size(), end);
-        }
-        batch
+    /// batch (see [`Changes::state_batch`]).
+    pub fn into_state_batch(
+        self,
+        positions: &[RecordPos],
+        frontier: &mut Frontier,
+    ) -> Result<StateBatch, LedgerError> {
+        let store = self.store;
+        self.finish().state_batch(store, positions, frontier)
     }
 }
 

@@ -1,44 +1,91 @@
 //! The derived state in sled: balances and indexes, all rebuilt from the journal if lost.
 //!
-//! Everything lives in sled's default tree under one-byte prefixes, so that one committed batch
-//! is written with a single atomic `apply_batch`: after a crash sled holds either all of a batch
-//! or none of it, and [`Meta::size`] always says exactly how many entries the state reflects.
+//! Account records live in the `accounts` tree, keyed by account id (16 bytes), so that reading a
+//! balance costs the same whatever the size of the log. Everything else lives in sled's default
+//! tree under one-byte prefixes. One committed batch is one sled transaction over both trees,
+//! which sled writes like a single `apply_batch`: after a crash sled holds either all of a batch
+//! or none of it, and the `applied` record always says exactly how many entries the state
+//! reflects.
 //!
-//! | key                               | value                                        |
-//! |-----------------------------------|----------------------------------------------|
-//! | `m` `size`                        | tree size applied (u64 BE)                   |
-//! | `m` `journal_end`                 | journal offset after the last applied record |
-//! | `a` account id (16)               | [`AccountState`], 50 bytes (see below)       |
-//! | `e` seq (8 BE)                    | journal position: offset u64, len u32        |
-//! | `i` entry id (16)                 | seq (8 BE)                                   |
-//! | `h` stored hash index (8 BE)      | SHA-256 hash (32): the Merkle tree           |
-//! | `x` account (16) seq (8 BE)       | kind code (1), day (4 BE, i32 since 1970)    |
-//! | `k` actor (16) key (1..255)       | first seq (8 BE), parts (4 BE)               |
-//! | `r` seq (8 BE)                    | seq of its reversal (8 BE)                   |
-//! | `c` tree size (8 BE)              | the checkpoint signed at that size (note)    |
+//! | key                          | value                                                      |
+//! |------------------------------|------------------------------------------------------------|
+//! | `m` `applied`                | tree size (u64 BE), journal offset after its last entry (u64 BE), greatest entry id (16) |
+//! | `m` `layout`                 | [`LAYOUT`] (u32 BE), the version of this table             |
+//! | `accounts` tree: id (16)     | [`AccountState`] (50 bytes), then its newest history rows  |
+//! | `x` account (16) seq (8 BE)  | older history rows of the account, from `seq` on           |
+//! | `s` chunk number (8 BE)      | the log chunk of entries `16n ..= 16n + 15`                |
+//! | `j` entry id (16)            | the number of the log chunk holding that entry (8 BE)      |
+//! | `i` entry id (16)            | seq (8 BE), only for an id below an earlier one            |
+//! | `k` actor (16) key (1..255)  | first seq (8 BE), parts (4 BE)                             |
+//! | `r` seq (8 BE)               | seq of its reversal (8 BE)                                 |
+//! | `c` tree size (8 BE)         | the checkpoint signed at that size (note)                  |
 //!
-//! Integers are big-endian in keys so that sled's byte order is numeric order: an account's
-//! history is a range scan over `x` account.
+//! Integers are big-endian in keys so that sled's byte order is numeric order.
+//!
+//! # Few inserts per entry
+//! A sled insert costs microseconds whatever its size (it copies a tree node and reserves log
+//! space), and the single writer pays for every one of them, so the layout keeps them few: in a
+//! batch of many entries, about one per request (its idempotency record) and one per account
+//! moved (its state).
+//!
+//! - **Log chunks.** What an entry adds to the log is sequential: its journal position, its id
+//!   and the Merkle hashes it completes. Entries are grouped by [`CHUNK_ENTRIES`]: chunk `n`
+//!   holds the journal offset of entry `16n` (u64 BE), then for each entry its record length
+//!   (u32 BE), its id (16) and the stored hashes it added (`1 + trailing_ones(seq)` hashes of 32
+//!   bytes, in stored-hash index order, as
+//!   [`Frontier::append`](timecredits_tlog::merkle::Frontier::append) returns them). Journal
+//!   records are contiguous, so offsets follow from lengths. A batch writes each chunk it
+//!   touches once, whatever its number of entries.
+//! - **A sparse id index.** Entry ids are UUID v7, made by the writer in sequence order, so they
+//!   almost always grow with the sequence number. An id greater than every earlier one is found
+//!   through the `j` key of the first such id a batch put in its chunk: the greatest `j` key not
+//!   above it names the chunk, which lists the ids. Any other id (a clock set back between two
+//!   runs) gets its own `i` key.
+//! - **History beside the balance.** An entry changes the balance of every account it names, so
+//!   the account record is written anyway; it also carries the account's newest history rows (at
+//!   most [`HEAD_ROWS`]). When more arrive, the oldest [`HEAD_ROWS`] move to an `x` record keyed
+//!   by their first sequence number. A history row is seq (8 BE), kind code (1), day (4 BE, i32
+//!   days since 1970). Newest first, an account's history is its head rows reversed, then a
+//!   reverse range scan over `x` account.
+//!
+//! A state written with another layout is refused by [`Store::open`] with
+//! [`sled::Error::Unsupported`], so the ledger moves it aside and rebuilds it from the journal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::NaiveDate;
+use sled::transaction::{TransactionError, Transactional};
 use timecredits_domain::{AccountId, AccountKind, AccountState, AccountStatus, EntryKind};
-use timecredits_tlog::merkle::{Hash, HashReader, TreeError};
+use timecredits_tlog::merkle::{split_stored_hash_index, Hash, HashReader, TreeError};
 use uuid::Uuid;
 
 use crate::error::LedgerError;
 use crate::journal::RecordPos;
 
-const ACCOUNT: u8 = b'a';
-const ENTRY: u8 = b'e';
+/// The version of the layout above.
+pub const LAYOUT: u32 = 2;
+
+/// Entries per log chunk.
+pub const CHUNK_ENTRIES: u64 = 16;
+
+/// History rows kept in an account record.
+pub const HEAD_ROWS: usize = 32;
+
 const ENTRY_ID: u8 = b'i';
-const HASH: u8 = b'h';
+const SPARSE_ID: u8 = b'j';
+const LOG_CHUNK: u8 = b's';
 const HISTORY: u8 = b'x';
 const IDEMPOTENCY: u8 = b'k';
 const REVERSAL: u8 = b'r';
 const CHECKPOINT: u8 = b'c';
 
-const META_SIZE: &[u8] = b"msize";
-const META_JOURNAL_END: &[u8] = b"mjournal_end";
+/// The tree of account records, apart so that reading one costs the same whatever the size of the
+/// log.
+const ACCOUNTS_TREE: &str = "accounts";
+
+const META_APPLIED: &[u8] = b"mapplied";
+const META_LAYOUT: &[u8] = b"mlayout";
 
 /// One row of an account's history index: enough to filter without reading the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +107,43 @@ pub struct IdempotencyRecord {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
+    /// The `accounts` tree.
+    accounts: sled::Tree,
+    cache: Arc<Mutex<AccountCache>>,
+}
+
+/// What an account record holds: the account's state and its newest history rows.
+#[derive(Clone, Debug)]
+struct AccountRecord {
+    state: AccountState,
+    head: Vec<HistoryRow>,
+}
+
+/// Copies of the account records the commit path read or wrote lately, so that staging a batch
+/// and building its state batch do not read them from sled again (each read costs about as much
+/// as staging the entry itself). Filled by [`Store::cached_account`] and by every commit, which
+/// is the only way accounts change, so the copies are exact. Readers outside the commit path use
+/// sled directly and never wait for this lock.
+#[derive(Default)]
+struct AccountCache(HashMap<AccountId, AccountRecord>);
+
+impl AccountCache {
+    /// Records kept at most (a few hundred bytes each); past it the cache starts again empty,
+    /// which costs one sled read per account on its next use.
+    const CAPACITY: usize = 1 << 16;
+
+    fn insert(&mut self, record: AccountRecord) {
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.insert(record.state.id, record);
+    }
+}
+
+impl std::fmt::Debug for AccountCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccountCache({} records)", self.0.len())
+    }
 }
 
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -71,12 +155,16 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-fn be_u64(bytes: &[u8]) -> Result<u64, LedgerError> {
+/// The first `N` bytes of a stored integer.
+fn int_bytes<const N: usize>(bytes: &[u8]) -> Result<[u8; N], LedgerError> {
     bytes
-        .get(..8)
+        .get(..N)
         .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
         .ok_or_else(|| LedgerError::Corrupt("short integer in the state".into()))
+}
+
+fn be_u64(bytes: &[u8]) -> Result<u64, LedgerError> {
+    int_bytes(bytes).map(u64::from_be_bytes)
 }
 
 fn kind_code(kind: EntryKind) -> u8 {
@@ -99,20 +187,22 @@ fn account_kind_code(kind: AccountKind) -> u8 {
 /// owner (16, nil when none), id (16).
 const ACCOUNT_LEN: usize = 50;
 
-fn encode_account(a: &AccountState) -> [u8; ACCOUNT_LEN] {
-    let mut v = [0u8; ACCOUNT_LEN];
-    v[0] = account_kind_code(a.kind);
-    v[1] = u8::from(a.status == AccountStatus::Closed);
-    v[2..10].copy_from_slice(&a.balance.to_be_bytes());
-    v[10..18].copy_from_slice(&a.opened.to_be_bytes());
-    v[18..34].copy_from_slice(a.owner.unwrap_or_else(Uuid::nil).as_bytes());
-    v[34..50].copy_from_slice(a.id.0.as_bytes());
-    v
+fn encode_account(a: &AccountState, out: &mut Vec<u8>) {
+    out.push(account_kind_code(a.kind));
+    out.push(u8::from(a.status == AccountStatus::Closed));
+    out.extend_from_slice(&a.balance.to_be_bytes());
+    out.extend_from_slice(&a.opened.to_be_bytes());
+    out.extend_from_slice(a.owner.unwrap_or_else(Uuid::nil).as_bytes());
+    out.extend_from_slice(a.id.0.as_bytes());
 }
 
-fn decode_account(v: &[u8]) -> Result<AccountState, LedgerError> {
+/// Decodes the account state at the start of an account record.
+fn decode_account(record: &[u8]) -> Result<AccountState, LedgerError> {
     let corrupt = || LedgerError::Corrupt("malformed account state".into());
-    let v: &[u8; ACCOUNT_LEN] = v.try_into().map_err(|_| corrupt())?;
+    let v: &[u8; ACCOUNT_LEN] = record
+        .get(..ACCOUNT_LEN)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(corrupt)?;
     let kind = match v[0] {
         0 => AccountKind::Programme,
         1 => AccountKind::Budget,
@@ -146,44 +236,250 @@ fn from_day_number(n: i32) -> Option<NaiveDate> {
     NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(n)))
 }
 
+/// Length of an encoded [`HistoryRow`].
+const ROW_LEN: usize = 13;
+
+fn encode_rows(rows: &[HistoryRow], out: &mut Vec<u8>) {
+    for row in rows {
+        out.extend_from_slice(&row.seq.to_be_bytes());
+        out.push(kind_code(row.kind));
+        out.extend_from_slice(&day_number(row.day).to_be_bytes());
+    }
+}
+
+fn decode_rows(v: &[u8]) -> Result<Vec<HistoryRow>, LedgerError> {
+    let corrupt = || LedgerError::Corrupt("malformed history row".into());
+    if !v.len().is_multiple_of(ROW_LEN) {
+        return Err(corrupt());
+    }
+    v.chunks_exact(ROW_LEN)
+        .map(|r| {
+            let kind = *EntryKind::ALL.get(usize::from(r[8])).ok_or_else(corrupt)?;
+            let day = i32::from_be_bytes(r[9..13].try_into().expect("4 bytes"));
+            Ok(HistoryRow {
+                seq: be_u64(r)?,
+                kind,
+                day: from_day_number(day).ok_or_else(corrupt)?,
+            })
+        })
+        .collect()
+}
+
+/// How many stored hashes entry `seq` adds to the tree.
+fn hashes_added(seq: u64) -> usize {
+    1 + seq.trailing_ones() as usize
+}
+
+/// One entry of a log chunk.
+struct ChunkEntry<'a> {
+    seq: u64,
+    pos: RecordPos,
+    id: Uuid,
+    /// The stored hashes the entry added, 32 bytes each.
+    hashes: &'a [u8],
+}
+
+/// The entries of a log chunk, in order.
+struct ChunkEntries<'a> {
+    seq: u64,
+    offset: u64,
+    rest: &'a [u8],
+}
+
+impl<'a> ChunkEntries<'a> {
+    fn new(chunk: u64, v: &'a [u8]) -> Result<Self, LedgerError> {
+        Ok(ChunkEntries {
+            seq: chunk * CHUNK_ENTRIES,
+            offset: be_u64(v)?,
+            rest: &v[8..],
+        })
+    }
+
+    /// The first entry that `matches`, if the chunk has one.
+    fn find(
+        self,
+        matches: impl Fn(&ChunkEntry) -> bool,
+    ) -> Result<Option<ChunkEntry<'a>>, LedgerError> {
+        for entry in self {
+            let entry = entry?;
+            if matches(&entry) {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl<'a> Iterator for ChunkEntries<'a> {
+    type Item = Result<ChunkEntry<'a>, LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let hashes_end = 20 + 32 * hashes_added(self.seq);
+        if self.rest.len() < hashes_end {
+            self.rest = &[];
+            return Some(Err(LedgerError::Corrupt(format!(
+                "log chunk of entry {} is cut short",
+                self.seq
+            ))));
+        }
+        let entry = ChunkEntry {
+            seq: self.seq,
+            pos: RecordPos {
+                offset: self.offset,
+                len: u32::from_be_bytes(self.rest[..4].try_into().expect("4 bytes")),
+            },
+            id: Uuid::from_bytes(self.rest[4..20].try_into().expect("16 bytes")),
+            hashes: &self.rest[20..hashes_end],
+        };
+        self.rest = &self.rest[hashes_end..];
+        self.offset = entry.pos.end();
+        self.seq += 1;
+        Some(Ok(entry))
+    }
+}
+
+/// The `applied` record: how far the state goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Applied {
+    /// Entries applied: the tree size.
+    size: u64,
+    /// The journal offset just past the last of them.
+    journal_end: u64,
+    /// The greatest entry id so far (see the sparse id index).
+    max_id: Uuid,
+}
+
+/// The log chunk a batch is filling.
+struct OpenChunk {
+    number: u64,
+    bytes: Vec<u8>,
+    /// Whether this batch has already indexed an id in this chunk.
+    id_indexed: bool,
+}
+
 /// The writes of one committed batch, applied to sled atomically by [`Store::commit`].
 #[derive(Default)]
 pub struct StateBatch {
     batch: sled::Batch,
+    /// Writes to the `accounts` tree.
+    account_writes: sled::Batch,
+    /// The log chunk being filled, written out when the batch moves on to the next chunk or is
+    /// committed.
+    chunk: Option<OpenChunk>,
+    /// Where the state stands after the entries put so far (none put: unchanged).
+    applied: Option<Applied>,
+    /// The account records written, for the cache once they are committed.
+    cached: Vec<AccountRecord>,
 }
 
 impl StateBatch {
-    /// Records an account's new state.
-    pub fn put_account(&mut self, a: &AccountState) {
-        self.batch
-            .insert(key(ACCOUNT, &[a.id.0.as_bytes()]), &encode_account(a)[..]);
-    }
-
-    /// Records where entry `seq` is in the journal and its id.
-    pub fn put_entry(&mut self, seq: u64, id: Uuid, pos: RecordPos) {
-        let mut v = [0u8; 12];
-        v[..8].copy_from_slice(&pos.offset.to_be_bytes());
-        v[8..].copy_from_slice(&pos.len.to_be_bytes());
-        self.batch.insert(key(ENTRY, &[&seq.to_be_bytes()]), &v[..]);
-        self.batch
-            .insert(key(ENTRY_ID, &[id.as_bytes()]), &seq.to_be_bytes()[..]);
-    }
-
-    /// Records a stored Merkle hash.
-    pub fn put_hash(&mut self, index: u64, hash: &Hash) {
-        self.batch
-            .insert(key(HASH, &[&index.to_be_bytes()]), &hash[..]);
-    }
-
-    /// Adds entry `row.seq` to an account's history.
-    pub fn put_history(&mut self, account: AccountId, row: HistoryRow) {
-        let mut v = [0u8; 5];
-        v[0] = kind_code(row.kind);
-        v[1..5].copy_from_slice(&day_number(row.day).to_be_bytes());
-        self.batch.insert(
-            key(HISTORY, &[account.0.as_bytes(), &row.seq.to_be_bytes()]),
-            &v[..],
+    /// Records entry `seq`: where it is in the journal, its id, and the stored Merkle hashes it
+    /// added. Entries must come in sequence order, the first one right after what `store` holds,
+    /// so the batch also records the state's new size.
+    pub fn put_entry(
+        &mut self,
+        store: &Store,
+        seq: u64,
+        id: Uuid,
+        pos: RecordPos,
+        hashes: &[Hash],
+    ) -> Result<(), LedgerError> {
+        debug_assert_eq!(
+            hashes.len(),
+            hashes_added(seq),
+            "the hashes entry {seq} adds"
         );
+        let applied = match self.applied {
+            Some(applied) => applied,
+            None => store.applied_record()?,
+        };
+        if (applied.size, applied.journal_end) != (seq, pos.offset) {
+            return Err(LedgerError::Corrupt(format!(
+                "entry {seq} at journal offset {} does not follow the state ({} entries, journal \
+                 end {})",
+                pos.offset, applied.size, applied.journal_end
+            )));
+        }
+        let number = seq / CHUNK_ENTRIES;
+        if self.chunk.as_ref().map(|c| c.number) != Some(number) {
+            self.write_chunk();
+            let bytes = if seq.is_multiple_of(CHUNK_ENTRIES) {
+                pos.offset.to_be_bytes().to_vec()
+            } else {
+                store.continued_chunk(number, seq, pos.offset)?
+            };
+            self.chunk = Some(OpenChunk {
+                number,
+                bytes,
+                id_indexed: false,
+            });
+        }
+        let chunk = self.chunk.as_mut().expect("set above");
+        let mut max_id = applied.max_id;
+        if id > max_id {
+            max_id = id;
+            if !chunk.id_indexed {
+                self.batch
+                    .insert(key(SPARSE_ID, &[id.as_bytes()]), &number.to_be_bytes()[..]);
+                chunk.id_indexed = true;
+            }
+        } else {
+            self.batch
+                .insert(key(ENTRY_ID, &[id.as_bytes()]), &seq.to_be_bytes()[..]);
+        }
+        chunk.bytes.extend_from_slice(&pos.len.to_be_bytes());
+        chunk.bytes.extend_from_slice(id.as_bytes());
+        for hash in hashes {
+            chunk.bytes.extend_from_slice(hash);
+        }
+        self.applied = Some(Applied {
+            size: seq + 1,
+            journal_end: pos.end(),
+            max_id,
+        });
+        Ok(())
+    }
+
+    fn write_chunk(&mut self) {
+        if let Some(chunk) = self.chunk.take() {
+            self.batch
+                .insert(key(LOG_CHUNK, &[&chunk.number.to_be_bytes()]), chunk.bytes);
+        }
+    }
+
+    /// Records an account's new state and adds `rows` (in sequence order, all newer than the
+    /// account's stored history) to its history.
+    pub fn put_account(
+        &mut self,
+        store: &Store,
+        a: &AccountState,
+        rows: &[HistoryRow],
+    ) -> Result<(), LedgerError> {
+        let mut head = store.cached_record(a.id)?.map_or_else(Vec::new, |r| r.head);
+        head.extend_from_slice(rows);
+        let mut rest = &head[..];
+        while rest.len() > HEAD_ROWS {
+            let (older, newer) = rest.split_at(HEAD_ROWS);
+            let mut v = Vec::with_capacity(HEAD_ROWS * ROW_LEN);
+            encode_rows(older, &mut v);
+            self.batch.insert(
+                key(HISTORY, &[a.id.0.as_bytes(), &older[0].seq.to_be_bytes()]),
+                v,
+            );
+            rest = newer;
+        }
+        let mut v = Vec::with_capacity(ACCOUNT_LEN + rest.len() * ROW_LEN);
+        encode_account(a, &mut v);
+        encode_rows(rest, &mut v);
+        self.account_writes.insert(a.id.0.as_bytes(), v);
+        self.cached.push(AccountRecord {
+            state: a.clone(),
+            head: rest.to_vec(),
+        });
+        Ok(())
     }
 
     /// Records the entries made for (actor, key).
@@ -203,13 +499,6 @@ impl StateBatch {
             .insert(key(REVERSAL, &[&seq.to_be_bytes()]), &by.to_be_bytes()[..]);
     }
 
-    /// Sets the applied size and journal end: the last write of every batch.
-    pub fn put_applied(&mut self, size: u64, journal_end: u64) {
-        self.batch.insert(META_SIZE, &size.to_be_bytes()[..]);
-        self.batch
-            .insert(META_JOURNAL_END, &journal_end.to_be_bytes()[..]);
-    }
-
     /// Records the checkpoint signed for the tree of `size` entries. Every batch keeps its own,
     /// so a repeated request is answered with the very checkpoint its first answer carried.
     pub fn put_checkpoint(&mut self, size: u64, note: &str) {
@@ -219,7 +508,8 @@ impl StateBatch {
 }
 
 impl Store {
-    /// Opens the sled database at `path`.
+    /// Opens the sled database at `path`. A database written with another [`LAYOUT`] is refused
+    /// with [`sled::Error::Unsupported`] (the ledger then rebuilds it from the journal).
     pub fn open(path: &std::path::Path, cache_bytes: u64) -> Result<Store, sled::Error> {
         let db = sled::Config::new()
             .path(path)
@@ -229,13 +519,61 @@ impl Store {
             // journal is replayed after a crash.
             .flush_every_ms(Some(1000))
             .open()?;
-        Ok(Store { db })
+        match db.get(META_LAYOUT)? {
+            Some(v) if v.as_ref() == LAYOUT.to_be_bytes() => {}
+            None if db.is_empty() => {
+                db.insert(META_LAYOUT, &LAYOUT.to_be_bytes()[..])?;
+            }
+            found => {
+                let found = match found {
+                    None => "1".to_owned(),
+                    Some(v) => <[u8; 4]>::try_from(v.as_ref())
+                        .map_or_else(|_| "unknown".into(), |b| u32::from_be_bytes(b).to_string()),
+                };
+                return Err(sled::Error::Unsupported(format!(
+                    "the state has layout {found}, this version reads layout {LAYOUT}"
+                )));
+            }
+        }
+        Ok(Store {
+            accounts: db.open_tree(ACCOUNTS_TREE)?,
+            db,
+            cache: Arc::default(),
+        })
     }
 
     /// Applies a batch atomically.
-    pub fn commit(&self, batch: StateBatch) -> Result<(), LedgerError> {
-        self.db.apply_batch(batch.batch)?;
+    pub fn commit(&self, mut batch: StateBatch) -> Result<(), LedgerError> {
+        batch.write_chunk();
+        if let Some(a) = batch.applied {
+            let mut v = Vec::with_capacity(32);
+            v.extend_from_slice(&a.size.to_be_bytes());
+            v.extend_from_slice(&a.journal_end.to_be_bytes());
+            v.extend_from_slice(a.max_id.as_bytes());
+            batch.batch.insert(META_APPLIED, v);
+        }
+        // One atomic write across both trees: a sled transaction that only writes commits the
+        // way `apply_batch` does, under one log reservation.
+        (&*self.db, &self.accounts)
+            .transaction(|(db, accounts)| {
+                db.apply_batch(&batch.batch)?;
+                accounts.apply_batch(&batch.account_writes)?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Storage(e) => LedgerError::Sled(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })?;
+        let mut cache = self.account_cache();
+        for record in batch.cached {
+            cache.insert(record);
+        }
         Ok(())
+    }
+
+    fn account_cache(&self) -> std::sync::MutexGuard<'_, AccountCache> {
+        // The cache holds only committed records, so one left by a panicking thread is sound.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Flushes sled to disk (on clean shutdown, so the next open replays nothing).
@@ -250,17 +588,23 @@ impl Store {
 
     /// Number of entries the state reflects, and the journal offset after the last of them.
     pub fn applied(&self) -> Result<(u64, u64), LedgerError> {
-        let size = self
-            .get(META_SIZE)?
-            .map(|v| be_u64(&v))
-            .transpose()?
-            .unwrap_or(0);
-        let end = self
-            .get(META_JOURNAL_END)?
-            .map(|v| be_u64(&v))
-            .transpose()?
-            .unwrap_or(0);
-        Ok((size, end))
+        let a = self.applied_record()?;
+        Ok((a.size, a.journal_end))
+    }
+
+    fn applied_record(&self) -> Result<Applied, LedgerError> {
+        let Some(v) = self.get(META_APPLIED)? else {
+            return Ok(Applied::default());
+        };
+        let max_id = v
+            .get(16..32)
+            .and_then(|b| Uuid::from_slice(b).ok())
+            .ok_or_else(|| LedgerError::Corrupt("malformed applied record".into()))?;
+        Ok(Applied {
+            size: be_u64(&v)?,
+            journal_end: be_u64(&v[8..])?,
+            max_id,
+        })
     }
 
     /// The latest signed checkpoint (note text).
@@ -313,30 +657,91 @@ impl Store {
 
     /// An account's current state. One keyed read, whatever the account's history.
     pub fn account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
-        self.get(key(ACCOUNT, &[id.0.as_bytes()]))?
+        self.accounts
+            .get(id.0.as_bytes())?
             .map(|v| decode_account(&v))
             .transpose()
     }
 
-    /// Where entry `seq` is in the journal.
-    pub fn entry_pos(&self, seq: u64) -> Result<Option<RecordPos>, LedgerError> {
-        self.get(key(ENTRY, &[&seq.to_be_bytes()]))?
+    /// An account's current state, as [`Store::account`], through the commit path's cache.
+    pub fn cached_account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
+        Ok(self.cached_record(id)?.map(|r| r.state))
+    }
+
+    fn cached_record(&self, id: AccountId) -> Result<Option<AccountRecord>, LedgerError> {
+        if let Some(record) = self.account_cache().0.get(&id) {
+            return Ok(Some(record.clone()));
+        }
+        let Some(record) = self.account_record(id)? else {
+            return Ok(None);
+        };
+        self.account_cache().insert(record.clone());
+        Ok(Some(record))
+    }
+
+    fn account_record(&self, id: AccountId) -> Result<Option<AccountRecord>, LedgerError> {
+        self.accounts
+            .get(id.0.as_bytes())?
             .map(|v| {
-                let len = v
-                    .get(8..12)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_be_bytes)
-                    .ok_or_else(|| LedgerError::Corrupt("malformed entry position".into()))?;
-                Ok(RecordPos {
-                    offset: be_u64(&v)?,
-                    len,
+                Ok(AccountRecord {
+                    state: decode_account(&v)?,
+                    head: decode_rows(&v[ACCOUNT_LEN..])?,
                 })
             })
             .transpose()
     }
 
-    /// The sequence number of the entry with this id.
+    fn log_chunk(&self, number: u64) -> Result<Option<sled::IVec>, LedgerError> {
+        self.get(key(LOG_CHUNK, &[&number.to_be_bytes()]))
+    }
+
+    /// The bytes of log chunk `number`, which a batch continues with entry `seq` at journal
+    /// `offset`; checked to end exactly there.
+    fn continued_chunk(&self, number: u64, seq: u64, offset: u64) -> Result<Vec<u8>, LedgerError> {
+        let broken = || {
+            LedgerError::Corrupt(format!(
+                "the log chunk before entry {seq} does not end where that entry starts"
+            ))
+        };
+        let v = self.log_chunk(number)?.ok_or_else(broken)?;
+        let mut end = None;
+        for entry in ChunkEntries::new(number, &v)? {
+            let entry = entry?;
+            end = Some((entry.seq + 1, entry.pos.end()));
+        }
+        if end != Some((seq, offset)) {
+            return Err(broken());
+        }
+        Ok(v.to_vec())
+    }
+
+    /// Where entry `seq` is in the journal.
+    pub fn entry_pos(&self, seq: u64) -> Result<Option<RecordPos>, LedgerError> {
+        let number = seq / CHUNK_ENTRIES;
+        match self.log_chunk(number)? {
+            Some(v) => Ok(ChunkEntries::new(number, &v)?
+                .find(|e| e.seq == seq)?
+                .map(|e| e.pos)),
+            None => Ok(None),
+        }
+    }
+
+    /// The sequence number of the entry with this id: in the chunk the sparse index points to,
+    /// or else (an id out of order) under its own key.
     pub fn seq_of(&self, id: Uuid) -> Result<Option<u64>, LedgerError> {
+        let sparse = self
+            .db
+            .range(key(SPARSE_ID, &[])..=key(SPARSE_ID, &[id.as_bytes()]))
+            .next_back()
+            .transpose()?;
+        if let Some((_, number)) = sparse {
+            let number = be_u64(&number)?;
+            if let Some(chunk) = self.log_chunk(number)? {
+                if let Some(entry) = ChunkEntries::new(number, &chunk)?.find(|e| e.id == id)? {
+                    return Ok(Some(entry.seq));
+                }
+            }
+        }
         self.get(key(ENTRY_ID, &[id.as_bytes()]))?
             .map(|v| be_u64(&v))
             .transpose()
@@ -350,14 +755,9 @@ impl Store {
     ) -> Result<Option<IdempotencyRecord>, LedgerError> {
         self.get(key(IDEMPOTENCY, &[actor.as_bytes(), idem_key.as_bytes()]))?
             .map(|v| {
-                let parts = v
-                    .get(8..12)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_be_bytes)
-                    .ok_or_else(|| LedgerError::Corrupt("malformed idempotency record".into()))?;
                 Ok(IdempotencyRecord {
                     first_seq: be_u64(&v)?,
-                    parts,
+                    parts: u32::from_be_bytes(int_bytes(v.get(8..).unwrap_or_default())?),
                 })
             })
             .transpose()
@@ -376,29 +776,23 @@ impl Store {
         account: AccountId,
         before: Option<u64>,
     ) -> impl Iterator<Item = Result<HistoryRow, LedgerError>> {
+        let before = before.unwrap_or(u64::MAX);
+        let head = match self.account_record(account) {
+            Ok(record) => newest_first_below(record.map_or_else(Vec::new, |r| r.head), before),
+            Err(e) => vec![Err(e)],
+        };
         let start = key(HISTORY, &[account.0.as_bytes(), &0u64.to_be_bytes()]);
-        let end = key(
-            HISTORY,
-            &[
-                account.0.as_bytes(),
-                &before.unwrap_or(u64::MAX).to_be_bytes(),
-            ],
-        );
-        self.db.range(start..end).rev().map(|item| {
-            let (k, v) = item?;
-            let corrupt = || LedgerError::Corrupt("malformed history row".into());
-            let seq = be_u64(k.get(17..).ok_or_else(corrupt)?)?;
-            let kind = *EntryKind::ALL
-                .get(usize::from(*v.first().ok_or_else(corrupt)?))
-                .ok_or_else(corrupt)?;
-            let day = i32::from_be_bytes(
-                v.get(1..5)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(corrupt)?,
-            );
-            let day = from_day_number(day).ok_or_else(corrupt)?;
-            Ok(HistoryRow { seq, kind, day })
-        })
+        let end = key(HISTORY, &[account.0.as_bytes(), &before.to_be_bytes()]);
+        let older = self.db.range(start..end).rev().flat_map(move |item| {
+            match item
+                .map_err(LedgerError::from)
+                .and_then(|(_, v)| decode_rows(&v))
+            {
+                Ok(rows) => newest_first_below(rows, before),
+                Err(e) => vec![Err(e)],
+            }
+        });
+        head.into_iter().chain(older)
     }
 
     /// Disk space sled uses, in bytes.
@@ -412,21 +806,49 @@ fn note_text(v: sled::IVec) -> Result<String, LedgerError> {
         .map_err(|_| LedgerError::Corrupt("checkpoint is not UTF-8".into()))
 }
 
+/// History rows (oldest first) below `before`, newest first.
+fn newest_first_below(rows: Vec<HistoryRow>, before: u64) -> Vec<Result<HistoryRow, LedgerError>> {
+    rows.into_iter()
+        .rev()
+        .filter(|r| r.seq < before)
+        .map(Ok)
+        .collect()
+}
+
 impl HashReader for Store {
     type Error = LedgerError;
 
+    /// Each stored hash is in the log chunk of the entry that completed its subtree.
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
-        indexes
-            .iter()
-            .map(|&i| {
-                let v = self
-                    .get(key(HASH, &[&i.to_be_bytes()]))?
-                    .ok_or_else(|| LedgerError::Corrupt(format!("stored hash {i} is missing")))?;
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| LedgerError::Corrupt(format!("stored hash {i} is malformed")))
-            })
-            .collect()
+        let mut chunk: Option<(u64, sled::IVec)> = None;
+        let mut hashes = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let missing = || LedgerError::Corrupt(format!("stored hash {index} is missing"));
+            // Hash (level, n) covers leaves n·2^level .. (n+1)·2^level - 1: the last of them adds
+            // it, as its `level`-th stored hash.
+            let (level, n) = split_stored_hash_index(index);
+            let seq = n
+                .checked_add(1)
+                .and_then(|m| m.checked_mul(1u64.checked_shl(level.into())?))
+                .ok_or_else(missing)?
+                - 1;
+            let number = seq / CHUNK_ENTRIES;
+            if chunk.as_ref().map(|(n, _)| *n) != Some(number) {
+                chunk = Some((number, self.log_chunk(number)?.ok_or_else(missing)?));
+            }
+            let (_, v) = chunk.as_ref().expect("set above");
+            let entry = ChunkEntries::new(number, v)?
+                .find(|e| e.seq == seq)?
+                .ok_or_else(missing)?;
+            let at = usize::from(level) * 32;
+            let hash = entry
+                .hashes
+                .get(at..at + 32)
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(missing)?;
+            hashes.push(hash);
+        }
+        Ok(hashes)
     }
 }
 
@@ -439,6 +861,7 @@ impl From<TreeError> for LedgerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use timecredits_tlog::merkle::{leaf_hash, stored_hash_count, Frontier, MemoryHashes};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -446,67 +869,155 @@ mod tests {
         (dir, s)
     }
 
-    #[test]
-    fn accounts_round_trip() {
-        let (_d, s) = store();
-        let a = AccountState {
+    fn account(kind: AccountKind) -> AccountState {
+        AccountState {
             id: AccountId::new(),
-            kind: AccountKind::Venue,
+            kind,
             owner: Some(Uuid::now_v7()),
             status: AccountStatus::Closed,
             balance: -42,
             opened: 9,
-        };
+        }
+    }
+
+    #[test]
+    fn accounts_round_trip() {
+        let (_d, s) = store();
+        let a = account(AccountKind::Venue);
         let mut b = StateBatch::default();
-        b.put_account(&a);
+        b.put_account(&s, &a, &[]).unwrap();
         s.commit(b).unwrap();
         assert_eq!(s.account(a.id).unwrap(), Some(a));
         assert_eq!(s.account(AccountId::new()).unwrap(), None);
     }
 
     #[test]
-    fn history_is_newest_first_and_per_account() {
+    fn history_is_newest_first_per_account_across_head_and_older_records() {
         let (_d, s) = store();
-        let (a, other) = (AccountId::new(), AccountId::new());
-        let mut b = StateBatch::default();
+        let (a, other) = (account(AccountKind::Budget), account(AccountKind::Member));
         let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        for seq in [1u64, 5, 300, 70_000] {
-            b.put_history(
-                a,
-                HistoryRow {
-                    seq,
-                    kind: EntryKind::Earn,
-                    day,
-                },
+        let row = |seq| HistoryRow {
+            seq,
+            kind: EntryKind::Earn,
+            day,
+        };
+        // Batches of different sizes, so that rows overflow the head in several ways.
+        let mut seqs = Vec::new();
+        let mut next = 3;
+        for size in [1, HEAD_ROWS + 8, 7, 2 * HEAD_ROWS + 5, HEAD_ROWS, 1] {
+            let rows: Vec<HistoryRow> = (0..size).map(|i| row(next + 2 * i as u64)).collect();
+            seqs.extend(rows.iter().map(|r| r.seq));
+            next += 2 * size as u64;
+            let mut b = StateBatch::default();
+            b.put_account(&s, &a, &rows).unwrap();
+            b.put_account(&s, &other, &[row(next)]).unwrap();
+            s.commit(b).unwrap();
+        }
+        assert_eq!(s.account(a.id).unwrap(), Some(a.clone()));
+        let newest_first: Vec<u64> = seqs.iter().rev().copied().collect();
+        let history =
+            |before| -> Vec<u64> { s.history(a.id, before).map(|r| r.unwrap().seq).collect() };
+        assert_eq!(history(None), newest_first);
+        for before in [0, 3, 4, 5, 40, 41, 100, next - 2, next - 1, next, u64::MAX] {
+            let expected: Vec<u64> = newest_first
+                .iter()
+                .copied()
+                .filter(|s| *s < before)
+                .collect();
+            assert_eq!(history(Some(before)), expected, "before {before}");
+        }
+        assert_eq!(
+            s.history(a.id, None).next().unwrap().unwrap(),
+            row(next - 2)
+        );
+        assert_eq!(s.history(other.id, None).count(), 6);
+        assert_eq!(s.history(AccountId::new(), None).count(), 0);
+    }
+
+    #[test]
+    fn log_chunks_give_back_every_position_id_and_stored_hash() {
+        let (_d, s) = store();
+        let mut frontier = Frontier::new();
+        let (mut leaves, mut positions, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        let mut offset = 0;
+        // Batches that start and end anywhere in a chunk, and one that spans several.
+        for size in [1u64, 2, 13, 16, 40, 1, 1, 30] {
+            let mut b = StateBatch::default();
+            for _ in 0..size {
+                let seq = frontier.size();
+                let leaf = leaf_hash(&seq.to_be_bytes());
+                let pos = RecordPos {
+                    offset,
+                    len: 100 + (seq % 7) as u32,
+                };
+                offset = pos.end();
+                // Now and then an id below the earlier ones, as after the clock was set back.
+                let id = if seq % 11 == 5 {
+                    Uuid::from_u128(u128::from(seq))
+                } else {
+                    Uuid::now_v7()
+                };
+                b.put_entry(&s, seq, id, pos, &frontier.append(leaf))
+                    .unwrap();
+                leaves.push(leaf);
+                positions.push(pos);
+                ids.push(id);
+            }
+            s.commit(b).unwrap();
+        }
+        let n = frontier.size();
+        assert_eq!(s.applied().unwrap(), (n, offset));
+        for (seq, (pos, id)) in positions.iter().zip(&ids).enumerate() {
+            assert_eq!(s.entry_pos(seq as u64).unwrap(), Some(*pos));
+            assert_eq!(
+                s.seq_of(*id).unwrap(),
+                Some(seq as u64),
+                "id of entry {seq}"
             );
         }
-        b.put_history(
-            other,
-            HistoryRow {
-                seq: 2,
-                kind: EntryKind::Open,
-                day,
-            },
-        );
-        s.commit(b).unwrap();
-        let seqs: Vec<u64> = s.history(a, None).map(|r| r.unwrap().seq).collect();
-        assert_eq!(seqs, vec![70_000, 300, 5, 1]);
-        let page: Vec<HistoryRow> = s.history(a, Some(300)).map(|r| r.unwrap()).collect();
-        assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5, 1]);
-        assert_eq!(page[0].day, day);
-        let rows: Vec<HistoryRow> = s.history(other, None).map(|r| r.unwrap()).collect();
-        assert_eq!(
-            rows,
-            vec![HistoryRow {
-                seq: 2,
-                kind: EntryKind::Open,
-                day
-            }]
+        assert_eq!(s.entry_pos(n).unwrap(), None);
+        assert_eq!(s.seq_of(Uuid::now_v7()).unwrap(), None);
+        assert_eq!(s.seq_of(Uuid::from_u128(1)).unwrap(), None);
+        let indexes: Vec<u64> = (0..stored_hash_count(n)).collect();
+        let expected = MemoryHashes::from_leaves(leaves)
+            .read_hashes(&indexes)
+            .unwrap();
+        assert_eq!(s.read_hashes(&indexes).unwrap(), expected);
+        assert_eq!(Frontier::from_reader(n, &s).unwrap(), frontier);
+        assert!(s.read_hashes(&[stored_hash_count(n)]).is_err());
+
+        // A batch must continue the log exactly where the state ends.
+        for (seq, offset) in [(n, offset + 1), (n + 1, offset), (n - 1, offset)] {
+            let pos = RecordPos { offset, len: 10 };
+            let hashes = vec![[0; 32]; hashes_added(seq)];
+            assert!(matches!(
+                StateBatch::default().put_entry(&s, seq, Uuid::now_v7(), pos, &hashes),
+                Err(LedgerError::Corrupt(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_state_of_another_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let db = sled::open(&path).unwrap();
+        db.insert(b"msize", &1u64.to_be_bytes()[..]).unwrap();
+        drop(db);
+        assert!(matches!(
+            Store::open(&path, 1 << 20),
+            Err(sled::Error::Unsupported(_))
+        ));
+        let new = dir.path().join("new");
+        drop(Store::open(&new, 1 << 20).unwrap());
+        assert!(
+            Store::open(&new, 1 << 20).is_ok(),
+            "a new state gets the current layout"
         );
     }
 
     #[test]
-    fn idempotency_and_meta_round_trip() {
+    fn idempotency_and_reversals_round_trip() {
         let (_d, s) = store();
         let actor = Uuid::now_v7();
         let mut b = StateBatch::default();
@@ -518,7 +1029,6 @@ mod tests {
                 parts: 3,
             },
         );
-        b.put_applied(13, 4096);
         b.put_reversal(4, 12);
         s.commit(b).unwrap();
         assert_eq!(
@@ -530,7 +1040,11 @@ mod tests {
         );
         assert_eq!(s.idempotency(actor, "key-2").unwrap(), None);
         assert_eq!(s.idempotency(Uuid::now_v7(), "key-1").unwrap(), None);
-        assert_eq!(s.applied().unwrap(), (13, 4096));
+        assert_eq!(
+            s.applied().unwrap(),
+            (0, 0),
+            "no entries, no change of size"
+        );
         assert_eq!(s.reversed_by(4).unwrap(), Some(12));
         assert_eq!(s.reversed_by(5).unwrap(), None);
     }

@@ -7,12 +7,31 @@
 //! load (group commit): under light load a batch is one request, under heavy load hundreds share a
 //! sync. Because one thread decides every balance change in order, there is no lost update and no
 //! double spend, by construction.
+//!
+//! # Two stages
+//! The work is split between two threads so that a batch's journal sync, the longest wait of a
+//! commit, overlaps the sled work of the batch before it instead of adding to it:
+//!
+//! - the **stager** takes requests, decides them (the only thread that does), writes the new
+//!   entries to the journal and syncs it;
+//! - the **applier** applies each synced batch to sled, signs its checkpoint and answers its
+//!   callers, in the stager's order.
+//!
+//! While the applier works on one batch, the stager stages the next one over the first one's
+//! changes, which stay in memory until they are applied (see [`Pending::over`]): it decides
+//! against exactly the state it would see after the first one is applied. At most two synced
+//! batches wait to be applied (one being applied, one handed over). A caller is still answered
+//! only once its entries are durable, applied and covered by a signed checkpoint, and after a
+//! storage failure both stages stop taking writes.
 
+use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, SendError};
 use timecredits_domain::entry::truncate_to_micros;
 use timecredits_domain::{AccountId, Entry, EntryBody, Intent, Movement, RuleViolation};
 use timecredits_tlog::checkpoint::{sign_checkpoint, Checkpoint};
@@ -21,10 +40,13 @@ use timecredits_tlog::note::NoteSigner;
 use uuid::Uuid;
 
 use crate::error::LedgerError;
-use crate::journal::{Journal, JournalReader};
-use crate::pending::Pending;
+use crate::journal::{Journal, JournalReader, RecordPos};
+use crate::pending::{Changes, Pending};
 use crate::store::Store;
 use crate::{Committed, Request, SignedCheckpoint};
+
+/// The longest a batch waits for more requests (see [`Stager::collect`]).
+const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// A request and the channel its answer goes back on.
 pub struct Job {
@@ -41,7 +63,7 @@ enum Outcome {
     Failed(LedgerError),
 }
 
-/// The writer's state. Owned by the writer thread.
+/// The writer's state. [`Writer::run`] splits it between the stager and the applier.
 pub struct Writer {
     pub store: Store,
     pub journal: Journal,
@@ -56,70 +78,299 @@ pub struct Writer {
     pub poisoned: Option<String>,
 }
 
+/// What the stager and the applier share.
+struct Shared {
+    /// Batches written to the journal and not yet applied to the store, oldest first.
+    unapplied: Mutex<VecDeque<Arc<Changes>>>,
+    /// Why writes stopped, after a storage failure in either stage.
+    halted: Mutex<Option<String>>,
+    /// Callers answered since the stager last formed a batch.
+    answered: AtomicUsize,
+}
+
+impl Shared {
+    fn new(halted: Option<String>) -> Self {
+        Shared {
+            unapplied: Mutex::default(),
+            halted: Mutex::new(halted),
+            answered: AtomicUsize::new(0),
+        }
+    }
+
+    fn halted(&self) -> Option<String> {
+        self.halted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn halt(&self, reason: &str) {
+        self.halted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| reason.to_owned());
+    }
+
+    fn unapplied(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Changes>>> {
+        // Only ever pushed and popped whole, so a panicking holder leaves it consistent.
+        self.unapplied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A batch on its way from the stager to the applier.
+struct Written {
+    jobs: Vec<Job>,
+    outcomes: Vec<Outcome>,
+    changes: Arc<Changes>,
+    /// Where the new entries are in the journal, or why writing them failed.
+    positions: Result<Vec<RecordPos>, String>,
+}
+
+/// The first stage: deciding requests and making their entries durable.
+struct Stager<'w> {
+    store: &'w Store,
+    journal: &'w mut Journal,
+    reader: &'w JournalReader,
+    last_recorded: &'w mut DateTime<Utc>,
+    /// The sequence number of the next entry.
+    next_seq: u64,
+    max_batch: usize,
+    shared: &'w Shared,
+}
+
+/// The second stage: applying durable batches to the store, signing, answering.
+struct Applier<'w> {
+    store: &'w Store,
+    frontier: &'w mut Frontier,
+    signer: &'w NoteSigner,
+    origin: &'w str,
+    checkpoint: &'w mut SignedCheckpoint,
+    shared: &'w Shared,
+}
+
 impl Writer {
+    fn stages<'w>(&'w mut self, shared: &'w Shared) -> (Stager<'w>, Applier<'w>) {
+        let stager = Stager {
+            store: &self.store,
+            journal: &mut self.journal,
+            reader: &self.reader,
+            last_recorded: &mut self.last_recorded,
+            next_seq: self.frontier.size(),
+            max_batch: self.max_batch,
+            shared,
+        };
+        let applier = Applier {
+            store: &self.store,
+            frontier: &mut self.frontier,
+            signer: &self.signer,
+            origin: &self.origin,
+            checkpoint: &mut self.checkpoint,
+            shared,
+        };
+        (stager, applier)
+    }
+
     /// Serves the queue until every sender is gone, then flushes the state.
     pub fn run(mut self, rx: Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
+        let shared = &Shared::new(self.poisoned.take());
+        std::thread::scope(|scope| {
+            let (stager, mut applier) = self.stages(shared);
+            // Capacity one: one batch waits while another is applied and a third is staged.
+            let (to_applier, written) = crossbeam_channel::bounded::<Written>(1);
+            let applying = std::thread::Builder::new()
+                .name("ledger-applier".into())
+                .spawn_scoped(scope, move || {
+                    for batch in written {
+                        applier.apply(batch);
+                    }
+                });
+            if let Err(e) = applying {
+                shared.halt(&format!(
+                    "the ledger could not start its applier thread: {e}"
+                ));
             }
-            self.run_batch(jobs);
-        }
+            stager.run(&rx, move |batch| {
+                if let Err(SendError(batch)) = to_applier.send(batch) {
+                    let reason = "the ledger's applier thread has stopped";
+                    shared.halt(reason);
+                    refuse(batch.jobs, reason);
+                }
+            });
+        });
         if let Err(e) = self.store.flush() {
             tracing::error!(error = %e, "flushing the state at shutdown failed; the next start replays the journal");
         }
     }
 
-    /// Stages, commits and answers one batch of jobs.
+    /// Stages, commits and answers one batch of jobs on the calling thread.
     pub fn run_batch(&mut self, jobs: Vec<Job>) {
-        if let Some(reason) = &self.poisoned {
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(LedgerError::Unavailable(reason.clone())));
-            }
-            return;
+        let shared = Shared::new(self.poisoned.take());
+        let (mut stager, mut applier) = self.stages(&shared);
+        if let Some(batch) = stager.stage(jobs) {
+            applier.apply(batch);
         }
-        let now = truncate_to_micros(Utc::now()).max(self.last_recorded);
-        let base = self.frontier.size();
-        // The overlay reads through its own handles, so the writer stays free to commit it.
-        let (store, reader) = (self.store.clone(), Arc::clone(&self.reader));
-        let mut pending = Pending::new(&store, &reader, base);
+        self.poisoned = shared.halted();
+    }
+}
+
+/// Answers every job with [`LedgerError::Unavailable`].
+fn refuse(jobs: Vec<Job>, reason: &str) {
+    for job in jobs {
+        let _ = job
+            .reply
+            .send(Err(LedgerError::Unavailable(reason.to_owned())));
+    }
+}
+
+impl Stager<'_> {
+    /// Stages batches from the queue, handing each to `apply`, until every sender is gone.
+    fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Written)) {
+        let mut took = Duration::ZERO;
+        while let Ok(first) = rx.recv() {
+            let jobs = self.collect(first, rx, took);
+            let start = Instant::now();
+            if let Some(batch) = self.stage(jobs) {
+                apply(batch);
+            }
+            took = start.elapsed();
+        }
+    }
+
+    /// The jobs of the next batch: every one waiting, and under concurrent load a few more.
+    ///
+    /// Callers answered since the last batch was formed tend to come back at once. Waiting a
+    /// fraction of a batch's time (`took`, the last one's) for as many lets them share this
+    /// batch's sync instead of paying for another. One caller alone never waits.
+    fn collect(&self, first: Job, rx: &Receiver<Job>, took: Duration) -> Vec<Job> {
+        let returning = self.shared.answered.swap(0, Ordering::Relaxed);
+        let deadline = Instant::now() + (took / 2).min(MAX_LINGER);
+        let mut jobs = vec![first];
+        while jobs.len() < self.max_batch {
+            let next = if jobs.len() < returning {
+                rx.recv_deadline(deadline).ok()
+            } else {
+                rx.try_recv().ok()
+            };
+            match next {
+                Some(job) => jobs.push(job),
+                None => break,
+            }
+        }
+        jobs
+    }
+
+    /// Stages a batch over the batches not yet applied and makes its new entries durable.
+    /// Returns `None` when writes have stopped (the jobs are then answered already).
+    fn stage(&mut self, jobs: Vec<Job>) -> Option<Written> {
+        if let Some(reason) = self.shared.halted() {
+            refuse(jobs, &reason);
+            return None;
+        }
+        let now = truncate_to_micros(Utc::now()).max(*self.last_recorded);
+        let earlier: Vec<Arc<Changes>> = self.shared.unapplied().iter().cloned().collect();
+        let mut pending = Pending::new(self.store, self.reader, self.next_seq).over(earlier);
         let outcomes: Vec<Outcome> = jobs
             .iter()
             .map(|job| stage_request(&mut pending, &job.request, now))
             .collect();
-        let entries: Vec<Entry> = pending.entries().iter().map(|(e, _)| e.clone()).collect();
-        let committed = if entries.is_empty() {
-            Ok(())
+        let changes = Arc::new(pending.finish());
+        let positions = if changes.entries().is_empty() {
+            Ok(Vec::new())
         } else {
-            self.commit(pending, now)
+            self.write(&changes)
         };
+        match &positions {
+            Ok(_) if !changes.entries().is_empty() => {
+                self.next_seq = changes.end();
+                *self.last_recorded = now;
+                self.shared.unapplied().push_back(Arc::clone(&changes));
+            }
+            Ok(_) => {}
+            Err(reason) => self.shared.halt(reason),
+        }
+        Some(Written {
+            jobs,
+            outcomes,
+            changes,
+            positions,
+        })
+    }
+
+    /// Appends the batch's entries to the journal and syncs it. A failure stops all writes: the
+    /// callers learn the outcome is unknown, and a restart recovers from the journal.
+    fn write(&mut self, changes: &Changes) -> Result<Vec<RecordPos>, String> {
+        let payloads: Vec<&[u8]> = changes
+            .entries()
+            .iter()
+            .map(|(_, b)| b.as_slice())
+            .collect();
+        let written = self.journal.append(&payloads).and_then(|positions| {
+            self.journal.sync()?;
+            Ok(positions)
+        });
+        written.map_err(|e| {
+            tracing::error!(error = %e, "journal write failed; the ledger stops taking writes");
+            stopped_by(&e)
+        })
+    }
+}
+
+/// Why writes stopped after `e`.
+fn stopped_by(e: &dyn std::fmt::Display) -> String {
+    format!("a commit failed and the ledger stopped taking writes until restarted: {e}")
+}
+
+impl Applier<'_> {
+    /// Applies a written batch, signs its checkpoint and answers its callers.
+    fn apply(&mut self, batch: Written) {
+        let Written {
+            jobs,
+            outcomes,
+            changes,
+            positions,
+        } = batch;
+        // After a failure to apply an earlier batch, this one, durable or not, cannot be applied.
+        let committed = match (positions, self.shared.halted()) {
+            (Err(reason), _) | (Ok(_), Some(reason)) => Err(reason),
+            (Ok(_), None) if changes.entries().is_empty() => Ok(()),
+            (Ok(positions), None) => self.commit(&changes, &positions),
+        };
+        if committed.is_ok() && !changes.entries().is_empty() {
+            let applied = self.shared.unapplied().pop_front();
+            debug_assert!(
+                applied.is_some_and(|a| Arc::ptr_eq(&a, &changes)),
+                "batches are applied in the order they were written"
+            );
+        }
+        let count = jobs.len();
+        let applied_size = self.checkpoint.checkpoint.size;
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             let answer = match (&committed, outcome) {
                 (Err(e), Outcome::Staged(_)) => Err(LedgerError::Unavailable(e.clone())),
-                // A repeat of a request staged earlier in this failed batch failed with it.
-                (Err(e), Outcome::Replayed(entries)) if entries.iter().any(|x| x.seq >= base) => {
+                // A repeat of a request whose entries were never applied failed with them.
+                (Err(e), Outcome::Replayed(entries))
+                    if entries.iter().any(|x| x.seq >= applied_size) =>
+                {
                     Err(LedgerError::Unavailable(e.clone()))
                 }
                 (_, Outcome::Failed(e)) => Err(e),
-                (_, Outcome::Staged(range)) => Ok(self.answer(&entries, range)),
+                (_, Outcome::Staged(range)) => Ok(self.answer(&changes, range)),
                 (_, Outcome::Replayed(entries)) => self.replay(entries),
             };
             // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
             let _ = job.reply.send(answer);
         }
+        self.shared.answered.fetch_add(count, Ordering::Relaxed);
     }
 
-    fn answer(&self, batch: &[Entry], range: Range<u64>) -> Committed {
-        let base = batch.first().map_or(0, |e| e.seq);
-        let slice = &batch[(range.start - base) as usize..(range.end - base) as usize];
+    fn answer(&self, changes: &Changes, range: Range<u64>) -> Committed {
+        let staged = changes.entries();
+        let from = (range.start - changes.base()) as usize;
+        let to = (range.end - changes.base()) as usize;
         Committed {
-            entries: slice.to_vec(),
+            entries: staged[from..to].iter().map(|(e, _)| e.clone()).collect(),
             checkpoint: self.checkpoint.clone(),
             replayed: false,
         }
@@ -141,32 +392,21 @@ impl Writer {
         })
     }
 
-    /// Makes the staged entries durable, applies them to the state and signs a checkpoint.
-    /// Any failure poisons the writer: the caller learns the outcome is unknown, and a restart
-    /// recovers from the journal.
-    fn commit(&mut self, pending: Pending<'_>, now: DateTime<Utc>) -> Result<(), String> {
+    /// Applies the batch's changes to the state and signs a checkpoint. A failure stops all
+    /// writes: the callers learn the outcome is unknown, and a restart recovers from the journal.
+    fn commit(&mut self, changes: &Changes, positions: &[RecordPos]) -> Result<(), String> {
         let result = (|| -> Result<(), LedgerError> {
-            let payloads: Vec<&[u8]> = pending
-                .entries()
-                .iter()
-                .map(|(_, b)| b.as_slice())
-                .collect();
-            let positions = self.journal.append(&payloads)?;
-            self.journal.sync()?;
-            let mut batch = pending.into_state_batch(&positions, &mut self.frontier);
-            let signed = sign(&self.signer, &self.origin, &self.frontier)?;
+            let mut batch = changes.state_batch(self.store, positions, self.frontier)?;
+            let signed = sign(self.signer, self.origin, self.frontier)?;
             batch.put_checkpoint(signed.checkpoint.size, &signed.note);
             self.store.commit(batch)?;
-            self.checkpoint = signed;
-            self.last_recorded = now;
+            *self.checkpoint = signed;
             Ok(())
         })();
         result.map_err(|e| {
-            let reason = format!(
-                "a commit failed and the ledger stopped taking writes until restarted: {e}"
-            );
-            tracing::error!(error = %e, "commit failed; writer poisoned");
-            self.poisoned = Some(reason.clone());
+            tracing::error!(error = %e, "applying a batch failed; the ledger stops taking writes");
+            let reason = stopped_by(&e);
+            self.shared.halt(&reason);
             reason
         })
     }

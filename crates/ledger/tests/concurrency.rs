@@ -15,13 +15,7 @@ fn concurrent_spends_never_overdraw_a_wallet() {
     const ATTEMPTS: usize = 300;
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(open(dir.path()));
-    let s = Scheme::new(&ledger, CREDITS * 60);
-    submit(
-        &ledger,
-        s.admin,
-        transfer(MovementKind::Earn, s.budget, s.alice, CREDITS * 60),
-    )
-    .unwrap();
+    let s = Scheme::with_alice_holding(&ledger, CREDITS * 60);
 
     let threads: Vec<_> = (0..ATTEMPTS)
         .map(|_| {

@@ -123,4 +123,16 @@ impl Scheme {
             bob,
         }
     }
+
+    /// A scheme whose budget has given all of its `minutes` to Alice.
+    pub fn with_alice_holding(ledger: &Ledger, minutes: u64) -> Scheme {
+        let s = Scheme::new(ledger, minutes);
+        submit(
+            ledger,
+            s.admin,
+            transfer(MovementKind::Earn, s.budget, s.alice, minutes),
+        )
+        .unwrap();
+        s
+    }
 }
