@@ -1,4 +1,8 @@
-//! Helpers shared by the black-box tests and their child processes.
+//! Helpers shared by the black-box tests and their child processes: the server harness
+//! ([`server`]) and an HTTP client with the usual setup ([`client`]).
+
+pub mod client;
+pub mod server;
 
 use timecredits_domain::{AccountId, AccountKind, EntryBody};
 use timecredits_ledger::{Ledger, LedgerError};

@@ -46,6 +46,21 @@ impl FromRequest for IdemKey {
     }
 }
 
+/// The `Idempotency-Key` header as the API description states it, for `params(...)` of every
+/// POST. The pattern is exactly what [`IdemKey`] accepts: 1 to 255 visible ASCII characters,
+/// optionally between double quotes (the draft's structured-field string), so generated
+/// clients and fuzzers agree with the server on which keys are valid.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// Unique key for this request: 1 to 255 visible ASCII characters, optionally quoted.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = r#"^"*[!#-~]([!-~]{0,253}[!#-~])?"*$"#
+    )]
+    pub idempotency_key: String,
+}
+
 /// The (actor, key) pairs of requests being processed.
 #[derive(Default)]
 pub struct InFlight(Mutex<HashSet<(Uuid, String)>>);

@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+use std::path::Path;
+
 use clap::{Parser, Subcommand};
+use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
 use timecredits_server::{openapi, start, Settings};
 
 #[derive(Parser)]
@@ -43,6 +47,22 @@ enum Command {
         #[arg(long, env = "TIMECREDITS_WORKERS", default_value_t = 0)]
         workers: usize,
     },
+    /// Write an auditor's export of the ledger (run it while the service is stopped: the data
+    /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
+    Export {
+        /// The data directory of the ledger.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The file to write (replaced atomically when complete).
+        #[arg(long)]
+        out: PathBuf,
+        /// The first entry to include (default 0: a full export).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Export up to this tree size, which must have a signed checkpoint (default: latest).
+        #[arg(long)]
+        size: Option<u64>,
+    },
     /// Print the OpenAPI document (the content of openapi/openapi.json).
     Openapi,
 }
@@ -68,6 +88,21 @@ fn main() -> ExitCode {
             settings.workers = workers;
             serve(&settings)
         }
+        Command::Export {
+            data_dir,
+            out,
+            from,
+            size,
+        } => match export(&data_dir, &out, ExportRange { from, size }) {
+            Ok(summary) => {
+                eprintln!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("timecredits export: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
@@ -93,4 +128,41 @@ fn serve(settings: &Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes an export to a temporary file beside `out`, syncs it, and renames it into place, so
+/// `out` is either the previous file or the complete new export.
+fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, LedgerError> {
+    // The origin was fixed when the ledger was created; a directory without it holds no ledger.
+    let origin = std::fs::read_to_string(data_dir.join(timecredits_ledger::layout::ORIGIN))
+        .map_err(|e| {
+            LedgerError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{} holds no ledger: {e}", data_dir.display()),
+            ))
+        })?;
+    let config = LedgerConfig {
+        origin: origin.trim_end().to_owned(),
+        ..LedgerConfig::default()
+    };
+    let ledger = Ledger::open(data_dir, config)?;
+    let export = ledger.export(range)?;
+    let header = export.header().clone();
+    let tmp = out.with_extension("partial");
+    let file = std::fs::File::create(&tmp)?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    let bytes = export.write_to(&ledger, &mut writer)?;
+    writer.flush()?;
+    writer.get_ref().sync_all()?;
+    drop(writer);
+    std::fs::rename(&tmp, out)?;
+    Ok(format!(
+        "wrote {} entries ({}..{}), {bytes} bytes, to {}; verify with: timecredits-audit verify --key '{}' {}",
+        header.size - header.from,
+        header.from,
+        header.size,
+        out.display(),
+        ledger.verifier_key(),
+        out.display()
+    ))
 }

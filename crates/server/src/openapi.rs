@@ -46,8 +46,11 @@ error is an RFC 9457 `application/problem+json` body with a stable `code`.",
         api::accounts::get_account,
         api::accounts::history,
         api::accounts::get_entry,
+        api::accounts::receipt,
         api::log::checkpoint,
         api::log::key,
+        api::log::consistency,
+        api::log::export,
     ),
     modifiers(&Security, &ErrorCodes),
     tags(
@@ -55,7 +58,7 @@ error is an RFC 9457 `application/problem+json` body with a stable `code`.",
         (name = "members", description = "Member registration."),
         (name = "movements", description = "Allocate, earn, spend, gift and reverse credits."),
         (name = "accounts", description = "Balances, histories and entries."),
-        (name = "ledger", description = "The signed, verifiable log."),
+        (name = "ledger", description = "The signed, verifiable log: checkpoints, the verifier key, consistency proofs, exports."),
         (name = "operations", description = "Health checks."),
     )
 )]
@@ -115,7 +118,8 @@ pub fn document() -> String {
     json
 }
 
-/// Serves `/openapi.json` and the interactive docs at `/docs/`.
+/// Serves `/openapi.json` and the interactive docs at `/docs/` (`/docs` redirects there).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+    cfg.service(web::redirect("/docs", "/docs/").permanent())
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
 }

@@ -413,7 +413,9 @@ impl From<LedgerError> for ApiError {
             LedgerError::Invalid(v) => ApiError::Validation(v),
             LedgerError::Rejected { violation, .. } => ApiError::Rule(violation),
             LedgerError::IdempotencyConflict { key } => ApiError::IdempotencyKeyReused(key),
-            LedgerError::Proof(detail) => ApiError::InvalidSize(detail),
+            e @ (LedgerError::Proof(_)
+            | LedgerError::NoCheckpointAt { .. }
+            | LedgerError::ExportStartsPastEnd { .. }) => ApiError::InvalidSize(e.to_string()),
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             other => ApiError::Internal(other.to_string()),
         }

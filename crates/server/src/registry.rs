@@ -393,6 +393,11 @@ impl Registry {
         }
     }
 
+    /// Whether a registry-only request with (actor, key) was made.
+    pub fn knows(&self, actor: Uuid, key: &str) -> bool {
+        self.read().requests.contains_key(&(actor, key.to_owned()))
+    }
+
     /// Records a partner whose accounts the ledger has opened.
     pub fn add_partner(&self, partner: Partner) -> Result<(), RegistryError> {
         self.append(vec![Event::PartnerCreated { partner }])

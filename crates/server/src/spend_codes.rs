@@ -104,7 +104,8 @@ impl SpendCodes {
     }
 
     /// Issues a code to `member` for the request (key, fingerprint); a repeat of the request
-    /// gets the same code back, a different request under the same key is refused.
+    /// gets the same code back (with `true`: a replay), a different request under the same key
+    /// is refused.
     pub fn issue(
         &self,
         member: Uuid,
@@ -112,13 +113,13 @@ impl SpendCodes {
         fingerprint: &str,
         cap: Option<u64>,
         now: DateTime<Utc>,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<(Issued, bool), ApiError> {
         let mut inner = self.lock();
         inner.codes.retain(|_, c| c.expires > now);
         inner.issued.retain(|_, (_, i)| i.expires > now);
         if let Some((f, issued)) = inner.issued.get(&(member, key.to_owned())) {
             return if f == fingerprint {
-                Ok(issued.clone())
+                Ok((issued.clone(), true))
             } else {
                 Err(ApiError::IdempotencyKeyReused(key.to_owned()))
             };
@@ -147,7 +148,28 @@ impl SpendCodes {
             (member, key.to_owned()),
             (fingerprint.to_owned(), issued.clone()),
         );
-        Ok(issued)
+        Ok((issued, false))
+    }
+
+    /// Whether `member` was issued a code under idempotency key `key` (and it has not expired).
+    pub fn knows(&self, member: Uuid, key: &str) -> bool {
+        self.lock().issued.contains_key(&(member, key.to_owned()))
+    }
+
+    /// Checks that a repeated redemption by (actor, key) presents the code it used the first
+    /// time. A code this table no longer knows (expired, or forgotten at a restart) cannot be
+    /// checked; the ledger then compares the rest of the request.
+    pub fn check_repeat(&self, code: &str, by: &(Uuid, String)) -> Result<(), ApiError> {
+        match self
+            .lock()
+            .codes
+            .get(&hash(&normalise(code)))
+            .map(|c| &c.state)
+        {
+            None => Ok(()),
+            Some(Use::Used { by: b } | Use::Reserved { by: b }) if b == by => Ok(()),
+            Some(_) => Err(ApiError::IdempotencyKeyReused(by.1.clone())),
+        }
     }
 
     /// Reserves `code` for a redemption of `minutes` by (actor, key), presented with API key
@@ -233,10 +255,11 @@ mod tests {
         let codes = SpendCodes::default();
         let now = Utc::now();
         let member = Uuid::now_v7();
-        let issued = codes.issue(member, "k", "f", Some(120), now).unwrap();
+        let (issued, replayed) = codes.issue(member, "k", "f", Some(120), now).unwrap();
+        assert!(!replayed);
         assert_eq!(
             codes.issue(member, "k", "f", Some(120), now).unwrap(),
-            issued
+            (issued.clone(), true)
         );
         assert!(matches!(
             codes.issue(member, "k", "g", None, now),
@@ -276,7 +299,7 @@ mod tests {
     fn codes_expire() {
         let codes = SpendCodes::default();
         let then = Utc::now();
-        let issued = codes.issue(Uuid::now_v7(), "k", "f", None, then).unwrap();
+        let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, then).unwrap();
         let later = then + SpendCodes::TTL;
         assert!(matches!(
             codes.reserve(Uuid::now_v7(), by("r"), &issued.code, 60, later),
@@ -288,7 +311,7 @@ mod tests {
     fn wrong_guesses_are_throttled_per_key() {
         let codes = SpendCodes::default();
         let now = Utc::now();
-        let issued = codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
+        let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
         let guesser = Uuid::now_v7();
         for _ in 0..SpendCodes::MAX_FAILURES {
             assert!(matches!(

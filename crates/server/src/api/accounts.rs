@@ -145,10 +145,17 @@ pub async fn get_account(
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    // The pattern is exactly what `encode_cursor` makes (8 bytes, unpadded base64url, whose
+    // last character carries 2 zero bits), so fuzzers do not take other strings for valid.
+    #[param(pattern = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$")]
     pub cursor: Option<String>,
-    /// Only these kinds, comma-separated (e.g. `earn,spend`).
+    /// Only these kinds, comma-separated without spaces (e.g. `earn,spend`).
+    #[param(
+        pattern = "^(open|close|allocate|earn|spend|gift|reverse|retire)(,(open|close|allocate|earn|spend|gift|reverse|retire))*$"
+    )]
     pub kind: Option<String>,
     /// Only entries effective on or after this date.
     pub from: Option<NaiveDate>,
@@ -196,7 +203,8 @@ impl HistoryParams {
                 .map(|name| {
                     EntryKind::ALL
                         .into_iter()
-                        .find(|k| k.as_str() == name.trim())
+                        // Exactly the names, as the parameter's pattern states.
+                        .find(|k| k.as_str() == name)
                         .ok_or_else(|| {
                             ApiError::InvalidQuery(format!("{name:?} is not an entry kind"))
                         })
@@ -272,4 +280,37 @@ pub async fn get_entry(
         .filter(|e| caller.may_see_entry(e, |a| state.registry.owner_of(a.0)))
         .map(|e| web::Json(EntryView::from(&e)))
         .ok_or_else(|| ApiError::EntryNotFound(format!("entry {id} does not exist")))
+}
+
+/// Get a receipt for an entry
+///
+/// A C2SP `tlog-proof@v1` proving the entry is in the ledger: the entry's canonical bytes
+/// (`extra`, base64), its index, the inclusion proof, and the latest signed checkpoint. Keep it;
+/// check it offline with `timecredits-audit receipt --key VKEY FILE`. Same visibility as the
+/// entry: members get receipts of their own entries, partners of theirs.
+#[utoipa::path(get, path = "/v1/entries/{id}/receipt", tag = "accounts",
+    params(("id" = Uuid, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The receipt", body = String, content_type = "text/plain",
+         example = "c2sp.org/tlog-proof@v1\nextra eyJzZXEiOjU…\nindex 5\nq1GIqbF5sP0CUoUGV0Ulh7n4YMBL0Ifn0bqhU5UM6oE=\n\nlocalhost/timecredits\n7\nM3apXw9awstMNak1WM7pl4ynGsL18fwhkI/mEPR64gA=\n\n— localhost/timecredits Kwls3PT7…\n"),
+        (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("member" = [])))]
+pub async fn receipt(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let entry = state
+        .ledger
+        .entry_by_id(id)?
+        .filter(|e| caller.may_see_entry(e, |a| state.registry.owner_of(a.0)))
+        .ok_or_else(|| ApiError::EntryNotFound(format!("entry {id} does not exist")))?;
+    let proof = state.ledger.receipt(entry.seq)?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(proof.to_text()))
 }

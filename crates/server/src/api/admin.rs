@@ -7,9 +7,9 @@ use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{created, recorded, submit, CheckpointView, EntryView};
+use super::{begin, commit, created, recorded, submit, CheckpointView, EntryView, Remembered};
 use crate::auth::Caller;
-use crate::idempotency::{fingerprint, IdemKey};
+use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::{ApiKey, Member, Partner, Previous, Principal, RequestRef, Role, Scope};
 use crate::AppState;
@@ -19,9 +19,15 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Riverside Lunch Club", "roles": ["earn"]}))]
 pub struct NewPartner {
-    /// The organisation's name (1 to 200 characters).
+    /// The organisation's name (1 to 200 bytes of UTF-8).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub name: String,
     /// `earn` (issues credits from a budget), `spend` (a venue), or both.
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
 }
 
@@ -45,7 +51,7 @@ pub struct PartnerList {
 /// partner (a venue), or both, and opens its budget and/or venue account in the ledger in one
 /// atomic request. Create API keys for it next. Administrators only.
 #[utoipa::path(post, path = "/v1/partners", tag = "administration",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request (1-255 visible ASCII)")),
+    params(IdempotencyKeyHeader),
     request_body = NewPartner,
     responses(
         (status = 201, description = "The partner and the entries opening its accounts", body = PartnerCreated),
@@ -53,6 +59,8 @@ pub struct PartnerList {
         (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -72,6 +80,8 @@ pub async fn create_partner(
             "a partner needs at least one role: earn, spend or both".into(),
         ));
     }
+    // The guard is held until the partner is recorded, so a concurrent repeat cannot race it.
+    let _guard = begin(&state, caller.actor(), &key, Remembered::Ledger)?;
     // A repeat reuses the partner id of the first attempt, so its intents are the same.
     let previous = state.ledger.previous_request(caller.actor(), &key.0)?;
     let id = previous
@@ -92,7 +102,7 @@ pub async fn create_partner(
             owner: Some(id),
         })
         .collect();
-    let committed = submit(&state, &caller, &key, intents).await?;
+    let committed = commit(&state, &caller, &key, intents).await?;
     let account = |kind| {
         committed.entries.iter().find_map(|e| match e.body {
             EntryBody::Open {
@@ -199,7 +209,12 @@ pub enum KeyHolder {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"label": "front desk till", "holder": {"kind": "partner", "id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10"}}))]
 pub struct NewApiKey {
-    /// A label to tell keys apart (1 to 200 characters).
+    /// A label to tell keys apart (1 to 200 bytes of UTF-8).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub label: String,
     pub holder: KeyHolder,
 }
@@ -224,7 +239,7 @@ pub struct ApiKeyList {
 /// allow rotation: create the new key, switch, revoke the old). The secret is returned once.
 /// Administrators only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "administration",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewApiKey,
     responses(
         (status = 201, description = "The key and its secret", body = ApiKeyCreated),
@@ -233,6 +248,8 @@ pub struct ApiKeyList {
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -244,7 +261,7 @@ pub async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.require_admin("create API keys")?;
     let label = timecredits_domain::ShortText::new("label", body.label.clone())?;
-    let _guard = state.in_flight.begin(actor, &key)?;
+    let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("create_api_key", &*body);
     match state.registry.previous(actor, key.0.as_str(), &print) {
         Previous::Same(id) => {
@@ -356,7 +373,7 @@ pub async fn list_api_keys(
 /// Administrators only (an administrator cannot revoke the key it is calling with).
 #[utoipa::path(post, path = "/v1/api-keys/{id}/revoke", tag = "administration",
     params(("id" = Uuid, Path, description = "The key's id"),
-        ("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+        IdempotencyKeyHeader),
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
         (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
@@ -372,12 +389,13 @@ pub async fn revoke_api_key(
     caller: Caller,
     key: IdemKey,
     id: web::Path<Uuid>,
-) -> Result<web::Json<ApiKey>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let actor = caller.require_admin("revoke API keys")?;
     let id = id.into_inner();
-    let _guard = state.in_flight.begin(actor, &key)?;
+    let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("revoke_api_key", &id);
-    if let Previous::Different = state.registry.previous(actor, key.0.as_str(), &print) {
+    let previous = state.registry.previous(actor, key.0.as_str(), &print);
+    if let Previous::Different = previous {
         return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
     }
     let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
@@ -395,11 +413,12 @@ pub async fn revoke_api_key(
         };
         state.registry.revoke_api_key(id, request)?;
     }
-    state
-        .registry
-        .api_key(id)
-        .map(web::Json)
-        .ok_or_else(not_found)
+    let revoked = state.registry.api_key(id).ok_or_else(not_found)?;
+    let mut response = HttpResponse::Ok();
+    if matches!(previous, Previous::Same(_)) {
+        response.insert_header((super::REPLAYED_HEADER, "true"));
+    }
+    Ok(response.json(revoked))
 }
 
 /// Close an account
@@ -409,7 +428,7 @@ pub async fn revoke_api_key(
 /// Administrators only.
 #[utoipa::path(post, path = "/v1/accounts/{id}/close", tag = "administration",
     params(("id" = Uuid, Path, description = "The account's id"),
-        ("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+        IdempotencyKeyHeader),
     responses(
         (status = 201, description = "The closing entry", body = super::Recorded),
         (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
@@ -449,13 +468,14 @@ pub struct MemberRegistered {
 /// contact details stay with the partner, and the ledger holds only the opaque id.
 /// Administrators and earn partners.
 #[utoipa::path(post, path = "/v1/members", tag = "members",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
         (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn register_member(
@@ -468,7 +488,9 @@ pub async fn register_member(
         account_kind: AccountKind::Member,
         owner: None,
     };
-    let committed = submit(&state, &caller, &key, vec![intent]).await?;
+    // The guard is held until the member is recorded, so a concurrent repeat cannot race it.
+    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
+    let committed = commit(&state, &caller, &key, vec![intent]).await?;
     let entry = &committed.entries[0];
     let EntryBody::Open { account, .. } = entry.body else {
         return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));

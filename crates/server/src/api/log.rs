@@ -1,11 +1,15 @@
-//! The verifiable log: the latest signed checkpoint and the key that signs it. Public: a
-//! transparency log's checkpoints are meant to be seen by anyone who wants to check them.
+//! The verifiable log: the latest signed checkpoint, the key that signs it and consistency
+//! proofs (public: a transparency log's checkpoints are meant to be checked by anyone), and the
+//! auditor's export (streamed).
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use timecredits_ledger::{Export, ExportRange};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::problem::ApiError;
+use crate::auth::Caller;
+use crate::problem::{ApiError, Problem};
 use crate::AppState;
 
 /// The media type of a C2SP signed note.
@@ -47,4 +51,115 @@ pub async fn key(state: web::Data<AppState>) -> web::Json<LedgerKey> {
         origin: state.ledger.origin().to_owned(),
         verifier_key: state.ledger.verifier_key(),
     })
+}
+
+/// The two tree sizes of a consistency proof.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyParams {
+    /// The older size (at least 1).
+    pub from: u64,
+    /// The newer size (at most the current size).
+    pub to: u64,
+}
+
+/// An RFC 6962 consistency proof.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"from": 7, "to": 43, "proof": ["q1GIqbF5sP0CUoUGV0Ulh7n4YMBL0Ifn0bqhU5UM6oE="]}))]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    /// The proof's hashes, base64, in RFC 6962 order.
+    pub proof: Vec<String>,
+}
+
+/// Get a consistency proof
+///
+/// Proves that the tree of size `from` is a prefix of the tree of size `to`: nothing the ledger
+/// had at `from` was changed by `to`. Check it against two signed checkpoints with
+/// `timecredits-audit consistency`. No credential needed.
+#[utoipa::path(get, path = "/v1/ledger/consistency", tag = "ledger",
+    params(ConsistencyParams),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof),
+        (status = 400, description = "`invalid_query`, `invalid_size`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn consistency(
+    state: web::Data<AppState>,
+    params: web::Query<ConsistencyParams>,
+) -> Result<web::Json<ConsistencyProof>, ApiError> {
+    let ConsistencyParams { from, to } = params.into_inner();
+    if from == 0 || from > to {
+        return Err(ApiError::InvalidSize(format!(
+            "a consistency proof needs 1 <= from <= to, got from={from} to={to}"
+        )));
+    }
+    let proof = state.ledger.consistency_proof(from, to)?;
+    Ok(web::Json(ConsistencyProof {
+        from,
+        to,
+        proof: proof
+            .iter()
+            .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+            .collect(),
+    }))
+}
+
+/// Bounds of an export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// The first entry to include (default 0: a full export, the only kind whose rules can be
+    /// replayed).
+    pub from: Option<u64>,
+    /// Export up to this tree size, which must have a signed checkpoint (default: the latest).
+    pub size: Option<u64>,
+}
+
+/// Export the ledger
+///
+/// The auditor's export, streamed: a JSON header line (format, origin, verifier key, bounds, the
+/// signed checkpoint it is complete up to), then every entry's exact canonical bytes, one per
+/// line. Verify it offline with `timecredits-audit verify --key VKEY FILE`; the format is in
+/// AUDIT.md. Administrators and auditors.
+#[utoipa::path(get, path = "/v1/ledger/export", tag = "ledger",
+    params(ExportParams),
+    responses(
+        (status = 200, description = "The export (JSON lines)", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "`invalid_query`, `invalid_size`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or auditor (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn export(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<ExportParams>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_reader("export the ledger")?;
+    let range = ExportRange {
+        from: params.from.unwrap_or(0),
+        size: params.size,
+    };
+    // Bounds are checked before the first byte, so a bad request gets a problem, not a 200.
+    let export = state.ledger.export(range)?;
+    let chunks = futures_util::stream::try_unfold((export, state), next_chunk);
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(chunks))
+}
+
+/// Reads the next chunk of an export on the blocking pool (entries are read from disk).
+async fn next_chunk(
+    (mut export, state): (Export, web::Data<AppState>),
+) -> Result<Option<(web::Bytes, (Export, web::Data<AppState>))>, actix_web::Error> {
+    let (export, state, chunk) = web::block(move || {
+        let chunk = export.next_chunk(&state.ledger);
+        (export, state, chunk)
+    })
+    .await?;
+    match chunk.map_err(ApiError::from)? {
+        Some(bytes) => Ok(Some((web::Bytes::from(bytes), (export, state)))),
+        None => Ok(None),
+    }
 }

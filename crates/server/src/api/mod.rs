@@ -17,46 +17,69 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::idempotency::IdemKey;
+use crate::idempotency::{IdemKey, InFlightGuard};
 use crate::problem::ApiError;
 use crate::AppState;
 
 /// The header set on an answer that repeats an earlier one for the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
-/// Every route. Each path is one resource, so a wrong method gets 405 from actix (and a problem
-/// body from [`crate::problem::status_problem`]).
+/// Every route. Each path is one resource; a wrong method gets a 405 problem naming the
+/// resource's methods (see [`resource`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{get, post, resource};
-    cfg.service(resource("/healthz").route(get().to(health::healthz)))
-        .service(resource("/readyz").route(get().to(health::readyz)))
+    use web::{get, post};
+    // Resources are tried in this order, and each `{id}` pattern is a regex run: the two
+    // hottest routes (balance reads and earn) come first so they skip the others' matching.
+    cfg.service(resource("/v1/accounts/{id}", "GET").route(get().to(accounts::get_account)))
+        .service(resource("/v1/earn", "POST").route(post().to(movements::earn)))
+        .service(resource("/healthz", "GET").route(get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(get().to(health::readyz)))
         .service(
-            resource("/v1/partners")
+            resource("/v1/partners", "GET, POST")
                 .route(post().to(admin::create_partner))
                 .route(get().to(admin::list_partners)),
         )
-        .service(resource("/v1/partners/{id}").route(get().to(admin::get_partner)))
+        .service(resource("/v1/partners/{id}", "GET").route(get().to(admin::get_partner)))
         .service(
-            resource("/v1/api-keys")
+            resource("/v1/api-keys", "GET, POST")
                 .route(post().to(admin::create_api_key))
                 .route(get().to(admin::list_api_keys)),
         )
-        .service(resource("/v1/api-keys/{id}/revoke").route(post().to(admin::revoke_api_key)))
-        .service(resource("/v1/allocations").route(post().to(movements::allocate)))
-        .service(resource("/v1/accounts/{id}/close").route(post().to(admin::close_account)))
-        .service(resource("/v1/members").route(post().to(admin::register_member)))
-        .service(resource("/v1/me").route(get().to(accounts::me)))
-        .service(resource("/v1/accounts/{id}").route(get().to(accounts::get_account)))
-        .service(resource("/v1/accounts/{id}/entries").route(get().to(accounts::history)))
-        .service(resource("/v1/earn").route(post().to(movements::earn)))
-        .service(resource("/v1/earn/batch").route(post().to(movements::earn_batch)))
-        .service(resource("/v1/spend-codes").route(post().to(movements::create_spend_code)))
-        .service(resource("/v1/redemptions").route(post().to(movements::redeem)))
-        .service(resource("/v1/gifts").route(post().to(movements::gift)))
-        .service(resource("/v1/entries/{id}").route(get().to(accounts::get_entry)))
-        .service(resource("/v1/entries/{id}/reversal").route(post().to(movements::reverse)))
-        .service(resource("/v1/ledger/checkpoint").route(get().to(log::checkpoint)))
-        .service(resource("/v1/ledger/key").route(get().to(log::key)));
+        .service(
+            resource("/v1/api-keys/{id}/revoke", "POST").route(post().to(admin::revoke_api_key)),
+        )
+        .service(resource("/v1/allocations", "POST").route(post().to(movements::allocate)))
+        .service(resource("/v1/accounts/{id}/close", "POST").route(post().to(admin::close_account)))
+        .service(resource("/v1/members", "POST").route(post().to(admin::register_member)))
+        .service(resource("/v1/me", "GET").route(get().to(accounts::me)))
+        .service(resource("/v1/accounts/{id}/entries", "GET").route(get().to(accounts::history)))
+        .service(resource("/v1/earn/batch", "POST").route(post().to(movements::earn_batch)))
+        .service(resource("/v1/spend-codes", "POST").route(post().to(movements::create_spend_code)))
+        .service(resource("/v1/redemptions", "POST").route(post().to(movements::redeem)))
+        .service(resource("/v1/gifts", "POST").route(post().to(movements::gift)))
+        .service(resource("/v1/entries/{id}", "GET").route(get().to(accounts::get_entry)))
+        .service(resource("/v1/entries/{id}/reversal", "POST").route(post().to(movements::reverse)))
+        .service(resource("/v1/entries/{id}/receipt", "GET").route(get().to(accounts::receipt)))
+        .service(resource("/v1/ledger/checkpoint", "GET").route(get().to(log::checkpoint)))
+        .service(resource("/v1/ledger/key", "GET").route(get().to(log::key)))
+        .service(resource("/v1/ledger/consistency", "GET").route(get().to(log::consistency)))
+        .service(resource("/v1/ledger/export", "GET").route(get().to(log::export)));
+}
+
+/// A resource whose routes answer the methods in `allow`; any other method gets a 405 problem
+/// with the `Allow` header RFC 9110 requires (actix's own 405 has none).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
+        let mut response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+        });
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    }))
 }
 
 /// A committed entry, with exactly the fields (and names) of its canonical encoding.
@@ -225,6 +248,38 @@ pub fn amount(hours: Option<u64>, minutes: Option<u64>) -> Result<Minutes, ApiEr
     })
 }
 
+/// Where a kind of write is remembered under its idempotency key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remembered {
+    /// Entries: in the ledger's (actor, key) index.
+    Ledger,
+    /// API keys and revocations: in the registry.
+    Registry,
+    /// Spend codes: in the spend-code table.
+    SpendCodes,
+}
+
+/// Starts a write under (actor, key): marks it in flight (409 for a concurrent repeat) and
+/// refuses a key that another kind of write by the same caller already used, since keys are
+/// scoped to the caller, not to the endpoint. Each store then answers repeats of its own writes.
+pub fn begin<'a>(
+    state: &'a AppState,
+    actor: Uuid,
+    key: &IdemKey,
+    here: Remembered,
+) -> Result<InFlightGuard<'a>, ApiError> {
+    let guard = state.in_flight.begin(actor, key)?;
+    let k = key.0.as_str();
+    let used_elsewhere = (here != Remembered::Ledger
+        && state.ledger.previous_request(actor, &key.0)?.is_some())
+        || (here != Remembered::Registry && state.registry.knows(actor, k))
+        || (here != Remembered::SpendCodes && state.spend_codes.knows(actor, k));
+    if used_elsewhere {
+        return Err(ApiError::IdempotencyKeyReused(k.to_owned()));
+    }
+    Ok(guard)
+}
+
 /// Submits a request to the ledger on behalf of `caller`, refusing a concurrent repeat.
 pub async fn submit(
     state: &AppState,
@@ -232,7 +287,7 @@ pub async fn submit(
     key: &IdemKey,
     intents: Vec<Intent>,
 ) -> Result<Committed, ApiError> {
-    let _guard = state.in_flight.begin(caller.actor(), key)?;
+    let _guard = begin(state, caller.actor(), key, Remembered::Ledger)?;
     commit(state, caller, key, intents).await
 }
 

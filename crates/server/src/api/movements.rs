@@ -9,9 +9,11 @@ use timecredits_domain::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{amount, commit, created, recorded, submit, EntryView, RecordedMany};
+use super::{
+    amount, begin, commit, created, recorded, submit, EntryView, RecordedMany, Remembered,
+};
 use crate::auth::Caller;
-use crate::idempotency::{fingerprint, IdemKey};
+use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
 use crate::AppState;
@@ -49,10 +51,17 @@ pub struct NewAllocation {
     /// The earn partner whose budget receives the credits.
     pub partner_id: Uuid,
     /// Whole hours (credits).
+    #[schema(maximum = 1000000)]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
+    #[schema(maximum = 60000000)]
     pub minutes: Option<u64>,
     /// The programme's reference (invoice, grant).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub reference: Option<String>,
 }
 
@@ -62,7 +71,7 @@ pub struct NewAllocation {
 /// bought or been granted). The programme account is the only one that goes negative: minus its
 /// balance is the credit in circulation. Administrators only.
 #[utoipa::path(post, path = "/v1/allocations", tag = "movements",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewAllocation,
     responses(
         (status = 201, description = "The allocate entry", body = super::Recorded),
@@ -72,6 +81,7 @@ pub struct NewAllocation {
         (status = 404, description = "`partner_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`account_closed`, `amount_overflow`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -112,14 +122,26 @@ pub struct NewEarn {
     /// The member who gave the time.
     pub member_id: Uuid,
     /// Whole hours given.
+    #[schema(maximum = 1000000)]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
+    #[schema(maximum = 60000000)]
     pub minutes: Option<u64>,
-    /// What the time was given to (1 to 200 characters).
+    /// What the time was given to (1 to 200 bytes of UTF-8).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub activity: String,
     /// The day the time was given (default: today). Not after tomorrow (UTC).
     pub date_given: Option<NaiveDate>,
-    /// The partner's own reference (1 to 200 characters).
+    /// The partner's own reference (1 to 200 bytes of UTF-8).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub reference: Option<String>,
 }
 
@@ -146,7 +168,7 @@ impl NewEarn {
 /// An earn partner records time a member gave and issues the credits from its own budget
 /// (one hour = one credit = 60 minutes). Earn partners only.
 #[utoipa::path(post, path = "/v1/earn", tag = "movements",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewEarn,
     responses(
         (status = 201, description = "The earn entry", body = super::Recorded),
@@ -155,6 +177,7 @@ impl NewEarn {
         (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits` (budget), `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -182,7 +205,7 @@ pub struct NewEarnBatch {
 /// Issues credits to many members in one atomic request: every movement is committed, or none
 /// is (for example when the budget does not cover them all). Earn partners only.
 #[utoipa::path(post, path = "/v1/earn/batch", tag = "movements",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewEarnBatch,
     responses(
         (status = 201, description = "The earn entries, in the order given", body = RecordedMany),
@@ -223,6 +246,7 @@ pub async fn earn_batch(
 #[schema(example = json!({"max_minutes": 120}))]
 pub struct NewSpendCode {
     /// The most the venue may redeem with this code, in minutes (default: no cap).
+    #[schema(maximum = 60000000)]
     pub max_minutes: Option<u64>,
 }
 
@@ -243,7 +267,7 @@ pub struct SpendCode {
 /// optionally capped) and gives it to the venue, which redeems it. Codes are kept only hashed
 /// and only in memory: a restart of the service voids open codes. Members only.
 #[utoipa::path(post, path = "/v1/spend-codes", tag = "movements",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewSpendCode,
     responses(
         (status = 201, description = "The code", body = SpendCode),
@@ -251,6 +275,8 @@ pub struct SpendCode {
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("member" = [])))]
@@ -266,14 +292,14 @@ pub async fn create_spend_code(
         .map(timecredits_domain::Minutes::new)
         .transpose()?
         .map(|m| m.get());
-    let _guard = state.in_flight.begin(caller.actor(), &key)?;
+    let _guard = begin(&state, caller.actor(), &key, Remembered::SpendCodes)?;
     let print = fingerprint("spend_code", &*body);
-    let issued =
+    let (issued, replayed) =
         state
             .spend_codes
             .issue(member.0, key.0.as_str(), &print, cap, chrono::Utc::now())?;
     Ok(created(
-        false,
+        replayed,
         &SpendCode {
             code: issued.code,
             expires_at: issued.expires,
@@ -290,16 +316,28 @@ pub struct NewRedemption {
     /// The member's spend code (case, spaces and hyphens do not matter).
     pub code: String,
     /// Whole hours (credits) spent.
+    #[schema(maximum = 1000000)]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
+    #[schema(maximum = 60000000)]
     pub minutes: Option<u64>,
-    /// The activity or offer (1 to 200 characters).
+    /// The activity or offer (1 to 200 bytes of UTF-8).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub activity: String,
     /// Number of adults in the party.
     pub adults: u32,
     /// Number of children (under 16) in the party.
     pub children: u32,
     /// The venue's own reference.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub reference: Option<String>,
 }
 
@@ -309,7 +347,7 @@ pub struct NewRedemption {
 /// A wrong code counts against the calling API key: after 5 in a minute the key gets 429 until
 /// the minute has passed, so codes cannot be guessed. Spend partners only.
 #[utoipa::path(post, path = "/v1/redemptions", tag = "movements",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewRedemption,
     responses(
         (status = 201, description = "The spend entry", body = super::Recorded),
@@ -318,6 +356,7 @@ pub struct NewRedemption {
         (status = 403, description = "Not a spend partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong codes from this key (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
@@ -337,10 +376,12 @@ pub async fn redeem(
         children: Some(body.children),
     };
     let actor = caller.actor();
-    let _guard = state.in_flight.begin(actor, &key)?;
+    let by = (actor, key.0.as_str().to_owned());
+    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
     // A repeat of a committed redemption: the code may be gone (used, or forgotten at a restart),
     // so the member is the one the first redemption debited, and the ledger answers the repeat.
     if let Some(entries) = state.ledger.previous_request(actor, &key.0)? {
+        state.spend_codes.check_repeat(&body.code, &by)?;
         let member = match entries.first().map(|e| &e.body) {
             Some(EntryBody::Move(m)) => m.debit,
             _ => return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into())),
@@ -351,13 +392,10 @@ pub async fn redeem(
     let api_key = caller
         .key_id()
         .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?;
-    let member = state.spend_codes.reserve(
-        api_key,
-        (actor, key.0.as_str().to_owned()),
-        &body.code,
-        minutes.get(),
-        chrono::Utc::now(),
-    )?;
+    let member =
+        state
+            .spend_codes
+            .reserve(api_key, by, &body.code, minutes.get(), chrono::Utc::now())?;
     let intent = transfer(
         MovementKind::Spend,
         AccountId(member),
@@ -378,10 +416,17 @@ pub async fn redeem(
 pub struct NewGift {
     /// The member receiving the credits.
     pub to_member_id: Uuid,
+    #[schema(maximum = 1000000)]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
+    #[schema(maximum = 60000000)]
     pub minutes: Option<u64>,
     /// A reference of the member's choosing (no personal data, please).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub reference: Option<String>,
 }
 
@@ -389,7 +434,7 @@ pub struct NewGift {
 ///
 /// A member gives credits to another member. Members only, from their own wallet.
 #[utoipa::path(post, path = "/v1/gifts", tag = "movements",
-    params(("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+    params(IdempotencyKeyHeader),
     request_body = NewGift,
     responses(
         (status = 201, description = "The gift entry", body = super::Recorded),
@@ -398,6 +443,7 @@ pub struct NewGift {
         (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("member" = [])))]
@@ -428,7 +474,12 @@ pub async fn gift(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reference": "recorded twice by mistake"}))]
 pub struct NewReversal {
-    /// The reason or reference (1 to 200 characters).
+    /// The reason or reference (1 to 200 bytes of UTF-8).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub reference: Option<String>,
 }
 
@@ -441,7 +492,7 @@ pub struct NewReversal {
 /// reverse any movement at any time.
 #[utoipa::path(post, path = "/v1/entries/{id}/reversal", tag = "movements",
     params(("id" = Uuid, Path, description = "The id of the entry to reverse"),
-        ("Idempotency-Key" = String, Header, description = "Unique key for this request")),
+        IdempotencyKeyHeader),
     request_body = NewReversal,
     responses(
         (status = 201, description = "The reverse entry", body = super::Recorded),
@@ -450,6 +501,8 @@ pub struct NewReversal {
         (status = 403, description = "Not the entry's partner (`forbidden`) or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`already_reversed`, `not_reversible`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

@@ -1,0 +1,389 @@
+//! Every endpoint once, on its success path, checking what it answers and what it changed.
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+use timecredits_tests::client::{uuid, Api, Scheme, BUDGET_MINUTES};
+
+/// The entry of a single-entry write, after checking that the write's checkpoint includes it.
+#[track_caller]
+fn recorded(body: &Value) -> &Value {
+    let entry = &body["entry"];
+    let seq = entry["seq"].as_u64().expect("a sequence number");
+    let size = body["checkpoint"]["size"]
+        .as_u64()
+        .expect("a checkpoint size");
+    assert!(size > seq, "checkpoint of size {size} omits entry {seq}");
+    assert!(body["checkpoint"]["note"]
+        .as_str()
+        .is_some_and(|n| n.contains(&format!("\n{size}\n"))));
+    entry
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_readiness() {
+    let scheme = Scheme::start().await;
+    let api = &scheme.api;
+    assert_eq!(api.get("/healthz", None).await.expect(200)["status"], "ok");
+    let ready = api.get("/readyz", None).await;
+    assert_eq!(ready.expect(200)["status"], "ready");
+    // Genesis, two partners' accounts and an allocation.
+    assert_eq!(ready.json["entries"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partners_keys_and_members_are_administered() {
+    let scheme = Scheme::start().await;
+    let (api, admin) = (&scheme.api, scheme.admin.as_str());
+
+    let me = api.get("/v1/me", Some(admin)).await;
+    assert_eq!(me.expect(200)["kind"], "administrator");
+    assert_eq!(me.json["scopes"], json!(["admin"]));
+
+    // A partner with both roles gets a budget and a venue account, opened in one request.
+    let body = json!({"name": "Community Hub", "roles": ["spend", "earn", "earn"]});
+    let created = api.post("/v1/partners", Some(admin), Some(&body)).await;
+    let created = created.expect(201);
+    let partner = &created["partner"];
+    let id = uuid(&partner["id"]);
+    assert_eq!(partner["name"], "Community Hub");
+    assert_eq!(partner["roles"], json!(["earn", "spend"]));
+    let entries = created["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for (entry, kind, field) in [
+        (&entries[0], "budget", "budget_account"),
+        (&entries[1], "venue", "venue_account"),
+    ] {
+        assert_eq!(entry["kind"], "open");
+        assert_eq!(entry["account_kind"], kind);
+        assert_eq!(entry["owner"], json!(id));
+        assert_eq!(entry["account"], partner[field]);
+        assert_eq!(entry["key"], entries[0]["key"]);
+    }
+    assert!(created["checkpoint"]["size"].as_u64().unwrap() > entries[1]["seq"].as_u64().unwrap());
+
+    let list = api.get("/v1/partners", Some(admin)).await;
+    let partners = list.expect(200)["partners"].as_array().unwrap();
+    assert_eq!(partners.len(), 3);
+    assert!(partners.contains(partner));
+    let one = api.get(&format!("/v1/partners/{id}"), Some(admin)).await;
+    assert_eq!(one.expect(200), partner);
+
+    // Keys: a partner key (narrowed to one scope), an auditor and another administrator.
+    let body =
+        json!({"label": "till 1", "holder": {"kind": "partner", "id": id, "scopes": ["spend"]}});
+    let key = api.post("/v1/api-keys", Some(admin), Some(&body)).await;
+    let key = key.expect(201).clone();
+    let secret = key["secret"].as_str().unwrap();
+    assert!(secret.starts_with("tck_") && secret.len() > 40, "{secret}");
+    assert_eq!(key["key"]["label"], "till 1");
+    assert_eq!(
+        key["key"]["principal"],
+        json!({"kind": "partner", "id": id})
+    );
+    assert_eq!(key["key"]["scopes"], json!(["spend"]));
+    assert_eq!(key["key"]["revoked"], Value::Null);
+    let till = api.get("/v1/me", Some(secret)).await;
+    assert_eq!(till.expect(200)["kind"], "partner");
+    assert_eq!(till.json["scopes"], json!(["spend"]));
+    assert_eq!(till.json["partner"], *partner);
+    assert_eq!(till.json["accounts"].as_array().unwrap().len(), 2);
+    let (_, auditor) = api.create_key(admin, json!({"kind": "auditor"})).await;
+    let me = api.get("/v1/me", Some(&auditor)).await;
+    assert_eq!(me.expect(200)["kind"], "auditor");
+    assert_eq!(me.json["scopes"], json!(["audit"]));
+    let (_, second_admin) = api
+        .create_key(admin, json!({"kind": "administrator"}))
+        .await;
+    assert_eq!(
+        api.get("/v1/me", Some(&second_admin)).await.expect(200)["kind"],
+        "administrator"
+    );
+
+    // Listing shows public records only, never a secret.
+    let all = api.get("/v1/api-keys", Some(admin)).await;
+    let keys = all.expect(200)["keys"].as_array().unwrap();
+    assert_eq!(
+        keys.len(),
+        6,
+        "first admin key, two partner keys, till, auditor, admin"
+    );
+    assert!(!all.text.contains(secret) && !all.text.contains("secret"));
+    let mine = api
+        .get(&format!("/v1/api-keys?partner_id={id}"), Some(admin))
+        .await;
+    assert_eq!(mine.expect(200)["keys"], json!([key["key"]]));
+
+    // Revoking: the key stops working at once; revoking again changes nothing.
+    let key_id = uuid(&key["key"]["id"]);
+    let revoked = api
+        .post(&format!("/v1/api-keys/{key_id}/revoke"), Some(admin), None)
+        .await;
+    let revoked_at = revoked.expect(200)["revoked"].clone();
+    assert!(revoked_at.is_string(), "{}", revoked.text);
+    api.get("/v1/me", Some(secret))
+        .await
+        .assert_problem(401, "unauthorized");
+    let again = api
+        .post(&format!("/v1/api-keys/{key_id}/revoke"), Some(admin), None)
+        .await;
+    assert_eq!(again.expect(200)["revoked"], revoked_at);
+
+    // Members: registered by an administrator or an earn partner, with a credential.
+    for registrar in [admin, scheme.earner.key.as_str()] {
+        let reply = api.post("/v1/members", Some(registrar), None).await;
+        let body = reply.expect(201);
+        let member = uuid(&body["member_id"]);
+        let credential = body["credential"].as_str().unwrap();
+        assert!(credential.starts_with("tcm_"), "{credential}");
+        let entry = recorded(body);
+        assert_eq!(
+            (entry["kind"].as_str(), entry["account_kind"].as_str()),
+            (Some("open"), Some("member"))
+        );
+        assert_eq!(entry["account"], json!(member));
+        let me = api.get("/v1/me", Some(credential)).await;
+        assert_eq!(me.expect(200)["kind"], "member");
+        assert_eq!(me.json["actor"], json!(member));
+        assert_eq!(me.json["scopes"], json!([]));
+        assert_eq!(me.json["accounts"][0]["id"], json!(member));
+        assert_eq!(me.json["accounts"][0]["balance_minutes"], 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credits_move_from_allocation_to_earning_spending_gifting_and_back() {
+    let scheme = Scheme::start().await;
+    let (api, admin) = (&scheme.api, scheme.admin.as_str());
+    let (earner, venue) = (&scheme.earner, &scheme.venue);
+
+    // Allocation: from the programme account into the budget.
+    let body = json!({"partner_id": earner.id, "hours": 2, "minutes": 30, "reference": "grant Q4"});
+    let reply = api.post("/v1/allocations", Some(admin), Some(&body)).await;
+    let allocation = recorded(reply.expect(201)).clone();
+    assert_eq!(allocation["kind"], "allocate");
+    assert_eq!(allocation["minutes"], 150);
+    assert_eq!(allocation["credit"], json!(earner.budget()));
+    assert_eq!(allocation["reference"], "grant Q4");
+    let programme = uuid(&allocation["debit"]);
+    assert_eq!(
+        api.balance(admin, programme).await,
+        -((BUDGET_MINUTES + 150) as i64)
+    );
+    assert_eq!(
+        api.balance(&earner.key, earner.budget()).await,
+        (BUDGET_MINUTES + 150) as i64
+    );
+
+    // Earning, in hours and minutes, with the day the time was given.
+    let alice = api.register_member(&earner.key).await;
+    let bob = api.register_member(admin).await;
+    let yesterday = (Utc::now() - Duration::days(1)).date_naive();
+    let body = json!({"member_id": alice.id, "hours": 1, "minutes": 30, "activity": "lunch club",
+        "date_given": yesterday, "reference": "R-1042"});
+    let reply = api.post("/v1/earn", Some(&earner.key), Some(&body)).await;
+    let earn = recorded(reply.expect(201)).clone();
+    assert_eq!(earn["kind"], "earn");
+    assert_eq!(earn["actor"], json!(earner.id));
+    assert_eq!(
+        (&earn["debit"], &earn["credit"]),
+        (&json!(earner.budget()), &json!(alice.id))
+    );
+    assert_eq!(earn["minutes"], 90);
+    assert_eq!(earn["effective"], json!(yesterday));
+    assert_eq!(
+        (earn["activity"].as_str(), earn["reference"].as_str()),
+        (Some("lunch club"), Some("R-1042"))
+    );
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 90);
+
+    // A batch: every item committed in one request, in order.
+    let body = json!({"items": [
+        {"member_id": alice.id, "minutes": 60, "activity": "litter pick"},
+        {"member_id": bob.id, "hours": 3, "activity": "litter pick"},
+    ]});
+    let reply = api
+        .post("/v1/earn/batch", Some(&earner.key), Some(&body))
+        .await;
+    let batch = reply.expect(201);
+    let items = batch["entries"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        (items[0]["part"].as_u64(), items[1]["part"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(items[0]["key"], items[1]["key"]);
+    assert_eq!(
+        items[1]["seq"].as_u64(),
+        items[0]["seq"].as_u64().map(|s| s + 1)
+    );
+    assert!(batch["checkpoint"]["size"].as_u64() > items[1]["seq"].as_u64());
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 150);
+    assert_eq!(api.balance(&bob.credential, bob.id).await, 180);
+    assert_eq!(
+        api.balance(&earner.key, earner.budget()).await,
+        (BUDGET_MINUTES + 150 - 330) as i64
+    );
+
+    // Spending with the member's consent: a code, then the venue's redemption.
+    let reply = api
+        .post(
+            "/v1/spend-codes",
+            Some(&alice.credential),
+            Some(&json!({"max_minutes": 120})),
+        )
+        .await;
+    let code = reply.expect(201).clone();
+    assert_eq!(code["max_minutes"], 120);
+    let typed = code["code"].as_str().unwrap().to_lowercase();
+    let typed = format!("{}-{}", &typed[..4], &typed[4..]);
+    let body = json!({"code": typed, "hours": 2, "activity": "family swim", "adults": 1, "children": 2, "reference": "T-7"});
+    let reply = api
+        .post("/v1/redemptions", Some(&venue.key), Some(&body))
+        .await;
+    let spend = recorded(reply.expect(201)).clone();
+    assert_eq!(spend["kind"], "spend");
+    assert_eq!(
+        (&spend["debit"], &spend["credit"]),
+        (&json!(alice.id), &json!(venue.venue()))
+    );
+    assert_eq!(
+        (
+            spend["minutes"].as_u64(),
+            spend["adults"].as_u64(),
+            spend["children"].as_u64()
+        ),
+        (Some(120), Some(1), Some(2))
+    );
+    assert_eq!(spend["activity"], "family swim");
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 30);
+    assert_eq!(api.balance(&venue.key, venue.venue()).await, 120);
+
+    // A gift between members.
+    let reply = api.gift(&bob, alice.id, 45).await;
+    let gift = recorded(reply.expect(201)).clone();
+    assert_eq!(gift["kind"], "gift");
+    assert_eq!(
+        (&gift["debit"], &gift["credit"]),
+        (&json!(bob.id), &json!(alice.id))
+    );
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 75);
+    assert_eq!(api.balance(&bob.credential, bob.id).await, 135);
+
+    // Reading entries back, one by one and as a history.
+    for entry in [&allocation, &earn, &spend, &gift] {
+        let read = api
+            .get(
+                &format!("/v1/entries/{}", entry["id"].as_str().unwrap()),
+                Some(admin),
+            )
+            .await;
+        assert_eq!(read.expect(200), entry);
+    }
+    let history = api
+        .get(
+            &format!("/v1/accounts/{}/entries", alice.id),
+            Some(&alice.credential),
+        )
+        .await;
+    let kinds: Vec<&str> = history.expect(200)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["gift", "spend", "earn", "earn", "open"]);
+    assert_eq!(history.json["has_more"], false);
+
+    // A reversal mirrors the movement and restores both balances.
+    let reply = api.reverse(admin, gift["id"].as_str().unwrap()).await;
+    let reversal = recorded(reply.expect(201)).clone();
+    assert_eq!(reversal["kind"], "reverse");
+    assert_eq!(reversal["reference"], "recorded twice");
+    assert_eq!(reversal["reverses"], gift["seq"]);
+    assert_eq!(
+        (&reversal["debit"], &reversal["credit"]),
+        (&gift["credit"], &gift["debit"])
+    );
+    assert_eq!(reversal["minutes"], 45);
+    assert_eq!(api.balance(&bob.credential, bob.id).await, 180);
+
+    // Closing an empty account.
+    let carol = api.register_member(admin).await;
+    let reply = api.close_account(admin, carol.id).await;
+    let close = recorded(reply.expect(201));
+    assert_eq!(
+        (close["kind"].as_str(), close["account"].as_str()),
+        (Some("close"), Some(carol.id.to_string().as_str()))
+    );
+    let account = api
+        .get(
+            &format!("/v1/accounts/{}", carol.id),
+            Some(&carol.credential),
+        )
+        .await;
+    assert_eq!(account.expect(200)["status"], "closed");
+    assert_eq!(account.json["kind"], "member");
+
+    // The ledger's own endpoints are public.
+    let checkpoint = api.get("/v1/ledger/checkpoint", None).await;
+    checkpoint.expect(200);
+    assert!(checkpoint
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let key = api.get("/v1/ledger/key", None).await;
+    assert_eq!(
+        key.expect(200)["origin"],
+        checkpoint.text.lines().next().unwrap()
+    );
+    assert!(key.json["verifier_key"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}+", key.json["origin"].as_str().unwrap())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_are_read_with_kind_owner_and_balance() {
+    let scheme = Scheme::start().await;
+    let api: &Api = &scheme.api;
+    let alice = scheme.member(90).await;
+    let account = api
+        .get(
+            &format!("/v1/accounts/{}", alice.id),
+            Some(&alice.credential),
+        )
+        .await;
+    let body = account.expect(200);
+    assert_eq!(
+        (body["kind"].as_str(), body["status"].as_str()),
+        (Some("member"), Some("open"))
+    );
+    assert_eq!(body["balance_minutes"], 90);
+    assert!(body.get("owner").is_none());
+    let budget = api
+        .get(
+            &format!("/v1/accounts/{}", scheme.earner.budget()),
+            Some(&scheme.earner.key),
+        )
+        .await;
+    assert_eq!(budget.expect(200)["kind"], "budget");
+    assert_eq!(budget.json["owner"], json!(scheme.earner.id));
+    assert_eq!(budget.json["balance_minutes"], (BUDGET_MINUTES - 90) as i64);
+    let venue = api
+        .get(
+            &format!("/v1/accounts/{}", scheme.venue.venue()),
+            Some(&scheme.venue.key),
+        )
+        .await;
+    assert_eq!(venue.expect(200)["kind"], "venue");
+    assert_eq!(venue.json["balance_minutes"], 0);
+    let me = api.get("/v1/me", Some(&scheme.earner.key)).await;
+    assert_eq!(
+        me.expect(200)["accounts"][0]["id"],
+        json!(scheme.earner.budget())
+    );
+    assert_eq!(
+        me.json["accounts"][0]["balance_minutes"],
+        (BUDGET_MINUTES - 90) as i64
+    );
+}

@@ -1,0 +1,14 @@
+//! Black-box tests of the REST API: the real server on a free loopback port with a temporary
+//! data directory, called over HTTP. One test binary, one module per concern.
+
+mod concurrency;
+mod endpoints;
+mod history;
+mod idempotency;
+mod ledger;
+mod permissions;
+mod problems;
+mod restart;
+mod reversal;
+mod sigkill;
+mod spend_codes;
