@@ -157,7 +157,7 @@ fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} {pos}/{len} entries checked [{bar:40}] {per_sec} eta {eta}",
+            "{spinner} {human_pos}/{human_len} entries checked [{bar:30}] eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),

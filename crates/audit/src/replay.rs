@@ -6,7 +6,7 @@
 //! checks cannot be done without remembering something of every entry, so that part is kept
 //! compact:
 //! - **reversals** may target any earlier entry, and the rules compare the reversal with its
-//!   original: 16 bytes per entry ([`Trace`]: the two account numbers, amount, kind and effective
+//!   original: 16 bytes per entry (`Trace`: the two account numbers, amount, kind and effective
 //!   day) plus one map entry per reversal;
 //! - **idempotency keys** must never be reused by their actor: one 64-bit fingerprint per request
 //!   (11 to 23 bytes in the hash set). Fingerprints ([`Fingerprints`]) are keyed with a random

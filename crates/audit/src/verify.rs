@@ -318,25 +318,13 @@ fn read_blocks(
         buf.clear();
         buf.extend_from_slice(&carry);
         let start = buf.len();
-        buf.resize(start + BLOCK, 0);
-        let mut filled = start;
-        let read = loop {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        break Ok(());
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        buf.truncate(filled);
+        buf.reserve(BLOCK);
+        // Reads straight into the spare capacity (no zeroing first), up to a block.
+        let read = (&mut file).take(BLOCK as u64).read_to_end(&mut buf);
+        let filled = buf.len();
         let block = match (read, memchr::memrchr(b'\n', &buf)) {
             (Err(e), _) => Block::Failed(e),
-            (Ok(()), Some(last)) => {
+            (Ok(_), Some(last)) => {
                 carry.clear();
                 carry.extend_from_slice(&buf[last + 1..]);
                 buf.truncate(last + 1);
@@ -346,14 +334,14 @@ fn read_blocks(
                 block
             }
             // End of file: the rest (if any) has no newline.
-            (Ok(()), None) if filled == start => {
+            (Ok(_), None) if filled == start => {
                 if start == 0 {
                     return;
                 }
                 Block::Unterminated
             }
-            (Ok(()), None) if buf.len() > MAX_LINE => Block::TooLong,
-            (Ok(()), None) => {
+            (Ok(_), None) if buf.len() > MAX_LINE => Block::TooLong,
+            (Ok(_), None) => {
                 carry = buf;
                 continue;
             }

@@ -687,7 +687,7 @@ impl Entry {
     /// invalid values and non-canonical spelling are all refused.
     ///
     /// Most entries are recognised by a fast scan of the canonical layout (see `scan.rs`); the
-    /// rest, and every refusal with its reason, go through [`Entry::decode_general`].
+    /// rest, and every refusal with its reason, go through `Entry::decode_general`.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         match crate::scan::entry(bytes) {
             Some(entry) => Ok(entry),
