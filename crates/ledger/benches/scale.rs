@@ -268,7 +268,7 @@ fn large_store(table: &mut Table, entries: u64) {
     );
     let rate = median(writing.iter().map(|w| w.rate).collect());
     table.row(
-        &format!("throughput on the {label} store, {SUBMITTERS} submitters"),
+        &format!("throughput on the {label} store, {SUBMITTERS} submitters, first seconds"),
         format!("{rate} entries/s"),
         "",
         None,

@@ -26,9 +26,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, SendError};
@@ -44,9 +42,6 @@ use crate::journal::{Journal, JournalReader, RecordPos};
 use crate::pending::{Changes, Pending};
 use crate::store::Store;
 use crate::{Committed, Request, SignedCheckpoint};
-
-/// The longest a batch waits for more requests (see [`Stager::collect`]).
-const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// A request and the channel its answer goes back on.
 pub struct Job {
@@ -84,8 +79,6 @@ struct Shared {
     unapplied: Mutex<VecDeque<Arc<Changes>>>,
     /// Why writes stopped, after a storage failure in either stage.
     halted: Mutex<Option<String>>,
-    /// Callers answered since the stager last formed a batch.
-    answered: AtomicUsize,
 }
 
 impl Shared {
@@ -93,7 +86,6 @@ impl Shared {
         Shared {
             unapplied: Mutex::default(),
             halted: Mutex::new(halted),
-            answered: AtomicUsize::new(0),
         }
     }
 
@@ -225,40 +217,22 @@ fn refuse(jobs: Vec<Job>, reason: &str) {
 }
 
 impl Stager<'_> {
-    /// Stages batches from the queue, handing each to `apply`, until every sender is gone.
+    /// Stages batches from the queue, handing each to `apply`, until every sender is gone. A
+    /// batch takes every request waiting, up to `max_batch`: while one batch is synced, the next
+    /// one gathers.
     fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Written)) {
-        let mut took = Duration::ZERO;
         while let Ok(first) = rx.recv() {
-            let jobs = self.collect(first, rx, took);
-            let start = Instant::now();
+            let mut jobs = vec![first];
+            while jobs.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
             if let Some(batch) = self.stage(jobs) {
                 apply(batch);
             }
-            took = start.elapsed();
         }
-    }
-
-    /// The jobs of the next batch: every one waiting, and under concurrent load a few more.
-    ///
-    /// Callers answered since the last batch was formed tend to come back at once. Waiting a
-    /// fraction of a batch's time (`took`, the last one's) for as many lets them share this
-    /// batch's sync instead of paying for another. One caller alone never waits.
-    fn collect(&self, first: Job, rx: &Receiver<Job>, took: Duration) -> Vec<Job> {
-        let returning = self.shared.answered.swap(0, Ordering::Relaxed);
-        let deadline = Instant::now() + (took / 2).min(MAX_LINGER);
-        let mut jobs = vec![first];
-        while jobs.len() < self.max_batch {
-            let next = if jobs.len() < returning {
-                rx.recv_deadline(deadline).ok()
-            } else {
-                rx.try_recv().ok()
-            };
-            match next {
-                Some(job) => jobs.push(job),
-                None => break,
-            }
-        }
-        jobs
     }
 
     /// Stages a batch over the batches not yet applied and makes its new entries durable.
@@ -344,7 +318,6 @@ impl Applier<'_> {
                 "batches are applied in the order they were written"
             );
         }
-        let count = jobs.len();
         let applied_size = self.checkpoint.checkpoint.size;
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             let answer = match (&committed, outcome) {
@@ -362,7 +335,6 @@ impl Applier<'_> {
             // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
             let _ = job.reply.send(answer);
         }
-        self.shared.answered.fetch_add(count, Ordering::Relaxed);
     }
 
     fn answer(&self, changes: &Changes, range: Range<u64>) -> Committed {
