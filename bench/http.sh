@@ -12,7 +12,7 @@
 #
 # Settings (environment): RUNS (3), DURATION (s per measurement, 10), WARMUP (s, 2),
 # CONNECTIONS (64), MEMBERS (1000), WORKERS (the service's HTTP workers; default: one per
-# core), QUIET_WAIT (s, 300: how long each run may wait for the machine to be idle),
+# core), QUIET_WAIT (s, 120: how long each run may wait for the machine to be idle),
 # RESULTS_DIR (keep the raw JSON there; default: a temporary directory, removed).
 #
 # The load generator runs on the same 2 cores as the service. It uses one thread and reports
@@ -34,16 +34,11 @@ target="${CARGO_TARGET_DIR:-target}/release"
 work="$(mktemp -d -t timecredits-bench.XXXXXX)"
 results="${RESULTS_DIR:-$work/results}"
 mkdir -p "$results"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 server_pid=""
-stop_server() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
 cleanup() {
-    stop_server
+    stop_service
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,7 +59,7 @@ busy_cores() {
 # Other work on the machine (builds, tests) takes cores from both the service and the
 # baseline: wait for a quiet moment, and say so when there was none.
 wait_for_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-300})) busy
+    local deadline=$((SECONDS + ${QUIET_WAIT:-120})) busy
     while :; do
         busy="$(busy_cores)"
         if awk -v b="$busy" 'BEGIN { exit !(b < 0.3) }'; then
@@ -77,10 +72,6 @@ wait_for_quiet() {
     done
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 worker_args=()
 if [[ -n "${WORKERS:-}" ]]; then
     worker_args=(--workers "$WORKERS")
@@ -90,15 +81,7 @@ for run in $(seq "$runs"); do
     wait_for_quiet
     data="$work/data-$run"
     port="$(free_port)"
-    "$target/timecredits" serve --data-dir "$data" --listen "127.0.0.1:$port" "${worker_args[@]}" \
-        >"$work/server-$run.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 100); do
-        if [[ -s "$data/admin-api-key" ]] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
+    start_service "$target/timecredits" "$data" "$port" "$work/server-$run.log" "${worker_args[@]}"
     echo "== run $run/$runs: timecredits on port $port"
     "$target/timecredits-loadgen" --addr "127.0.0.1:$port" --admin-key-file "$data/admin-api-key" \
         --connections "$connections" --duration "$duration" --warmup "$warmup" \
@@ -115,7 +98,7 @@ for run in $(seq "$runs"); do
         ) >"$results/wrk-$run.txt" 2>&1 || true
         grep -E "Requests/sec|^ +(50|90|99)%|Non-2xx" "$results/wrk-$run.txt" | sed 's/^/wrk: /'
     fi
-    stop_server
+    stop_service
     rm -rf "$data"
 done
 

@@ -23,12 +23,11 @@ bin="${CARGO_TARGET_DIR:-target}/release/timecredits"
 
 work="$(mktemp -d -t timecredits-schemathesis.XXXXXX)"
 report_dir="${REPORT_DIR:-$work/report}"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 server_pid=""
 cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_service
     # The reports stay when they were asked for elsewhere; the data directory never does.
     rm -rf "$work/data"
     if [[ -z "${REPORT_DIR:-}" ]]; then
@@ -38,17 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Port 0 would be simplest, but the address must be known before Schemathesis starts: take a
-# free port from the kernel and hand it over (a race with other programs is harmless here).
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$bin" serve --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    if [[ -s "$work/data/admin-api-key" ]] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
+port="$(free_port)"
+start_service "$bin" "$work/data" "$port" "$work/server.log"
 admin_key="$(cat "$work/data/admin-api-key")"
 
 status=0
