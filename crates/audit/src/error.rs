@@ -118,6 +118,24 @@ pub enum Failure {
     /// The export's checkpoint does not verify with the trusted keys and origin.
     #[error("the export's checkpoint does not verify: {0}")]
     Checkpoint(CheckpointError),
+    /// The export's checkpoint is not signed by the key its log last handed over to.
+    #[error("the export's checkpoint is not signed by {vkey}, the key that entry {seq} handed over to: {source}")]
+    NotCurrentKey {
+        /// The last `key` entry.
+        seq: u64,
+        /// The key it names.
+        vkey: String,
+        /// Why the checkpoint does not open with that key.
+        source: CheckpointError,
+    },
+    /// A `key` entry that cannot be trusted.
+    #[error("entry {seq}: the key rotation {reason}")]
+    KeyRotation {
+        /// The entry.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The header's claims contradict its signed checkpoint.
     #[error("the header says {field} {claimed:?}, but its signed checkpoint says {signed:?}")]
     HeaderMismatch {

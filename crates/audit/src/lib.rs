@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod keychain;
 pub mod proofs;
 pub mod render;
 pub mod replay;

@@ -35,6 +35,13 @@ pub fn report(report: &Report) -> String {
     if let Some(checkpoint) = &report.checkpoint {
         let _ = writeln!(out, "  {}", signed(checkpoint));
     }
+    for rotation in &report.rotations {
+        let _ = writeln!(
+            out,
+            "  signing key handed over at entry {} to {}",
+            rotation.seq, rotation.vkey
+        );
+    }
     if let Some(size) = report.extends {
         let _ = writeln!(
             out,

@@ -159,12 +159,7 @@ impl Replay {
     ) -> Result<(), Stop> {
         let seq = entry.seq;
         self.requests.check(entry, fingerprint, confirm)?;
-        let (first, second) = match &entry.body {
-            EntryBody::Open { account, .. } | EntryBody::Close { account } => (*account, None),
-            EntryBody::Move(m) => (m.debit, Some(m.credit)),
-        };
-        let first_at = self.accounts.get(&first);
-        let second_at = second.and_then(|id| self.accounts.get(&id));
+        let ids = touched(&entry.body);
         let original = match &entry.body {
             EntryBody::Move(Movement {
                 reverses: Some(target),
@@ -172,9 +167,12 @@ impl Replay {
             }) if *target < seq => self.original(*target),
             _ => None,
         };
-        let states = [first_at, second_at].map(|at| at.map(|(_, state)| state));
-        let touched = if second.is_some() { 2 } else { 1 };
-        let changes = rules::apply(entry, &states[..touched], original.as_ref())
+        let states = ids.map(|id| {
+            id.and_then(|id| self.accounts.get(&id))
+                .map(|(_, state)| state)
+        });
+        let count = ids.iter().flatten().count();
+        let changes = rules::apply(entry, &states[..count], original.as_ref())
             .map_err(|violation| Failure::Rule { seq, violation })?;
         let mut numbers = [0u32; 2];
         for (state, number) in changes.into_iter().zip(&mut numbers) {
@@ -221,11 +219,7 @@ impl Replay {
         let mut found = 0u64;
         for (entry, fingerprint) in next {
             found ^= self.requests.seen.peek(fingerprint);
-            let (first, second) = match &entry.body {
-                EntryBody::Open { account, .. } | EntryBody::Close { account } => (*account, None),
-                EntryBody::Move(m) => (m.debit, Some(m.credit)),
-            };
-            for id in std::iter::once(first).chain(second) {
+            for id in touched(&entry.body).into_iter().flatten() {
                 found ^= self.accounts.get(&id).map_or(0, |(n, _)| u64::from(*n));
             }
         }
@@ -295,6 +289,15 @@ impl Replay {
             holdings,
             in_circulation: -programme,
         })
+    }
+}
+
+/// The accounts an entry touches, in the order of [`EntryBody::accounts`], without allocating.
+fn touched(body: &EntryBody) -> [Option<AccountId>; 2] {
+    match body {
+        EntryBody::Open { account, .. } | EntryBody::Close { account } => [Some(*account), None],
+        EntryBody::Move(m) => [Some(m.debit), Some(m.credit)],
+        EntryBody::Key(_) => [None, None],
     }
 }
 

@@ -19,14 +19,16 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::Serialize;
 use timecredits_domain::entry::format_time;
 use timecredits_domain::export::{ExportHeader, MAX_HEADER_LINE};
-use timecredits_domain::{DecodeError, Entry};
-use timecredits_tlog::checkpoint::Checkpoint;
+use timecredits_domain::{DecodeError, Entry, EntryBody};
+use timecredits_tlog::checkpoint::{unverified_checkpoint, Checkpoint, CheckpointError};
 use timecredits_tlog::merkle::{
     leaf_hash, prove_tree, root_of_leaves, stored_hash_index, Frontier, Hash, HashReader, TreeError,
 };
+use timecredits_tlog::note::NoteError;
 use uuid::Uuid;
 
 use crate::error::{Failure, Stop, UsageError};
+use crate::keychain::{KeyChain, Rotation};
 use crate::proofs::check_consistency;
 use crate::replay::{Fingerprints, Replay, Summary};
 use crate::trust::{Trust, Verified};
@@ -66,6 +68,8 @@ pub struct Report {
     pub summary: Option<Summary>,
     /// The size of the kept checkpoint this export was proved to extend.
     pub extends: Option<u64>,
+    /// The signing key hand-overs (`key` entries) the export records and the verifier followed.
+    pub rotations: Vec<Rotation>,
     /// The first check that failed; `None` when the export is valid.
     pub failure: Option<Failure>,
 }
@@ -93,36 +97,44 @@ pub fn verify_file(
         checked: 0,
         summary: None,
         extends: None,
+        rotations: Vec::new(),
         failure: None,
     };
-    let result = check_header(&report.header, trust).and_then(|(checkpoint, frontier)| {
-        let kept = options
-            .since
-            .map(|kept| Kept::new(kept, &report.header, &frontier))
-            .transpose()?;
-        report.checkpoint = Some(checkpoint.clone());
-        let mut run = Run {
-            path,
-            header_len,
-            header: &report.header,
-            checkpoint: &checkpoint,
-            frontier,
-            next: report.header.from,
-            last_recorded: None,
-            // Sized for the entries the file can hold (a canonical entry is over 128 bytes),
-            // whatever the header claims.
-            replay: (report.header.from == 0)
-                .then(|| Replay::with_capacity(report.header.size.min(file_len / 128))),
-            kept,
-        };
-        let result = stream(file, options, &mut run);
-        report.checked = run.next - report.header.from;
-        result?;
-        let (extends, summary) = run.finish()?;
-        report.extends = extends;
-        report.summary = summary;
-        Ok(())
-    });
+    let result =
+        check_header(&report.header, trust).and_then(|(checkpoint, frontier, unverified)| {
+            let kept = options
+                .since
+                .map(|kept| Kept::new(kept, &report.header, &frontier))
+                .transpose()?;
+            if unverified.is_none() {
+                report.checkpoint = Some(checkpoint.clone());
+            }
+            let mut run = Run {
+                path,
+                header_len,
+                header: &report.header,
+                checkpoint: &checkpoint,
+                unverified,
+                keys: KeyChain::new(trust),
+                frontier,
+                next: report.header.from,
+                last_recorded: None,
+                // Sized for the entries the file can hold (a canonical entry is over 128 bytes),
+                // whatever the header claims.
+                replay: (report.header.from == 0)
+                    .then(|| Replay::with_capacity(report.header.size.min(file_len / 128))),
+                kept,
+            };
+            let result = stream(file, options, &mut run);
+            report.checked = run.next - report.header.from;
+            result?;
+            let finished = run.finish()?;
+            report.checkpoint = Some(checkpoint);
+            report.extends = finished.extends;
+            report.summary = finished.summary;
+            report.rotations = finished.rotations;
+            Ok(())
+        });
     match result {
         Ok(()) => Ok(report),
         Err(Stop::Invalid(failure)) => {
@@ -165,13 +177,21 @@ fn read_header(path: &Path, file: &mut File) -> Result<(ExportHeader, u64), Usag
     Ok((header, line.len() as u64))
 }
 
-/// Checks the header against its signed checkpoint, and returns the checkpoint and the frontier
-/// the entries continue.
-fn check_header(header: &ExportHeader, trust: &Trust) -> Result<(Checkpoint, Frontier), Stop> {
-    let signed = trust
-        .open(&header.checkpoint)
-        .map_err(Failure::Checkpoint)?
-        .checkpoint;
+/// Checks the header against its signed checkpoint, and returns the checkpoint, the frontier the
+/// entries continue, and, when no pinned key signed the checkpoint, why: the log may hand over
+/// to the key that did (see [`KeyChain`]), which is checked once the entries are read.
+fn check_header(
+    header: &ExportHeader,
+    trust: &Trust,
+) -> Result<(Checkpoint, Frontier, Option<CheckpointError>), Stop> {
+    let (signed, unverified) = match trust.open(&header.checkpoint) {
+        Ok(verified) => (verified.checkpoint, None),
+        Err(e @ CheckpointError::Note(NoteError::Unverified)) => (
+            unverified_checkpoint(&header.checkpoint).map_err(Failure::Checkpoint)?,
+            Some(e),
+        ),
+        Err(e) => return Err(Failure::Checkpoint(e).into()),
+    };
     let mismatch = |field, claimed: String, signed: String| Failure::HeaderMismatch {
         field,
         claimed,
@@ -196,7 +216,7 @@ fn check_header(header: &ExportHeader, trust: &Trust) -> Result<(Checkpoint, Fro
             got: header.frontier.len(),
         }
     })?;
-    Ok((signed, frontier))
+    Ok((signed, frontier, unverified))
 }
 
 /// A block of the file, as the reader hands it on.
@@ -511,6 +531,10 @@ struct Run<'a> {
     header_len: u64,
     header: &'a ExportHeader,
     checkpoint: &'a Checkpoint,
+    /// Why no pinned key opened the checkpoint, if none did.
+    unverified: Option<CheckpointError>,
+    /// The signing keys, followed through the `key` entries.
+    keys: KeyChain<'a>,
     frontier: Frontier,
     /// The position of the next entry, i.e. its expected sequence number.
     next: u64,
@@ -613,6 +637,9 @@ impl Run<'_> {
             .into());
         }
         self.last_recorded = Some(entry.recorded);
+        if let EntryBody::Key(rotation) = &entry.body {
+            self.keys.follow(seq, rotation)?;
+        }
         if let Some(replay) = &mut self.replay {
             let (path, header_len) = (self.path, self.header_len);
             replay.apply(entry, line.fingerprint, &mut |actor, key, before| {
@@ -639,9 +666,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The checks at the end of the stream. Returns the kept size the export extends and the
-    /// replay's summary, when there are a kept checkpoint and a replay.
-    fn finish(self) -> Result<(Option<u64>, Option<Summary>), Stop> {
+    /// The checks at the end of the stream.
+    fn finish(self) -> Result<Finished, Stop> {
+        // After a hand-over only the new key speaks for the log.
+        match (
+            self.keys.check_signed_by_current(&self.header.checkpoint),
+            self.unverified,
+        ) {
+            (Some(result), _) => result?,
+            (None, Some(unverified)) => return Err(Failure::Checkpoint(unverified).into()),
+            (None, None) => {}
+        }
         let size = self.checkpoint.size;
         if self.next < size {
             return Err(Failure::Truncated {
@@ -665,8 +700,21 @@ impl Run<'_> {
             None => None,
         };
         let summary = self.replay.map(Replay::finish).transpose()?;
-        Ok((extends, summary))
+        Ok(Finished {
+            extends,
+            summary,
+            rotations: self.keys.into_rotations(),
+        })
     }
+}
+
+/// What the checks at the end of the stream found.
+struct Finished {
+    /// The kept checkpoint's size, when the export was proved to extend it.
+    extends: Option<u64>,
+    /// The replay's summary, for a full export.
+    summary: Option<Summary>,
+    rotations: Vec<Rotation>,
 }
 
 /// Finds the first entry before `before` that starts a request of `actor` with `key`, by reading
@@ -845,6 +893,7 @@ pub struct JsonReport<'a> {
     replayed: bool,
     extends: Option<u64>,
     summary: Option<&'a Summary>,
+    key_rotations: &'a [Rotation],
     failure: Option<String>,
 }
 
@@ -861,6 +910,7 @@ impl Report {
             replayed: self.summary.is_some(),
             extends: self.extends,
             summary: self.summary.as_ref(),
+            key_rotations: &self.rotations,
             failure: self.failure.as_ref().map(ToString::to_string),
         }
     }

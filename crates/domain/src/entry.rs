@@ -7,12 +7,13 @@
 //!
 //! - Keys appear in this order, and only those that apply to the entry's kind are present:
 //!   `seq`, `id`, `kind`, `recorded`, `actor`, `key`, `part`, then `account`, `account_kind`,
-//!   `owner` (for `open`/`close`) or `debit`, `credit`, `minutes`, `effective`, `reverses`,
-//!   `activity`, `reference`, `adults`, `children` (for movements). Absent optional keys are
-//!   omitted, never `null`.
+//!   `owner` (for `open`/`close`), or `vkey`, `endorsement` (for `key`), or `debit`, `credit`,
+//!   `minutes`, `effective`, `reverses`, `activity`, `reference`, `adults`, `children` (for
+//!   movements). Absent optional keys are omitted, never `null`.
 //! - No whitespace outside strings. Strings are escaped as by `serde_json` (only `"`, `\` and
 //!   control characters are escaped; everything else is literal UTF-8).
 //! - Integers are plain decimal with no sign, leading zero or exponent.
+//! - `endorsement` is standard base64 with padding (RFC 4648 section 4).
 //! - Ids are lowercase hyphenated UUIDs; `recorded` is RFC 3339 UTC with exactly six fractional
 //!   digits and a `Z` (`2026-11-23T09:30:00.123456Z`); `effective` is `YYYY-MM-DD`.
 //!
@@ -21,6 +22,8 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -63,6 +66,10 @@ pub enum ValidationError {
     ReverseAsTransfer,
     #[error("a request needs between 1 and {max} parts", max = Intent::MAX_PARTS)]
     BadPartCount,
+    #[error("a verifier key must be 1 to {max} visible ASCII characters", max = KeyRotation::MAX_VKEY_LEN)]
+    BadVerifierKey,
+    #[error("an endorsement must be a 64-byte ed25519 signature in standard base64")]
+    BadEndorsement,
 }
 
 /// Why stored or exported bytes are not a valid canonical entry.
@@ -206,11 +213,14 @@ pub enum EntryKind {
     Gift,
     Reverse,
     Retire,
+    /// A new checkpoint signing key takes over (see [`KeyRotation`]).
+    Key,
 }
 
 impl EntryKind {
-    /// All kinds, in a fixed order (used by storage to give each a one-byte code).
-    pub const ALL: [EntryKind; 8] = [
+    /// All kinds, in a fixed order (used by storage to give each a one-byte code: new kinds are
+    /// added at the end).
+    pub const ALL: [EntryKind; 9] = [
         EntryKind::Open,
         EntryKind::Close,
         EntryKind::Allocate,
@@ -219,6 +229,7 @@ impl EntryKind {
         EntryKind::Gift,
         EntryKind::Reverse,
         EntryKind::Retire,
+        EntryKind::Key,
     ];
 
     /// The stable lowercase name used in entries and in the API.
@@ -232,13 +243,14 @@ impl EntryKind {
             EntryKind::Gift => "gift",
             EntryKind::Reverse => "reverse",
             EntryKind::Retire => "retire",
+            EntryKind::Key => "key",
         }
     }
 
     /// The movement kind, if this is a movement.
     pub fn movement(self) -> Option<MovementKind> {
         Some(match self {
-            EntryKind::Open | EntryKind::Close => return None,
+            EntryKind::Open | EntryKind::Close | EntryKind::Key => return None,
             EntryKind::Allocate => MovementKind::Allocate,
             EntryKind::Earn => MovementKind::Earn,
             EntryKind::Spend => MovementKind::Spend,
@@ -444,6 +456,60 @@ impl Movement {
     }
 }
 
+/// The hand-over from one checkpoint signing key to the next, recorded in the log so that a
+/// verifier who trusts the old key can follow the chain to the new one without being told.
+///
+/// The old key endorses the new one by signing [`KeyRotation::message`]; checkpoints of trees that
+/// include this entry are signed by the new key (and, for an overlap period, by the old one too).
+/// The ledger checks nothing else here: the verifier key's syntax and the endorsement are checked
+/// with the log-format crate by the ledger before it commits and by auditors when they verify.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyRotation {
+    /// The new key as a C2SP verifier key: `name+keyid+base64(0x01 || public key)`.
+    vkey: String,
+    /// The previous key's ed25519 signature over [`KeyRotation::message`] of `vkey`.
+    endorsement: [u8; 64],
+}
+
+impl KeyRotation {
+    /// The longest verifier key accepted, in bytes.
+    pub const MAX_VKEY_LEN: usize = 512;
+
+    /// Checks the shape of a rotation: a verifier key of visible ASCII and a 64-byte signature.
+    pub fn new(vkey: impl Into<String>, endorsement: [u8; 64]) -> Result<Self, ValidationError> {
+        let vkey = vkey.into();
+        Self::check_vkey(&vkey)?;
+        Ok(KeyRotation { vkey, endorsement })
+    }
+
+    /// Checks a verifier key's length and characters (not that it parses as a key).
+    pub fn check_vkey(vkey: &str) -> Result<(), ValidationError> {
+        let visible = vkey.bytes().all(|b| b.is_ascii_graphic());
+        if vkey.is_empty() || vkey.len() > Self::MAX_VKEY_LEN || !visible {
+            return Err(ValidationError::BadVerifierKey);
+        }
+        Ok(())
+    }
+
+    /// The bytes the previous key signs to endorse `vkey`: the line `timecredits key rotation`,
+    /// then `vkey`, each ending in a newline. The fixed first line keeps the signature from ever
+    /// being mistaken for a checkpoint signature (a checkpoint's first line is its origin, which
+    /// has no spaces).
+    pub fn message(vkey: &str) -> Vec<u8> {
+        format!("timecredits key rotation\n{vkey}\n").into_bytes()
+    }
+
+    /// The new verifier key.
+    pub fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
+    /// The previous key's signature over [`KeyRotation::message`].
+    pub fn endorsement(&self) -> &[u8; 64] {
+        &self.endorsement
+    }
+}
+
 /// What an entry does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EntryBody {
@@ -457,6 +523,8 @@ pub enum EntryBody {
     Close { account: AccountId },
     /// Moves credits.
     Move(Movement),
+    /// Hands checkpoint signing over to a new key. Touches no account.
+    Key(KeyRotation),
 }
 
 impl EntryBody {
@@ -466,14 +534,16 @@ impl EntryBody {
             EntryBody::Open { .. } => EntryKind::Open,
             EntryBody::Close { .. } => EntryKind::Close,
             EntryBody::Move(m) => m.kind.into(),
+            EntryBody::Key(_) => EntryKind::Key,
         }
     }
 
-    /// The accounts this entry touches (one or two).
+    /// The accounts this entry touches (none, one or two).
     pub fn accounts(&self) -> Vec<AccountId> {
         match self {
             EntryBody::Open { account, .. } | EntryBody::Close { account } => vec![*account],
             EntryBody::Move(m) => vec![m.debit, m.credit],
+            EntryBody::Key(_) => Vec::new(),
         }
     }
 
@@ -504,6 +574,7 @@ impl EntryBody {
             (EntryBody::Move(m), Intent::Reverse { entry, reference }) => {
                 m.reverses == Some(*entry) && &m.details.reference == reference
             }
+            (EntryBody::Key(rotation), Intent::RotateKey { vkey }) => rotation.vkey == *vkey,
             _ => false,
         }
     }
@@ -527,6 +598,8 @@ pub enum Intent {
         entry: u64,
         reference: Option<ShortText>,
     },
+    /// Hand checkpoint signing over to the key `vkey` (the ledger adds the endorsement).
+    RotateKey { vkey: String },
 }
 
 impl Intent {
@@ -546,6 +619,7 @@ impl Intent {
                 Ok(())
             }
             Intent::Close { .. } | Intent::Reverse { .. } => Ok(()),
+            Intent::RotateKey { vkey } => KeyRotation::check_vkey(vkey),
             Intent::Transfer(t) => {
                 if t.kind == MovementKind::Reverse {
                     return Err(ValidationError::ReverseAsTransfer);
@@ -603,6 +677,10 @@ struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    vkey: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endorsement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     debit: Option<AccountId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credit: Option<AccountId>,
@@ -646,6 +724,8 @@ impl Entry {
             account: None,
             account_kind: None,
             owner: None,
+            vkey: None,
+            endorsement: None,
             debit: None,
             credit: None,
             minutes: None,
@@ -667,6 +747,10 @@ impl Entry {
                 r.owner = *owner;
             }
             EntryBody::Close { account } => r.account = Some(*account),
+            EntryBody::Key(rotation) => {
+                r.vkey = Some(rotation.vkey.clone());
+                r.endorsement = Some(BASE64.encode(rotation.endorsement));
+            }
             EntryBody::Move(m) => {
                 r.debit = Some(m.debit);
                 r.credit = Some(m.credit);
@@ -728,11 +812,35 @@ impl Entry {
             ("adults", r.adults.is_some()),
             ("children", r.children.is_some()),
         ];
+        let account_fields = [
+            ("account", r.account.is_some()),
+            ("account_kind", r.account_kind.is_some()),
+            ("owner", r.owner.is_some()),
+        ];
+        let key_fields = [
+            ("vkey", r.vkey.is_some()),
+            ("endorsement", r.endorsement.is_some()),
+        ];
+        let refuse_any = |fields: &[(&'static str, bool)]| match fields.iter().find(|f| f.1) {
+            Some((field, _)) => Err(unexpected(field)),
+            None => Ok(()),
+        };
         let body = match kind.movement() {
+            None if kind == EntryKind::Key => {
+                refuse_any(&movement_fields)?;
+                refuse_any(&account_fields)?;
+                let vkey = r.vkey.ok_or_else(|| missing("vkey"))?;
+                let endorsement = r.endorsement.ok_or_else(|| missing("endorsement"))?;
+                let endorsement = BASE64
+                    .decode(endorsement)
+                    .ok()
+                    .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+                    .ok_or(ValidationError::BadEndorsement)?;
+                EntryBody::Key(KeyRotation::new(vkey, endorsement)?)
+            }
             None => {
-                if let Some((field, _)) = movement_fields.iter().find(|(_, present)| *present) {
-                    return Err(unexpected(field));
-                }
+                refuse_any(&movement_fields)?;
+                refuse_any(&key_fields)?;
                 let account = r.account.ok_or_else(|| missing("account"))?;
                 if kind == EntryKind::Open {
                     let account_kind = r.account_kind.ok_or_else(|| missing("account_kind"))?;
@@ -755,15 +863,8 @@ impl Entry {
                 }
             }
             Some(mk) => {
-                for (field, present) in [
-                    ("account", r.account.is_some()),
-                    ("account_kind", r.account_kind.is_some()),
-                    ("owner", r.owner.is_some()),
-                ] {
-                    if present {
-                        return Err(unexpected(field));
-                    }
-                }
+                refuse_any(&account_fields)?;
+                refuse_any(&key_fields)?;
                 let details = Details {
                     activity: r
                         .activity
@@ -1089,6 +1190,12 @@ pub(crate) mod tests {
             uuid.clone().prop_map(|a| EntryBody::Close {
                 account: AccountId(a)
             }),
+            ("[!-~]{1,80}", prop::array::uniform32(any::<u8>())).prop_map(|(vkey, half)| {
+                let mut endorsement = [0u8; 64];
+                endorsement[..32].copy_from_slice(&half);
+                endorsement[32..].copy_from_slice(&half);
+                EntryBody::Key(KeyRotation::new(vkey, endorsement).unwrap())
+            }),
             (
                 0..6usize,
                 uuid.clone(),
@@ -1151,6 +1258,91 @@ pub(crate) mod tests {
                 part,
                 body,
             })
+    }
+
+    fn key_entry() -> Entry {
+        let vkey = "example.org/ledger+a1b2c3d4+AbCdEf0123456789/+abcdefghijklmnopqrstuvwxyzABCDE=";
+        Entry {
+            seq: 12,
+            id: Uuid::parse_str("019ab000-0000-7000-8000-0000000000ee").unwrap(),
+            recorded: time(),
+            actor: Uuid::nil(),
+            key: IdempotencyKey::new("rotate-key-a1b2c3d4").unwrap(),
+            part: 0,
+            body: EntryBody::Key(KeyRotation::new(vkey, [7u8; 64]).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_key_entry_has_its_own_fields_and_round_trips() {
+        let entry = key_entry();
+        let text = String::from_utf8(entry.encode()).unwrap();
+        let endorsement = BASE64.encode([7u8; 64]);
+        assert!(
+            text.ends_with(&format!(
+                r#""part":0,"vkey":"example.org/ledger+a1b2c3d4+AbCdEf0123456789/+abcdefghijklmnopqrstuvwxyzABCDE=","endorsement":"{endorsement}"}}"#
+            )),
+            "{text}"
+        );
+        assert_eq!(Entry::decode(text.as_bytes()), Ok(entry.clone()));
+        assert!(entry.body.accounts().is_empty());
+        assert!(entry.body.fulfils(
+            &Intent::RotateKey {
+                vkey:
+                    "example.org/ledger+a1b2c3d4+AbCdEf0123456789/+abcdefghijklmnopqrstuvwxyzABCDE="
+                        .into()
+            },
+            day("2026-11-23")
+        ));
+        assert!(!entry.body.fulfils(
+            &Intent::RotateKey {
+                vkey: "other".into()
+            },
+            day("2026-11-23")
+        ));
+    }
+
+    #[test]
+    fn malformed_key_entries_are_refused() {
+        let text = String::from_utf8(key_entry().encode()).unwrap();
+        let endorsement = BASE64.encode([7u8; 64]);
+        let cases = [
+            (
+                "short endorsement",
+                text.replace(&endorsement, &BASE64.encode([7u8; 63])),
+            ),
+            (
+                "unpadded endorsement",
+                text.replace(&endorsement, endorsement.trim_end_matches('=')),
+            ),
+            ("space in vkey", text.replace("a1b2c3d4+", "a1b2c3d4 +")),
+            (
+                "missing endorsement",
+                text.replace(&format!(r#","endorsement":"{endorsement}""#), ""),
+            ),
+            (
+                "with an account",
+                text.replace(
+                    r#""part":0,"#,
+                    r#""part":0,"account":"019ab000-0000-7000-8000-000000000001","#,
+                ),
+            ),
+            (
+                "with minutes",
+                text.replace(r#""vkey""#, r#""minutes":5,"vkey""#),
+            ),
+        ];
+        for (name, bytes) in cases {
+            assert!(Entry::decode(bytes.as_bytes()).is_err(), "{name} accepted");
+        }
+        assert_eq!(
+            KeyRotation::new("", [0; 64]),
+            Err(ValidationError::BadVerifierKey)
+        );
+        assert_eq!(
+            KeyRotation::message("o+1+2"),
+            b"timecredits key rotation\no+1+2\n"
+        );
     }
 
     #[test]

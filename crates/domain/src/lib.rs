@@ -29,6 +29,6 @@ mod scan;
 pub use amount::{Balance, Minutes, MINUTES_PER_CREDIT};
 pub use entry::{
     AccountId, AccountKind, DecodeError, Details, Entry, EntryBody, EntryKind, IdempotencyKey,
-    Intent, Movement, MovementKind, ShortText, Transfer, ValidationError,
+    Intent, KeyRotation, Movement, MovementKind, ShortText, Transfer, ValidationError,
 };
 pub use rules::{AccountState, AccountStatus, Original, RuleViolation};

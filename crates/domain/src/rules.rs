@@ -148,6 +148,8 @@ pub fn apply(
             }])
         }
         _ if genesis => Err(RuleViolation::Genesis),
+        // Which keys may sign is the log format's business, not a balance rule.
+        EntryBody::Key(_) => Ok(Vec::new()),
         EntryBody::Close { account } => {
             let state = open_account(*account, accounts.first().copied().flatten())?;
             if state.kind == AccountKind::Programme {

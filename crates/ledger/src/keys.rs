@@ -1,14 +1,28 @@
-//! The ledger's signing key: created on first use, stored as PKCS#8 PEM with mode 0600.
+//! The ledger's signing keys: created on first use, stored as PKCS#8 PEM with mode 0600, and
+//! rotated by recording a `key` entry (see [`Keyring`]).
+//!
+//! # Files in the data directory
+//! - `signing-key.pem`: the current key; it signs every checkpoint.
+//! - `signing-key.previous.pem`: the key before the last rotation; it also signs checkpoints for
+//!   the overlap period after the rotation (so that verifiers who know only the old key keep
+//!   working while they learn the new one), and is unused afterwards.
+//! - `signing-key.next.pem`: only while a rotation is under way: the new key, written before its
+//!   `key` entry is committed. On opening, the ledger finishes the rotation if the entry was
+//!   committed (the files move up one place) and discards the new key if it was not.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
+use timecredits_domain::KeyRotation;
+use timecredits_tlog::note::NoteSigner;
 
 use crate::error::LedgerError;
+use crate::ledger::layout;
 
 /// Loads the signing key at `path`, creating a new random one if the file does not exist.
 ///
@@ -17,15 +31,26 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, LedgerError> {
     if path.exists() {
         return load(path);
     }
+    let key = generate()?;
+    save(path, &key)?;
+    tracing::info!(path = %path.display(), "created a new ledger signing key");
+    Ok(key)
+}
+
+/// A new random signing key.
+pub fn generate() -> Result<SigningKey, LedgerError> {
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| LedgerError::Key(format!("no randomness: {e}")))?;
-    let key = SigningKey::from_bytes(&seed);
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Writes `key` to `path` as PKCS#8 PEM with [`write_private_file`].
+fn save(path: &Path, key: &SigningKey) -> Result<(), LedgerError> {
     let pem = key
         .to_pkcs8_pem(Default::default())
         .map_err(|e| LedgerError::Key(format!("cannot encode key: {e}")))?;
     write_private_file(path, pem.as_bytes())?;
-    tracing::info!(path = %path.display(), "created a new ledger signing key");
-    Ok(key)
+    Ok(())
 }
 
 /// Writes a secret file durably with mode 0600: to a temporary file, synced, then renamed into
@@ -56,6 +81,161 @@ pub fn load(path: &Path) -> Result<SigningKey, LedgerError> {
             path.display()
         ))
     })
+}
+
+/// A signer for `key` under the ledger's origin.
+pub fn signer(origin: &str, key: SigningKey) -> Result<NoteSigner, LedgerError> {
+    NoteSigner::new(origin, key)
+        .map_err(|e| LedgerError::Key(format!("origin {origin:?} cannot name a key: {e}")))
+}
+
+/// The keys that sign checkpoints.
+///
+/// Invariant: after a `key` entry, `current` is the key it names, and `previous` (while it is
+/// kept) is the key whose endorsement it carries.
+pub struct Keyring {
+    origin: String,
+    current: NoteSigner,
+    /// The key before the last rotation, and the end of its overlap.
+    previous: Option<(NoteSigner, DateTime<Utc>)>,
+    /// A key [`Keyring::prepare`] made ready, waiting for its `key` entry to be committed.
+    incoming: Option<NoteSigner>,
+    overlap: TimeDelta,
+}
+
+impl Keyring {
+    /// Loads the keys of the ledger in `dir`. `latest` is the last `key` entry in the log and the
+    /// time it was recorded, if there is one. Finishes or abandons a rotation a crash
+    /// interrupted, and checks that the key files are the ones the log names.
+    pub fn open(
+        dir: &Path,
+        origin: &str,
+        latest: Option<(&KeyRotation, DateTime<Utc>)>,
+        overlap: TimeDelta,
+    ) -> Result<Keyring, LedgerError> {
+        let next = dir.join(layout::NEXT_SIGNING_KEY);
+        if next.exists() {
+            let vkey = signer(origin, load(&next)?)?.verifier().to_vkey();
+            if latest.is_some_and(|(rotation, _)| rotation.vkey() == vkey) {
+                tracing::info!("finishing a key rotation that was interrupted");
+                promote_next(dir)?;
+            } else {
+                tracing::warn!(
+                    "discarding the key of a rotation whose key entry was never committed"
+                );
+                std::fs::remove_file(&next)?;
+            }
+        }
+        let current = signer(origin, load_or_create(&dir.join(layout::SIGNING_KEY))?)?;
+        let mut previous = None;
+        if let Some((rotation, at)) = latest {
+            if current.verifier().to_vkey() != rotation.vkey() {
+                return Err(LedgerError::Key(format!(
+                    "{} is not the key the ledger's last key entry hands over to ({}); restore it \
+                     from a backup",
+                    layout::SIGNING_KEY,
+                    rotation.vkey()
+                )));
+            }
+            let path = dir.join(layout::PREVIOUS_SIGNING_KEY);
+            if path.exists() {
+                let key = signer(origin, load(&path)?)?;
+                let message = KeyRotation::message(rotation.vkey());
+                if !key.verifier().verify(&message, rotation.endorsement()) {
+                    return Err(LedgerError::Key(format!(
+                        "{} is not the key that endorsed the current one",
+                        layout::PREVIOUS_SIGNING_KEY
+                    )));
+                }
+                previous = Some((key, at + overlap));
+            }
+        }
+        Ok(Keyring {
+            origin: origin.to_owned(),
+            current,
+            previous,
+            incoming: None,
+            overlap,
+        })
+    }
+
+    /// The keys that sign a checkpoint at `now`: the current one, and the previous one during
+    /// its overlap.
+    pub fn signers(&self, now: DateTime<Utc>) -> Vec<&NoteSigner> {
+        let previous = self
+            .previous
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(key, _)| key);
+        std::iter::once(&self.current).chain(previous).collect()
+    }
+
+    /// The current verifier key.
+    pub fn vkey(&self) -> String {
+        self.current.verifier().to_vkey()
+    }
+
+    /// Writes a new key to `signing-key.next.pem` and keeps it ready for the `key` entry that
+    /// will name it. Returns its verifier key.
+    pub fn prepare(&mut self, dir: &Path) -> Result<String, LedgerError> {
+        if self.incoming.is_some() {
+            return Err(LedgerError::Key("another key rotation is under way".into()));
+        }
+        let key = generate()?;
+        save(&dir.join(layout::NEXT_SIGNING_KEY), &key)?;
+        let incoming = signer(&self.origin, key)?;
+        let vkey = incoming.verifier().to_vkey();
+        self.incoming = Some(incoming);
+        Ok(vkey)
+    }
+
+    /// Forgets a prepared key whose rotation failed (its file is discarded on the next open).
+    pub fn abandon(&mut self) {
+        self.incoming = None;
+    }
+
+    /// The `key` entry body handing over to `vkey`, endorsed by the current key. `vkey` must be
+    /// the prepared key.
+    pub fn endorse(&self, vkey: &str) -> Result<KeyRotation, LedgerError> {
+        match &self.incoming {
+            Some(incoming) if incoming.verifier().to_vkey() == vkey => {
+                let endorsement = self.current.sign(&KeyRotation::message(vkey));
+                Ok(KeyRotation::new(vkey, endorsement)?)
+            }
+            _ => Err(LedgerError::Key(format!(
+                "no key was prepared for a rotation to {vkey}"
+            ))),
+        }
+    }
+
+    /// Makes the prepared key current once its `key` entry, recorded `at`, is committed; the
+    /// current key becomes the previous one, signing too until `at` plus the overlap.
+    pub fn rotate(&mut self, vkey: &str, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        let incoming = self
+            .incoming
+            .take_if(|incoming| incoming.verifier().to_vkey() == vkey)
+            .ok_or_else(|| {
+                LedgerError::Key(format!("a key entry names {vkey}, which was not prepared"))
+            })?;
+        let previous = std::mem::replace(&mut self.current, incoming);
+        self.previous = Some((previous, at + self.overlap));
+        Ok(())
+    }
+}
+
+/// Moves the keys up one place once a rotation's `key` entry is committed: the current key
+/// becomes the previous one, the next one the current. Each step is atomic and the current key
+/// file exists at every moment, so a crash at any point leaves a state [`Keyring::open`]
+/// finishes.
+pub fn promote_next(dir: &Path) -> Result<(), LedgerError> {
+    let current = dir.join(layout::SIGNING_KEY);
+    write_private_file(
+        &dir.join(layout::PREVIOUS_SIGNING_KEY),
+        &std::fs::read(&current)?,
+    )?;
+    std::fs::rename(dir.join(layout::NEXT_SIGNING_KEY), &current)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]

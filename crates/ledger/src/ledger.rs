@@ -1,22 +1,21 @@
 //! The ledger handle: opening a data directory, submitting requests, reading state and proofs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use crossbeam_channel::Sender;
 use timecredits_domain::{
     AccountId, AccountState, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
 };
-use timecredits_tlog::checkpoint::Checkpoint;
+use timecredits_tlog::checkpoint::{unverified_checkpoint, Checkpoint};
 use timecredits_tlog::merkle::{self, stored_hash_index, Frontier, Hash, HashReader};
-use timecredits_tlog::note::{NoteSigner, NoteVerifier};
 use uuid::Uuid;
 
 use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader};
-use crate::keys;
+use crate::keys::{self, Keyring};
 use crate::pending::{read_entry, Pending};
 use crate::store::Store;
 use crate::writer::{self, Job, Writer};
@@ -29,6 +28,10 @@ pub mod layout {
     pub const STATE: &str = "state";
     /// The ed25519 signing key, PKCS#8 PEM, mode 0600.
     pub const SIGNING_KEY: &str = "signing-key.pem";
+    /// The key before the last rotation (see [`crate::keys`]).
+    pub const PREVIOUS_SIGNING_KEY: &str = "signing-key.previous.pem";
+    /// The new key of a rotation under way (see [`crate::keys`]).
+    pub const NEXT_SIGNING_KEY: &str = "signing-key.next.pem";
     /// The checkpoint origin, one line, written when the ledger is created. It lives beside the
     /// journal (not in the rebuildable state) so that a rebuild cannot change it.
     pub const ORIGIN: &str = "origin";
@@ -46,6 +49,9 @@ pub struct LedgerConfig {
     pub max_batch: usize,
     /// Requests that may wait in the queue before submitters block (back-pressure).
     pub queue_capacity: usize,
+    /// How long after a key rotation the previous key still signs checkpoints beside the new
+    /// one.
+    pub key_overlap: TimeDelta,
 }
 
 impl Default for LedgerConfig {
@@ -55,6 +61,7 @@ impl Default for LedgerConfig {
             cache_bytes: 256 << 20,
             max_batch: 1024,
             queue_capacity: 16 * 1024,
+            key_overlap: TimeDelta::days(30),
         }
     }
 }
@@ -105,11 +112,7 @@ impl SignedCheckpoint {
     /// Reads back a note this ledger stored after signing it. The signature is not checked
     /// again: the note never left the ledger's own state, and readers verify it themselves.
     pub(crate) fn from_stored(note: String) -> Result<SignedCheckpoint, LedgerError> {
-        let text = note
-            .split_once("\n\n")
-            .map(|(text, _)| format!("{text}\n"))
-            .ok_or_else(|| LedgerError::Corrupt("stored checkpoint has no signature".into()))?;
-        let checkpoint = Checkpoint::parse(&text)
+        let checkpoint = unverified_checkpoint(&note)
             .map_err(|e| LedgerError::Corrupt(format!("stored checkpoint is malformed: {e}")))?;
         Ok(SignedCheckpoint { checkpoint, note })
     }
@@ -158,9 +161,10 @@ pub struct HistoryPage {
 }
 
 struct Shared {
+    dir: PathBuf,
     store: Store,
     journal: JournalReader,
-    verifier: NoteVerifier,
+    keys: Arc<Mutex<Keyring>>,
     origin: String,
     programme: AccountId,
 }
@@ -197,13 +201,6 @@ impl Ledger {
                 layout::SIGNING_KEY
             )));
         }
-        let signer = NoteSigner::new(
-            &config.origin,
-            keys::load_or_create(&dir.join(layout::SIGNING_KEY))?,
-        )
-        .map_err(|e| {
-            LedgerError::Key(format!("origin {:?} cannot name a key: {e}", config.origin))
-        })?;
         let store = open_or_rebuild_state(dir, config.cache_bytes)?;
         let (size, applied_end) = store.applied()?;
         let (journal, tail) = Journal::open(&dir.join(layout::JOURNAL), applied_end)?;
@@ -217,20 +214,35 @@ impl Ledger {
                 "replayed journal records the state had not applied"
             );
         }
+        let latest_rotation = match store.latest_key_entry()? {
+            Some(seq) => Some(read_entry(
+                &reader,
+                store.entry_pos(seq)?.ok_or_else(|| missing(seq))?,
+            )?),
+            None => None,
+        };
+        let latest_rotation = latest_rotation
+            .as_ref()
+            .and_then(|entry| match &entry.body {
+                EntryBody::Key(rotation) => Some((rotation, entry.recorded)),
+                _ => None,
+            });
+        let keys = Keyring::open(dir, &config.origin, latest_rotation, config.key_overlap)?;
         // Signing is deterministic: an unchanged tree gives the stored note back, and no write.
-        let checkpoint = writer::sign(&signer, &config.origin, &frontier)?;
+        let checkpoint = writer::sign(&keys.signers(Utc::now()), &config.origin, &frontier)?;
         if store.checkpoint()?.as_deref() != Some(checkpoint.note.as_str()) {
             let mut batch = crate::store::StateBatch::default();
             batch.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
             store.commit(batch)?;
         }
         let shared_reader = journal.reader()?;
+        let keys = Arc::new(Mutex::new(keys));
         let mut writer = Writer {
             store: store.clone(),
             journal,
             reader: Arc::new(reader),
             frontier,
-            signer,
+            keys: Arc::clone(&keys),
             origin: config.origin.clone(),
             last_recorded,
             checkpoint,
@@ -240,7 +252,6 @@ impl Ledger {
         if writer.frontier.size() == 0 {
             genesis(&mut writer)?;
         }
-        let verifier = writer.signer.verifier();
         let programme = match read_entry(
             &writer.reader,
             store.entry_pos(0)?.ok_or_else(|| missing(0))?,
@@ -260,9 +271,10 @@ impl Ledger {
             .spawn(move || writer.run(rx))?;
         Ok(Ledger {
             shared: Arc::new(Shared {
+                dir: dir.to_owned(),
                 store,
                 journal: shared_reader,
-                verifier,
+                keys,
                 origin: config.origin,
                 programme,
             }),
@@ -305,9 +317,41 @@ impl Ledger {
         &self.shared.origin
     }
 
-    /// The C2SP verifier key of the signing key: `name+keyid+base64(0x01 || public key)`.
+    /// The C2SP verifier key of the current signing key: `name+keyid+base64(0x01 || public
+    /// key)`.
     pub fn verifier_key(&self) -> String {
-        self.shared.verifier.to_vkey()
+        self.keys().vkey()
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, Keyring> {
+        writer::lock(&self.shared.keys)
+    }
+
+    /// Hands checkpoint signing over to a new key: writes the key to the data directory, commits
+    /// a `key` entry naming it, endorsed by the current key, and makes it current. The
+    /// checkpoint in the answer, and every later one, is signed by the new key, and during the
+    /// configured overlap also by the previous key. Returns the new key's verifier key and the
+    /// committed entry.
+    pub fn rotate_key(&self) -> Result<(String, Committed), LedgerError> {
+        let vkey = self.keys().prepare(&self.shared.dir)?;
+        let key_id = vkey.split('+').nth(1).unwrap_or_default();
+        let request = Request::single(
+            Uuid::nil(),
+            IdempotencyKey::new(format!("rotate-key-{key_id}"))?,
+            Intent::RotateKey { vkey: vkey.clone() },
+        );
+        match self.submit_blocking(request) {
+            Ok(committed) => {
+                keys::promote_next(&self.shared.dir)?;
+                Ok((vkey, committed))
+            }
+            Err(e) => {
+                // If the entry was committed after all (the answer was lost to a failure), the
+                // next open finishes the rotation from the files left in place.
+                self.keys().abandon();
+                Err(e)
+            }
+        }
     }
 
     /// The number of committed entries.

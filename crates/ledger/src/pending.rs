@@ -87,6 +87,9 @@ impl Changes {
             debug_assert_eq!(frontier.size(), entry.seq, "frontier follows the log");
             let hashes = frontier.append(merkle::leaf_hash(bytes));
             batch.put_entry(store, entry.seq, entry.id, *pos, &hashes)?;
+            if let EntryBody::Key(_) = &entry.body {
+                batch.put_key_entry(entry.seq);
+            }
             let day = match &entry.body {
                 EntryBody::Move(m) => m.effective,
                 _ => entry.recorded.date_naive(),

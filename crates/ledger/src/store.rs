@@ -18,6 +18,7 @@
 //! | `i` entry id (16)            | seq (8 BE), only for an id below an earlier one            |
 //! | `k` actor (16) key (1..255)  | first seq (8 BE), parts (4 BE)                             |
 //! | `r` seq (8 BE)               | seq of its reversal (8 BE)                                 |
+//! | `v` seq (8 BE)               | empty: entry `seq` is a `key` entry (a key rotation)       |
 //! | `c` tree size (8 BE)         | the checkpoint signed at that size (note)                  |
 //!
 //! Integers are big-endian in keys so that sled's byte order is numeric order.
@@ -78,6 +79,7 @@ const LOG_CHUNK: u8 = b's';
 const HISTORY: u8 = b'x';
 const IDEMPOTENCY: u8 = b'k';
 const REVERSAL: u8 = b'r';
+const KEY_ENTRY: u8 = b'v';
 const CHECKPOINT: u8 = b'c';
 
 /// The tree of account records, apart so that reading one costs the same whatever the size of the
@@ -499,6 +501,12 @@ impl StateBatch {
             .insert(key(REVERSAL, &[&seq.to_be_bytes()]), &by.to_be_bytes()[..]);
     }
 
+    /// Records that entry `seq` is a `key` entry.
+    pub fn put_key_entry(&mut self, seq: u64) {
+        self.batch
+            .insert(key(KEY_ENTRY, &[&seq.to_be_bytes()]), &[][..]);
+    }
+
     /// Records the checkpoint signed for the tree of `size` entries. Every batch keeps its own,
     /// so a repeated request is answered with the very checkpoint its first answer carried.
     pub fn put_checkpoint(&mut self, size: u64, note: &str) {
@@ -761,6 +769,17 @@ impl Store {
                 })
             })
             .transpose()
+    }
+
+    /// The sequence number of the last `key` entry, if there is one.
+    pub fn latest_key_entry(&self) -> Result<Option<u64>, LedgerError> {
+        match self.db.scan_prefix([KEY_ENTRY]).next_back() {
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(Some(be_u64(&k[1..])?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// The entry that reversed entry `seq`, if any.

@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader, RecordPos};
+use crate::keys::Keyring;
 use crate::pending::{Changes, Pending};
 use crate::store::Store;
 use crate::{Committed, Request, SignedCheckpoint};
@@ -64,7 +65,7 @@ pub struct Writer {
     pub journal: Journal,
     pub reader: Arc<JournalReader>,
     pub frontier: Frontier,
-    pub signer: NoteSigner,
+    pub keys: Arc<Mutex<Keyring>>,
     pub origin: String,
     pub last_recorded: DateTime<Utc>,
     pub checkpoint: SignedCheckpoint,
@@ -129,6 +130,7 @@ struct Stager<'w> {
     /// The sequence number of the next entry.
     next_seq: u64,
     max_batch: usize,
+    keys: &'w Mutex<Keyring>,
     shared: &'w Shared,
 }
 
@@ -136,7 +138,7 @@ struct Stager<'w> {
 struct Applier<'w> {
     store: &'w Store,
     frontier: &'w mut Frontier,
-    signer: &'w NoteSigner,
+    keys: &'w Mutex<Keyring>,
     origin: &'w str,
     checkpoint: &'w mut SignedCheckpoint,
     shared: &'w Shared,
@@ -151,12 +153,13 @@ impl Writer {
             last_recorded: &mut self.last_recorded,
             next_seq: self.frontier.size(),
             max_batch: self.max_batch,
+            keys: &self.keys,
             shared,
         };
         let applier = Applier {
             store: &self.store,
             frontier: &mut self.frontier,
-            signer: &self.signer,
+            keys: &self.keys,
             origin: &self.origin,
             checkpoint: &mut self.checkpoint,
             shared,
@@ -247,7 +250,7 @@ impl Stager<'_> {
         let mut pending = Pending::new(self.store, self.reader, self.next_seq).over(earlier);
         let outcomes: Vec<Outcome> = jobs
             .iter()
-            .map(|job| stage_request(&mut pending, &job.request, now))
+            .map(|job| stage_request(&mut pending, &job.request, now, self.keys))
             .collect();
         let changes = Arc::new(pending.finish());
         let positions = if changes.entries().is_empty() {
@@ -369,7 +372,13 @@ impl Applier<'_> {
     fn commit(&mut self, changes: &Changes, positions: &[RecordPos]) -> Result<(), String> {
         let result = (|| -> Result<(), LedgerError> {
             let mut batch = changes.state_batch(self.store, positions, self.frontier)?;
-            let signed = sign(self.signer, self.origin, self.frontier)?;
+            let mut keys = lock(self.keys);
+            for (entry, _) in changes.entries() {
+                if let EntryBody::Key(rotation) = &entry.body {
+                    keys.rotate(rotation.vkey(), entry.recorded)?;
+                }
+            }
+            let signed = sign(&keys.signers(Utc::now()), self.origin, self.frontier)?;
             batch.put_checkpoint(signed.checkpoint.size, &signed.note);
             self.store.commit(batch)?;
             *self.checkpoint = signed;
@@ -384,9 +393,14 @@ impl Applier<'_> {
     }
 }
 
+/// The keyring, whatever a panicking holder left: every change to it is a single assignment.
+pub(crate) fn lock(keys: &Mutex<Keyring>) -> std::sync::MutexGuard<'_, Keyring> {
+    keys.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Signs a checkpoint for the frontier's current tree.
 pub fn sign(
-    signer: &NoteSigner,
+    signers: &[&NoteSigner],
     origin: &str,
     frontier: &Frontier,
 ) -> Result<SignedCheckpoint, LedgerError> {
@@ -397,13 +411,18 @@ pub fn sign(
         extensions: Vec::new(),
     };
     let note =
-        sign_checkpoint(&checkpoint, &[signer]).map_err(|e| LedgerError::Key(e.to_string()))?;
+        sign_checkpoint(&checkpoint, signers).map_err(|e| LedgerError::Key(e.to_string()))?;
     Ok(SignedCheckpoint { checkpoint, note })
 }
 
 /// Stages every part of `request`, or none of them.
-fn stage_request(pending: &mut Pending<'_>, request: &Request, now: DateTime<Utc>) -> Outcome {
-    match try_stage(pending, request, now) {
+fn stage_request(
+    pending: &mut Pending<'_>,
+    request: &Request,
+    now: DateTime<Utc>,
+    keys: &Mutex<Keyring>,
+) -> Outcome {
+    match try_stage(pending, request, now, keys) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Failed(e),
     }
@@ -413,6 +432,7 @@ fn try_stage(
     pending: &mut Pending<'_>,
     request: &Request,
     now: DateTime<Utc>,
+    keys: &Mutex<Keyring>,
 ) -> Result<Outcome, LedgerError> {
     request.validate()?;
     if let Some(previous) = pending.idempotency(request.actor, request.key.as_str())? {
@@ -439,10 +459,11 @@ fn try_stage(
     let savepoint = pending.savepoint();
     let first = pending.next_seq();
     for (part, intent) in request.intents.iter().enumerate() {
-        let result = entry_for(pending, request, part, intent, now).and_then(|entry| match entry {
-            Ok(entry) => pending.stage(entry),
-            Err(violation) => Ok(Err(violation)),
-        });
+        let result =
+            entry_for(pending, request, part, intent, now, keys).and_then(|entry| match entry {
+                Ok(entry) => pending.stage(entry),
+                Err(violation) => Ok(Err(violation)),
+            });
         let violation = match result {
             Ok(Ok(())) => continue,
             Ok(Err(violation)) => LedgerError::Rejected { part, violation },
@@ -461,6 +482,7 @@ fn entry_for(
     part: usize,
     intent: &Intent,
     now: DateTime<Utc>,
+    keys: &Mutex<Keyring>,
 ) -> Result<Result<Entry, RuleViolation>, LedgerError> {
     let today = now.date_naive();
     let body = match intent {
@@ -473,6 +495,7 @@ fn entry_for(
             owner: *owner,
         },
         Intent::Close { account } => EntryBody::Close { account: *account },
+        Intent::RotateKey { vkey } => EntryBody::Key(lock(keys).endorse(vkey)?),
         Intent::Transfer(t) => EntryBody::Move(Movement::new(
             t.kind,
             t.debit,

@@ -48,6 +48,8 @@ pub struct Settings {
     pub reversal_window: chrono::Duration,
     /// HTTP worker threads (0: one per core).
     pub workers: usize,
+    /// How long after a key rotation the previous key also signs checkpoints.
+    pub key_overlap: chrono::Duration,
 }
 
 impl Settings {
@@ -59,6 +61,7 @@ impl Settings {
             origin: LedgerConfig::default().origin,
             reversal_window: chrono::Duration::days(30),
             workers: 0,
+            key_overlap: LedgerConfig::default().key_overlap,
         }
     }
 }
@@ -101,6 +104,7 @@ impl AppState {
         })?;
         let config = LedgerConfig {
             origin: settings.origin.clone(),
+            key_overlap: settings.key_overlap,
             ..LedgerConfig::default()
         };
         let ledger = Ledger::open(dir, config)?;

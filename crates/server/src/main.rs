@@ -46,6 +46,9 @@ enum Command {
         /// HTTP worker threads (default: one per core).
         #[arg(long, env = "TIMECREDITS_WORKERS", default_value_t = 0)]
         workers: usize,
+        /// Days after a key rotation during which the previous key also signs checkpoints.
+        #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
+        key_overlap_days: u32,
     },
     /// Write an auditor's export of the ledger (run it while the service is stopped: the data
     /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
@@ -62,6 +65,15 @@ enum Command {
         /// Export up to this tree size, which must have a signed checkpoint (default: latest).
         #[arg(long)]
         size: Option<u64>,
+    },
+    /// Hand checkpoint signing over to a new key (run it while the service is stopped). The
+    /// ledger records a `key` entry naming the new key, endorsed by the current one; from then
+    /// on checkpoints are signed by the new key, and for the overlap (`serve
+    /// --key-overlap-days`) by the previous key too. Give auditors the new verifier key.
+    RotateKey {
+        /// The data directory of the ledger.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
     },
     /// Print the OpenAPI document (the content of openapi/openapi.json).
     Openapi,
@@ -81,11 +93,13 @@ fn main() -> ExitCode {
             origin,
             reversal_window_days,
             workers,
+            key_overlap_days,
         } => {
             let mut settings = Settings::new(data_dir, listen);
             settings.origin = origin;
             settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
             settings.workers = workers;
+            settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
             serve(&settings)
         }
         Command::Export {
@@ -93,19 +107,28 @@ fn main() -> ExitCode {
             out,
             from,
             size,
-        } => match export(&data_dir, &out, ExportRange { from, size }) {
-            Ok(summary) => {
-                eprintln!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("timecredits export: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => report(
+            "export",
+            export(&data_dir, &out, ExportRange { from, size }),
+        ),
+        Command::RotateKey { data_dir } => report("rotate-key", rotate_key(&data_dir)),
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Prints an operator command's summary, or its error.
+fn report(command: &str, result: Result<String, LedgerError>) -> ExitCode {
+    match result {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("timecredits {command}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -130,9 +153,9 @@ fn serve(settings: &Settings) -> ExitCode {
     }
 }
 
-/// Writes an export to a temporary file beside `out`, syncs it, and renames it into place, so
-/// `out` is either the previous file or the complete new export.
-fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, LedgerError> {
+/// Opens the existing ledger in `data_dir` for an operator command (the service must be
+/// stopped: a running service holds the lock).
+fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
     // The origin was fixed when the ledger was created; a directory without it holds no ledger.
     let origin = std::fs::read_to_string(data_dir.join(timecredits_ledger::layout::ORIGIN))
         .map_err(|e| {
@@ -145,7 +168,13 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
         origin: origin.trim_end().to_owned(),
         ..LedgerConfig::default()
     };
-    let ledger = Ledger::open(data_dir, config)?;
+    Ledger::open(data_dir, config)
+}
+
+/// Writes an export to a temporary file beside `out`, syncs it, and renames it into place, so
+/// `out` is either the previous file or the complete new export.
+fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, LedgerError> {
+    let ledger = open_existing(data_dir)?;
     let export = ledger.export(range)?;
     let header = export.header().clone();
     let tmp = out.with_extension("partial");
@@ -164,5 +193,19 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
         out.display(),
         ledger.verifier_key(),
         out.display()
+    ))
+}
+
+/// Rotates the signing key of the ledger in `data_dir`.
+fn rotate_key(data_dir: &Path) -> Result<String, LedgerError> {
+    let ledger = open_existing(data_dir)?;
+    let previous = ledger.verifier_key();
+    let (vkey, committed) = ledger.rotate_key()?;
+    Ok(format!(
+        "rotated the signing key at entry {seq}\n  previous key: {previous}\n  new key:      {vkey}\n\
+         Checkpoints are signed by the new key, and during the overlap (serve --key-overlap-days) \
+         by the previous key too.\nGive auditors the new key; `timecredits-audit verify` follows the \
+         hand-over from the previous key by itself.",
+        seq = committed.entries[0].seq,
     ))
 }

@@ -170,6 +170,17 @@ pub fn open_checkpoint(
     Ok((cp, note))
 }
 
+/// Parses the checkpoint of a signed note **without checking any signature**: for a caller that
+/// verifies it later, with keys it learns meanwhile, or that signed the note itself.
+pub fn unverified_checkpoint(signed: &str) -> Result<Checkpoint, CheckpointError> {
+    // As in `open_note`: the text may have blank lines of its own; the last one is the
+    // separator, and the text keeps its final newline.
+    let split = signed.rfind("\n\n").ok_or(NoteError::MalformedNote(
+        "no blank line before the signatures",
+    ))?;
+    Checkpoint::parse(&signed[..=split])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

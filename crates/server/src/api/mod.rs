@@ -8,6 +8,7 @@ pub mod movements;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -96,7 +97,7 @@ pub struct EntryView {
     pub seq: u64,
     /// The entry's id.
     pub id: Uuid,
-    /// open, close, allocate, earn, spend, gift, reverse or retire.
+    /// open, close, allocate, earn, spend, gift, reverse, retire or key.
     pub kind: String,
     /// Server time of recording (UTC, microseconds).
     pub recorded: String,
@@ -115,6 +116,12 @@ pub struct EntryView {
     /// For open of a budget or venue: the partner.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<Uuid>,
+    /// For key (a signing key rotation): the new C2SP verifier key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vkey: Option<String>,
+    /// For key: the previous key's signature endorsing the new one (base64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<String>,
     /// For movements: the account credits leave.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debit: Option<Uuid>,
@@ -153,6 +160,8 @@ impl From<&Entry> for EntryView {
             account: None,
             account_kind: None,
             owner: None,
+            vkey: None,
+            endorsement: None,
             debit: None,
             credit: None,
             minutes: None,
@@ -174,6 +183,10 @@ impl From<&Entry> for EntryView {
                 view.owner = *owner;
             }
             EntryBody::Close { account } => view.account = Some(account.0),
+            EntryBody::Key(rotation) => {
+                view.vkey = Some(rotation.vkey().to_owned());
+                view.endorsement = Some(BASE64.encode(rotation.endorsement()));
+            }
             EntryBody::Move(m) => {
                 view.debit = Some(m.debit.0);
                 view.credit = Some(m.credit.0);
@@ -213,7 +226,7 @@ impl From<&SignedCheckpoint> for CheckpointView {
         CheckpointView {
             origin: c.checkpoint.origin.clone(),
             size: c.checkpoint.size,
-            root: base64::engine::general_purpose::STANDARD.encode(c.checkpoint.root),
+            root: BASE64.encode(c.checkpoint.root),
             note: c.note.clone(),
         }
     }

@@ -1,0 +1,70 @@
+//! The operator commands of the `timecredits` binary, end to end on a data directory: key
+//! rotation and export while the service is stopped.
+
+use std::path::Path;
+use std::process::Command;
+
+use timecredits_domain::EntryBody;
+use timecredits_ledger::{layout, Ledger, LedgerConfig};
+
+fn timecredits(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_timecredits"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8(output.stderr).unwrap() + &String::from_utf8(output.stdout).unwrap();
+    (output.status.success(), text)
+}
+
+fn open(dir: &Path) -> Ledger {
+    Ledger::open(dir, LedgerConfig::default()).unwrap()
+}
+
+#[test]
+fn rotate_key_hands_signing_over_and_the_export_names_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let old = open(&data).verifier_key();
+    let data_arg = data.to_str().unwrap();
+
+    let (ok, text) = timecredits(&["rotate-key", "--data-dir", data_arg]);
+    assert!(ok, "{text}");
+    let ledger = open(&data);
+    let new = ledger.verifier_key();
+    assert_ne!(new, old);
+    assert!(text.contains(&format!("previous key: {old}")), "{text}");
+    assert!(text.contains(&format!("new key:      {new}")), "{text}");
+    let last = ledger.entry(ledger.size().unwrap() - 1).unwrap().unwrap();
+    assert!(matches!(&last.body, EntryBody::Key(r) if r.vkey() == new));
+    assert!(data.join(layout::PREVIOUS_SIGNING_KEY).exists());
+    drop(ledger);
+
+    let out = dir.path().join("export.jsonl");
+    let (ok, text) = timecredits(&[
+        "export",
+        "--data-dir",
+        data_arg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&new),
+        "the export names the current key: {text}"
+    );
+}
+
+#[test]
+fn operator_commands_refuse_a_directory_without_a_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().to_str().unwrap();
+    let (ok, text) = timecredits(&["rotate-key", "--data-dir", empty]);
+    assert!(!ok);
+    assert!(text.contains("holds no ledger"), "{text}");
+    assert!(
+        !dir.path().join(layout::SIGNING_KEY).exists(),
+        "nothing was created"
+    );
+}
