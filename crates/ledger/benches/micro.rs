@@ -17,6 +17,10 @@ const MEMBERS: usize = 10_000;
 /// Entries in the multi-entry request.
 const REQUEST_PARTS: usize = 100;
 
+/// The allocator the `timecredits` binary uses, so that the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn benches(c: &mut Criterion) {
     let dir = support::scratch();
     let ledger = Ledger::open(dir.path(), support::config()).expect("ledger opens");

@@ -34,6 +34,10 @@ use uuid::Uuid;
 use common::{fresh, transfer, Scheme};
 use support::Rng;
 
+/// The allocator the `timecredits` binary uses, so that the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Concurrent submitters in the throughput run, the large-store build and the kill test.
 const SUBMITTERS: usize = 64;
 /// Member accounts in every ledger measured. The same number in the small and the large store,

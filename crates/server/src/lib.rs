@@ -50,6 +50,8 @@ pub struct Settings {
     pub workers: usize,
     /// How long after a key rotation the previous key also signs checkpoints.
     pub key_overlap: chrono::Duration,
+    /// How long a member's spend code is valid.
+    pub spend_code_ttl: chrono::Duration,
 }
 
 impl Settings {
@@ -62,6 +64,7 @@ impl Settings {
             reversal_window: chrono::Duration::days(30),
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
+            spend_code_ttl: SpendCodes::TTL,
         }
     }
 }
@@ -112,7 +115,7 @@ impl AppState {
         Ok(AppState {
             ledger,
             registry,
-            spend_codes: SpendCodes::default(),
+            spend_codes: SpendCodes::new(settings.spend_code_ttl),
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
         })

@@ -60,8 +60,17 @@ struct Inner {
 }
 
 /// The table of open spend codes.
-#[derive(Default)]
-pub struct SpendCodes(Mutex<Inner>);
+pub struct SpendCodes {
+    inner: Mutex<Inner>,
+    /// How long a code is valid.
+    ttl: chrono::Duration,
+}
+
+impl Default for SpendCodes {
+    fn default() -> Self {
+        SpendCodes::new(SpendCodes::TTL)
+    }
+}
 
 fn hash(code: &str) -> [u8; 32] {
     Sha256::digest(code.as_bytes()).into()
@@ -92,15 +101,23 @@ fn random_code() -> Result<String, ApiError> {
 }
 
 impl SpendCodes {
-    /// How long a code is valid.
+    /// How long a code is valid, by default.
     pub const TTL: chrono::Duration = chrono::Duration::minutes(15);
     /// Wrong codes an API key may present per window.
     pub const MAX_FAILURES: usize = 5;
     /// The throttling window.
     pub const WINDOW: Duration = Duration::from_secs(60);
 
+    /// An empty table of codes valid for `ttl`.
+    pub fn new(ttl: chrono::Duration) -> SpendCodes {
+        SpendCodes {
+            inner: Mutex::default(),
+            ttl,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Issues a code to `member` for the request (key, fingerprint); a repeat of the request
@@ -132,7 +149,7 @@ impl SpendCodes {
         };
         let issued = Issued {
             code: code.clone(),
-            expires: now + Self::TTL,
+            expires: now + self.ttl,
             cap,
         };
         inner.codes.insert(

@@ -26,8 +26,8 @@ async fn a_code_is_eight_crockford_characters_valid_for_fifteen_minutes() {
         assert_eq!(code.len(), 8, "{code}");
         assert!(code.chars().all(|c| CROCKFORD.contains(c)), "{code}");
         let expires: DateTime<Utc> = created["expires_at"].as_str().unwrap().parse().unwrap();
-        // Expiry itself is covered by the server's unit test `spend_codes::tests::codes_expire`:
-        // a code is refused from `expires_at` on. Here: it is 15 minutes after issue.
+        // Expiry itself is in `an_expired_code_is_refused_and_debits_nothing`. Here: it is 15
+        // minutes after issue.
         assert!(
             expires >= before + Duration::minutes(15) - Duration::seconds(1)
                 && expires <= after + Duration::minutes(15) + Duration::seconds(1),
@@ -44,6 +44,32 @@ async fn a_code_is_eight_crockford_characters_valid_for_fifteen_minutes() {
         .redeem(&scheme.venue.key, &typed, 60)
         .await
         .expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_code_is_refused_and_debits_nothing() {
+    let ttl = Duration::seconds(1);
+    let scheme = Scheme::start_with(|settings| settings.spend_code_ttl = ttl).await;
+    let alice = scheme.member(600).await;
+    let reply = scheme
+        .api
+        .post("/v1/spend-codes", Some(&alice.credential), Some(&json!({})))
+        .await;
+    let created = reply.expect(201);
+    let code = created["code"].as_str().unwrap().to_owned();
+    let expires: DateTime<Utc> = created["expires_at"].as_str().unwrap().parse().unwrap();
+    // Wait until the code has expired by the server's clock (whole seconds in `expires_at`).
+    let wait = (expires - Utc::now() + Duration::milliseconds(100)).max(Duration::zero());
+    tokio::time::sleep(wait.to_std().unwrap()).await;
+    scheme
+        .api
+        .redeem(&scheme.venue.key, &code, 60)
+        .await
+        .assert_problem(422, "spend_code_expired");
+    assert_eq!(scheme.api.balance(&alice.credential, alice.id).await, 600);
+    // A fresh code still works.
+    scheme.api.spend(&alice, &scheme.venue.key, 60).await;
+    assert_eq!(scheme.api.balance(&alice.credential, alice.id).await, 540);
 }
 
 #[tokio::test(flavor = "multi_thread")]
