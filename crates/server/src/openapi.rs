@@ -3,7 +3,9 @@
 //! The committed copy is `openapi/openapi.json`; `timecredits openapi` prints it.
 
 use actix_web::web;
+use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -52,7 +54,7 @@ error is an RFC 9457 `application/problem+json` body with a stable `code`.",
         api::log::consistency,
         api::log::export,
     ),
-    modifiers(&Security, &ErrorCodes),
+    modifiers(&Security, &ErrorCodes, &BodyRules),
     tags(
         (name = "administration", description = "Partners, API keys, account closing (administrators)."),
         (name = "members", description = "Member registration."),
@@ -106,6 +108,48 @@ impl Modify for ErrorCodes {
         }
         let description = openapi.info.description.get_or_insert_with(String::new);
         description.push_str(&table);
+    }
+}
+
+/// What the derived schemas of request bodies cannot state, and the handlers enforce: the rules
+/// across fields (an amount, a party), and that no kind of API key holder takes other fields
+/// (`deny_unknown_fields` on an enum gives its variants no `additionalProperties: false`).
+struct BodyRules;
+
+impl Modify for BodyRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schemas = &mut openapi
+            .components
+            .as_mut()
+            .expect("the document has components")
+            .schemas;
+        let rules = [
+            ("NewAllocation", vec![api::amount_rule()]),
+            ("NewEarn", vec![api::amount_rule()]),
+            ("NewGift", vec![api::amount_rule()]),
+            (
+                "NewRedemption",
+                vec![api::amount_rule(), api::movements::party_rule()],
+            ),
+        ];
+        for (name, rules) in rules {
+            let derived = schemas
+                .remove(name)
+                .unwrap_or_else(|| panic!("no schema {name}"));
+            let joined = rules
+                .into_iter()
+                .fold(AllOfBuilder::new().item(derived), AllOfBuilder::item);
+            schemas.insert(name.to_owned(), Schema::from(joined.build()).into());
+        }
+        let Some(RefOr::T(Schema::OneOf(holder))) = schemas.get_mut("KeyHolder") else {
+            panic!("KeyHolder is a oneOf");
+        };
+        for variant in &mut holder.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
     }
 }
 

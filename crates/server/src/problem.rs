@@ -87,6 +87,10 @@ pub enum ApiError {
     MemberNotFound(String),
     #[error("{0}")]
     ApiKeyNotFound(String),
+    #[error("{0}")]
+    ApiKeyInUse(String),
+    #[error("{0}")]
+    WrongPartnerRole(String),
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("{0}")]
@@ -135,6 +139,8 @@ impl ApiError {
             PartnerNotFound(_) => "partner_not_found",
             MemberNotFound(_) => "member_not_found",
             ApiKeyNotFound(_) => "api_key_not_found",
+            ApiKeyInUse(_) => "api_key_in_use",
+            WrongPartnerRole(_) => "wrong_partner_role",
             Validation(_) => "invalid_request",
             Rule(v) => rule_code(v),
             ReversalWindowPassed(_) => "reversal_window_passed",
@@ -169,6 +175,8 @@ impl ApiError {
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | ReversalWindowPassed(_) => StatusCode::FORBIDDEN,
             IdempotencyKeyReused(_)
+            | ApiKeyInUse(_)
+            | WrongPartnerRole(_)
             | Rule(_)
             | SpendCodeInvalid
             | SpendCodeExpired
@@ -351,6 +359,16 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "The entry is not a movement that can be reversed (an open, a close or a reversal).",
     ),
     ("already_reversed", 422, "The entry was already reversed."),
+    (
+        "wrong_partner_role",
+        422,
+        "The partner lacks the role this needs (an allocation to a partner that does not earn, a key scope beyond its roles).",
+    ),
+    (
+        "api_key_in_use",
+        422,
+        "An administrator cannot revoke the API key it is calling with.",
+    ),
     (
         "effective_date_in_future",
         422,

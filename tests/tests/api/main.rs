@@ -2,6 +2,7 @@
 //! data directory, called over HTTP. One test binary, one module per concern.
 
 mod concurrency;
+mod conformance;
 mod endpoints;
 mod history;
 mod idempotency;

@@ -395,7 +395,7 @@ async fn a_key_narrowed_to_one_role_has_only_that_role() {
     let body = json!({"label": "x", "holder": {"kind": "partner", "id": world.scheme.venue.id, "scopes": ["earn"]}});
     api.post("/v1/api-keys", Some(admin), Some(&body))
         .await
-        .assert_problem(400, "invalid_request");
+        .assert_problem(422, "wrong_partner_role");
 }
 
 #[tokio::test(flavor = "multi_thread")]

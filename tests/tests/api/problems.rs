@@ -237,18 +237,6 @@ async fn every_client_error_is_a_problem_with_its_code() {
             json!({"name": "", "roles": ["earn"]}),
         ),
         (
-            "an allocation to a venue",
-            "/v1/allocations",
-            admin,
-            json!({"partner_id": venue.id, "minutes": 60}),
-        ),
-        (
-            "a scope the partner lacks",
-            "/v1/api-keys",
-            admin,
-            json!({"label": "k", "holder": {"kind": "partner", "id": venue.id, "scopes": ["earn"]}}),
-        ),
-        (
             "no scope at all",
             "/v1/api-keys",
             admin,
@@ -284,9 +272,29 @@ async fn every_client_error_is_a_problem_with_its_code() {
     seen.check(
         "revoking the key one calls with",
         &own,
-        400,
-        "invalid_request",
+        422,
+        "api_key_in_use",
     );
+    let refused_roles = [
+        (
+            "an allocation to a venue",
+            "/v1/allocations",
+            json!({"partner_id": venue.id, "minutes": 60}),
+        ),
+        (
+            "a scope the partner lacks",
+            "/v1/api-keys",
+            json!({"label": "k", "holder": {"kind": "partner", "id": venue.id, "scopes": ["earn"]}}),
+        ),
+    ];
+    for (what, path, body) in refused_roles {
+        seen.check(
+            what,
+            &post(path, admin, body).await,
+            422,
+            "wrong_partner_role",
+        );
+    }
 
     // Paths and queries.
     for path in [

@@ -189,17 +189,20 @@ pub async fn get_partner(
 }
 
 /// Whom a new API key is for.
+// Every variant has braces: serde refuses unknown fields in struct variants only (a unit variant
+// of an internally tagged enum ignores them).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeyHolder {
     /// Another administrator key.
-    Administrator,
+    Administrator {},
     /// A new auditor (read-only access and exports).
-    Auditor,
+    Auditor {},
     /// A partner; `scopes` may narrow its roles (e.g. a till that only redeems).
     Partner {
         id: Uuid,
         #[serde(default)]
+        #[schema(min_items = 1)]
         scopes: Option<Vec<Scope>>,
     },
 }
@@ -250,7 +253,7 @@ pub struct ApiKeyList {
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A scope the partner's roles do not allow (`wrong_partner_role`), or the key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_api_key(
@@ -276,8 +279,8 @@ pub async fn create_api_key(
         Previous::None => {}
     }
     let (principal, scopes) = match &body.holder {
-        KeyHolder::Administrator => (Principal::Administrator, vec![Scope::Admin]),
-        KeyHolder::Auditor => (
+        KeyHolder::Administrator {} => (Principal::Administrator, vec![Scope::Admin]),
+        KeyHolder::Auditor {} => (
             Principal::Auditor { id: Uuid::now_v7() },
             vec![Scope::Audit],
         ),
@@ -298,7 +301,7 @@ pub async fn create_api_key(
                 None => allowed,
                 Some(asked) => {
                     if let Some(s) = asked.iter().find(|s| !allowed.contains(s)) {
-                        return Err(ApiError::InvalidRequest(format!(
+                        return Err(ApiError::WrongPartnerRole(format!(
                             "scope {s:?} is not one of the partner's roles"
                         )));
                     }
@@ -376,12 +379,12 @@ pub async fn list_api_keys(
         IdempotencyKeyHeader),
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
-        (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key is the one calling (`api_key_in_use`), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn revoke_api_key(
@@ -401,7 +404,7 @@ pub async fn revoke_api_key(
     let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
     let existing = state.registry.api_key(id).ok_or_else(not_found)?;
     if caller.key_id() == Some(id) {
-        return Err(ApiError::InvalidRequest(
+        return Err(ApiError::ApiKeyInUse(
             "an administrator cannot revoke the key it is calling with".into(),
         ));
     }

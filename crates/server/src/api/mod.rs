@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use timecredits_domain::{Entry, EntryBody, Intent, Minutes};
 use timecredits_ledger::{Committed, Request, SignedCheckpoint};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -259,6 +260,94 @@ pub fn amount(hours: Option<u64>, minutes: Option<u64>) -> Result<Minutes, ApiEr
         (None, Some(m)) => Minutes::new(m)?,
         (Some(h), m) => Minutes::from_hours_and_minutes(h, m.unwrap_or(0))?,
     })
+}
+
+/// The rule [`amount`] applies, as JSON Schema for the request bodies with `hours` and `minutes`
+/// (joined to their derived schemas in [`crate::openapi`]): `minutes` alone, 1 to
+/// [`Minutes::MAX`]; or whole `hours` with `minutes` below 60 (or left out), adding up to 1 to
+/// [`Minutes::MAX`] minutes.
+pub fn amount_rule() -> Schema {
+    let max_hours = Minutes::MAX / 60;
+    let integer = |min: u64, max: u64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    let or_null =
+        |o: ObjectBuilder| o.schema_type(SchemaType::from_iter([Type::Integer, Type::Null]));
+    let case = |hours: ObjectBuilder, minutes: ObjectBuilder, required: &[&str]| {
+        let case = ObjectBuilder::new()
+            .property("hours", hours)
+            .property("minutes", minutes);
+        required
+            .iter()
+            .fold(case, |case, field| case.required(*field))
+    };
+    AnyOfBuilder::new()
+        .item(case(
+            ObjectBuilder::new().schema_type(Type::Null),
+            integer(1, Minutes::MAX),
+            &["minutes"],
+        ))
+        .item(case(integer(0, 0), integer(1, 59), &["hours", "minutes"]))
+        .item(case(
+            integer(1, max_hours - 1),
+            or_null(integer(0, 59)),
+            &["hours"],
+        ))
+        .item(case(
+            integer(max_hours, max_hours),
+            or_null(integer(0, 0)),
+            &["hours"],
+        ))
+        .description(Some(
+            "The amount: `minutes` alone, or whole `hours` with `minutes` below 60, adding up to \
+             1 minute to a million hours.",
+        ))
+        .build()
+        .into()
+}
+
+/// Deserializers for the integer fields of request bodies. JSON has one kind of number and JSON
+/// Schema counts `120.0` as the integer 120, so these fields take a number with a zero fraction
+/// as that integer; a fraction, a negative number or one out of range is still malformed.
+pub mod whole {
+    use serde::de::{Deserializer, Error, Unexpected};
+    use serde::Deserialize;
+
+    /// A whole number that fits a `T`.
+    struct Whole<T>(T);
+
+    impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let n = serde_json::Number::deserialize(d)?;
+            n.as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+                        .map(|f| f as u64)
+                })
+                .and_then(|v| T::try_from(v).ok())
+                .map(Whole)
+                .ok_or_else(|| {
+                    D::Error::invalid_value(
+                        Unexpected::Other(&n.to_string()),
+                        &"a whole number in range",
+                    )
+                })
+        }
+    }
+
+    /// For a `u32` field: `#[serde(deserialize_with = "whole::u32")]`.
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        Whole::deserialize(d).map(|w| w.0)
+    }
+
+    /// For an optional `u64` field (with `#[serde(default)]`, so it may be left out).
+    pub fn option_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<Whole<u64>>::deserialize(d).map(|o| o.map(|w| w.0))
+    }
 }
 
 /// Where a kind of write is remembered under its idempotency key.

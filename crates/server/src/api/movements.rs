@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    amount, begin, commit, created, recorded, submit, EntryView, RecordedMany, Remembered,
+    amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
 };
 use crate::auth::Caller;
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
@@ -52,9 +52,11 @@ pub struct NewAllocation {
     pub partner_id: Uuid,
     /// Whole hours (credits).
     #[schema(maximum = 1000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
     #[schema(maximum = 60000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
     /// The programme's reference (invoice, grant).
     #[schema(
@@ -82,7 +84,7 @@ pub struct NewAllocation {
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`account_closed`, `amount_overflow`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`wrong_partner_role` (not an earn partner), `account_closed`, `amount_overflow`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn allocate(
@@ -97,7 +99,7 @@ pub async fn allocate(
         ApiError::PartnerNotFound(format!("partner {} does not exist", body.partner_id))
     })?;
     let budget = partner.budget_account.ok_or_else(|| {
-        ApiError::InvalidRequest(format!("partner {} is not an earn partner", partner.id))
+        ApiError::WrongPartnerRole(format!("partner {} is not an earn partner", partner.id))
     })?;
     let details = Details {
         reference: text("reference", &body.reference)?,
@@ -123,9 +125,11 @@ pub struct NewEarn {
     pub member_id: Uuid,
     /// Whole hours given.
     #[schema(maximum = 1000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
     #[schema(maximum = 60000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
     /// What the time was given to (1 to 200 bytes of UTF-8).
     #[schema(
@@ -197,6 +201,7 @@ pub async fn earn(
 #[serde(deny_unknown_fields)]
 pub struct NewEarnBatch {
     /// 1 to 1000 earn movements.
+    #[schema(min_items = 1, max_items = 1000)]
     pub items: Vec<NewEarn>,
 }
 
@@ -246,7 +251,8 @@ pub async fn earn_batch(
 #[schema(example = json!({"max_minutes": 120}))]
 pub struct NewSpendCode {
     /// The most the venue may redeem with this code, in minutes (default: no cap).
-    #[schema(maximum = 60000000)]
+    #[schema(minimum = 1, maximum = 60000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub max_minutes: Option<u64>,
 }
 
@@ -317,9 +323,11 @@ pub struct NewRedemption {
     pub code: String,
     /// Whole hours (credits) spent.
     #[schema(maximum = 1000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
     #[schema(maximum = 60000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
     /// The activity or offer (1 to 200 bytes of UTF-8).
     #[schema(
@@ -329,8 +337,10 @@ pub struct NewRedemption {
     )]
     pub activity: String,
     /// Number of adults in the party.
+    #[serde(deserialize_with = "whole::u32")]
     pub adults: u32,
     /// Number of children (under 16) in the party.
+    #[serde(deserialize_with = "whole::u32")]
     pub children: u32,
     /// The venue's own reference.
     #[schema(
@@ -339,6 +349,26 @@ pub struct NewRedemption {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub reference: Option<String>,
+}
+
+/// The party rule of a redemption as JSON Schema (joined to [`NewRedemption`]'s derived schema
+/// in [`crate::openapi`]): at least one adult or child.
+pub fn party_rule() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    let at_least_one = |field: &str| {
+        ObjectBuilder::new().property(
+            field,
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+    };
+    AnyOfBuilder::new()
+        .item(at_least_one("adults"))
+        .item(at_least_one("children"))
+        .description(Some("A party of at least one adult or child."))
+        .build()
+        .into()
 }
 
 /// Redeem a spend code
@@ -417,9 +447,11 @@ pub struct NewGift {
     /// The member receiving the credits.
     pub to_member_id: Uuid,
     #[schema(maximum = 1000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub hours: Option<u64>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
     #[schema(maximum = 60000000)]
+    #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
     /// A reference of the member's choosing (no personal data, please).
     #[schema(
