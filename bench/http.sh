@@ -6,7 +6,8 @@
 # 1. builds the release binaries (service and load generator);
 # 2. RUNS times: starts the service on a fresh temporary data directory, runs
 #    timecredits-loadgen (64 keep-alive connections: POST /v1/earn, then GET /v1/accounts/{id}
-#    balance reads), then wrk on the same balance read as a cross-check, and stops the service;
+#    balance reads, then GET /v1/entries/{id}/receipt receipts), then wrk on the same balance
+#    read as a cross-check, and stops the service;
 # 3. RUNS times: the PostgreSQL baseline (bench/pg/run.sh) at the same concurrency;
 # 4. prints a markdown table of medians with the targets, and the machine.
 #
@@ -167,6 +168,9 @@ row("earn latency p99 ms", earn_p99, "{:.1f}", "≤ 25", "yes" if earn_p99 is no
 row("earn latency max ms", lg("earn", "max_ms"), "{:.1f}")
 row("balance reads/s (loadgen)", balance, "{:,.0f}", "≥ 40,000", "yes" if balance and balance >= 40000 else "no")
 row("balance latency p50 / p99 / max ms", None if balance is None else f"{lg('balance', 'p50_ms'):.2f} / {lg('balance', 'p99_ms'):.2f} / {lg('balance', 'max_ms'):.1f}", "{}")
+receipts = lg("receipt", "requests_per_s")
+row("receipts/s (loadgen)", receipts, "{:,.0f}", "≥ 20,000", "yes" if receipts and receipts >= 20000 else "no")
+row("receipt latency p50 / p99 / max ms", None if receipts is None else f"{lg('receipt', 'p50_ms'):.2f} / {lg('receipt', 'p99_ms'):.2f} / {lg('receipt', 'max_ms'):.1f}", "{}")
 row("balance reads/s (wrk -t1)", med(wrk_rps), "{:,.0f}", "≥ 40,000", "yes" if wrk_rps and med(wrk_rps) >= 40000 else "no")
 row("balance latency p99 ms (wrk)", med(wrk_p99), "{:.2f}")
 for layout, label in ((1, "one budget row, as timecredits"), (64, "64 budget rows, no contention")):
@@ -183,12 +187,13 @@ print("|---|---|---|---|")
 for figure, value, target, met in rows:
     print(f"| {figure} | {value} | {target} | {met} |")
 print()
-print("Each run (earn req/s; balance req/s):",
-      runs_of("earn", "requests_per_s", "{:,.0f}"), ";", runs_of("balance", "requests_per_s", "{:,.0f}"))
+print("Each run (earn req/s; balance req/s; receipts/s):",
+      runs_of("earn", "requests_per_s", "{:,.0f}"), ";", runs_of("balance", "requests_per_s", "{:,.0f}"),
+      ";", runs_of("receipt", "requests_per_s", "{:,.0f}"))
 print("Cores other work used in each window (earn; balance):",
       " / ".join(f"{r['other_cores'] or 0:.2f}" for r in loadgen if r["scenario"] == "earn"), ";",
       " / ".join(f"{r['other_cores'] or 0:.2f}" for r in loadgen if r["scenario"] == "balance"))
-for scenario in ("earn", "balance"):
+for scenario in ("earn", "balance", "receipt"):
     print(f"CPU during {scenario} (median cores of 2): service {lg(scenario, 'server_cores') or 0:.2f}, "
           f"load generator {lg(scenario, 'loadgen_cores'):.2f}, everything else {lg(scenario, 'other_cores') or 0:.2f}")
 if fsync_rate:

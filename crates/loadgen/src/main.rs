@@ -6,7 +6,9 @@
 //! `--connections` keep-alive connections busy for `--warmup` + `--duration` seconds, one request
 //! outstanding per connection (a closed loop, like wrk and pgbench):
 //! - `earn`: `POST /v1/earn` of one minute to a member, each with a new `Idempotency-Key`;
-//! - `balance`: `GET /v1/accounts/{id}` by members reading their own wallet with their credential.
+//! - `balance`: `GET /v1/accounts/{id}` by members reading their own wallet with their credential;
+//! - `receipt`: `GET /v1/entries/{id}/receipt` by members fetching the receipt (inclusion proof and
+//!   signed checkpoint) of the entry that opened their wallet.
 //!
 //! Only requests started after the warm-up count. The summary gives requests/s, latency
 //! percentiles, and the CPU the generator, the server (`--server-pid`) and everything else used
@@ -68,7 +70,7 @@ struct Cli {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "earn,balance"
+        default_value = "earn,balance,receipt"
     )]
     scenario: Vec<Scenario>,
     /// The server's process id, to report the CPU it used during each window.
@@ -90,13 +92,16 @@ enum Scenario {
     Earn,
     /// `GET /v1/accounts/{id}` with the member's own credential.
     Balance,
+    /// `GET /v1/entries/{id}/receipt` of the entry that opened the member's wallet, with the
+    /// member's own credential: an inclusion proof and the signed checkpoint.
+    Receipt,
 }
 
 impl Scenario {
     fn expected(self) -> StatusCode {
         match self {
             Scenario::Earn => StatusCode::CREATED,
-            Scenario::Balance => StatusCode::OK,
+            Scenario::Balance | Scenario::Receipt => StatusCode::OK,
         }
     }
 }
@@ -114,6 +119,7 @@ struct MemberFixture {
     credential: String,
     auth: HeaderValue,
     account_path: String,
+    receipt_path: String,
 }
 
 /// The results of one scenario.
@@ -269,8 +275,10 @@ async fn setup(cli: &Cli, admin_key: &str) -> Result<Fixture, Error> {
                 let member = create(&mut conn, "/v1/members", &auth, &key, None).await?;
                 let id = field(&member, "/member_id")?.to_owned();
                 let credential = field(&member, "/credential")?.to_owned();
+                let opened = field(&member, "/entry/id")?;
                 members.push(MemberFixture {
                     account_path: format!("/v1/accounts/{id}"),
+                    receipt_path: format!("/v1/entries/{opened}/receipt"),
                     auth: bearer(&credential)?,
                     credential,
                     id,
@@ -387,6 +395,10 @@ async fn drive(
             }
             Scenario::Balance => {
                 conn.send(Method::GET, &m.account_path, &m.auth, None, None)
+                    .await
+            }
+            Scenario::Receipt => {
+                conn.send(Method::GET, &m.receipt_path, &m.auth, None, None)
                     .await
             }
         };

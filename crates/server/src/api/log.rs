@@ -58,6 +58,7 @@ pub async fn key(state: web::Data<AppState>) -> web::Json<LedgerKey> {
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     /// The older size (at least 1).
+    #[param(minimum = 1)]
     pub from: u64,
     /// The newer size (at most the current size).
     pub to: u64,
