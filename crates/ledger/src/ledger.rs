@@ -331,7 +331,8 @@ impl Ledger {
     /// a `key` entry naming it, endorsed by the current key, and makes it current. The
     /// checkpoint in the answer, and every later one, is signed by the new key, and during the
     /// configured overlap also by the previous key. Returns the new key's verifier key and the
-    /// committed entry.
+    /// committed entry. Blocks until then, like [`Ledger::submit_blocking`]: call it outside an
+    /// async runtime.
     pub fn rotate_key(&self) -> Result<(String, Committed), LedgerError> {
         let vkey = self.keys().prepare(&self.shared.dir)?;
         let key_id = vkey.split('+').nth(1).unwrap_or_default();
