@@ -379,7 +379,7 @@ pub const CODES: &[(&str, u16, &str)] = &[
     (
         "spend_code_expired",
         422,
-        "The spend code is older than 15 minutes.",
+        "The spend code has expired (a code is valid for 15 minutes by default).",
     ),
     ("spend_code_used", 422, "The spend code was already used."),
     (
