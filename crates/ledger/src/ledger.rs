@@ -355,6 +355,17 @@ impl Ledger {
         }
     }
 
+    /// The `key` entries, in log order: each hands checkpoint signing over to the key it names,
+    /// endorsed by the key before it.
+    pub fn key_rotations(&self) -> Result<Vec<Entry>, LedgerError> {
+        self.shared
+            .store
+            .key_entries()?
+            .into_iter()
+            .map(|seq| self.entry(seq)?.ok_or_else(|| missing(seq)))
+            .collect()
+    }
+
     /// The number of committed entries.
     pub fn size(&self) -> Result<u64, LedgerError> {
         Ok(self.shared.store.applied()?.0)

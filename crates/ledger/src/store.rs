@@ -771,6 +771,14 @@ impl Store {
             .transpose()
     }
 
+    /// The sequence numbers of the `key` entries, in log order.
+    pub fn key_entries(&self) -> Result<Vec<u64>, LedgerError> {
+        self.db
+            .scan_prefix([KEY_ENTRY])
+            .map(|item| be_u64(&item?.0[1..]))
+            .collect()
+    }
+
     /// The sequence number of the last `key` entry, if there is one.
     pub fn latest_key_entry(&self) -> Result<Option<u64>, LedgerError> {
         match self.db.scan_prefix([KEY_ENTRY]).next_back() {

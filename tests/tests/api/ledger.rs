@@ -237,3 +237,66 @@ async fn the_export_holds_every_entry_of_the_signed_tree() {
         assert_eq!(entry["seq"], seq as u64);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotation_is_published_and_later_checkpoints_verify_with_the_new_key() {
+    let mut scheme = Scheme::start().await;
+    scheme.member(60).await;
+    let before = scheme.api.get("/v1/ledger/key", None).await;
+    let old = before.expect(200)["verifier_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let origin = before.json["origin"].as_str().unwrap().to_owned();
+    assert_eq!(before.json["rotations"], serde_json::json!([]));
+
+    // `timecredits rotate-key` does this while the service is stopped.
+    scheme.server.stop();
+    let dir = scheme.server.data_dir().to_owned();
+    let config_origin = origin.clone();
+    let (new, rotation) = tokio::task::spawn_blocking(move || {
+        let config = timecredits_ledger::LedgerConfig {
+            origin: config_origin,
+            ..Default::default()
+        };
+        let ledger = timecredits_ledger::Ledger::open(&dir, config).expect("the ledger opens");
+        let (vkey, committed) = ledger.rotate_key().expect("the key rotates");
+        (vkey, committed.entries[0].clone())
+    })
+    .await
+    .unwrap();
+    scheme.restart();
+
+    let after = scheme.api.get("/v1/ledger/key", None).await;
+    let body = after.expect(200);
+    assert_eq!(body["verifier_key"], new.as_str());
+    assert_eq!(body["rotations"].as_array().unwrap().len(), 1);
+    assert_eq!(body["rotations"][0]["seq"], rotation.seq);
+    assert_eq!(body["rotations"][0]["id"], rotation.id.to_string());
+    assert_eq!(body["rotations"][0]["vkey"], new.as_str());
+
+    // Checkpoints carry the new key's signature, and the old one's during the overlap.
+    scheme.member(30).await;
+    let note = scheme.api.get("/v1/ledger/checkpoint", None).await.text;
+    for key in [&new, &old] {
+        let verifier = NoteVerifier::parse(key).unwrap();
+        open_checkpoint(note.as_bytes(), &origin, &[verifier])
+            .unwrap_or_else(|e| panic!("not signed by {key}: {e}\n{note}"));
+    }
+
+    // The key entry itself, as an administrator reads it.
+    let entry = scheme
+        .api
+        .get(&format!("/v1/entries/{}", rotation.id), Some(&scheme.admin))
+        .await;
+    let entry = entry.expect(200);
+    assert_eq!(entry["kind"], "key");
+    assert_eq!(entry["vkey"], new.as_str());
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(entry["endorsement"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        64
+    );
+}

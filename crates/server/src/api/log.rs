@@ -5,8 +5,11 @@
 use actix_web::{web, HttpResponse};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use timecredits_domain::entry::format_time;
+use timecredits_domain::EntryBody;
 use timecredits_ledger::{Export, ExportRange};
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::problem::{ApiError, Problem};
@@ -32,25 +35,64 @@ pub async fn checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
 
 /// The ledger's public identity.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"origin": "localhost/timecredits", "verifier_key": "localhost/timecredits+7a9f2c31+AQ2b1i0yPp4x8bTt6xE0mEwZ9gkQe0HcJm0o2Qk0rQ5w"}))]
+#[schema(example = json!({
+    "origin": "localhost/timecredits",
+    "verifier_key": "localhost/timecredits+7a9f2c31+AQ2b1i0yPp4x8bTt6xE0mEwZ9gkQe0HcJm0o2Qk0rQ5w",
+    "rotations": [{"seq": 1042, "id": "0192f0c1-8a40-7d21-b7c3-5a1f0e9d3c78",
+        "recorded": "2026-11-23T10:15:00.123456Z",
+        "vkey": "localhost/timecredits+7a9f2c31+AQ2b1i0yPp4x8bTt6xE0mEwZ9gkQe0HcJm0o2Qk0rQ5w"}]
+}))]
 pub struct LedgerKey {
     /// The checkpoint origin.
     pub origin: String,
-    /// The C2SP verifier key: `name+keyid+base64(0x01 || ed25519 public key)`.
+    /// The current C2SP verifier key: `name+keyid+base64(0x01 || ed25519 public key)`.
     pub verifier_key: String,
+    /// The signing key rotations, oldest first: the `key` entries, each naming the key that took
+    /// over and endorsed by the one before (fetch the entry for the endorsement and its receipt).
+    pub rotations: Vec<KeyRotationView>,
+}
+
+/// A `key` entry: where checkpoint signing was handed over to a new key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRotationView {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The entry's id.
+    pub id: Uuid,
+    /// When the rotation was recorded.
+    pub recorded: String,
+    /// The key that took over.
+    pub vkey: String,
 }
 
 /// Get the verifier key
 ///
-/// The key that verifies the ledger's checkpoints, as a C2SP verifier key string. Auditors pin
-/// it (obtain it out of band too, to be sure it is the right one). No credential needed.
+/// The key that verifies the ledger's checkpoints, as a C2SP verifier key string, and the key
+/// rotations recorded in the log. Auditors pin the key (obtain it out of band too, to be sure it
+/// is the right one); after a rotation, each new key is endorsed in the log by the one before,
+/// which `timecredits-audit verify` checks. No credential needed.
 #[utoipa::path(get, path = "/v1/ledger/key", tag = "ledger",
-    responses((status = 200, description = "The origin and verifier key", body = LedgerKey)))]
-pub async fn key(state: web::Data<AppState>) -> web::Json<LedgerKey> {
-    web::Json(LedgerKey {
+    responses((status = 200, description = "The origin, the current verifier key and the rotations", body = LedgerKey)))]
+pub async fn key(state: web::Data<AppState>) -> Result<web::Json<LedgerKey>, ApiError> {
+    let rotations = state
+        .ledger
+        .key_rotations()?
+        .iter()
+        .filter_map(|entry| match &entry.body {
+            EntryBody::Key(rotation) => Some(KeyRotationView {
+                seq: entry.seq,
+                id: entry.id,
+                recorded: format_time(&entry.recorded),
+                vkey: rotation.vkey().to_owned(),
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(web::Json(LedgerKey {
         origin: state.ledger.origin().to_owned(),
         verifier_key: state.ledger.verifier_key(),
-    })
+        rotations,
+    }))
 }
 
 /// The two tree sizes of a consistency proof.
