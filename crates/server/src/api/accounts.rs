@@ -154,7 +154,7 @@ pub struct HistoryParams {
     pub cursor: Option<String>,
     /// Only these kinds, comma-separated without spaces (e.g. `earn,spend`).
     #[param(
-        pattern = "^(open|close|allocate|earn|spend|gift|reverse|retire)(,(open|close|allocate|earn|spend|gift|reverse|retire))*$"
+        pattern = "^(open|close|allocate|earn|spend|gift|reverse|retire|key)(,(open|close|allocate|earn|spend|gift|reverse|retire|key))*$"
     )]
     pub kind: Option<String>,
     /// Only entries effective on or after this date.
