@@ -110,3 +110,51 @@ fn the_audit_guides_python_snippet_verifies_real_exports() {
     assert_ne!(code, 0);
     assert!(output.contains("wrong key id"), "{output}");
 }
+
+#[test]
+fn the_python_snippet_follows_a_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ledger = open(&data);
+    Scheme::build(&ledger);
+    let old = ledger.verifier_key();
+    let (new, committed) = ledger.rotate_key().unwrap();
+    drop(ledger);
+    // After the overlap: the old key no longer signs.
+    let ledger = Ledger::open(
+        &data,
+        timecredits_ledger::LedgerConfig {
+            origin: common::ledger::ORIGIN.into(),
+            key_overlap: chrono::TimeDelta::zero(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    Scheme::build(&ledger);
+    let script = snippet(dir.path());
+    let full = dir.path().join("rotated.jsonl");
+    export(&ledger, &full, ExportRange::default());
+    let (code, output) = python(&script, &old, &full);
+    assert_eq!(code, 0, "{output}");
+    let seq = committed.entries[0].seq;
+    assert!(
+        output.starts_with(&format!("key handed over at entry {seq} to {new}\n")),
+        "{output}"
+    );
+    assert!(output.contains("root OK"), "{output}");
+
+    // A forged hand-over: the endorsement no longer verifies with the old key.
+    let mut lines = common::lines(&full);
+    let at = usize::try_from(seq).unwrap() + 1;
+    let text = String::from_utf8(lines[at].clone()).unwrap();
+    let mark = "\"endorsement\":\"";
+    let i = text.find(mark).unwrap() + mark.len();
+    let mut bytes = text.into_bytes();
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    lines[at] = bytes;
+    let forged = dir.path().join("forged.jsonl");
+    common::write_lines(&forged, &lines);
+    let (code, output) = python(&script, &old, &forged);
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("InvalidSignature"), "{output}");
+}
