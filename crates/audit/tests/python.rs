@@ -118,7 +118,12 @@ fn the_python_snippet_follows_a_key_rotation() {
     let ledger = open(&data);
     Scheme::build(&ledger);
     let old = ledger.verifier_key();
-    let (new, committed) = ledger.rotate_key().unwrap();
+    let (new, committed) = ledger
+        .rotate_key(
+            uuid::Uuid::nil(),
+            timecredits_domain::IdempotencyKey::new("rotate").unwrap(),
+        )
+        .unwrap();
     drop(ledger);
     // After the overlap: the old key no longer signs.
     let ledger = Ledger::open(

@@ -41,7 +41,12 @@ impl Rotated {
         let ledger = Ledger::open(&data, config(TimeDelta::days(30))).unwrap();
         let old = ledger.verifier_key();
         Scheme::build(&ledger);
-        let (new, committed) = ledger.rotate_key().unwrap();
+        let (new, committed) = ledger
+            .rotate_key(
+                uuid::Uuid::nil(),
+                timecredits_domain::IdempotencyKey::new("rotate").unwrap(),
+            )
+            .unwrap();
         let rotated_at = committed.entries[0].seq;
         drop(ledger);
         let ledger = Ledger::open(&data, config(TimeDelta::zero())).unwrap();

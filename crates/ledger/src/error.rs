@@ -34,6 +34,9 @@ pub enum LedgerError {
     /// The writer stopped after a storage failure or at shutdown; no write is accepted.
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
+    /// A key rotation was asked for while another one is under way.
+    #[error("another key rotation is under way")]
+    RotationInProgress,
     /// The data directory was created with another checkpoint origin.
     #[error("this ledger's origin is {stored:?}, not {configured:?}")]
     OriginMismatch { stored: String, configured: String },

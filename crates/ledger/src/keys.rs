@@ -179,7 +179,7 @@ impl Keyring {
     /// will name it. Returns its verifier key.
     pub fn prepare(&mut self, dir: &Path) -> Result<String, LedgerError> {
         if self.incoming.is_some() {
-            return Err(LedgerError::Key("another key rotation is under way".into()));
+            return Err(LedgerError::RotationInProgress);
         }
         let key = generate()?;
         save(&dir.join(layout::NEXT_SIGNING_KEY), &key)?;
@@ -255,6 +255,33 @@ mod tests {
             .starts_with("-----BEGIN PRIVATE KEY-----"));
         let again = load_or_create(&path).unwrap();
         assert_eq!(first.to_bytes(), again.to_bytes());
+    }
+
+    #[test]
+    fn one_rotation_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = load_or_create(&dir.path().join(layout::SIGNING_KEY)).unwrap();
+        let mut ring = Keyring {
+            origin: "test.example/log".into(),
+            current: signer("test.example/log", key).unwrap(),
+            previous: None,
+            incoming: None,
+            overlap: TimeDelta::days(1),
+        };
+        let vkey = ring.prepare(dir.path()).unwrap();
+        assert!(matches!(
+            ring.prepare(dir.path()),
+            Err(LedgerError::RotationInProgress)
+        ));
+        assert!(ring.endorse("test.example/log+00000000+AQ").is_err());
+        let rotation = ring.endorse(&vkey).unwrap();
+        let at = chrono::Utc::now();
+        ring.rotate(rotation.vkey(), at).unwrap();
+        assert_eq!(ring.vkey(), vkey);
+        assert_eq!(ring.signers(at).len(), 2);
+        assert_eq!(ring.signers(at + TimeDelta::days(1)).len(), 1);
+        ring.prepare(dir.path())
+            .expect("the next rotation may start");
     }
 
     #[test]

@@ -331,16 +331,21 @@ impl Ledger {
     /// a `key` entry naming it, endorsed by the current key, and makes it current. The
     /// checkpoint in the answer, and every later one, is signed by the new key, and during the
     /// configured overlap also by the previous key. Returns the new key's verifier key and the
-    /// committed entry. Blocks until then, like [`Ledger::submit_blocking`]: call it outside an
-    /// async runtime.
-    pub fn rotate_key(&self) -> Result<(String, Committed), LedgerError> {
+    /// committed entry.
+    ///
+    /// `actor` and `key` make the rotation idempotent like any request: a repeat answers with the
+    /// rotation already made (`replayed`) and makes no new key. Blocks until the entry is
+    /// committed, like [`Ledger::submit_blocking`]: call it outside an async runtime.
+    pub fn rotate_key(
+        &self,
+        actor: Uuid,
+        key: IdempotencyKey,
+    ) -> Result<(String, Committed), LedgerError> {
+        if let Some(entries) = self.previous_request(actor, &key)? {
+            return self.repeated_rotation(entries, &key);
+        }
         let vkey = self.keys().prepare(&self.shared.dir)?;
-        let key_id = vkey.split('+').nth(1).unwrap_or_default();
-        let request = Request::single(
-            Uuid::nil(),
-            IdempotencyKey::new(format!("rotate-key-{key_id}"))?,
-            Intent::RotateKey { vkey: vkey.clone() },
-        );
+        let request = Request::single(actor, key, Intent::RotateKey { vkey: vkey.clone() });
         match self.submit_blocking(request) {
             Ok(committed) => {
                 keys::promote_next(&self.shared.dir)?;
@@ -353,6 +358,34 @@ impl Ledger {
                 Err(e)
             }
         }
+    }
+
+    /// The answer to a repeated rotation request: its `key` entry and the checkpoint that first
+    /// covered it (the latest one, if that is no longer stored).
+    fn repeated_rotation(
+        &self,
+        entries: Vec<Entry>,
+        key: &IdempotencyKey,
+    ) -> Result<(String, Committed), LedgerError> {
+        let (seq, vkey) = match entries.as_slice() {
+            [entry] => match &entry.body {
+                EntryBody::Key(rotation) => (entry.seq, rotation.vkey().to_owned()),
+                _ => return Err(conflict(key)),
+            },
+            _ => return Err(conflict(key)),
+        };
+        let checkpoint = match self.checkpoint_covering(seq)? {
+            Some(checkpoint) => checkpoint,
+            None => self.checkpoint()?,
+        };
+        Ok((
+            vkey,
+            Committed {
+                entries,
+                checkpoint,
+                replayed: true,
+            },
+        ))
     }
 
     /// The `key` entries, in log order: each hands checkpoint signing over to the key it names,
@@ -534,6 +567,12 @@ impl Drop for Ledger {
         if let Some(handle) = self.writer.take() {
             let _ = handle.join();
         }
+    }
+}
+
+fn conflict(key: &IdempotencyKey) -> LedgerError {
+    LedgerError::IdempotencyConflict {
+        key: key.as_str().to_owned(),
     }
 }
 

@@ -8,9 +8,15 @@ use std::path::Path;
 use chrono::TimeDelta;
 use common::*;
 use timecredits_domain::{EntryBody, KeyRotation, MovementKind};
-use timecredits_ledger::{layout, Ledger, LedgerConfig, LedgerError};
+use timecredits_ledger::{layout, Committed, Ledger, LedgerConfig, LedgerError};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::note::{open_note, NoteVerifier};
+use uuid::Uuid;
+
+/// Rotates as the operator does, with a new idempotency key.
+fn rotate(ledger: &Ledger) -> Result<(String, Committed), LedgerError> {
+    ledger.rotate_key(Uuid::nil(), fresh())
+}
 
 fn verifier(vkey: &str) -> NoteVerifier {
     NoteVerifier::parse(vkey).unwrap()
@@ -41,7 +47,7 @@ fn a_rotation_is_an_endorsed_entry_and_both_keys_sign_during_the_overlap() {
     let scheme = Scheme::new(&ledger, 600);
     let old = ledger.verifier_key();
 
-    let (new, committed) = ledger.rotate_key().unwrap();
+    let (new, committed) = rotate(&ledger).unwrap();
     assert_ne!(new, old);
     assert_eq!(ledger.verifier_key(), new);
     let entry = &committed.entries[0];
@@ -85,8 +91,8 @@ fn a_key_can_be_rotated_again() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
     let first = ledger.verifier_key();
-    let (second, _) = ledger.rotate_key().unwrap();
-    let (third, committed) = ledger.rotate_key().unwrap();
+    let (second, _) = rotate(&ledger).unwrap();
+    let (third, committed) = rotate(&ledger).unwrap();
     let EntryBody::Key(rotation) = &committed.entries[0].body else {
         panic!("not a key entry");
     };
@@ -105,7 +111,7 @@ fn an_interrupted_rotation_is_finished_if_its_entry_was_committed() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
     let old = ledger.verifier_key();
-    let (new, _) = ledger.rotate_key().unwrap();
+    let (new, _) = rotate(&ledger).unwrap();
     drop(ledger);
     // The files as they were after the entry was committed, before they moved up.
     let file = |name| dir.path().join(name);
@@ -153,7 +159,7 @@ fn a_rotation_whose_entry_was_never_committed_is_discarded() {
 fn a_signing_key_that_is_not_the_one_the_log_names_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
-    ledger.rotate_key().unwrap();
+    rotate(&ledger).unwrap();
     drop(ledger);
     let file = |name| dir.path().join(name);
     // Restoring the old key over the new one by mistake.
@@ -173,9 +179,45 @@ fn a_signing_key_that_is_not_the_one_the_log_names_is_refused() {
 fn a_rotation_survives_a_rebuild_of_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
-    let (new, _) = ledger.rotate_key().unwrap();
+    let (new, _) = rotate(&ledger).unwrap();
     drop(ledger);
     std::fs::remove_dir_all(dir.path().join(layout::STATE)).unwrap();
     let ledger = open(dir.path());
+    assert_eq!(ledger.verifier_key(), new);
+}
+
+#[test]
+fn a_repeated_rotation_request_answers_with_the_first_and_makes_no_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let admin = Uuid::now_v7();
+    let (new, first) = ledger.rotate_key(admin, key("rotate-1")).unwrap();
+    let size = ledger.size().unwrap();
+    let (again, repeat) = ledger.rotate_key(admin, key("rotate-1")).unwrap();
+    assert_eq!(again, new);
+    assert!(repeat.replayed);
+    assert_eq!(repeat.entries, first.entries);
+    assert_eq!(repeat.checkpoint, first.checkpoint);
+    assert_eq!(ledger.size().unwrap(), size);
+    assert_eq!(ledger.verifier_key(), new);
+    assert!(!dir.path().join(layout::NEXT_SIGNING_KEY).exists());
+
+    // A key the same actor used for another request.
+    let opened = submit(
+        &ledger,
+        admin,
+        timecredits_domain::Intent::Open {
+            account_kind: timecredits_domain::AccountKind::Member,
+            owner: None,
+        },
+    )
+    .unwrap();
+    let err = ledger
+        .rotate_key(admin, opened.entries[0].key.clone())
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::IdempotencyConflict { .. }),
+        "{err}"
+    );
     assert_eq!(ledger.verifier_key(), new);
 }

@@ -6,7 +6,7 @@
 //! | operation                                   | admin | auditor | earn partner | venue | member |
 //! |---------------------------------------------|-------|---------|--------------|-------|--------|
 //! | create partners, API keys; revoke keys      | yes   |         |              |       |        |
-//! | allocate credits, close accounts            | yes   |         |              |       |        |
+//! | allocate credits, close accounts, rotate the signing key | yes |  |           |       |        |
 //! | register members                            | yes   |         | yes          |       |        |
 //! | earn (from its own budget)                  |       |         | yes          |       |        |
 //! | redeem a spend code (into its own account)  |       |         |              | yes   |        |

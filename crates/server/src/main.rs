@@ -8,8 +8,10 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::{Parser, Subcommand};
+use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
 use timecredits_server::{openapi, start, Settings};
+use uuid::Uuid;
 
 /// mimalloc rather than the system allocator: every commit allocates and frees many small
 /// buffers (entries, sled nodes, JSON bodies) across threads, and glibc's malloc spent about a
@@ -206,7 +208,9 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
 fn rotate_key(data_dir: &Path) -> Result<String, LedgerError> {
     let ledger = open_existing(data_dir)?;
     let previous = ledger.verifier_key();
-    let (vkey, committed) = ledger.rotate_key()?;
+    // The operator acts as the nil actor, as at genesis; each run is a new request.
+    let key = IdempotencyKey::new(format!("rotate-key-{}", Uuid::now_v7()))?;
+    let (vkey, committed) = ledger.rotate_key(Uuid::nil(), key)?;
     Ok(format!(
         "rotated the signing key at entry {seq}\n  previous key: {previous}\n  new key:      {vkey}\n\
          Checkpoints are signed by the new key, and during the overlap (serve --key-overlap-days) \

@@ -73,6 +73,8 @@ pub enum ApiError {
     IdempotencyKeyReused(String),
     #[error("a request with idempotency key {0:?} is still being processed; retry later")]
     IdempotencyKeyInFlight(String),
+    #[error("another key rotation is under way; retry when it is done")]
+    KeyRotationInProgress,
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -132,6 +134,7 @@ impl ApiError {
             IdempotencyKeyInvalid => "idempotency_key_invalid",
             IdempotencyKeyReused(_) => "idempotency_key_reused",
             IdempotencyKeyInFlight(_) => "idempotency_key_in_flight",
+            KeyRotationInProgress => "key_rotation_in_progress",
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             AccountNotFound(_) => "account_not_found",
@@ -171,7 +174,7 @@ impl ApiError {
             NotFound(_) | AccountNotFound(_) | EntryNotFound(_) | PartnerNotFound(_)
             | MemberNotFound(_) | ApiKeyNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            IdempotencyKeyInFlight(_) => StatusCode::CONFLICT,
+            IdempotencyKeyInFlight(_) | KeyRotationInProgress => StatusCode::CONFLICT,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | ReversalWindowPassed(_) => StatusCode::FORBIDDEN,
             IdempotencyKeyReused(_)
@@ -306,6 +309,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         409,
         "A request with this key is still being processed.",
     ),
+    (
+        "key_rotation_in_progress",
+        409,
+        "Another rotation of the signing key is under way.",
+    ),
     ("payload_too_large", 413, "The body is over 64 KiB."),
     (
         "unsupported_media_type",
@@ -435,6 +443,7 @@ impl From<LedgerError> for ApiError {
             | LedgerError::NoCheckpointAt { .. }
             | LedgerError::ExportStartsPastEnd { .. }) => ApiError::InvalidSize(e.to_string()),
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
+            LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -533,6 +542,7 @@ mod tests {
             }),
             ApiError::Validation(ValidationError::ZeroAmount),
             ApiError::IdempotencyKeyInFlight("k".into()),
+            ApiError::KeyRotationInProgress,
         ];
         for e in errors {
             let listed: Vec<_> = CODES.iter().filter(|(c, ..)| *c == e.code()).collect();

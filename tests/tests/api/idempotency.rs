@@ -15,7 +15,7 @@ struct Routes {
 }
 
 impl Routes {
-    const ALL: [&'static str; 12] = [
+    const ALL: [&'static str; 13] = [
         "partner",
         "api_key",
         "revoke",
@@ -28,6 +28,7 @@ impl Routes {
         "redemption",
         "gift",
         "reversal",
+        "key_rotation",
     ];
 
     /// (path, token, body) of route `name`; `variant` changes the body (or target) so that the
@@ -100,6 +101,7 @@ impl Routes {
                     Some(json!({"reference": format!("r{variant}")})),
                 )
             }
+            "key_rotation" => ("/v1/key-rotations".into(), admin, None),
             other => unreachable!("route {other}"),
         }
     }
@@ -246,7 +248,7 @@ async fn the_same_key_for_a_different_request_is_refused() {
         let (path2, token2, body2) = routes.request(name, 1).await;
         assert_eq!(token, token2);
         if (&path, &body) == (&path2, &body2) {
-            continue; // `member`: every registration is the same request
+            continue; // `member`, `key_rotation`: every request is the same one
         }
         let size = api.ledger_size().await;
         let reply = post(api, &path2, &token, Some(&key), &body2).await;

@@ -260,7 +260,10 @@ async fn a_key_rotation_is_published_and_later_checkpoints_verify_with_the_new_k
             ..Default::default()
         };
         let ledger = timecredits_ledger::Ledger::open(&dir, config).expect("the ledger opens");
-        let (vkey, committed) = ledger.rotate_key().expect("the key rotates");
+        let key = timecredits_domain::IdempotencyKey::new("rotate").unwrap();
+        let (vkey, committed) = ledger
+            .rotate_key(uuid::Uuid::nil(), key)
+            .expect("the key rotates");
         (vkey, committed.entries[0].clone())
     })
     .await
@@ -299,4 +302,46 @@ async fn a_key_rotation_is_published_and_later_checkpoints_verify_with_the_new_k
             .len(),
         64
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_administrator_rotates_the_key_online_and_a_repeat_answers_with_the_same_rotation() {
+    let scheme = Scheme::start().await;
+    let api = &scheme.api;
+    let old = api.get("/v1/ledger/key", None).await.json["verifier_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = timecredits_tests::client::new_key();
+    let reply = api
+        .post_keyed("/v1/key-rotations", Some(&scheme.admin), &key, None)
+        .await;
+    let rotated = reply.expect(201).clone();
+    let new = rotated["verifier_key"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(rotated["entry"]["kind"], "key");
+    assert_eq!(rotated["entry"]["vkey"], new.as_str());
+    // The checkpoint that first includes the rotation carries both signatures.
+    let note = rotated["checkpoint"]["note"].as_str().unwrap();
+    let origin = rotated["checkpoint"]["origin"].as_str().unwrap();
+    for vkey in [&new, &old] {
+        let verifier = NoteVerifier::parse(vkey).unwrap();
+        open_checkpoint(note.as_bytes(), origin, &[verifier])
+            .unwrap_or_else(|e| panic!("not signed by {vkey}: {e}"));
+    }
+
+    // A repeat answers with the same rotation and rotates nothing.
+    let again = api
+        .post_keyed("/v1/key-rotations", Some(&scheme.admin), &key, None)
+        .await;
+    assert!(again.replayed());
+    assert_eq!(again.expect(201), &rotated);
+    let published = api.get("/v1/ledger/key", None).await;
+    assert_eq!(published.json["verifier_key"], new.as_str());
+    assert_eq!(published.json["rotations"].as_array().unwrap().len(), 1);
+
+    // Later writes are signed by the new key.
+    scheme.member(30).await;
+    let checkpoint = api.get("/v1/ledger/checkpoint", None).await.text;
+    verified(api, &checkpoint).await;
 }

@@ -63,6 +63,7 @@ enum Op {
     RevokeApiKey,
     Allocate,
     CloseAccount,
+    RotateKey,
     RegisterMember,
     Earn,
     EarnBatch,
@@ -106,6 +107,7 @@ const MATRIX: &[(Op, Row, &str)] = {
         (RevokeApiKey, only(200, [Y, N, N, N, N, N, N]), ""),
         (Allocate, only(201, [Y, N, N, N, N, N, N]), ""),
         (CloseAccount, only(201, [Y, N, N, N, N, N, N]), ""),
+        (RotateKey, only(201, [Y, N, N, N, N, N, N]), ""),
         (RegisterMember, only(201, [Y, N, Y, N, Y, N, N]), ""),
         (Earn, only(201, [N, N, Y, N, Y, N, N]), ""),
         (EarnBatch, only(201, [N, N, Y, N, Y, N, N]), ""),
@@ -272,6 +274,7 @@ impl World {
                 let empty = api.register_member(self.admin()).await;
                 post(format!("/v1/accounts/{}/close", empty.id), None).await
             }
+            Op::RotateKey => post("/v1/key-rotations".into(), None).await,
             Op::RegisterMember => post("/v1/members".into(), None).await,
             Op::Earn => post("/v1/earn".into(), Some(earn_body)).await,
             Op::EarnBatch => {

@@ -23,6 +23,10 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
     ),
     ("account_exists", "the server chooses every account id"),
     (
+        "key_rotation_in_progress",
+        "two rotations at the same moment, which only a race provokes (the ledger's keyring tests it)",
+    ),
+    (
         "unknown_entry",
         "a reversal names its entry by id, looked up first (`entry_not_found`)",
     ),

@@ -7,7 +7,9 @@ use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{begin, commit, created, recorded, submit, CheckpointView, EntryView, Remembered};
+use super::{
+    begin, commit, created, only_entry, recorded, submit, CheckpointView, EntryView, Remembered,
+};
 use crate::auth::Caller;
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
@@ -451,6 +453,61 @@ pub async fn close_account(
     let account = AccountId(id.into_inner());
     let committed = submit(&state, &caller, &key, vec![Intent::Close { account }]).await?;
     recorded(committed)
+}
+
+/// A rotation of the ledger's signing key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRotated {
+    /// The new C2SP verifier key: give it to auditors.
+    pub verifier_key: String,
+    /// The `key` entry: the new key and the previous key's endorsement of it.
+    pub entry: EntryView,
+    /// The first checkpoint that includes it, signed by the new key and the previous one.
+    pub checkpoint: CheckpointView,
+}
+
+/// Rotate the signing key
+///
+/// Hands checkpoint signing over to a new key, made and kept by the service: the ledger records a
+/// `key` entry naming the new key, endorsed by the current one. From then on checkpoints are
+/// signed by the new key and, for the overlap the service was started with (`serve
+/// --key-overlap-days`, 30 days by default), by the previous key too, so that verifiers which
+/// know only the previous key keep working while they learn the new one. There is no body.
+/// Administrators only.
+#[utoipa::path(post, path = "/v1/key-rotations", tag = "administration",
+    params(IdempotencyKeyHeader),
+    responses(
+        (status = 201, description = "The rotation: the new key, its entry and checkpoint", body = KeyRotated),
+        (status = 400, description = "`idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    key: IdemKey,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.require_admin("rotate the signing key")?;
+    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
+    let ledger = state.clone();
+    let request_key = key.0.clone();
+    // The rotation writes a key file and waits for its entry: off the async workers.
+    let (verifier_key, committed) =
+        web::block(move || ledger.ledger.rotate_key(actor, request_key))
+            .await
+            .map_err(|e| ApiError::Internal(format!("the rotation did not finish: {e}")))??;
+    let entry = only_entry(&committed)?;
+    Ok(created(
+        committed.replayed,
+        &KeyRotated {
+            verifier_key,
+            entry: entry.into(),
+            checkpoint: (&committed.checkpoint).into(),
+        },
+    ))
 }
 
 /// A registered member with their credential, shown this once.

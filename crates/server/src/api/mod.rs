@@ -53,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/allocations", "POST").route(post().to(movements::allocate)))
         .service(resource("/v1/accounts/{id}/close", "POST").route(post().to(admin::close_account)))
         .service(resource("/v1/members", "POST").route(post().to(admin::register_member)))
+        .service(resource("/v1/key-rotations", "POST").route(post().to(admin::rotate_key)))
         .service(resource("/v1/me", "GET").route(get().to(accounts::me)))
         .service(resource("/v1/accounts/{id}/entries", "GET").route(get().to(accounts::history)))
         .service(resource("/v1/earn/batch", "POST").route(post().to(movements::earn_batch)))
@@ -417,12 +418,17 @@ pub fn created(replayed: bool, body: &impl Serialize) -> HttpResponse {
     response.json(body)
 }
 
-/// The 201 answer for a committed single-entry write.
-pub fn recorded(committed: Committed) -> Result<HttpResponse, ApiError> {
-    let entry = committed
+/// The entry of a committed single-entry write.
+pub fn only_entry(committed: &Committed) -> Result<&Entry, ApiError> {
+    committed
         .entries
         .first()
-        .ok_or_else(|| ApiError::Internal("the ledger committed no entry".into()))?;
+        .ok_or_else(|| ApiError::Internal("the ledger committed no entry".into()))
+}
+
+/// The 201 answer for a committed single-entry write.
+pub fn recorded(committed: Committed) -> Result<HttpResponse, ApiError> {
+    let entry = only_entry(&committed)?;
     Ok(created(
         committed.replayed,
         &Recorded {
