@@ -34,6 +34,9 @@ pub enum LedgerError {
     /// The writer stopped after a storage failure or at shutdown; no write is accepted.
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
+    /// More requests wait for the writer than its queue holds; the request was not taken.
+    #[error("the ledger has too many requests waiting; retry shortly")]
+    Busy,
     /// A key rotation was asked for while another one is under way.
     #[error("another key rotation is under way")]
     RotationInProgress,

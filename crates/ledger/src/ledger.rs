@@ -47,7 +47,8 @@ pub struct LedgerConfig {
     pub cache_bytes: u64,
     /// The most requests one group commit takes from the queue.
     pub max_batch: usize,
-    /// Requests that may wait in the queue before submitters block (back-pressure).
+    /// Requests that may wait in the queue (back-pressure): beyond it, `submit` is refused with
+    /// [`LedgerError::Busy`] and `submit_blocking` waits.
     pub queue_capacity: usize,
     /// How long after a key rotation the previous key still signs checkpoints beside the new
     /// one.
@@ -285,25 +286,39 @@ impl Ledger {
 
     /// Submits a request and waits for it to be durable, applied and covered by a signed
     /// checkpoint.
+    ///
+    /// When [`LedgerConfig::queue_capacity`] requests are already waiting, the request is refused
+    /// at once with [`LedgerError::Busy`] (nothing written; the caller may retry) rather than
+    /// blocking the caller's async thread until there is room.
     pub async fn submit(&self, request: Request) -> Result<Committed, LedgerError> {
-        self.enqueue(request)?.await.map_err(|_| stopped())?
+        self.enqueue(request, false)?.await.map_err(|_| stopped())?
     }
 
-    /// [`Ledger::submit`] for callers outside an async runtime.
+    /// [`Ledger::submit`] for callers outside an async runtime; it waits for room in the queue.
     pub fn submit_blocking(&self, request: Request) -> Result<Committed, LedgerError> {
-        self.enqueue(request)?
+        self.enqueue(request, true)?
             .blocking_recv()
             .map_err(|_| stopped())?
     }
 
+    /// Queues a request for the writer; `wait` for room in the queue, or refuse when it is full.
     fn enqueue(
         &self,
         request: Request,
+        wait: bool,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
         request.validate()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
-        queue.send(Job { request, reply }).map_err(|_| stopped())?;
+        let job = Job { request, reply };
+        if wait {
+            queue.send(job).map_err(|_| stopped())?;
+        } else {
+            queue.try_send(job).map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(_) => LedgerError::Busy,
+                crossbeam_channel::TrySendError::Disconnected(_) => stopped(),
+            })?;
+        }
         Ok(answer)
     }
 

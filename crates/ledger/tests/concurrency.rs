@@ -93,3 +93,45 @@ fn concurrent_async_submitters_share_group_commits() {
     assert_eq!(seqs.len(), 200, "each request got its own entry");
     assert_eq!(balance(&ledger, s.alice), 200);
 }
+
+/// A full queue refuses async submitters at once (nothing written) instead of blocking their
+/// thread; everything it took is committed, and nothing else.
+#[test]
+fn a_full_queue_refuses_async_submitters_without_writing() {
+    const SUBMITTERS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let config = timecredits_ledger::LedgerConfig {
+        queue_capacity: 1,
+        ..config()
+    };
+    let ledger = Arc::new(timecredits_ledger::Ledger::open(dir.path(), config).unwrap());
+    let s = Scheme::new(&ledger, 600);
+    let before = ledger.size().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(async {
+        // Every future queues its request on its first poll, all in one pass: far faster than
+        // the writer can take them.
+        let submits = (0..SUBMITTERS).map(|_| {
+            let request = timecredits_ledger::Request::single(
+                s.admin,
+                fresh(),
+                transfer(MovementKind::Earn, s.budget, s.alice, 1),
+            );
+            let ledger = Arc::clone(&ledger);
+            async move { ledger.submit(request).await }
+        });
+        futures_util::future::join_all(submits).await
+    });
+    let committed = results.iter().filter(|r| r.is_ok()).count();
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(LedgerError::Busy)))
+        .count();
+    assert_eq!(committed + busy, SUBMITTERS, "only commits and refusals");
+    assert!(busy > 0, "a queue of one overflowed");
+    assert!(committed > 0, "the writer took what fit");
+    assert_eq!(ledger.size().unwrap(), before + committed as u64);
+    assert_eq!(balance(&ledger, s.alice), committed as i64);
+}

@@ -113,6 +113,8 @@ pub enum ApiError {
     TooManyAttempts { retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("too many requests are waiting for the ledger; retry in a second")]
+    LedgerBusy,
     #[error("{0}")]
     Internal(String),
 }
@@ -154,6 +156,7 @@ impl ApiError {
             SpendCodeAmountExceeded { .. } => "spend_code_amount_exceeded",
             TooManyAttempts { .. } => "too_many_attempts",
             Unavailable(_) => "unavailable",
+            LedgerBusy => "ledger_busy",
             Internal(_) => "internal_error",
         }
     }
@@ -186,7 +189,7 @@ impl ApiError {
             | SpendCodeUsed
             | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LedgerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -410,6 +413,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         503,
         "The ledger is not accepting writes (storage failure or shutdown).",
     ),
+    (
+        "ledger_busy",
+        503,
+        "Too many requests are waiting for the ledger; nothing was written, retry after the Retry-After delay.",
+    ),
 ];
 
 impl ResponseError for ApiError {
@@ -425,6 +433,9 @@ impl ResponseError for ApiError {
         response.content_type(PROBLEM_JSON);
         if let ApiError::TooManyAttempts { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let ApiError::LedgerBusy = self {
+            response.insert_header((header::RETRY_AFTER, "1"));
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -444,6 +455,7 @@ impl From<LedgerError> for ApiError {
             | LedgerError::ExportStartsPastEnd { .. }) => ApiError::InvalidSize(e.to_string()),
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
+            LedgerError::Busy => ApiError::LedgerBusy,
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -543,6 +555,7 @@ mod tests {
             ApiError::Validation(ValidationError::ZeroAmount),
             ApiError::IdempotencyKeyInFlight("k".into()),
             ApiError::KeyRotationInProgress,
+            ApiError::LedgerBusy,
         ];
         for e in errors {
             let listed: Vec<_> = CODES.iter().filter(|(c, ..)| *c == e.code()).collect();

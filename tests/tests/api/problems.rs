@@ -23,6 +23,10 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
     ),
     ("account_exists", "the server chooses every account id"),
     (
+        "ledger_busy",
+        "more requests waiting at once than the ledger's queue holds (16,384; the ledger's tests fill a queue of one)",
+    ),
+    (
         "key_rotation_in_progress",
         "two rotations at the same moment, which only a race provokes (the ledger's keyring tests it)",
     ),
