@@ -215,8 +215,9 @@ impl Ledger {
                 "replayed journal records the state had not applied"
             );
         }
-        let latest_rotation = match store.latest_key_entry()? {
-            Some(seq) => Some(read_entry(
+        // Rotations are rare: their index is a handful of keys.
+        let latest_rotation = match store.key_entries()?.last() {
+            Some(&seq) => Some(read_entry(
                 &reader,
                 store.entry_pos(seq)?.ok_or_else(|| missing(seq))?,
             )?),

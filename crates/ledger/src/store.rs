@@ -779,17 +779,6 @@ impl Store {
             .collect()
     }
 
-    /// The sequence number of the last `key` entry, if there is one.
-    pub fn latest_key_entry(&self) -> Result<Option<u64>, LedgerError> {
-        match self.db.scan_prefix([KEY_ENTRY]).next_back() {
-            Some(item) => {
-                let (k, _) = item?;
-                Ok(Some(be_u64(&k[1..])?))
-            }
-            None => Ok(None),
-        }
-    }
-
     /// The entry that reversed entry `seq`, if any.
     pub fn reversed_by(&self, seq: u64) -> Result<Option<u64>, LedgerError> {
         self.get(key(REVERSAL, &[&seq.to_be_bytes()]))?

@@ -66,12 +66,6 @@ pub struct SpendCodes {
     ttl: chrono::Duration,
 }
 
-impl Default for SpendCodes {
-    fn default() -> Self {
-        SpendCodes::new(SpendCodes::TTL)
-    }
-}
-
 fn hash(code: &str) -> [u8; 32] {
     Sha256::digest(code.as_bytes()).into()
 }
@@ -269,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_code_is_used_once_and_a_retry_of_its_redemption_finds_it() {
-        let codes = SpendCodes::default();
+        let codes = SpendCodes::new(SpendCodes::TTL);
         let now = Utc::now();
         let member = Uuid::now_v7();
         let (issued, replayed) = codes.issue(member, "k", "f", Some(120), now).unwrap();
@@ -314,7 +308,7 @@ mod tests {
 
     #[test]
     fn codes_expire() {
-        let codes = SpendCodes::default();
+        let codes = SpendCodes::new(SpendCodes::TTL);
         let then = Utc::now();
         let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, then).unwrap();
         let later = then + SpendCodes::TTL;
@@ -326,7 +320,7 @@ mod tests {
 
     #[test]
     fn wrong_guesses_are_throttled_per_key() {
-        let codes = SpendCodes::default();
+        let codes = SpendCodes::new(SpendCodes::TTL);
         let now = Utc::now();
         let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
         let guesser = Uuid::now_v7();
