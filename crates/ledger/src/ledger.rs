@@ -17,8 +17,8 @@ use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader};
 use crate::keys::{self, Keyring};
 use crate::pending::{read_entry, Pending};
-use crate::store::Store;
-use crate::writer::{self, Job, Writer};
+use crate::store::{StateBatch, Store};
+use crate::writer::{self, Job, Progress, Writer};
 
 /// File names inside a data directory.
 pub mod layout {
@@ -168,6 +168,8 @@ struct Shared {
     keys: Arc<Mutex<Keyring>>,
     origin: String,
     programme: AccountId,
+    /// How far the writer has got: reads wait until the store holds every answered entry.
+    progress: Arc<Progress>,
 }
 
 /// An open ledger. Dropping it stops the writer after the queued requests and flushes the state.
@@ -233,12 +235,13 @@ impl Ledger {
         // Signing is deterministic: an unchanged tree gives the stored note back, and no write.
         let checkpoint = writer::sign(&keys.signers(Utc::now()), &config.origin, &frontier)?;
         if store.checkpoint()?.as_deref() != Some(checkpoint.note.as_str()) {
-            let mut batch = crate::store::StateBatch::default();
+            let mut batch = StateBatch::default();
             batch.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
             store.commit(batch)?;
         }
         let shared_reader = journal.reader()?;
         let keys = Arc::new(Mutex::new(keys));
+        let progress = Arc::new(Progress::new(frontier.size()));
         let mut writer = Writer {
             store: store.clone(),
             journal,
@@ -249,7 +252,7 @@ impl Ledger {
             last_recorded,
             checkpoint,
             max_batch: config.max_batch.max(1),
-            poisoned: None,
+            progress: Arc::clone(&progress),
         };
         if writer.frontier.size() == 0 {
             genesis(&mut writer)?;
@@ -279,6 +282,7 @@ impl Ledger {
                 keys,
                 origin: config.origin,
                 programme,
+                progress,
             }),
             queue: Some(tx),
             writer: Some(handle),
@@ -337,6 +341,13 @@ impl Ledger {
     /// key)`.
     pub fn verifier_key(&self) -> String {
         self.keys().vkey()
+    }
+
+    /// The state, once it holds every entry answered so far: a caller that reads after its
+    /// answer sees its write.
+    fn store(&self) -> Result<&Store, LedgerError> {
+        self.shared.progress.wait_applied()?;
+        Ok(&self.shared.store)
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, Keyring> {
@@ -407,8 +418,7 @@ impl Ledger {
     /// The `key` entries, in log order: each hands checkpoint signing over to the key it names,
     /// endorsed by the key before it.
     pub fn key_rotations(&self) -> Result<Vec<Entry>, LedgerError> {
-        self.shared
-            .store
+        self.store()?
             .key_entries()?
             .into_iter()
             .map(|seq| self.entry(seq)?.ok_or_else(|| missing(seq)))
@@ -417,17 +427,17 @@ impl Ledger {
 
     /// The number of committed entries.
     pub fn size(&self) -> Result<u64, LedgerError> {
-        Ok(self.shared.store.applied()?.0)
+        Ok(self.store()?.applied()?.0)
     }
 
     /// An account's state (balance, kind, status). One keyed read.
     pub fn account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
-        self.shared.store.account(id)
+        self.store()?.account(id)
     }
 
     /// The committed entry at `seq`.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
-        match self.shared.store.entry_pos(seq)? {
+        match self.store()?.entry_pos(seq)? {
             Some(pos) => read_entry(&self.shared.journal, pos).map(Some),
             None => Ok(None),
         }
@@ -435,7 +445,7 @@ impl Ledger {
 
     /// The exact canonical bytes of the committed entry at `seq`, as hashed into the log.
     pub fn entry_bytes(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
-        match self.shared.store.entry_pos(seq)? {
+        match self.store()?.entry_pos(seq)? {
             Some(pos) => Ok(Some(self.shared.journal.read(pos)?)),
             None => Ok(None),
         }
@@ -443,7 +453,7 @@ impl Ledger {
 
     /// The committed entry with this id.
     pub fn entry_by_id(&self, id: Uuid) -> Result<Option<Entry>, LedgerError> {
-        match self.shared.store.seq_of(id)? {
+        match self.store()?.seq_of(id)? {
             Some(seq) => self.entry(seq),
             None => Ok(None),
         }
@@ -451,7 +461,7 @@ impl Ledger {
 
     /// The entry that reversed entry `seq`, if any.
     pub fn reversed_by(&self, seq: u64) -> Result<Option<u64>, LedgerError> {
-        self.shared.store.reversed_by(seq)
+        self.store()?.reversed_by(seq)
     }
 
     /// A page of an account's history, newest first.
@@ -463,7 +473,7 @@ impl Ledger {
         let limit = query.limit.clamp(1, HistoryQuery::MAX_LIMIT);
         let mut entries = Vec::with_capacity(limit);
         let mut last_seen = None;
-        for (scanned, row) in self.shared.store.history(account, query.before).enumerate() {
+        for (scanned, row) in self.store()?.history(account, query.before).enumerate() {
             let row = row?;
             if entries.len() == limit || scanned == HistoryQuery::MAX_SCAN {
                 // There is at least one more row: continue below the last one looked at.
@@ -489,8 +499,7 @@ impl Ledger {
     /// The latest signed checkpoint.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
         let note = self
-            .shared
-            .store
+            .store()?
             .checkpoint()?
             .ok_or_else(|| LedgerError::Corrupt("no checkpoint is stored".into()))?;
         SignedCheckpoint::from_stored(note)
@@ -500,8 +509,7 @@ impl Ledger {
     /// leaves one; `None` for a size in the middle of a batch (or from before a rebuild of the
     /// state, which keeps only the checkpoint signed at the end of it).
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
-        self.shared
-            .store
+        self.store()?
             .checkpoint_at(size)?
             .map(SignedCheckpoint::from_stored)
             .transpose()
@@ -509,8 +517,7 @@ impl Ledger {
 
     /// The first stored checkpoint whose tree includes entry `seq`.
     pub fn checkpoint_covering(&self, seq: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
-        self.shared
-            .store
+        self.store()?
             .checkpoint_covering(seq)?
             .map(SignedCheckpoint::from_stored)
             .transpose()
@@ -522,7 +529,7 @@ impl Ledger {
         &self,
         size: u64,
     ) -> Result<(Option<u64>, Option<u64>), LedgerError> {
-        self.shared.store.checkpoint_sizes_around(size)
+        self.store()?.checkpoint_sizes_around(size)
     }
 
     /// The entries an earlier request with (actor, key) committed, if there was one.
@@ -531,7 +538,7 @@ impl Ledger {
         actor: Uuid,
         key: &IdempotencyKey,
     ) -> Result<Option<Vec<Entry>>, LedgerError> {
-        let Some(record) = self.shared.store.idempotency(actor, key.as_str())? else {
+        let Some(record) = self.store()?.idempotency(actor, key.as_str())? else {
             return Ok(None);
         };
         (record.first_seq..record.first_seq + u64::from(record.parts))
@@ -543,20 +550,20 @@ impl Ledger {
     /// The root hash of the tree of the first `size` entries.
     pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
         self.check_size(size)?;
-        merkle::tree_hash(size, &self.shared.store)
+        merkle::tree_hash(size, self.store()?)
     }
 
     /// An RFC 6962 inclusion proof of entry `seq` in the tree of size `size`. O(log n) reads.
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
         self.check_size(size)?;
-        merkle::prove_record(size, seq, &self.shared.store)
+        merkle::prove_record(size, seq, self.store()?)
     }
 
     /// An RFC 6962 consistency proof that the tree of size `from` is a prefix of the tree of size
     /// `to`. O(log n) reads.
     pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
         self.check_size(to)?;
-        merkle::prove_tree(to, from, &self.shared.store)
+        merkle::prove_tree(to, from, self.store()?)
     }
 
     fn check_size(&self, size: u64) -> Result<(), LedgerError> {
@@ -572,7 +579,7 @@ impl Ledger {
     /// Bytes the state and journal occupy on disk.
     pub fn disk_usage(&self, dir: &Path) -> Result<(u64, u64), LedgerError> {
         let journal = std::fs::metadata(dir.join(layout::JOURNAL))?.len();
-        Ok((journal, self.shared.store.size_on_disk()?))
+        Ok((journal, self.store()?.size_on_disk()?))
     }
 }
 
@@ -727,7 +734,10 @@ fn replay(
             }
         }
         let positions: Vec<_> = chunk.iter().map(|(pos, _)| *pos).collect();
-        let batch = pending.into_state_batch(&positions, frontier)?;
+        let changes = pending.finish();
+        let hashes = changes.extend(frontier);
+        let mut batch = StateBatch::default();
+        changes.add_to(&mut batch, store, &positions, &hashes)?;
         store.commit(batch)?;
     }
     Ok(count)

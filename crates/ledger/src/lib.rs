@@ -10,9 +10,11 @@
 //!
 //! # Writing
 //! All writes go through one [`Ledger::submit`] queue served by the writer with group commit:
-//! one thread decides every request and syncs the journal, a second applies each synced batch to
-//! the state and answers, so the two overlap (see the `writer` module). Reads go straight to the
-//! state and the journal and never wait for the writer.
+//! one thread decides every request, syncs the journal, signs the checkpoint and answers; a second
+//! applies the answered batches to the state, several at a time when they queue up (see the
+//! `writer` module). Reads go straight to the state and the journal; while a batch already
+//! answered is not yet applied, a read waits for it (about a millisecond), so nobody reads a
+//! state older than an answer they were given.
 //!
 //! # Evidence
 //! [`Ledger::export`] streams an auditor's export (the format of `timecredits_domain::export`,
@@ -22,7 +24,8 @@
 //! # Invariants the ledger maintains
 //! - Every acknowledged entry is on disk and survives `kill -9`.
 //! - Entry `n` is Merkle leaf `n`; the stored tree always equals the tree of the journal's entries.
-//! - The state always reflects a prefix of the journal, applied atomically batch by batch.
+//! - The state always reflects a prefix of the journal, batch by batch: a batch a stop cuts
+//!   short is undone at open and replayed (see the `store` module).
 //! - The rules of [`timecredits_domain::rules`] hold after every entry.
 
 mod error;

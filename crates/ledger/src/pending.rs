@@ -3,11 +3,12 @@
 //! [`Pending`] is an overlay: the accounts, reversals and idempotency records changed by the
 //! entries staged so far, over the committed state in sled. The writer stages every entry of a
 //! batch here (so a later request in the same batch sees the earlier ones: no lost update, no
-//! double spend), writes the batch's journal records, then turns the overlay into one atomic sled
-//! batch. Replay at startup stages the journal's unapplied records through the very same path.
+//! double spend), writes the batch's journal records, then adds the overlay to a sled state batch
+//! ([`Changes::add_to`]). Replay at startup stages the journal's unapplied records through the
+//! very same path.
 //!
-//! A batch's [`Changes`] outlive its staging: while they are applied to sled, the next batch is
-//! staged over them (see [`Pending::over`]), so it sees exactly what it would see once they
+//! A batch's [`Changes`] outlive its staging: until they are applied to sled, later batches are
+//! staged over them (see [`Pending::over`]), so they see exactly what they would see once they
 //! are applied.
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use timecredits_domain::rules::{self, AccountState, Original, RuleViolation};
 use timecredits_domain::{AccountId, Entry, EntryBody};
-use timecredits_tlog::merkle::{self, Frontier};
+use timecredits_tlog::merkle::{self, Frontier, Hash};
 use uuid::Uuid;
 
 use crate::error::LedgerError;
@@ -67,26 +68,36 @@ impl Changes {
         self.entries.get(i).map(|(e, _)| e)
     }
 
-    /// Turns the entries, written at `positions` in the journal, into one atomic state batch
-    /// over `store`, which must hold everything before them, extending `frontier` with their
-    /// leaves.
-    pub fn state_batch(
+    /// Appends the entries' leaves to `frontier` and returns the stored Merkle hashes each entry
+    /// added (see [`Frontier::append`]).
+    pub fn extend(&self, frontier: &mut Frontier) -> Vec<Vec<Hash>> {
+        self.entries
+            .iter()
+            .map(|(entry, bytes)| {
+                debug_assert_eq!(frontier.size(), entry.seq, "frontier follows the log");
+                frontier.append(merkle::leaf_hash(bytes))
+            })
+            .collect()
+    }
+
+    /// Adds the entries, written at `positions` in the journal and adding `hashes` to the tree,
+    /// to `batch`, which must continue exactly where `store` (and whatever `batch` holds
+    /// already) ends. Several batches of changes can go into one state batch, in order.
+    pub fn add_to(
         &self,
+        batch: &mut StateBatch,
         store: &Store,
         positions: &[RecordPos],
-        frontier: &mut Frontier,
-    ) -> Result<StateBatch, LedgerError> {
+        hashes: &[Vec<Hash>],
+    ) -> Result<(), LedgerError> {
         assert_eq!(
-            positions.len(),
-            self.entries.len(),
-            "one journal position per entry"
+            (positions.len(), hashes.len()),
+            (self.entries.len(), self.entries.len()),
+            "one journal position and one set of hashes per entry"
         );
-        let mut batch = StateBatch::default();
         let mut rows: HashMap<AccountId, Vec<HistoryRow>> = HashMap::new();
-        for ((entry, bytes), pos) in self.entries.iter().zip(positions) {
-            debug_assert_eq!(frontier.size(), entry.seq, "frontier follows the log");
-            let hashes = frontier.append(merkle::leaf_hash(bytes));
-            batch.put_entry(store, entry.seq, entry.id, *pos, &hashes)?;
+        for (((entry, _), pos), hashes) in self.entries.iter().zip(positions).zip(hashes) {
+            batch.put_entry(store, entry.seq, entry.id, *pos, hashes)?;
             if let EntryBody::Key(_) = &entry.body {
                 batch.put_key_entry(entry.seq);
             }
@@ -109,7 +120,7 @@ impl Changes {
         // Every entry changes each account it names, so no rows are left; should a rule ever
         // name an account without changing it, its history must still be kept.
         for (id, rows) in rows {
-            let state = store.cached_account(id)?.ok_or_else(|| {
+            let state = batch.account(store, id)?.ok_or_else(|| {
                 LedgerError::Corrupt(format!("entry {} names an unknown account", rows[0].seq))
             })?;
             batch.put_account(store, &state, &rows)?;
@@ -120,7 +131,7 @@ impl Changes {
         for ((actor, key), record) in &self.idempotency {
             batch.put_idempotency(*actor, key, *record);
         }
-        Ok(batch)
+        Ok(())
     }
 }
 
@@ -314,17 +325,6 @@ impl<'a> Pending<'a> {
         let bytes = entry.encode();
         self.changes.entries.push((entry, bytes));
         Ok(Ok(()))
-    }
-
-    /// Turns the staged entries, written at `positions` in the journal, into one atomic state
-    /// batch (see [`Changes::state_batch`]).
-    pub fn into_state_batch(
-        self,
-        positions: &[RecordPos],
-        frontier: &mut Frontier,
-    ) -> Result<StateBatch, LedgerError> {
-        let store = self.store;
-        self.finish().state_batch(store, positions, frontier)
     }
 }
 

@@ -2,15 +2,41 @@
 //!
 //! Account records live in the `accounts` tree, keyed by account id (16 bytes), so that reading a
 //! balance costs the same whatever the size of the log. Everything else lives in sled's default
-//! tree under one-byte prefixes. One committed batch is one sled transaction over both trees,
-//! which sled writes like a single `apply_batch`: after a crash sled holds either all of a batch
-//! or none of it, and the `applied` record always says exactly how many entries the state
-//! reflects.
+//! tree under one-byte prefixes. The `applied` record always says exactly how many entries the
+//! state reflects.
+//!
+//! # Plain inserts, undone when a stop cuts a batch
+//! A committed batch is written with plain sled inserts, not with sled's atomic `apply_batch` or
+//! a transaction. Those take a process-wide lock for the whole batch that holds back *every*
+//! sled read meanwhile (the writer's idempotency look-ups and every balance read of the
+//! service), and each forces two writes of sled's log buffer. Their one benefit, all or nothing
+//! after a crash, is had another way, relying on what sled does guarantee: after a crash it
+//! recovers a prefix of its writes, in the order they were made. [`Store::commit`] writes, in
+//! this order:
+//!
+//! 1. the `undo` record: the state's size before the batch and the previous record of every
+//!    account the batch writes;
+//! 2. the log chunks (everything else may point into them, so a reader never follows an index
+//!    to an entry the chunks do not have yet);
+//! 3. the index records (ids, older history rows, reversals, key entries, idempotency);
+//! 4. the account records;
+//! 5. the `applied` record, which makes the batch part of the state;
+//! 6. the batch's checkpoints (so a reader never gets a checkpoint for a tree the state does not
+//!    hold yet).
+//!
+//! When a stop cuts a batch short, [`Store::open`] finds an `undo` record for the size the
+//! state still has, and puts the accounts' previous records back. Everything else the batch
+//! wrote is either rewritten identically when the journal replays the batch (index records are
+//! functions of the entries; a history overflow record depends only on the account's rows
+//! before it, which are restored), or, for the log chunk the batch continued, cut back to where
+//! the state ends when it is continued again. Checkpoints cut off after the `applied` record are
+//! replaced by the one the ledger signs at open.
 //!
 //! | key                          | value                                                      |
 //! |------------------------------|------------------------------------------------------------|
 //! | `m` `applied`                | tree size (u64 BE), journal offset after its last entry (u64 BE), greatest entry id (16) |
 //! | `m` `layout`                 | [`LAYOUT`] (u32 BE), the version of this table             |
+//! | `m` `undo`                   | size before the last batch (u64 BE), then per account it wrote: id (16), length (u32 BE, 0: none), previous record |
 //! | `accounts` tree: id (16)     | [`AccountState`] (50 bytes), then its newest history rows  |
 //! | `x` account (16) seq (8 BE)  | older history rows of the account, from `seq` on           |
 //! | `s` chunk number (8 BE)      | the log chunk of entries `16n ..= 16n + 15`                |
@@ -56,7 +82,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::NaiveDate;
-use sled::transaction::{TransactionError, Transactional};
 use timecredits_domain::{AccountId, AccountKind, AccountState, AccountStatus, EntryKind};
 use timecredits_tlog::merkle::{split_stored_hash_index, Hash, HashReader, TreeError};
 use uuid::Uuid;
@@ -88,6 +113,7 @@ const ACCOUNTS_TREE: &str = "accounts";
 
 const META_APPLIED: &[u8] = b"mapplied";
 const META_LAYOUT: &[u8] = b"mlayout";
+const META_UNDO: &[u8] = b"mundo";
 
 /// One row of an account's history index: enough to filter without reading the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,6 +293,49 @@ fn decode_rows(v: &[u8]) -> Result<Vec<HistoryRow>, LedgerError> {
         .collect()
 }
 
+/// An account record's value: the account state, then its head rows.
+fn encode_record(record: &AccountRecord) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ACCOUNT_LEN + record.head.len() * ROW_LEN);
+    encode_account(&record.state, &mut v);
+    encode_rows(&record.head, &mut v);
+    v
+}
+
+/// The undo record: the state's size before the batch (u64 BE), then for each account the batch
+/// writes its id (16), the length of its previous record (u32 BE, 0 when it had none) and that
+/// record.
+fn encode_undo(from: u64, previous: &[(AccountId, Option<AccountRecord>)]) -> Vec<u8> {
+    let mut v = from.to_be_bytes().to_vec();
+    for (id, record) in previous {
+        let bytes = record.as_ref().map(encode_record).unwrap_or_default();
+        v.extend_from_slice(id.0.as_bytes());
+        v.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        v.extend_from_slice(&bytes);
+    }
+    v
+}
+
+/// An undo record's size and previous account records (`None`: the account did not exist).
+type Undo = (u64, Vec<(AccountId, Option<Vec<u8>>)>);
+
+fn decode_undo(v: &[u8]) -> Result<Undo, LedgerError> {
+    let corrupt = || LedgerError::Corrupt("malformed undo record".into());
+    let from = be_u64(v)?;
+    let mut rest = &v[8..];
+    let mut previous = Vec::new();
+    while !rest.is_empty() {
+        let id = rest
+            .get(..16)
+            .and_then(|b| Uuid::from_slice(b).ok())
+            .ok_or_else(corrupt)?;
+        let len = u32::from_be_bytes(int_bytes(rest.get(16..).unwrap_or_default())?) as usize;
+        let bytes = rest.get(20..20 + len).ok_or_else(corrupt)?;
+        previous.push((AccountId(id), (len > 0).then(|| bytes.to_vec())));
+        rest = &rest[20 + len..];
+    }
+    Ok((from, previous))
+}
+
 /// How many stored hashes entry `seq` adds to the tree.
 fn hashes_added(seq: u64) -> usize {
     1 + seq.trailing_ones() as usize
@@ -362,19 +431,31 @@ struct OpenChunk {
     id_indexed: bool,
 }
 
-/// The writes of one committed batch, applied to sled atomically by [`Store::commit`].
+/// Plain sled writes, in the order they are made.
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The writes of one committed batch, made by [`Store::commit`] in an order that keeps readers
+/// and crash recovery sound (see the module documentation).
 #[derive(Default)]
 pub struct StateBatch {
-    batch: sled::Batch,
-    /// Writes to the `accounts` tree.
-    account_writes: sled::Batch,
+    /// Log chunks, written first: everything else may point into them.
+    chunks: Writes,
+    /// Index records (ids, history overflow, reversals, key entries, idempotency).
+    index: Writes,
+    /// The account records to write, each once however many entries moved it; into the cache
+    /// too once they are committed.
+    accounts: HashMap<AccountId, AccountRecord>,
+    /// The committed record of each account in `accounts` (none for an account this batch
+    /// opens), kept in the undo record until the batch's `applied` record is written.
+    previous: Vec<(AccountId, Option<AccountRecord>)>,
+    /// Checkpoints, written last, so that a reader never sees one for a tree the state does not
+    /// hold yet.
+    checkpoints: Writes,
     /// The log chunk being filled, written out when the batch moves on to the next chunk or is
     /// committed.
     chunk: Option<OpenChunk>,
     /// Where the state stands after the entries put so far (none put: unchanged).
     applied: Option<Applied>,
-    /// The account records written, for the cache once they are committed.
-    cached: Vec<AccountRecord>,
 }
 
 impl StateBatch {
@@ -424,13 +505,15 @@ impl StateBatch {
         if id > max_id {
             max_id = id;
             if !chunk.id_indexed {
-                self.batch
-                    .insert(key(SPARSE_ID, &[id.as_bytes()]), &number.to_be_bytes()[..]);
+                self.index.push((
+                    key(SPARSE_ID, &[id.as_bytes()]),
+                    number.to_be_bytes().to_vec(),
+                ));
                 chunk.id_indexed = true;
             }
         } else {
-            self.batch
-                .insert(key(ENTRY_ID, &[id.as_bytes()]), &seq.to_be_bytes()[..]);
+            self.index
+                .push((key(ENTRY_ID, &[id.as_bytes()]), seq.to_be_bytes().to_vec()));
         }
         chunk.bytes.extend_from_slice(&pos.len.to_be_bytes());
         chunk.bytes.extend_from_slice(id.as_bytes());
@@ -447,8 +530,8 @@ impl StateBatch {
 
     fn write_chunk(&mut self) {
         if let Some(chunk) = self.chunk.take() {
-            self.batch
-                .insert(key(LOG_CHUNK, &[&chunk.number.to_be_bytes()]), chunk.bytes);
+            self.chunks
+                .push((key(LOG_CHUNK, &[&chunk.number.to_be_bytes()]), chunk.bytes));
         }
     }
 
@@ -460,28 +543,48 @@ impl StateBatch {
         a: &AccountState,
         rows: &[HistoryRow],
     ) -> Result<(), LedgerError> {
-        let mut head = store.cached_record(a.id)?.map_or_else(Vec::new, |r| r.head);
+        let mut head = match self.accounts.remove(&a.id) {
+            Some(record) => record.head,
+            None => {
+                let previous = store.cached_record(a.id)?;
+                let head = previous.as_ref().map_or_else(Vec::new, |r| r.head.clone());
+                self.previous.push((a.id, previous));
+                head
+            }
+        };
         head.extend_from_slice(rows);
         let mut rest = &head[..];
         while rest.len() > HEAD_ROWS {
             let (older, newer) = rest.split_at(HEAD_ROWS);
             let mut v = Vec::with_capacity(HEAD_ROWS * ROW_LEN);
             encode_rows(older, &mut v);
-            self.batch.insert(
+            self.index.push((
                 key(HISTORY, &[a.id.0.as_bytes(), &older[0].seq.to_be_bytes()]),
                 v,
-            );
+            ));
             rest = newer;
         }
-        let mut v = Vec::with_capacity(ACCOUNT_LEN + rest.len() * ROW_LEN);
-        encode_account(a, &mut v);
-        encode_rows(rest, &mut v);
-        self.account_writes.insert(a.id.0.as_bytes(), v);
-        self.cached.push(AccountRecord {
-            state: a.clone(),
-            head: rest.to_vec(),
-        });
+        let head = rest.to_vec();
+        self.accounts.insert(
+            a.id,
+            AccountRecord {
+                state: a.clone(),
+                head,
+            },
+        );
         Ok(())
+    }
+
+    /// An account's state as this batch leaves it.
+    pub fn account(
+        &self,
+        store: &Store,
+        id: AccountId,
+    ) -> Result<Option<AccountState>, LedgerError> {
+        match self.accounts.get(&id) {
+            Some(record) => Ok(Some(record.state.clone())),
+            None => store.cached_account(id),
+        }
     }
 
     /// Records the entries made for (actor, key).
@@ -489,35 +592,41 @@ impl StateBatch {
         let mut v = [0u8; 12];
         v[..8].copy_from_slice(&record.first_seq.to_be_bytes());
         v[8..].copy_from_slice(&record.parts.to_be_bytes());
-        self.batch.insert(
+        self.index.push((
             key(IDEMPOTENCY, &[actor.as_bytes(), idem_key.as_bytes()]),
-            &v[..],
-        );
+            v.to_vec(),
+        ));
     }
 
     /// Records that entry `seq` was reversed by entry `by`.
     pub fn put_reversal(&mut self, seq: u64, by: u64) {
-        self.batch
-            .insert(key(REVERSAL, &[&seq.to_be_bytes()]), &by.to_be_bytes()[..]);
+        self.index.push((
+            key(REVERSAL, &[&seq.to_be_bytes()]),
+            by.to_be_bytes().to_vec(),
+        ));
     }
 
     /// Records that entry `seq` is a `key` entry.
     pub fn put_key_entry(&mut self, seq: u64) {
-        self.batch
-            .insert(key(KEY_ENTRY, &[&seq.to_be_bytes()]), &[][..]);
+        self.index
+            .push((key(KEY_ENTRY, &[&seq.to_be_bytes()]), Vec::new()));
     }
 
     /// Records the checkpoint signed for the tree of `size` entries. Every batch keeps its own,
     /// so a repeated request is answered with the very checkpoint its first answer carried.
     pub fn put_checkpoint(&mut self, size: u64, note: &str) {
-        self.batch
-            .insert(key(CHECKPOINT, &[&size.to_be_bytes()]), note.as_bytes());
+        self.checkpoints.push((
+            key(CHECKPOINT, &[&size.to_be_bytes()]),
+            note.as_bytes().to_vec(),
+        ));
     }
 }
 
 impl Store {
-    /// Opens the sled database at `path`. A database written with another [`LAYOUT`] is refused
-    /// with [`sled::Error::Unsupported`] (the ledger then rebuilds it from the journal).
+    /// Opens the sled database at `path`, undoing a batch a stop interrupted (see
+    /// [`Store::commit`]). A database written with another [`LAYOUT`], or whose undo record is
+    /// unreadable, is refused with [`sled::Error::Unsupported`] (the ledger then rebuilds it from
+    /// the journal).
     pub fn open(path: &std::path::Path, cache_bytes: u64) -> Result<Store, sled::Error> {
         let db = sled::Config::new()
             .path(path)
@@ -543,40 +652,94 @@ impl Store {
                 )));
             }
         }
-        Ok(Store {
+        let store = Store {
             accounts: db.open_tree(ACCOUNTS_TREE)?,
             db,
             cache: Arc::default(),
-        })
+        };
+        match store.undo_interrupted_commit() {
+            Ok(0) => {}
+            Ok(accounts) => {
+                tracing::info!(accounts, "undid a state batch a stop interrupted");
+            }
+            Err(LedgerError::Sled(e)) => return Err(e),
+            // Only a state the ledger can rebuild from the journal is refused this way.
+            Err(e) => return Err(sled::Error::Unsupported(e.to_string())),
+        }
+        Ok(store)
     }
 
-    /// Applies a batch atomically.
-    pub fn commit(&self, mut batch: StateBatch) -> Result<(), LedgerError> {
+    /// Writes a batch. Its writes are plain sled inserts in a fixed order: the undo record, log
+    /// chunks, index records, account records, the `applied` record, checkpoints. Should the
+    /// process stop half-way, [`Store::open`] finds the undo record of a batch whose `applied`
+    /// record is missing and puts the accounts' previous records back, so that the journal
+    /// replay starts from exactly the state before the batch.
+    pub fn commit(&self, batch: StateBatch) -> Result<(), LedgerError> {
+        self.commit_first(batch, usize::MAX).map(drop)
+    }
+
+    /// Makes the first `limit` writes of a batch (all of them, except in tests that stop a batch
+    /// half-way) and returns how many it has.
+    fn commit_first(&self, mut batch: StateBatch, limit: usize) -> Result<usize, LedgerError> {
         batch.write_chunk();
+        let mut writes: Vec<(&sled::Tree, Vec<u8>, Vec<u8>)> = Vec::new();
+        if !batch.previous.is_empty() {
+            let from = self.applied_record()?.size;
+            writes.push((
+                &self.db,
+                META_UNDO.to_vec(),
+                encode_undo(from, &batch.previous),
+            ));
+        }
+        for (k, v) in batch.chunks.drain(..).chain(batch.index.drain(..)) {
+            writes.push((&self.db, k, v));
+        }
+        for record in batch.accounts.values() {
+            let id = record.state.id.0.as_bytes().to_vec();
+            writes.push((&self.accounts, id, encode_record(record)));
+        }
         if let Some(a) = batch.applied {
             let mut v = Vec::with_capacity(32);
             v.extend_from_slice(&a.size.to_be_bytes());
             v.extend_from_slice(&a.journal_end.to_be_bytes());
             v.extend_from_slice(a.max_id.as_bytes());
-            batch.batch.insert(META_APPLIED, v);
+            writes.push((&self.db, META_APPLIED.to_vec(), v));
         }
-        // One atomic write across both trees: a sled transaction that only writes commits the
-        // way `apply_batch` does, under one log reservation.
-        (&*self.db, &self.accounts)
-            .transaction(|(db, accounts)| {
-                db.apply_batch(&batch.batch)?;
-                accounts.apply_batch(&batch.account_writes)?;
-                Ok(())
-            })
-            .map_err(|e: TransactionError<()>| match e {
-                TransactionError::Storage(e) => LedgerError::Sled(e),
-                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
-            })?;
-        let mut cache = self.account_cache();
-        for record in batch.cached {
-            cache.insert(record);
+        for (k, v) in batch.checkpoints.drain(..) {
+            writes.push((&self.db, k, v));
         }
-        Ok(())
+        let total = writes.len();
+        for (tree, k, v) in writes.into_iter().take(limit) {
+            tree.insert(k, v)?;
+        }
+        if total <= limit {
+            let mut cache = self.account_cache();
+            for record in batch.accounts.into_values() {
+                cache.insert(record);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Undoes a batch that stopped half-way (see [`Store::commit`]): when the undo record was
+    /// written for the size the state still has, the batch's `applied` record never was, and
+    /// its accounts get their previous records back. Returns how many.
+    fn undo_interrupted_commit(&self) -> Result<usize, LedgerError> {
+        let Some(v) = self.db.get(META_UNDO)? else {
+            return Ok(0);
+        };
+        let (from, previous) = decode_undo(&v)?;
+        if from != self.applied_record()?.size {
+            return Ok(0);
+        }
+        for (id, record) in &previous {
+            match record {
+                Some(bytes) => self.accounts.insert(id.0.as_bytes(), bytes.as_slice())?,
+                None => self.accounts.remove(id.0.as_bytes())?,
+            };
+        }
+        self.db.remove(META_UNDO)?;
+        Ok(previous.len())
     }
 
     fn account_cache(&self) -> std::sync::MutexGuard<'_, AccountCache> {
@@ -703,8 +866,10 @@ impl Store {
         self.get(key(LOG_CHUNK, &[&number.to_be_bytes()]))
     }
 
-    /// The bytes of log chunk `number`, which a batch continues with entry `seq` at journal
-    /// `offset`; checked to end exactly there.
+    /// The bytes of log chunk `number` before entry `seq`, which a batch continues with that
+    /// entry at journal `offset`; checked to reach exactly there. Entries from `seq` on are
+    /// dropped: a batch a stop interrupted may have written them (see [`Store::commit`]), and
+    /// they are being written again.
     fn continued_chunk(&self, number: u64, seq: u64, offset: u64) -> Result<Vec<u8>, LedgerError> {
         let broken = || {
             LedgerError::Corrupt(format!(
@@ -712,15 +877,14 @@ impl Store {
             ))
         };
         let v = self.log_chunk(number)?.ok_or_else(broken)?;
-        let mut end = None;
-        for entry in ChunkEntries::new(number, &v)? {
-            let entry = entry?;
-            end = Some((entry.seq + 1, entry.pos.end()));
+        let mut entries = ChunkEntries::new(number, &v)?;
+        while entries.seq < seq {
+            entries.next().ok_or_else(broken)??;
         }
-        if end != Some((seq, offset)) {
+        if (entries.seq, entries.offset) != (seq, offset) {
             return Err(broken());
         }
-        Ok(v.to_vec())
+        Ok(v[..v.len() - entries.rest.len()].to_vec())
     }
 
     /// Where entry `seq` is in the journal.
@@ -1030,6 +1194,132 @@ mod tests {
             Store::open(&new, 1 << 20).is_ok(),
             "a new state gets the current layout"
         );
+    }
+
+    /// Every key and value of both trees.
+    fn dump(s: &Store) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        for (name, tree) in [("default", &*s.db), ("accounts", &s.accounts)] {
+            for item in tree.iter() {
+                let (k, v) = item.unwrap();
+                all.push((name.to_owned(), k.to_vec(), v.to_vec()));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_batch_stopped_after_any_write_is_undone_at_open_and_then_written_again_exactly() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let (a, b, new) = (
+            account(AccountKind::Budget),
+            account(AccountKind::Member),
+            account(AccountKind::Member),
+        );
+        let ids: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
+        // Entries `from..to`, each moving `accounts`, with everything a batch writes.
+        let batch = |s: &Store, from: u64, to: u64, accounts: &[&AccountState]| {
+            let mut frontier = Frontier::from_reader(from, s).unwrap_or_else(|_| Frontier::new());
+            let mut batch = StateBatch::default();
+            let mut rows = Vec::new();
+            for seq in from..to {
+                let step = RecordPos {
+                    offset: 0,
+                    len: 100,
+                }
+                .end();
+                let pos = RecordPos {
+                    offset: seq * step,
+                    len: 100,
+                };
+                let hashes = frontier.append(leaf_hash(&seq.to_be_bytes()));
+                batch
+                    .put_entry(s, seq, ids[seq as usize], pos, &hashes)
+                    .unwrap();
+                rows.push(HistoryRow {
+                    seq,
+                    kind: EntryKind::Earn,
+                    day,
+                });
+                batch.put_idempotency(
+                    ids[0],
+                    &format!("key-{seq}"),
+                    IdempotencyRecord {
+                        first_seq: seq,
+                        parts: 1,
+                    },
+                );
+            }
+            for (i, state) in accounts.iter().enumerate() {
+                let moved = AccountState {
+                    balance: state.balance + (to - from) as i64 * (i as i64 + 1),
+                    ..(*state).clone()
+                };
+                batch.put_account(s, &moved, &rows).unwrap();
+            }
+            batch.put_reversal(from, to - 1);
+            batch.put_checkpoint(to, &format!("checkpoint {to}"));
+            batch
+        };
+        // The first batch leaves `a` a head one row short of overflowing, and a chunk open.
+        let first = |s: &Store| batch(s, 0, HEAD_ROWS as u64 - 1, &[&a, &b]);
+        let a_after = AccountState {
+            balance: a.balance + HEAD_ROWS as i64 - 1,
+            ..a.clone()
+        };
+        let b_after = AccountState {
+            balance: b.balance + 2 * (HEAD_ROWS as i64 - 1),
+            ..b.clone()
+        };
+        let second = |s: &Store| batch(s, HEAD_ROWS as u64 - 1, 38, &[&a_after, &b_after, &new]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (expected, writes) = {
+            let s = Store::open(&dir.path().join("whole"), 1 << 20).unwrap();
+            s.commit(first(&s)).unwrap();
+            let writes = s.commit_first(second(&s), usize::MAX).unwrap();
+            (dump(&s), writes)
+        };
+        for n in 0..=writes {
+            let path = dir.path().join(format!("stopped-{n}"));
+            {
+                let s = Store::open(&path, 1 << 20).unwrap();
+                s.commit(first(&s)).unwrap();
+                s.commit_first(second(&s), n).unwrap();
+                s.flush().unwrap();
+            }
+            let s = Store::open(&path, 1 << 20).unwrap();
+            if n < writes - 1 {
+                // Stopped before its `applied` record: the state is back where the first
+                // batch left it, so the second can be written again.
+                assert_eq!(
+                    s.applied().unwrap().0,
+                    HEAD_ROWS as u64 - 1,
+                    "stopped after {n}"
+                );
+                assert_eq!(s.account(a.id).unwrap(), Some(a_after.clone()));
+                assert_eq!(s.account(new.id).unwrap(), None, "stopped after {n}");
+                s.commit(second(&s)).unwrap();
+            }
+            if n == writes - 1 {
+                // Only the checkpoint, written after the `applied` record, is missing: the
+                // ledger signs one for the state it finds at open.
+                assert_eq!(s.checkpoint_at(38).unwrap(), None);
+                let mut checkpoint = StateBatch::default();
+                checkpoint.put_checkpoint(38, "checkpoint 38");
+                s.commit(checkpoint).unwrap();
+            }
+            let found = dump(&s);
+            let differ: Vec<_> = found
+                .iter()
+                .filter(|kv| !expected.contains(kv))
+                .chain(expected.iter().filter(|kv| !found.contains(kv)))
+                .map(|(tree, k, _)| {
+                    format!("{tree} {}", String::from_utf8_lossy(&k[..k.len().min(8)]))
+                })
+                .collect();
+            assert!(differ.is_empty(), "stopped after {n} writes: {differ:?}");
+        }
     }
 
     #[test]

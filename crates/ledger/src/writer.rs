@@ -2,38 +2,41 @@
 //!
 //! Requests arrive on a queue. The writer takes every request waiting (up to a bound), stages them
 //! one after the other against the committed state plus what the batch already staged, writes all
-//! new entries to the journal with **one** `fdatasync`, applies the derived state to sled in one
-//! atomic batch, signs **one** checkpoint, and only then answers every caller. Batches grow with
-//! load (group commit): under light load a batch is one request, under heavy load hundreds share a
-//! sync. Because one thread decides every balance change in order, there is no lost update and no
-//! double spend, by construction.
+//! new entries to the journal with **one** `fdatasync`, signs **one** checkpoint over them, and
+//! only then answers every caller. Batches grow with load (group commit): under light load a
+//! batch is one request, under heavy load hundreds share a sync. Because one thread decides every
+//! balance change in order, there is no lost update and no double spend, by construction.
 //!
 //! # Two stages
-//! The work is split between two threads so that a batch's journal sync, the longest wait of a
-//! commit, overlaps the sled work of the batch before it instead of adding to it:
+//! The work is split between two threads so that the sled work, the costliest part of a commit
+//! after the sync, is off the path of an answer:
 //!
 //! - the **stager** takes requests, decides them (the only thread that does), writes the new
-//!   entries to the journal and syncs it;
-//! - the **applier** applies each synced batch to sled, signs its checkpoint and answers its
-//!   callers, in the stager's order.
+//!   entries to the journal, syncs it, extends the Merkle tree, signs the batch's checkpoint and
+//!   answers its callers. The batch is then *sealed*: durable, signed and answered.
+//! - the **applier** applies sealed batches to the sled state, in order; when several are
+//!   waiting it applies them together as one state batch, which writes each account moved in
+//!   any of them once.
 //!
-//! While the applier works on one batch, the stager stages the next one over the first one's
-//! changes, which stay in memory until they are applied (see [`Pending::over`]): it decides
-//! against exactly the state it would see after the first one is applied. At most two synced
-//! batches wait to be applied (one being applied, one handed over). A caller is still answered
-//! only once its entries are durable, applied and covered by a signed checkpoint, and after a
-//! storage failure both stages stop taking writes.
+//! Sealed batches stay in memory until they are applied. The stager decides each new batch over
+//! them (see [`Pending::over`]), so it sees exactly the state it would see once they are applied;
+//! readers wait, through [`Progress::wait_applied`], until every answered batch is applied, so a
+//! caller that reads after its answer sees its write. At most [`MAX_SEALED`] batches wait; past
+//! that, the stager waits for the applier. After a storage failure in either stage, both stop
+//! taking writes, and readers still waiting for a batch learn the ledger is unavailable; the
+//! journal holds every answered entry, and the next start applies them.
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, SendError};
 use timecredits_domain::entry::truncate_to_micros;
 use timecredits_domain::{AccountId, Entry, EntryBody, Intent, Movement, RuleViolation};
 use timecredits_tlog::checkpoint::{sign_checkpoint, Checkpoint};
-use timecredits_tlog::merkle::Frontier;
+use timecredits_tlog::merkle::{Frontier, Hash};
 use timecredits_tlog::note::NoteSigner;
 use uuid::Uuid;
 
@@ -41,8 +44,11 @@ use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader, RecordPos};
 use crate::keys::Keyring;
 use crate::pending::{Changes, Pending};
-use crate::store::Store;
+use crate::store::{StateBatch, Store};
 use crate::{Committed, Request, SignedCheckpoint};
+
+/// Sealed batches that may wait for the applier before the stager waits too.
+pub const MAX_SEALED: usize = 16;
 
 /// A request and the channel its answer goes back on.
 pub struct Job {
@@ -70,127 +76,174 @@ pub struct Writer {
     pub last_recorded: DateTime<Utc>,
     pub checkpoint: SignedCheckpoint,
     pub max_batch: usize,
-    /// Set after a storage failure: the on-disk state is unknown, so no further write is taken.
-    pub poisoned: Option<String>,
+    /// Shared with the readers.
+    pub progress: Arc<Progress>,
 }
 
-/// What the stager and the applier share.
-struct Shared {
-    /// Batches written to the journal and not yet applied to the store, oldest first.
-    unapplied: Mutex<VecDeque<Arc<Changes>>>,
+/// How far the writer has got, shared with readers, who must not see a state older than an
+/// answer already given.
+pub struct Progress {
+    /// The tree size of the last batch answered.
+    answered: AtomicU64,
+    /// The tree size the store holds.
+    applied: AtomicU64,
     /// Why writes stopped, after a storage failure in either stage.
     halted: Mutex<Option<String>>,
+    /// Signalled when `applied` grows or writes stop.
+    changed: Condvar,
 }
 
-impl Shared {
-    fn new(halted: Option<String>) -> Self {
-        Shared {
-            unapplied: Mutex::default(),
-            halted: Mutex::new(halted),
+impl Progress {
+    /// The progress of a writer starting on a store that holds `size` entries.
+    pub fn new(size: u64) -> Self {
+        Progress {
+            answered: AtomicU64::new(size),
+            applied: AtomicU64::new(size),
+            halted: Mutex::new(None),
+            changed: Condvar::new(),
         }
     }
 
+    /// Waits until the store holds every entry answered so far (at once when it does, as it
+    /// always does without writes under way). Fails when writes stopped before that.
+    pub fn wait_applied(&self) -> Result<(), LedgerError> {
+        let target = self.answered.load(Ordering::Acquire);
+        if self.applied.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let mut halted = self.lock();
+        loop {
+            // Checked under the lock the applier takes to signal: no wake-up is missed.
+            if self.applied.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            if let Some(reason) = &*halted {
+                return Err(LedgerError::Unavailable(reason.clone()));
+            }
+            halted = self
+                .changed
+                .wait(halted)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn answering(&self, size: u64) {
+        self.answered.store(size, Ordering::Release);
+    }
+
+    fn applied(&self, size: u64) {
+        self.applied.store(size, Ordering::Release);
+        let _signal = self.lock();
+        self.changed.notify_all();
+    }
+
     fn halted(&self) -> Option<String> {
-        self.halted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.lock().clone()
     }
 
     fn halt(&self, reason: &str) {
-        self.halted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert_with(|| reason.to_owned());
+        self.lock().get_or_insert_with(|| reason.to_owned());
+        self.changed.notify_all();
     }
 
-    fn unapplied(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Changes>>> {
-        // Only ever pushed and popped whole, so a panicking holder leaves it consistent.
-        self.unapplied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // Only ever set once, whole, so a panicking holder leaves it consistent.
+        self.halted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// A batch on its way from the stager to the applier.
-struct Written {
-    jobs: Vec<Job>,
-    outcomes: Vec<Outcome>,
+/// A batch that is durable, signed and answered, on its way to the store.
+struct Sealed {
     changes: Arc<Changes>,
-    /// Where the new entries are in the journal, or why writing them failed.
-    positions: Result<Vec<RecordPos>, String>,
+    /// Where its entries are in the journal.
+    positions: Vec<RecordPos>,
+    /// The stored Merkle hashes each entry added.
+    hashes: Vec<Vec<Hash>>,
+    /// The checkpoint signed over it, the first to include its entries.
+    checkpoint: SignedCheckpoint,
 }
 
-/// The first stage: deciding requests and making their entries durable.
+/// The sealed batches not yet applied, oldest first, shared by the two stages.
+#[derive(Default)]
+struct Unapplied(Mutex<VecDeque<Arc<Sealed>>>);
+
+impl Unapplied {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Sealed>>> {
+        // Only ever pushed and popped whole, so a panicking holder leaves it consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Sealed>> {
+        self.lock().iter().cloned().collect()
+    }
+}
+
+/// The first stage: deciding requests, making their entries durable, signing, answering.
 struct Stager<'w> {
     store: &'w Store,
     journal: &'w mut Journal,
     reader: &'w JournalReader,
     last_recorded: &'w mut DateTime<Utc>,
-    /// The sequence number of the next entry.
-    next_seq: u64,
-    max_batch: usize,
-    keys: &'w Mutex<Keyring>,
-    shared: &'w Shared,
-}
-
-/// The second stage: applying durable batches to the store, signing, answering.
-struct Applier<'w> {
-    store: &'w Store,
     frontier: &'w mut Frontier,
+    max_batch: usize,
     keys: &'w Mutex<Keyring>,
     origin: &'w str,
     checkpoint: &'w mut SignedCheckpoint,
-    shared: &'w Shared,
+    unapplied: &'w Unapplied,
+    progress: &'w Progress,
+}
+
+/// The second stage: applying sealed batches to the store.
+struct Applier<'w> {
+    store: &'w Store,
+    unapplied: &'w Unapplied,
+    progress: &'w Progress,
 }
 
 impl Writer {
-    fn stages<'w>(&'w mut self, shared: &'w Shared) -> (Stager<'w>, Applier<'w>) {
+    fn stages<'w>(&'w mut self, unapplied: &'w Unapplied) -> (Stager<'w>, Applier<'w>) {
         let stager = Stager {
             store: &self.store,
             journal: &mut self.journal,
             reader: &self.reader,
             last_recorded: &mut self.last_recorded,
-            next_seq: self.frontier.size(),
-            max_batch: self.max_batch,
-            keys: &self.keys,
-            shared,
-        };
-        let applier = Applier {
-            store: &self.store,
             frontier: &mut self.frontier,
+            max_batch: self.max_batch,
             keys: &self.keys,
             origin: &self.origin,
             checkpoint: &mut self.checkpoint,
-            shared,
+            unapplied,
+            progress: &self.progress,
+        };
+        let applier = Applier {
+            store: &self.store,
+            unapplied,
+            progress: &self.progress,
         };
         (stager, applier)
     }
 
-    /// Serves the queue until every sender is gone, then flushes the state.
+    /// Serves the queue until every sender is gone, then applies what is sealed and flushes the
+    /// state.
     pub fn run(mut self, rx: Receiver<Job>) {
-        let shared = &Shared::new(self.poisoned.take());
+        let unapplied = &Unapplied::default();
         std::thread::scope(|scope| {
-            let (stager, mut applier) = self.stages(shared);
-            // Capacity one: one batch waits while another is applied and a third is staged.
-            let (to_applier, written) = crossbeam_channel::bounded::<Written>(1);
+            let (stager, applier) = self.stages(unapplied);
+            let progress = stager.progress;
+            let (to_applier, sealed) = crossbeam_channel::bounded::<Arc<Sealed>>(MAX_SEALED);
             let applying = std::thread::Builder::new()
                 .name("ledger-applier".into())
-                .spawn_scoped(scope, move || {
-                    for batch in written {
-                        applier.apply(batch);
-                    }
-                });
+                .spawn_scoped(scope, move || applier.run(&sealed));
             if let Err(e) = applying {
-                shared.halt(&format!(
+                progress.halt(&format!(
                     "the ledger could not start its applier thread: {e}"
                 ));
             }
             stager.run(&rx, move |batch| {
-                if let Err(SendError(batch)) = to_applier.send(batch) {
-                    let reason = "the ledger's applier thread has stopped";
-                    shared.halt(reason);
-                    refuse(batch.jobs, reason);
+                if let Err(SendError(_)) = to_applier.send(batch) {
+                    // The batch's callers have their answer and its entries are in the journal:
+                    // the next start applies them.
+                    progress.halt("the ledger's applier thread has stopped");
                 }
             });
         });
@@ -199,14 +252,13 @@ impl Writer {
         }
     }
 
-    /// Stages, commits and answers one batch of jobs on the calling thread.
+    /// Stages, commits, answers and applies one batch of jobs on the calling thread.
     pub fn run_batch(&mut self, jobs: Vec<Job>) {
-        let shared = Shared::new(self.poisoned.take());
-        let (mut stager, mut applier) = self.stages(&shared);
+        let unapplied = Unapplied::default();
+        let (mut stager, applier) = self.stages(&unapplied);
         if let Some(batch) = stager.stage(jobs) {
-            applier.apply(batch);
+            applier.apply(&[batch]);
         }
-        self.poisoned = shared.halted();
     }
 }
 
@@ -220,10 +272,10 @@ fn refuse(jobs: Vec<Job>, reason: &str) {
 }
 
 impl Stager<'_> {
-    /// Stages batches from the queue, handing each to `apply`, until every sender is gone. A
-    /// batch takes every request waiting, up to `max_batch`: while one batch is synced, the next
-    /// one gathers.
-    fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Written)) {
+    /// Stages batches from the queue, handing each sealed one to `apply`, until every sender is
+    /// gone. A batch takes every request waiting, up to `max_batch`: while one batch is synced,
+    /// the next one gathers.
+    fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Arc<Sealed>)) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < self.max_batch {
@@ -238,106 +290,89 @@ impl Stager<'_> {
         }
     }
 
-    /// Stages a batch over the batches not yet applied and makes its new entries durable.
-    /// Returns `None` when writes have stopped (the jobs are then answered already).
-    fn stage(&mut self, jobs: Vec<Job>) -> Option<Written> {
-        if let Some(reason) = self.shared.halted() {
+    /// Stages a batch over the sealed batches not yet applied, makes its new entries durable,
+    /// signs its checkpoint and answers its callers. Returns the sealed batch when it has new
+    /// entries.
+    fn stage(&mut self, jobs: Vec<Job>) -> Option<Arc<Sealed>> {
+        if let Some(reason) = self.progress.halted() {
             refuse(jobs, &reason);
             return None;
         }
         let now = truncate_to_micros(Utc::now()).max(*self.last_recorded);
-        let earlier: Vec<Arc<Changes>> = self.shared.unapplied().iter().cloned().collect();
-        let mut pending = Pending::new(self.store, self.reader, self.next_seq).over(earlier);
+        let earlier = self.unapplied.snapshot();
+        let mut pending = Pending::new(self.store, self.reader, self.frontier.size())
+            .over(earlier.iter().map(|s| Arc::clone(&s.changes)).collect());
         let outcomes: Vec<Outcome> = jobs
             .iter()
             .map(|job| stage_request(&mut pending, &job.request, now, self.keys))
             .collect();
         let changes = Arc::new(pending.finish());
-        let positions = if changes.entries().is_empty() {
-            Ok(Vec::new())
+        let sealed = if changes.entries().is_empty() {
+            Ok(None)
         } else {
-            self.write(&changes)
+            self.seal(&changes, now).map(Some)
         };
-        match &positions {
-            Ok(_) if !changes.entries().is_empty() => {
-                self.next_seq = changes.end();
-                *self.last_recorded = now;
-                self.shared.unapplied().push_back(Arc::clone(&changes));
-            }
-            Ok(_) => {}
-            Err(reason) => self.shared.halt(reason),
+        if let Err(reason) = &sealed {
+            self.progress.halt(reason);
         }
-        Some(Written {
-            jobs,
-            outcomes,
-            changes,
-            positions,
-        })
-    }
-
-    /// Appends the batch's entries to the journal and syncs it. A failure stops all writes: the
-    /// callers learn the outcome is unknown, and a restart recovers from the journal.
-    fn write(&mut self, changes: &Changes) -> Result<Vec<RecordPos>, String> {
-        let payloads: Vec<&[u8]> = changes
-            .entries()
-            .iter()
-            .map(|(_, b)| b.as_slice())
-            .collect();
-        let written = self.journal.append(&payloads).and_then(|positions| {
-            self.journal.sync()?;
-            Ok(positions)
-        });
-        written.map_err(|e| {
-            tracing::error!(error = %e, "journal write failed; the ledger stops taking writes");
-            stopped_by(&e)
-        })
-    }
-}
-
-/// Why writes stopped after `e`.
-fn stopped_by(e: &dyn std::fmt::Display) -> String {
-    format!("a commit failed and the ledger stopped taking writes until restarted: {e}")
-}
-
-impl Applier<'_> {
-    /// Applies a written batch, signs its checkpoint and answers its callers.
-    fn apply(&mut self, batch: Written) {
-        let Written {
-            jobs,
-            outcomes,
-            changes,
-            positions,
-        } = batch;
-        // After a failure to apply an earlier batch, this one, durable or not, cannot be applied.
-        let committed = match (positions, self.shared.halted()) {
-            (Err(reason), _) | (Ok(_), Some(reason)) => Err(reason),
-            (Ok(_), None) if changes.entries().is_empty() => Ok(()),
-            (Ok(positions), None) => self.commit(&changes, &positions),
-        };
-        if committed.is_ok() && !changes.entries().is_empty() {
-            let applied = self.shared.unapplied().pop_front();
-            debug_assert!(
-                applied.is_some_and(|a| Arc::ptr_eq(&a, &changes)),
-                "batches are applied in the order they were written"
-            );
+        let mut sealed_batches = earlier;
+        if let Ok(Some(batch)) = &sealed {
+            sealed_batches.push(Arc::clone(batch));
         }
-        let applied_size = self.checkpoint.checkpoint.size;
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            let answer = match (&committed, outcome) {
-                (Err(e), Outcome::Staged(_)) => Err(LedgerError::Unavailable(e.clone())),
-                // A repeat of a request whose entries were never applied failed with them.
-                (Err(e), Outcome::Replayed(entries))
-                    if entries.iter().any(|x| x.seq >= applied_size) =>
-                {
-                    Err(LedgerError::Unavailable(e.clone()))
-                }
+            let answer = match (&sealed, outcome) {
                 (_, Outcome::Failed(e)) => Err(e),
+                (Err(reason), Outcome::Staged(_)) => Err(LedgerError::Unavailable(reason.clone())),
+                // A repeat of a request staged earlier in this batch failed with it.
+                (Err(reason), Outcome::Replayed(entries))
+                    if entries.iter().any(|e| e.seq >= changes.base()) =>
+                {
+                    Err(LedgerError::Unavailable(reason.clone()))
+                }
                 (_, Outcome::Staged(range)) => Ok(self.answer(&changes, range)),
-                (_, Outcome::Replayed(entries)) => self.replay(entries),
+                (_, Outcome::Replayed(entries)) => self.replay(entries, &sealed_batches),
             };
             // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
             let _ = job.reply.send(answer);
         }
+        sealed.ok().flatten()
+    }
+
+    /// Makes the batch durable and signs a checkpoint over it. A failure stops all writes: the
+    /// callers learn the outcome is unknown, and a restart recovers from the journal.
+    fn seal(&mut self, changes: &Arc<Changes>, now: DateTime<Utc>) -> Result<Arc<Sealed>, String> {
+        let result = (|| -> Result<Arc<Sealed>, LedgerError> {
+            let payloads: Vec<&[u8]> = changes
+                .entries()
+                .iter()
+                .map(|(_, b)| b.as_slice())
+                .collect();
+            let positions = self.journal.append(&payloads)?;
+            self.journal.sync()?;
+            let hashes = changes.extend(self.frontier);
+            let mut keys = lock(self.keys);
+            for (entry, _) in changes.entries() {
+                if let EntryBody::Key(rotation) = &entry.body {
+                    keys.rotate(rotation.vkey(), entry.recorded)?;
+                }
+            }
+            let checkpoint = sign(&keys.signers(Utc::now()), self.origin, self.frontier)?;
+            Ok(Arc::new(Sealed {
+                changes: Arc::clone(changes),
+                positions,
+                hashes,
+                checkpoint,
+            }))
+        })();
+        let sealed = result.map_err(|e| {
+            tracing::error!(error = %e, "writing a batch failed; the ledger stops taking writes");
+            stopped_by(&e)
+        })?;
+        *self.last_recorded = now;
+        *self.checkpoint = sealed.checkpoint.clone();
+        self.unapplied.lock().push_back(Arc::clone(&sealed));
+        self.progress.answering(changes.end());
+        Ok(sealed)
     }
 
     fn answer(&self, changes: &Changes, range: Range<u64>) -> Committed {
@@ -352,13 +387,26 @@ impl Applier<'_> {
     }
 
     /// The answer to a repeated request: its entries and the checkpoint that first covered them,
-    /// so the repeat gets the same answer as the original.
-    fn replay(&self, entries: Vec<Entry>) -> Result<Committed, LedgerError> {
+    /// so the repeat gets the same answer as the original. `sealed` are the batches not applied
+    /// when this one was staged, and this one.
+    fn replay(
+        &self,
+        entries: Vec<Entry>,
+        sealed: &[Arc<Sealed>],
+    ) -> Result<Committed, LedgerError> {
         let last = entries.last().map_or(0, |e| e.seq);
-        let checkpoint = match self.store.checkpoint_covering(last)? {
-            // Staged earlier in this very batch: covered by the checkpoint just signed.
-            None => self.checkpoint.clone(),
-            Some(note) => SignedCheckpoint::from_stored(note)?,
+        let unapplied_from = sealed.first().map_or(u64::MAX, |s| s.changes.base());
+        let checkpoint = if last >= unapplied_from {
+            // The first batch signed after the entry is the one that holds it.
+            sealed
+                .iter()
+                .find(|s| s.checkpoint.checkpoint.size > last)
+                .map_or_else(|| self.checkpoint.clone(), |s| s.checkpoint.clone())
+        } else {
+            match self.store.checkpoint_covering(last)? {
+                Some(note) => SignedCheckpoint::from_stored(note)?,
+                None => self.checkpoint.clone(),
+            }
         };
         Ok(Committed {
             entries,
@@ -366,30 +414,60 @@ impl Applier<'_> {
             replayed: true,
         })
     }
+}
 
-    /// Applies the batch's changes to the state and signs a checkpoint. A failure stops all
-    /// writes: the callers learn the outcome is unknown, and a restart recovers from the journal.
-    fn commit(&mut self, changes: &Changes, positions: &[RecordPos]) -> Result<(), String> {
+/// Why writes stopped after `e`.
+fn stopped_by(e: &dyn std::fmt::Display) -> String {
+    format!("a commit failed and the ledger stopped taking writes until restarted: {e}")
+}
+
+impl Applier<'_> {
+    /// Applies sealed batches as they come, all of those waiting at once.
+    fn run(self, sealed: &Receiver<Arc<Sealed>>) {
+        while let Ok(first) = sealed.recv() {
+            let mut batches = vec![first];
+            batches.extend(sealed.try_iter());
+            self.apply(&batches);
+        }
+    }
+
+    /// Applies consecutive sealed batches to the store as one state batch. A failure stops
+    /// all writes (the entries are in the journal, and a restart applies them).
+    fn apply(&self, batches: &[Arc<Sealed>]) {
+        if self.progress.halted().is_some() {
+            // After a failure to apply an earlier batch, a later one cannot be applied.
+            return;
+        }
         let result = (|| -> Result<(), LedgerError> {
-            let mut batch = changes.state_batch(self.store, positions, self.frontier)?;
-            let mut keys = lock(self.keys);
-            for (entry, _) in changes.entries() {
-                if let EntryBody::Key(rotation) = &entry.body {
-                    keys.rotate(rotation.vkey(), entry.recorded)?;
-                }
+            let mut state = StateBatch::default();
+            for sealed in batches {
+                sealed
+                    .changes
+                    .add_to(&mut state, self.store, &sealed.positions, &sealed.hashes)?;
+                let checkpoint = &sealed.checkpoint;
+                state.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
             }
-            let signed = sign(&keys.signers(Utc::now()), self.origin, self.frontier)?;
-            batch.put_checkpoint(signed.checkpoint.size, &signed.note);
-            self.store.commit(batch)?;
-            *self.checkpoint = signed;
-            Ok(())
+            self.store.commit(state)
         })();
-        result.map_err(|e| {
-            tracing::error!(error = %e, "applying a batch failed; the ledger stops taking writes");
-            let reason = stopped_by(&e);
-            self.shared.halt(&reason);
-            reason
-        })
+        match result {
+            Ok(()) => {
+                let mut unapplied = self.unapplied.lock();
+                for sealed in batches {
+                    let applied = unapplied.pop_front();
+                    debug_assert!(
+                        applied.is_some_and(|a| Arc::ptr_eq(&a, sealed)),
+                        "batches are applied in the order they were sealed"
+                    );
+                }
+                drop(unapplied);
+                let size = batches.last().map_or(0, |s| s.changes.end());
+                self.progress.applied(size);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "applying a batch failed; the ledger stops taking writes");
+                self.progress.halt(&stopped_by(&e));
+            }
+        }
     }
 }
 
@@ -531,4 +609,45 @@ fn entry_for(
         part: u32::try_from(part).expect("parts are bounded by Intent::MAX_PARTS"),
         body,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn wait_in_thread(p: &Arc<Progress>) -> std::thread::JoinHandle<Result<(), LedgerError>> {
+        let p = Arc::clone(p);
+        std::thread::spawn(move || p.wait_applied())
+    }
+
+    fn still_waiting(waiter: &std::thread::JoinHandle<Result<(), LedgerError>>) -> bool {
+        std::thread::sleep(Duration::from_millis(50));
+        !waiter.is_finished()
+    }
+
+    #[test]
+    fn a_read_waits_for_every_answered_batch_and_learns_when_writes_stop() {
+        let p = Arc::new(Progress::new(5));
+        p.wait_applied().expect("nothing answered is unapplied");
+        p.answering(8);
+        let waiter = wait_in_thread(&p);
+        assert!(still_waiting(&waiter));
+        p.applied(7);
+        assert!(
+            still_waiting(&waiter),
+            "one answered batch is still unapplied"
+        );
+        p.applied(8);
+        waiter.join().unwrap().expect("applied");
+
+        p.answering(9);
+        let waiter = wait_in_thread(&p);
+        assert!(still_waiting(&waiter));
+        p.halt("the disk is full");
+        assert!(matches!(
+            waiter.join().unwrap(),
+            Err(LedgerError::Unavailable(reason)) if reason == "the disk is full"
+        ));
+    }
 }
