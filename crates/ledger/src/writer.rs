@@ -8,15 +8,15 @@
 //! balance change in order, there is no lost update and no double spend, by construction.
 //!
 //! # Two stages
-//! The work is split between two threads so that the sled work, the costliest part of a commit
-//! after the sync, is off the path of an answer:
+//! The work is split between two threads so that the stager's cycle, which bounds throughput,
+//! holds only what must be serial: deciding, and making the decisions durable and signed.
 //!
 //! - the **stager** takes requests, decides them (the only thread that does), writes the new
-//!   entries to the journal, syncs it, extends the Merkle tree, signs the batch's checkpoint and
-//!   answers its callers. The batch is then *sealed*: durable, signed and answered.
-//! - the **applier** applies sealed batches to the sled state, in order; when several are
-//!   waiting it applies them together as one state batch, which writes each account moved in
-//!   any of them once.
+//!   entries to the journal, syncs it, extends the Merkle tree and signs the batch's checkpoint.
+//!   The batch is then *sealed*: durable and signed.
+//! - the **applier** answers the callers of each sealed batch, in order, then applies the
+//!   batches to the sled state; when several are waiting it applies them together as one state
+//!   batch, which writes each account moved in any of them once.
 //!
 //! Sealed batches stay in memory until they are applied. The stager decides each new batch over
 //! them (see [`Pending::over`]), so it sees exactly the state it would see once they are applied;
@@ -152,7 +152,7 @@ impl Progress {
     }
 }
 
-/// A batch that is durable, signed and answered, on its way to the store.
+/// A batch that is durable and signed, on its way to the store.
 struct Sealed {
     changes: Arc<Changes>,
     /// Where its entries are in the journal.
@@ -160,6 +160,21 @@ struct Sealed {
     /// The stored Merkle hashes each entry added.
     hashes: Vec<Vec<Hash>>,
     /// The checkpoint signed over it, the first to include its entries.
+    checkpoint: SignedCheckpoint,
+}
+
+/// A decided batch on its way from the stager to the applier, which answers its callers.
+struct Decided {
+    jobs: Vec<Job>,
+    outcomes: Vec<Outcome>,
+    /// What the batch staged, with or without new entries.
+    changes: Arc<Changes>,
+    /// Its new entries, sealed; or why they could not be (writes have stopped).
+    sealed: Result<Option<Arc<Sealed>>, String>,
+    /// The sealed batches not yet applied when it was staged, then itself: where a repeated
+    /// request finds the checkpoint that first covered its entries.
+    unapplied: Vec<Arc<Sealed>>,
+    /// The latest checkpoint once the batch was decided.
     checkpoint: SignedCheckpoint,
 }
 
@@ -178,7 +193,7 @@ impl Unapplied {
     }
 }
 
-/// The first stage: deciding requests, making their entries durable, signing, answering.
+/// The first stage: deciding requests, making their entries durable, signing.
 struct Stager<'w> {
     store: &'w Store,
     journal: &'w mut Journal,
@@ -193,7 +208,7 @@ struct Stager<'w> {
     progress: &'w Progress,
 }
 
-/// The second stage: applying sealed batches to the store.
+/// The second stage: answering, then applying sealed batches to the store.
 struct Applier<'w> {
     store: &'w Store,
     unapplied: &'w Unapplied,
@@ -230,10 +245,10 @@ impl Writer {
         std::thread::scope(|scope| {
             let (stager, applier) = self.stages(unapplied);
             let progress = stager.progress;
-            let (to_applier, sealed) = crossbeam_channel::bounded::<Arc<Sealed>>(MAX_SEALED);
+            let (to_applier, decided) = crossbeam_channel::bounded::<Decided>(MAX_SEALED);
             let applying = std::thread::Builder::new()
                 .name("ledger-applier".into())
-                .spawn_scoped(scope, move || applier.run(&sealed));
+                .spawn_scoped(scope, move || applier.run(&decided));
             if let Err(e) = applying {
                 progress.halt(&format!(
                     "the ledger could not start its applier thread: {e}"
@@ -241,8 +256,8 @@ impl Writer {
             }
             stager.run(&rx, move |batch| {
                 if let Err(SendError(_)) = to_applier.send(batch) {
-                    // The batch's callers have their answer and its entries are in the journal:
-                    // the next start applies them.
+                    // The batch's callers learn the ledger stopped as their replies are
+                    // dropped; its entries are in the journal, and the next start applies them.
                     progress.halt("the ledger's applier thread has stopped");
                 }
             });
@@ -257,7 +272,7 @@ impl Writer {
         let unapplied = Unapplied::default();
         let (mut stager, applier) = self.stages(&unapplied);
         if let Some(batch) = stager.stage(jobs) {
-            applier.apply(&[batch]);
+            applier.answer_and_apply(vec![batch]);
         }
     }
 }
@@ -275,7 +290,7 @@ impl Stager<'_> {
     /// Stages batches from the queue, handing each sealed one to `apply`, until every sender is
     /// gone. A batch takes every request waiting, up to `max_batch`: while one batch is synced,
     /// the next one gathers.
-    fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Arc<Sealed>)) {
+    fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Decided)) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < self.max_batch {
@@ -293,15 +308,15 @@ impl Stager<'_> {
     /// Stages a batch over the sealed batches not yet applied, makes its new entries durable,
     /// signs its checkpoint and answers its callers. Returns the sealed batch when it has new
     /// entries.
-    fn stage(&mut self, jobs: Vec<Job>) -> Option<Arc<Sealed>> {
+    fn stage(&mut self, jobs: Vec<Job>) -> Option<Decided> {
         if let Some(reason) = self.progress.halted() {
             refuse(jobs, &reason);
             return None;
         }
         let now = truncate_to_micros(Utc::now()).max(*self.last_recorded);
-        let earlier = self.unapplied.snapshot();
+        let mut unapplied = self.unapplied.snapshot();
         let mut pending = Pending::new(self.store, self.reader, self.frontier.size())
-            .over(earlier.iter().map(|s| Arc::clone(&s.changes)).collect());
+            .over(unapplied.iter().map(|s| Arc::clone(&s.changes)).collect());
         let outcomes: Vec<Outcome> = jobs
             .iter()
             .map(|job| stage_request(&mut pending, &job.request, now, self.keys))
@@ -312,30 +327,19 @@ impl Stager<'_> {
         } else {
             self.seal(&changes, now).map(Some)
         };
-        if let Err(reason) = &sealed {
-            self.progress.halt(reason);
+        match &sealed {
+            Err(reason) => self.progress.halt(reason),
+            Ok(Some(batch)) => unapplied.push(Arc::clone(batch)),
+            Ok(None) => {}
         }
-        let mut sealed_batches = earlier;
-        if let Ok(Some(batch)) = &sealed {
-            sealed_batches.push(Arc::clone(batch));
-        }
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            let answer = match (&sealed, outcome) {
-                (_, Outcome::Failed(e)) => Err(e),
-                (Err(reason), Outcome::Staged(_)) => Err(LedgerError::Unavailable(reason.clone())),
-                // A repeat of a request staged earlier in this batch failed with it.
-                (Err(reason), Outcome::Replayed(entries))
-                    if entries.iter().any(|e| e.seq >= changes.base()) =>
-                {
-                    Err(LedgerError::Unavailable(reason.clone()))
-                }
-                (_, Outcome::Staged(range)) => Ok(self.answer(&changes, range)),
-                (_, Outcome::Replayed(entries)) => self.replay(entries, &sealed_batches),
-            };
-            // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
-            let _ = job.reply.send(answer);
-        }
-        sealed.ok().flatten()
+        Some(Decided {
+            jobs,
+            outcomes,
+            changes,
+            sealed,
+            unapplied,
+            checkpoint: self.checkpoint.clone(),
+        })
     }
 
     /// Makes the batch durable and signs a checkpoint over it. A failure stops all writes: the
@@ -374,45 +378,17 @@ impl Stager<'_> {
         self.progress.answering(changes.end());
         Ok(sealed)
     }
+}
 
-    fn answer(&self, changes: &Changes, range: Range<u64>) -> Committed {
-        let staged = changes.entries();
-        let from = (range.start - changes.base()) as usize;
-        let to = (range.end - changes.base()) as usize;
-        Committed {
-            entries: staged[from..to].iter().map(|(e, _)| e.clone()).collect(),
-            checkpoint: self.checkpoint.clone(),
-            replayed: false,
-        }
-    }
-
-    /// The answer to a repeated request: its entries and the checkpoint that first covered them,
-    /// so the repeat gets the same answer as the original. `sealed` are the batches not applied
-    /// when this one was staged, and this one.
-    fn replay(
-        &self,
-        entries: Vec<Entry>,
-        sealed: &[Arc<Sealed>],
-    ) -> Result<Committed, LedgerError> {
-        let last = entries.last().map_or(0, |e| e.seq);
-        let unapplied_from = sealed.first().map_or(u64::MAX, |s| s.changes.base());
-        let checkpoint = if last >= unapplied_from {
-            // The first batch signed after the entry is the one that holds it.
-            sealed
-                .iter()
-                .find(|s| s.checkpoint.checkpoint.size > last)
-                .map_or_else(|| self.checkpoint.clone(), |s| s.checkpoint.clone())
-        } else {
-            match self.store.checkpoint_covering(last)? {
-                Some(note) => SignedCheckpoint::from_stored(note)?,
-                None => self.checkpoint.clone(),
-            }
-        };
-        Ok(Committed {
-            entries,
-            checkpoint,
-            replayed: true,
-        })
+/// The answer to a request whose entries are `range` of a batch signed by `checkpoint`.
+fn staged(changes: &Changes, range: Range<u64>, checkpoint: &SignedCheckpoint) -> Committed {
+    let staged = changes.entries();
+    let from = (range.start - changes.base()) as usize;
+    let to = (range.end - changes.base()) as usize;
+    Committed {
+        entries: staged[from..to].iter().map(|(e, _)| e.clone()).collect(),
+        checkpoint: checkpoint.clone(),
+        replayed: false,
     }
 }
 
@@ -422,13 +398,85 @@ fn stopped_by(e: &dyn std::fmt::Display) -> String {
 }
 
 impl Applier<'_> {
-    /// Applies sealed batches as they come, all of those waiting at once.
-    fn run(self, sealed: &Receiver<Arc<Sealed>>) {
-        while let Ok(first) = sealed.recv() {
+    /// Answers and applies decided batches as they come, all of those waiting at once.
+    fn run(self, decided: &Receiver<Decided>) {
+        while let Ok(first) = decided.recv() {
             let mut batches = vec![first];
-            batches.extend(sealed.try_iter());
-            self.apply(&batches);
+            batches.extend(decided.try_iter());
+            self.answer_and_apply(batches);
         }
+    }
+
+    /// Answers the callers of consecutive decided batches, in order, then applies their new
+    /// entries to the store.
+    fn answer_and_apply(&self, batches: Vec<Decided>) {
+        let sealed: Vec<Arc<Sealed>> = batches
+            .iter()
+            .filter_map(|b| b.sealed.as_ref().ok().cloned().flatten())
+            .collect();
+        for batch in batches {
+            self.answer(batch);
+        }
+        if !sealed.is_empty() {
+            self.apply(&sealed);
+        }
+    }
+
+    fn answer(&self, batch: Decided) {
+        let Decided {
+            jobs,
+            outcomes,
+            changes,
+            sealed,
+            unapplied,
+            checkpoint,
+        } = batch;
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let answer = match (&sealed, outcome) {
+                (_, Outcome::Failed(e)) => Err(e),
+                (Err(reason), Outcome::Staged(_)) => Err(LedgerError::Unavailable(reason.clone())),
+                // A repeat of a request staged earlier in this batch failed with it.
+                (Err(reason), Outcome::Replayed(entries))
+                    if entries.iter().any(|e| e.seq >= changes.base()) =>
+                {
+                    Err(LedgerError::Unavailable(reason.clone()))
+                }
+                (_, Outcome::Staged(range)) => Ok(staged(&changes, range, &checkpoint)),
+                (_, Outcome::Replayed(entries)) => self.replay(entries, &unapplied, &checkpoint),
+            };
+            // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    /// The answer to a repeated request: its entries and the checkpoint that first covered them,
+    /// so the repeat gets the same answer as the original. `unapplied` are the batches not
+    /// applied when the repeat was staged, and its own; `latest` the latest checkpoint then.
+    fn replay(
+        &self,
+        entries: Vec<Entry>,
+        unapplied: &[Arc<Sealed>],
+        latest: &SignedCheckpoint,
+    ) -> Result<Committed, LedgerError> {
+        let last = entries.last().map_or(0, |e| e.seq);
+        let unapplied_from = unapplied.first().map_or(u64::MAX, |s| s.changes.base());
+        let checkpoint = if last >= unapplied_from {
+            // The first batch signed after the entry is the one that holds it.
+            unapplied
+                .iter()
+                .find(|s| s.checkpoint.checkpoint.size > last)
+                .map_or_else(|| latest.clone(), |s| s.checkpoint.clone())
+        } else {
+            match self.store.checkpoint_covering(last)? {
+                Some(note) => SignedCheckpoint::from_stored(note)?,
+                None => latest.clone(),
+            }
+        };
+        Ok(Committed {
+            entries,
+            checkpoint,
+            replayed: true,
+        })
     }
 
     /// Applies consecutive sealed batches to the store as one state batch. A failure stops
