@@ -10,9 +10,9 @@
 //!
 //! # Writing
 //! All writes go through one [`Ledger::submit`] queue served by the writer with group commit:
-//! one thread decides every request, syncs the journal, signs the checkpoint and answers; a second
-//! applies the answered batches to the state, several at a time when they queue up (see the
-//! `writer` module). Reads go straight to the state and the journal; while a batch already
+//! one thread decides every request, syncs the journal and signs the checkpoint; a second answers
+//! the callers, then applies their batches to the state, several at a time when they queue up
+//! (see the `writer` module). Reads go straight to the state and the journal; while a batch already
 //! answered is not yet applied, a read waits for it (about a millisecond), so nobody reads a
 //! state older than an answer they were given.
 //!

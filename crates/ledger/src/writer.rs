@@ -47,7 +47,7 @@ use crate::pending::{Changes, Pending};
 use crate::store::{StateBatch, Store};
 use crate::{Committed, Request, SignedCheckpoint};
 
-/// Sealed batches that may wait for the applier before the stager waits too.
+/// Decided batches that may wait for the applier before the stager waits too.
 pub const MAX_SEALED: usize = 16;
 
 /// A request and the channel its answer goes back on.
@@ -238,8 +238,8 @@ impl Writer {
         (stager, applier)
     }
 
-    /// Serves the queue until every sender is gone, then applies what is sealed and flushes the
-    /// state.
+    /// Serves the queue until every sender is gone, then answers and applies what is sealed and
+    /// flushes the state.
     pub fn run(mut self, rx: Receiver<Job>) {
         let unapplied = &Unapplied::default();
         std::thread::scope(|scope| {
@@ -267,7 +267,7 @@ impl Writer {
         }
     }
 
-    /// Stages, commits, answers and applies one batch of jobs on the calling thread.
+    /// Stages, seals, answers and applies one batch of jobs on the calling thread.
     pub fn run_batch(&mut self, jobs: Vec<Job>) {
         let unapplied = Unapplied::default();
         let (mut stager, applier) = self.stages(&unapplied);
@@ -287,10 +287,10 @@ fn refuse(jobs: Vec<Job>, reason: &str) {
 }
 
 impl Stager<'_> {
-    /// Stages batches from the queue, handing each sealed one to `apply`, until every sender is
-    /// gone. A batch takes every request waiting, up to `max_batch`: while one batch is synced,
-    /// the next one gathers.
-    fn run(mut self, rx: &Receiver<Job>, mut apply: impl FnMut(Decided)) {
+    /// Stages batches from the queue, handing each decided one to `answer`, until every sender
+    /// is gone. A batch takes every request waiting, up to `max_batch`: while one batch is
+    /// synced, the next one gathers.
+    fn run(mut self, rx: &Receiver<Job>, mut answer: impl FnMut(Decided)) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < self.max_batch {
@@ -300,14 +300,14 @@ impl Stager<'_> {
                 }
             }
             if let Some(batch) = self.stage(jobs) {
-                apply(batch);
+                answer(batch);
             }
         }
     }
 
-    /// Stages a batch over the sealed batches not yet applied, makes its new entries durable,
-    /// signs its checkpoint and answers its callers. Returns the sealed batch when it has new
-    /// entries.
+    /// Stages a batch over the sealed batches not yet applied, makes its new entries durable and
+    /// signs its checkpoint. Returns the decided batch for the applier to answer, or `None` when
+    /// writes have stopped (the jobs are then answered already).
     fn stage(&mut self, jobs: Vec<Job>) -> Option<Decided> {
         if let Some(reason) = self.progress.halted() {
             refuse(jobs, &reason);
