@@ -836,18 +836,28 @@ impl Store {
 
     /// An account's current state, as [`Store::account`], through the commit path's cache.
     pub fn cached_account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
-        Ok(self.cached_record(id)?.map(|r| r.state))
+        self.with_cached_record(id, |r| r.state.clone())
     }
 
     fn cached_record(&self, id: AccountId) -> Result<Option<AccountRecord>, LedgerError> {
+        self.with_cached_record(id, AccountRecord::clone)
+    }
+
+    /// `read` of an account record, through the commit path's cache (which it fills on a miss).
+    fn with_cached_record<T>(
+        &self,
+        id: AccountId,
+        read: impl Fn(&AccountRecord) -> T,
+    ) -> Result<Option<T>, LedgerError> {
         if let Some(record) = self.account_cache().0.get(&id) {
-            return Ok(Some(record.clone()));
+            return Ok(Some(read(record)));
         }
         let Some(record) = self.account_record(id)? else {
             return Ok(None);
         };
-        self.account_cache().insert(record.clone());
-        Ok(Some(record))
+        let value = read(&record);
+        self.account_cache().insert(record);
+        Ok(Some(value))
     }
 
     fn account_record(&self, id: AccountId) -> Result<Option<AccountRecord>, LedgerError> {
