@@ -316,9 +316,9 @@ fn encode_undo(from: u64, previous: &[(AccountId, Option<AccountRecord>)]) -> Ve
 }
 
 /// An undo record's size and previous account records (`None`: the account did not exist).
-type Undo = (u64, Vec<(AccountId, Option<Vec<u8>>)>);
+type UndoRecord = (u64, Vec<(AccountId, Option<Vec<u8>>)>);
 
-fn decode_undo(v: &[u8]) -> Result<Undo, LedgerError> {
+fn decode_undo(v: &[u8]) -> Result<UndoRecord, LedgerError> {
     let corrupt = || LedgerError::Corrupt("malformed undo record".into());
     let from = be_u64(v)?;
     let mut rest = &v[8..];
