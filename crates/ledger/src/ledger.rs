@@ -634,7 +634,7 @@ const STATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the sled state, waiting up to [`STATE_LOCK_WAIT`] for its lock. A state that is still
 /// locked after that is in use by another process.
-fn open_state(path: &Path, cache_bytes: u64) -> Result<Store, sled::Error> {
+pub(crate) fn open_state(path: &Path, cache_bytes: u64) -> Result<Store, sled::Error> {
     let deadline = std::time::Instant::now() + STATE_LOCK_WAIT;
     loop {
         match Store::open(path, cache_bytes) {

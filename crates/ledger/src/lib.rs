@@ -34,6 +34,8 @@ pub mod journal;
 pub mod keys;
 mod ledger;
 mod pending;
+#[cfg(test)]
+mod recovery_tests;
 pub mod store;
 mod writer;
 
