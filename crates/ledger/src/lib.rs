@@ -36,6 +36,7 @@ mod ledger;
 mod pending;
 #[cfg(test)]
 mod recovery_tests;
+pub mod signed;
 pub mod store;
 mod writer;
 

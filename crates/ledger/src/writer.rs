@@ -44,6 +44,7 @@ use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader, RecordPos};
 use crate::keys::Keyring;
 use crate::pending::{Changes, Pending};
+use crate::signed::SignedTree;
 use crate::store::{StateBatch, Store};
 use crate::{Committed, Request, SignedCheckpoint};
 
@@ -78,6 +79,8 @@ pub struct Writer {
     pub max_batch: usize,
     /// Shared with the readers.
     pub progress: Arc<Progress>,
+    /// The record of the latest checkpoint signed, kept up to date by the applier.
+    pub signed_tree: SignedTree,
 }
 
 /// How far the writer has got, shared with readers, who must not see a state older than an
@@ -213,6 +216,7 @@ struct Applier<'w> {
     store: &'w Store,
     unapplied: &'w Unapplied,
     progress: &'w Progress,
+    signed_tree: &'w mut SignedTree,
 }
 
 impl Writer {
@@ -234,6 +238,7 @@ impl Writer {
             store: &self.store,
             unapplied,
             progress: &self.progress,
+            signed_tree: &mut self.signed_tree,
         };
         (stager, applier)
     }
@@ -264,6 +269,9 @@ impl Writer {
         });
         if let Err(e) = self.store.flush() {
             tracing::error!(error = %e, "flushing the state at shutdown failed; the next start replays the journal");
+        }
+        if let Err(e) = self.signed_tree.record(&self.checkpoint) {
+            tracing::error!(error = %e, "recording the latest signed checkpoint at shutdown failed");
         }
     }
 
@@ -403,7 +411,11 @@ impl Applier<'_> {
         while let Ok(first) = decided.recv() {
             let mut batches = vec![first];
             batches.extend(decided.try_iter());
+            let latest = batches.last().map(|b| b.checkpoint.clone());
             self.answer_and_apply(batches);
+            if let Some(checkpoint) = latest {
+                self.signed_tree.record_now_and_then(&checkpoint);
+            }
         }
     }
 
