@@ -34,6 +34,10 @@ pub enum LedgerError {
     /// The writer stopped after a storage failure or at shutdown; no write is accepted.
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
+    /// The disk holding the journal is full: nothing was written, and writes resume by
+    /// themselves once there is room.
+    #[error("the disk holding the ledger's journal is full; nothing was written")]
+    StorageFull,
     /// More requests wait for the writer than its queue holds; the request was not taken.
     #[error("the ledger has too many requests waiting; retry shortly")]
     Busy,

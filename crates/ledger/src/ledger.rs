@@ -334,6 +334,13 @@ impl Ledger {
         Ok(answer)
     }
 
+    /// Why the ledger refuses writes now, if it does: its writer stopped after a storage
+    /// failure (until a restart), or its last batch found the journal's disk full (until there
+    /// is room again). For readiness checks.
+    pub fn refusing_writes(&self) -> Option<String> {
+        self.shared.progress.refusing_writes()
+    }
+
     /// The programme's issuance account.
     pub fn programme_account(&self) -> AccountId {
         self.shared.programme

@@ -115,6 +115,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("too many requests are waiting for the ledger; retry in a second")]
     LedgerBusy,
+    #[error("the service's disk is full; nothing was written, retry once there is room")]
+    StorageFull,
     #[error("{0}")]
     Internal(String),
 }
@@ -157,6 +159,7 @@ impl ApiError {
             TooManyAttempts { .. } => "too_many_attempts",
             Unavailable(_) => "unavailable",
             LedgerBusy => "ledger_busy",
+            StorageFull => "storage_full",
             Internal(_) => "internal_error",
         }
     }
@@ -189,7 +192,7 @@ impl ApiError {
             | SpendCodeUsed
             | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) | LedgerBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LedgerBusy | StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -418,6 +421,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         503,
         "Too many requests are waiting for the ledger; nothing was written, retry after the Retry-After delay.",
     ),
+    (
+        "storage_full",
+        503,
+        "The service's disk is full; nothing was written. Writes resume by themselves once there is room: retry after the Retry-After delay.",
+    ),
 ];
 
 impl ResponseError for ApiError {
@@ -436,6 +444,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::LedgerBusy = self {
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let ApiError::StorageFull = self {
+            response.insert_header((header::RETRY_AFTER, "30"));
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -456,6 +467,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
             LedgerError::Busy => ApiError::LedgerBusy,
+            LedgerError::StorageFull => ApiError::StorageFull,
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -31,7 +31,9 @@ pub async fn healthz() -> web::Json<Health> {
 
 /// Readiness
 ///
-/// 200 when the ledger's state can be read; 503 (`unavailable`) when it cannot.
+/// 200 when the ledger's state can be read and writes are taken; 503 (`unavailable`) with the
+/// reason when either is not so (the writer stopped after a storage failure, or the last write
+/// found the disk full).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -42,6 +44,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .ledger
         .size()
         .map_err(|e| ApiError::Unavailable(format!("the ledger cannot be read: {e}")))?;
+    if let Some(reason) = state.ledger.refusing_writes() {
+        return Err(ApiError::Unavailable(format!(
+            "the ledger refuses writes: {reason}"
+        )));
+    }
     Ok(HttpResponse::Ok().json(Health {
         status: "ready".into(),
         entries: Some(entries),
