@@ -162,6 +162,14 @@ pub enum Failure {
         /// Number of hashes in the header.
         got: usize,
     },
+    /// The server could not finish the export and said so where entry `seq` should be.
+    #[error("the export is incomplete: where entry {seq} should be, the server says it could not finish the export: {why}")]
+    Interrupted {
+        /// The first entry missing.
+        seq: u64,
+        /// The server's reason.
+        why: String,
+    },
     /// An entry's bytes are not a canonical entry.
     #[error("entry {seq}: {error}")]
     Decode {

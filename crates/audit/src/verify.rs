@@ -236,6 +236,9 @@ struct Decoded {
     entry: Result<Entry, DecodeError>,
     /// The entry's idempotency fingerprint (see [`Fingerprints`]), 0 if it did not decode.
     fingerprint: u64,
+    /// For a line that is not an entry: why the server says it could not finish the export, if
+    /// the line is the one that says so.
+    interrupted: Option<String>,
 }
 
 /// The Merkle leaves of a block of lines, as a worker hashed them.
@@ -412,7 +415,15 @@ fn decode(
                 leaves.push(leaf_hash(line));
                 let entry = Entry::decode(line);
                 let fingerprint = entry.as_ref().map_or(0, |e| on.fingerprints.of(e));
-                lines.push(Decoded { entry, fingerprint });
+                let interrupted = entry
+                    .is_err()
+                    .then(|| timecredits_domain::export::interruption(line))
+                    .flatten();
+                lines.push(Decoded {
+                    entry,
+                    fingerprint,
+                    interrupted,
+                });
                 start = end + 1;
             }
             let _ = recycling.data.0.send(data);
@@ -616,10 +627,19 @@ impl Run<'_> {
         if seq == self.checkpoint.size {
             return Err(self.past_end_or(Failure::TrailingData { size: seq }));
         }
-        let entry = line.entry.as_ref().map_err(|error| Failure::Decode {
-            seq,
-            error: error.clone(),
-        })?;
+        let entry = line
+            .entry
+            .as_ref()
+            .map_err(|error| match &line.interrupted {
+                Some(why) => Failure::Interrupted {
+                    seq,
+                    why: why.clone(),
+                },
+                None => Failure::Decode {
+                    seq,
+                    error: error.clone(),
+                },
+            })?;
         if entry.seq != seq {
             return Err(Failure::Sequence {
                 seq,

@@ -252,6 +252,22 @@ fn truncated_or_extended_exports_are_detected() {
         Failure::TrailingData { .. },
         &format!("entry {size}: the export goes on past the {size} entries its checkpoint covers")
     );
+    // A server that met a damaged record says so where the entry should be.
+    let path = file.edited("interrupted.jsonl", |l| {
+        l.truncate(l.len() - 2);
+        let mut said = timecredits_domain::export::interrupted_line("record 9 is damaged");
+        said.pop();
+        l.push(said);
+    });
+    assert_failure!(
+        verify_with(&path, &f.trust, None),
+        Failure::Interrupted { .. },
+        &format!(
+            "the export is incomplete: where entry {} should be, the server says it could not \
+             finish the export: record 9 is damaged",
+            size - 2
+        )
+    );
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //! <canonical bytes of entry N-1>
 //! ```
 //!
+//! A server that cannot finish an export after it began to stream it ends the file with the line
+//! of [`interrupted_line`] instead of an entry; a reader reports it as such.
+//!
 //! Every line, the last included, ends with `\n`. Entry bytes never contain a newline (the
 //! canonical encoding is compact JSON, which escapes control characters), so a line is exactly one
 //! Merkle leaf. The header is compact JSON too, so the whole file can be read with `jq`. The
@@ -19,6 +22,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The value of the header's `format` field for this version of the format.
 pub const EXPORT_FORMAT: &str = "timecredits-export/v1";
+
+/// The one key of the line a server ends an export with when it cannot finish it (a damaged
+/// journal record, say): `{"export_interrupted":"<why>"}`. An HTTP stream has already answered
+/// 200 by then, so the file itself must say it is incomplete; no entry line can look like this.
+pub const INTERRUPTED: &str = "export_interrupted";
+
+/// The line, newline included, that ends an export the server could not finish.
+pub fn interrupted_line(why: &str) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&serde_json::json!({ INTERRUPTED: why }))
+        .expect("a string map serialises");
+    line.push(b'\n');
+    line
+}
+
+/// Why the server could not finish the export, if `line` (without its newline) is the line
+/// that says so.
+pub fn interruption(line: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let object = value.as_object().filter(|o| o.len() == 1)?;
+    object.get(INTERRUPTED)?.as_str().map(str::to_owned)
+}
 
 /// The longest header line a reader needs to accept, newline included. A header holds one signed
 /// note and at most 62 frontier hashes, far below this.

@@ -161,7 +161,13 @@ impl Export {
         }
         let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
         while seq < self.header.size && chunk.len() < CHUNK_BYTES {
-            chunk.extend_from_slice(&ledger.committed_bytes(seq)?);
+            match ledger.committed_bytes(seq) {
+                Ok(bytes) => chunk.extend_from_slice(&bytes),
+                // The entries before a damaged one first: the next call meets the damage again
+                // and reports it with nothing lost before it.
+                Err(_) if !chunk.is_empty() => break,
+                Err(e) => return Err(e),
+            }
             chunk.push(b'\n');
             seq += 1;
         }

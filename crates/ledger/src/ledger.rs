@@ -341,6 +341,12 @@ impl Ledger {
         self.shared.progress.refusing_writes()
     }
 
+    /// Stops taking writes for `reason` until the ledger is opened again (after a scrub found
+    /// damage, say: nothing must be appended after known damage). Reads go on.
+    pub fn refuse_writes(&self, reason: &str) {
+        self.shared.progress.halt(reason);
+    }
+
     /// The programme's issuance account.
     pub fn programme_account(&self) -> AccountId {
         self.shared.programme
@@ -362,6 +368,16 @@ impl Ledger {
     fn store(&self) -> Result<&Store, LedgerError> {
         self.shared.progress.wait_applied()?;
         Ok(&self.shared.store)
+    }
+
+    /// The state, for the integrity checks of `crate::check`.
+    pub(crate) fn store_for_checks(&self) -> Result<&Store, LedgerError> {
+        self.store()
+    }
+
+    /// The journal, for the integrity checks of `crate::check`.
+    pub(crate) fn journal_for_checks(&self) -> &JournalReader {
+        &self.shared.journal
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, Keyring> {

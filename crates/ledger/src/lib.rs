@@ -28,6 +28,7 @@
 //!   short is undone at open and replayed (see the `store` module).
 //! - The rules of [`timecredits_domain::rules`] hold after every entry.
 
+pub mod check;
 mod error;
 pub mod export;
 pub mod journal;
@@ -40,6 +41,7 @@ pub mod signed;
 pub mod store;
 mod writer;
 
+pub use check::CheckReport;
 pub use error::LedgerError;
 pub use export::{Export, ExportRange};
 pub use ledger::{

@@ -163,7 +163,7 @@ impl Progress {
         self.lock().clone()
     }
 
-    fn halt(&self, reason: &str) {
+    pub(crate) fn halt(&self, reason: &str) {
         self.lock().get_or_insert_with(|| reason.to_owned());
         self.changed.notify_all();
     }

@@ -52,6 +52,9 @@ pub struct Settings {
     pub key_overlap: chrono::Duration,
     /// How long a member's spend code is valid.
     pub spend_code_ttl: chrono::Duration,
+    /// How often the journal is scrubbed (re-read and checked against the signed tree) while
+    /// the service runs, the first time right after start; `None`: never.
+    pub scrub_interval: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -65,6 +68,7 @@ impl Settings {
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
             spend_code_ttl: SpendCodes::TTL,
+            scrub_interval: Some(std::time::Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -140,6 +144,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// must be awaited (or spawned) to serve.
 pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
     let state = web::Data::new(AppState::open(settings)?);
+    if let Some(interval) = settings.scrub_interval {
+        spawn_scrub(&state, interval);
+    }
     let data = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -162,4 +169,42 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
     let addr = server.addrs()[0];
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), origin = %state.ledger.origin(), "timecredits is listening");
     Ok((server.run(), addr))
+}
+
+/// Scrubs the journal now and then every `interval` on a thread of its own (see
+/// [`timecredits_ledger::check`]). Damage stops writes, so nothing is appended after it, and
+/// `/readyz` reports it. The thread holds the ledger only while it scrubs, and ends once the
+/// service is gone.
+fn spawn_scrub(state: &web::Data<AppState>, interval: std::time::Duration) {
+    let service = std::sync::Arc::downgrade(&state.clone().into_inner());
+    let spawned = std::thread::Builder::new()
+        .name("journal-scrub".into())
+        .spawn(move || {
+            while let Some(state) = service.upgrade() {
+                match state.ledger.scrub(|_, _| {}) {
+                    Ok(report) if report.is_sound() => {
+                        tracing::info!(
+                            entries = report.entries,
+                            "the journal scrub found no damage"
+                        );
+                    }
+                    Ok(report) => {
+                        let reason = format!(
+                            "the journal scrub found damage, so the ledger takes no more writes \
+                             (run `timecredits check` and restore from a backup): {}",
+                            report.damage.join("; ")
+                        );
+                        tracing::error!(%reason, "journal damage");
+                        state.ledger.refuse_writes(&reason);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the journal scrub could not run"),
+                }
+                drop(state);
+                std::thread::sleep(interval);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "the journal scrub could not start");
+    }
 }

@@ -57,6 +57,18 @@ enum Command {
         /// Days after a key rotation during which the previous key also signs checkpoints.
         #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
         key_overlap_days: u32,
+        /// Hours between scrubs of the journal (every record re-read and checked against the
+        /// signed tree; damage stops writes). 0: never.
+        #[arg(long, env = "TIMECREDITS_SCRUB_INTERVAL_HOURS", default_value_t = 24)]
+        scrub_interval_hours: u64,
+    },
+    /// Check a stopped ledger: every journal record against its checksum and the signed Merkle
+    /// tree, and the state against a replay of every entry. Exit status 0: sound; 1: damage
+    /// found (listed); 2: the check could not run.
+    Check {
+        /// The data directory of the ledger.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
     },
     /// Write an auditor's export of the ledger (run it while the service is stopped: the data
     /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
@@ -102,14 +114,18 @@ fn main() -> ExitCode {
             reversal_window_days,
             workers,
             key_overlap_days,
+            scrub_interval_hours,
         } => {
             let mut settings = Settings::new(data_dir, listen);
             settings.origin = origin;
             settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
             settings.workers = workers;
             settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
+            settings.scrub_interval = (scrub_interval_hours > 0)
+                .then(|| std::time::Duration::from_secs(scrub_interval_hours * 3600));
             serve(&settings)
         }
+        Command::Check { data_dir } => check(&data_dir),
         Command::Export {
             data_dir,
             out,
@@ -202,6 +218,64 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
         ledger.verifier_key(),
         out.display()
     ))
+}
+
+/// Runs the full integrity check of the ledger in `data_dir`, with a progress bar on a terminal.
+fn check(data_dir: &Path) -> ExitCode {
+    let ledger = match open_existing(data_dir) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            // Opening already refuses a journal damaged at its end, a lost tail, another
+            // ledger's key or journal: that is damage, not a failure to run.
+            eprintln!("timecredits check: the ledger does not open: {e}");
+            return match e {
+                LedgerError::Corrupt(_)
+                | LedgerError::Journal(_)
+                | LedgerError::LostTail { .. }
+                | LedgerError::Key(_) => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries {eta}")
+            .expect("a valid template"),
+    );
+    let result = ledger.check(|done, all| {
+        bar.set_length(all);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(report) if report.is_sound() => {
+            eprintln!(
+                "sound: {} entries ({} journal bytes) match the signed tree, and a replay of \
+                 them gives the state of all {} accounts",
+                report.entries, report.bytes, report.accounts
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            eprintln!(
+                "DAMAGED: {} entries checked, {} problems found{}:",
+                report.entries,
+                report.damage.len(),
+                if report.damage.len() == timecredits_ledger::check::MAX_LISTED {
+                    " (the first of them)"
+                } else {
+                    ""
+                }
+            );
+            for problem in &report.damage {
+                eprintln!("  {problem}");
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("timecredits check: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Rotates the signing key of the ledger in `data_dir`.

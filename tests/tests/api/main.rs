@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod conformance;
+mod damage;
 mod disk_full;
 mod endpoints;
 mod history;

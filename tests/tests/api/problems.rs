@@ -23,6 +23,10 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
     ),
     ("account_exists", "the server chooses every account id"),
     (
+        "storage_full",
+        "a full disk, which `disk_full.rs` fills on a small file system of its own",
+    ),
+    (
         "ledger_busy",
         "more requests waiting at once than the ledger's queue holds (16,384; the ledger's tests fill a queue of one)",
     ),

@@ -186,23 +186,34 @@ pub async fn export(
     };
     // Bounds are checked before the first byte, so a bad request gets a problem, not a 200.
     let export = state.ledger.export(range)?;
-    let chunks = futures_util::stream::try_unfold((export, state), next_chunk);
+    let chunks = futures_util::stream::try_unfold(Some((export, state)), next_chunk);
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(chunks))
 }
 
-/// Reads the next chunk of an export on the blocking pool (entries are read from disk).
+/// Reads the next chunk of an export on the blocking pool (entries are read from disk). The 200
+/// and the first lines are sent by the time a damaged record can be met, so an export that cannot
+/// be finished ends with the line that says so (see [`timecredits_domain::export::INTERRUPTED`]),
+/// never with a silent cut.
 async fn next_chunk(
-    (mut export, state): (Export, web::Data<AppState>),
-) -> Result<Option<(web::Bytes, (Export, web::Data<AppState>))>, actix_web::Error> {
+    exporting: Option<(Export, web::Data<AppState>)>,
+) -> Result<Option<(web::Bytes, Option<(Export, web::Data<AppState>)>)>, actix_web::Error> {
+    let Some((mut export, state)) = exporting else {
+        return Ok(None);
+    };
     let (export, state, chunk) = web::block(move || {
         let chunk = export.next_chunk(&state.ledger);
         (export, state, chunk)
     })
     .await?;
-    match chunk.map_err(ApiError::from)? {
-        Some(bytes) => Ok(Some((web::Bytes::from(bytes), (export, state)))),
-        None => Ok(None),
+    match chunk {
+        Ok(Some(bytes)) => Ok(Some((web::Bytes::from(bytes), Some((export, state))))),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::error!(error = %e, "an export could not be finished");
+            let line = timecredits_domain::export::interrupted_line(&e.to_string());
+            Ok(Some((web::Bytes::from(line), None)))
+        }
     }
 }
