@@ -111,7 +111,9 @@ impl AppState {
             ..LedgerConfig::default()
         };
         let ledger = Ledger::open(dir, config)?;
-        let registry = Registry::open(dir)?;
+        // More than the genesis entry: partners, members or movements that the registry names.
+        let ledger_has_entries = ledger.size()? > 1;
+        let registry = Registry::open(dir, ledger_has_entries)?;
         Ok(AppState {
             ledger,
             registry,

@@ -43,6 +43,9 @@ pub struct Problem {
     pub code: String,
 }
 
+/// Seconds a client waits after `storage_full`: space is freed by an operator, not in a moment.
+pub const STORAGE_FULL_RETRY_AFTER: u64 = 60;
+
 /// The base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://timecredits.dev/problems/";
 
@@ -116,6 +119,8 @@ pub enum ApiError {
     #[error("too many requests are waiting for the ledger; retry in a second")]
     LedgerBusy,
     #[error("{0}")]
+    StorageFull(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -157,6 +162,7 @@ impl ApiError {
             TooManyAttempts { .. } => "too_many_attempts",
             Unavailable(_) => "unavailable",
             LedgerBusy => "ledger_busy",
+            StorageFull(_) => "storage_full",
             Internal(_) => "internal_error",
         }
     }
@@ -189,7 +195,7 @@ impl ApiError {
             | SpendCodeUsed
             | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) | LedgerBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LedgerBusy | StorageFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -418,6 +424,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         503,
         "Too many requests are waiting for the ledger; nothing was written, retry after the Retry-After delay.",
     ),
+    (
+        "storage_full",
+        503,
+        "The server's disk is full; nothing was written, retry after the Retry-After delay.",
+    ),
 ];
 
 impl ResponseError for ApiError {
@@ -436,6 +447,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::LedgerBusy = self {
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let ApiError::StorageFull(_) = self {
+            response.insert_header((header::RETRY_AFTER, STORAGE_FULL_RETRY_AFTER.to_string()));
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -463,7 +477,12 @@ impl From<LedgerError> for ApiError {
 
 impl From<crate::registry::RegistryError> for ApiError {
     fn from(e: crate::registry::RegistryError) -> Self {
-        ApiError::Internal(e.to_string())
+        use crate::registry::RegistryError as E;
+        match e {
+            E::StorageFull { .. } => ApiError::StorageFull(e.to_string()),
+            E::Stopped(_) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -556,6 +575,7 @@ mod tests {
             ApiError::IdempotencyKeyInFlight("k".into()),
             ApiError::KeyRotationInProgress,
             ApiError::LedgerBusy,
+            ApiError::StorageFull("registry: the disk is full".into()),
         ];
         for e in errors {
             let listed: Vec<_> = CODES.iter().filter(|(c, ..)| *c == e.code()).collect();

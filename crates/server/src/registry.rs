@@ -12,8 +12,10 @@
 //! time, while the registry file alone reveals nothing. The server secret is a random 32-byte
 //! file (`server-secret`, mode 0600) next to the ledger's signing key.
 
+mod file;
+
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use base64::Engine;
@@ -22,30 +24,47 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use timecredits_domain::AccountId;
-use timecredits_ledger::journal::{Journal, JournalError};
 use timecredits_ledger::keys::write_private_file;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use self::file::is_storage_full;
+use self::file::RegistryFile;
 
 /// Files of the registry in the data directory.
 pub mod layout {
     /// The append-only event file.
     pub const REGISTRY: &str = "registry";
+    /// How much of the registry was acknowledged (see the `file` module).
+    pub const REGISTRY_ACKED: &str = "registry.acked";
     /// The random key credentials are derived with.
     pub const SERVER_SECRET: &str = "server-secret";
     /// The first administrator API key, written once at creation.
     pub const ADMIN_API_KEY: &str = "admin-api-key";
 }
 
-/// A registry failure: always the server's, never the client's.
+/// A registry failure: always the server's, never the client's. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("registry I/O: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error("registry record {index} is unreadable: {reason}")]
-    Corrupt { index: usize, reason: String },
+    /// An I/O failure on a registry file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The disk (or quota) is full; nothing was written.
+    #[error("{}: the disk is full; nothing was written", path.display())]
+    StorageFull { path: PathBuf },
+    /// A registry file does not hold what the registry wrote.
+    #[error("{} is damaged: {reason}", path.display())]
+    Damaged { path: PathBuf, reason: String },
+    /// A file of the data directory's identity is missing or belongs to another directory; the
+    /// message says which and what to restore.
+    #[error("{0}")]
+    Identity(String),
+    /// Writes stopped after a failure that could not be undone, until a restart.
+    #[error("the registry is not taking writes until a restart: {0}")]
+    Stopped(String),
 }
 
 /// What a partner does in the scheme.
@@ -155,6 +174,11 @@ enum Event {
         member: Member,
         hash: String,
     },
+    /// The fingerprint of the server secret credentials are derived with from here on: the
+    /// first record of a new registry, so a start with another secret is refused.
+    ServerSecret {
+        fingerprint: String,
+    },
 }
 
 #[derive(Default)]
@@ -168,6 +192,8 @@ struct State {
     members: HashMap<Uuid, Member>,
     member_by_hash: HashMap<String, Uuid>,
     requests: HashMap<(Uuid, String), (String, Uuid)>,
+    /// The fingerprint of the current server secret, once recorded.
+    secret_fingerprint: Option<String>,
 }
 
 impl State {
@@ -202,6 +228,7 @@ impl State {
                 self.member_by_hash.insert(hash, member.account);
                 self.members.insert(member.account, member);
             }
+            Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
         }
     }
 }
@@ -218,7 +245,7 @@ pub enum Previous {
 
 /// The registry: in memory, persisted as an append-only event file.
 pub struct Registry {
-    journal: Mutex<Journal>,
+    file: Mutex<RegistryFile>,
     state: RwLock<State>,
     secret: [u8; 32],
 }
@@ -233,23 +260,47 @@ pub fn credential_hash(credential: &str) -> String {
 impl Registry {
     /// Opens the registry in `dir`, creating the server secret, the administrator and its first
     /// API key (written to [`layout::ADMIN_API_KEY`]) on first use.
-    pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
-        let secret = load_or_create_secret(&dir.join(layout::SERVER_SECRET))?;
-        let (journal, records) = Journal::open(&dir.join(layout::REGISTRY), 0)?;
+    ///
+    /// `ledger_has_entries` says whether the ledger beside it holds more than its genesis entry:
+    /// then a missing or empty registry is refused rather than created anew. A server secret
+    /// other than the one the registry's credentials were derived with is refused too.
+    pub fn open(dir: &Path, ledger_has_entries: bool) -> Result<Registry, RegistryError> {
+        let (file, payloads) = RegistryFile::open(dir, ledger_has_entries)?;
         let mut state = State::default();
-        for (index, (_, payload)) in records.into_iter().enumerate() {
+        for (index, payload) in payloads.into_iter().enumerate() {
             let event: Event =
-                serde_json::from_slice(&payload).map_err(|e| RegistryError::Corrupt {
-                    index,
-                    reason: e.to_string(),
+                serde_json::from_slice(&payload).map_err(|e| RegistryError::Damaged {
+                    path: dir.join(layout::REGISTRY),
+                    reason: format!("record {index} is not a registry event: {e}"),
                 })?;
             state.apply(event);
         }
+        let secret_path = dir.join(layout::SERVER_SECRET);
+        let secret = load_or_create_secret(&secret_path, state.administrator.is_none())?;
+        let fingerprint = secret_fingerprint(&secret);
+        let recorded = state.secret_fingerprint.clone();
         let registry = Registry {
-            journal: Mutex::new(journal),
+            file: Mutex::new(file),
             state: RwLock::new(state),
             secret,
         };
+        match recorded {
+            Some(recorded) if recorded != fingerprint => {
+                return Err(RegistryError::Identity(format!(
+                    "{} is not the secret this registry's credentials were derived with (its \
+                     fingerprint differs from the one recorded in `{}`): restore the `{}` that \
+                     was backed up with this `{}`; with another secret, replayed registrations \
+                     would hand out credentials that do not work",
+                    secret_path.display(),
+                    layout::REGISTRY,
+                    layout::SERVER_SECRET,
+                    layout::REGISTRY
+                )))
+            }
+            Some(_) => {}
+            // A new registry, or one older than the fingerprint: the secret it has is recorded.
+            None => registry.append(vec![Event::ServerSecret { fingerprint }])?,
+        }
         if registry.read().administrator.is_none() {
             registry.bootstrap(dir)?;
         }
@@ -271,7 +322,12 @@ impl Registry {
         };
         let token = self.api_key_secret(key.id);
         let path = dir.join(layout::ADMIN_API_KEY);
-        write_private_file(&path, format!("{token}\n").as_bytes())?;
+        write_private_file(&path, format!("{token}\n").as_bytes()).map_err(|source| {
+            RegistryError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?;
         self.append(vec![
             Event::Administrator { id: admin },
             Event::ApiKeyCreated {
@@ -291,21 +347,29 @@ impl Registry {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn file(&self) -> std::sync::MutexGuard<'_, RegistryFile> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Appends events durably, then applies them.
     fn append(&self, events: Vec<Event>) -> Result<(), RegistryError> {
-        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = self.file();
         let payloads: Vec<Vec<u8>> = events
             .iter()
             .map(|e| serde_json::to_vec(e).expect("registry events always serialize"))
             .collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        journal.append(&refs)?;
-        journal.sync()?;
+        file.append(&refs)?;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         for event in events {
             state.apply(event);
         }
         Ok(())
+    }
+
+    /// Why registry writes are refused until a restart, if they are.
+    pub fn write_refusal(&self) -> Option<String> {
+        self.file().stopped().map(str::to_owned)
     }
 
     fn derive(&self, purpose: &str, id: Uuid) -> String {
@@ -442,18 +506,45 @@ pub fn partner_accounts(partner: &Partner) -> impl Iterator<Item = AccountId> + 
         .map(AccountId)
 }
 
-fn load_or_create_secret(path: &Path) -> Result<[u8; 32], RegistryError> {
-    if path.exists() {
-        let bytes = std::fs::read(path)?;
-        return bytes.try_into().map_err(|_| RegistryError::Corrupt {
-            index: 0,
-            reason: format!("{} must hold exactly 32 bytes", path.display()),
-        });
+/// Loads the server secret, or creates it when `may_create` (a registry with no administrator
+/// yet). An existing registry whose secret is missing is refused: a new secret would derive other
+/// credentials than the ones handed out.
+fn load_or_create_secret(path: &Path, may_create: bool) -> Result<[u8; 32], RegistryError> {
+    let io = |source| RegistryError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return bytes.try_into().map_err(|_| RegistryError::Damaged {
+                path: path.to_owned(),
+                reason: "it must hold exactly 32 bytes; restore it from a backup".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if !may_create {
+        return Err(RegistryError::Identity(format!(
+            "{} is missing, but `{}` holds credentials derived with it: restore the `{}` that was \
+             backed up with this `{}`",
+            path.display(),
+            layout::REGISTRY,
+            layout::SERVER_SECRET,
+            layout::REGISTRY
+        )));
     }
     let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_private_file(path, &secret)?;
+    getrandom::getrandom(&mut secret).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    write_private_file(path, &secret).map_err(io)?;
     Ok(secret)
+}
+
+/// A fingerprint of the server secret that reveals nothing of it: an HMAC of a fixed label.
+fn secret_fingerprint(secret: &[u8; 32]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key size");
+    mac.update(b"timecredits server-secret fingerprint");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -471,7 +562,7 @@ mod tests {
     #[test]
     fn first_open_creates_an_administrator_key_that_authenticates() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
         let token = std::fs::read_to_string(dir.path().join(layout::ADMIN_API_KEY)).unwrap();
         let key = registry.api_key_by_token(token.trim()).unwrap();
         assert_eq!(key.principal, Principal::Administrator);
@@ -494,15 +585,8 @@ mod tests {
     fn keys_members_and_revocations_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (key_id, token, credential, member) = {
-            let registry = Registry::open(dir.path()).unwrap();
-            let key = ApiKey {
-                id: Uuid::now_v7(),
-                label: "till".into(),
-                principal: Principal::Partner { id: Uuid::now_v7() },
-                scopes: vec![Scope::Spend],
-                created: Utc::now(),
-                revoked: None,
-            };
+            let registry = Registry::open(dir.path(), false).unwrap();
+            let key = till_key();
             let token = registry.add_api_key(key.clone(), request("k1")).unwrap();
             let member = Member {
                 account: Uuid::now_v7(),
@@ -520,7 +604,7 @@ mod tests {
             registry.revoke_api_key(key.id, request("k2")).unwrap();
             (key.id, token, credential, member)
         };
-        let registry = Registry::open(dir.path()).unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
         let key = registry.api_key_by_token(&token).unwrap();
         assert_eq!(key.id, key_id);
         assert!(key.revoked.is_some());
@@ -531,5 +615,212 @@ mod tests {
         // Secrets are derived, so they are the same after a restart.
         assert_eq!(registry.member_credential(member.account), credential);
         assert_eq!(registry.api_keys(None).len(), 2);
+    }
+
+    fn till_key() -> ApiKey {
+        ApiKey {
+            id: Uuid::now_v7(),
+            label: "till".into(),
+            principal: Principal::Partner { id: Uuid::now_v7() },
+            scopes: vec![Scope::Spend],
+            created: Utc::now(),
+            revoked: None,
+        }
+    }
+
+    fn file_len(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(layout::REGISTRY)).unwrap().len()
+    }
+
+    fn expect_refusal(dir: &Path, ledger_has_entries: bool, names: &str) -> String {
+        match Registry::open(dir, ledger_has_entries) {
+            Ok(_) => panic!("opened, expected a refusal naming {names}"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains(names), "{message}");
+                assert!(message.to_lowercase().contains("restore"), "{message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_file_as_it_was_at_every_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let before = file_len(dir.path());
+        let probe = till_key();
+        let record = serde_json::to_vec(&Event::ApiKeyCreated {
+            hash: credential_hash(&registry.api_key_secret(probe.id)),
+            key: probe,
+            request: Some(request("probe")),
+        })
+        .unwrap()
+        .len();
+        for limit in 0..record + 8 {
+            registry.file().fault.write_limit = Some(limit);
+            let err = registry
+                .add_api_key(till_key(), request(&format!("full-{limit}")))
+                .unwrap_err();
+            assert!(matches!(err, RegistryError::StorageFull { .. }), "{err}");
+            assert!(err.to_string().contains(layout::REGISTRY), "{err}");
+            assert_eq!(file_len(dir.path()), before, "cut at {limit}");
+            assert!(registry.write_refusal().is_none());
+        }
+        // Space is back: writes resume, and a restart reads every acknowledged record.
+        registry.file().fault = file::Fault::default();
+        let key = till_key();
+        let token = registry.add_api_key(key.clone(), request("after")).unwrap();
+        drop(registry);
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(registry.api_key_by_token(&token).unwrap().id, key.id);
+        assert_eq!(registry.api_keys(None).len(), 2);
+    }
+
+    #[test]
+    fn an_append_that_cannot_be_undone_stops_writes_until_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        registry.file().fault = file::Fault {
+            write_limit: Some(20),
+            rollback_fails: true,
+            mark_fails: false,
+        };
+        assert!(registry.add_api_key(till_key(), request("a")).is_err());
+        let reason = registry.write_refusal().expect("writes stopped");
+        assert!(reason.contains("could not be undone"), "{reason}");
+        registry.file().fault = file::Fault::default();
+        assert!(matches!(
+            registry.add_api_key(till_key(), request("b")),
+            Err(RegistryError::Stopped(_))
+        ));
+        drop(registry);
+        // The partial record was never acknowledged: the restart cuts it off and writes again.
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(registry.write_refusal().is_none());
+        registry.add_api_key(till_key(), request("c")).unwrap();
+        assert_eq!(registry.api_keys(None).len(), 2);
+    }
+
+    #[test]
+    fn a_record_synced_but_not_marked_stops_writes_and_is_kept_at_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        registry.file().fault.mark_fails = true;
+        let key = till_key();
+        assert!(registry.add_api_key(key.clone(), request("a")).is_err());
+        assert!(registry.write_refusal().is_some());
+        drop(registry);
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(registry.api_key(key.id).is_some());
+        registry.add_api_key(till_key(), request("b")).unwrap();
+        drop(registry);
+        Registry::open(dir.path(), true).unwrap();
+    }
+
+    #[test]
+    fn damage_to_the_acknowledged_last_record_is_refused_at_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let key = till_key();
+        registry.add_api_key(key.clone(), request("k1")).unwrap();
+        let before = file_len(dir.path());
+        // The last record is a revocation: losing it would make the key work again.
+        registry.revoke_api_key(key.id, request("k2")).unwrap();
+        drop(registry);
+        let path = dir.path().join(layout::REGISTRY);
+        let whole = std::fs::read(&path).unwrap();
+        for at in before..whole.len() as u64 {
+            std::fs::write(&path, &whole[..at as usize]).unwrap();
+            let message = expect_refusal(dir.path(), true, &path.display().to_string());
+            assert!(message.contains("acknowledged"), "{message}");
+            assert_eq!(file_len(dir.path()), at, "nothing truncated");
+            let mut flipped = whole.clone();
+            flipped[at as usize] ^= 0x40;
+            std::fs::write(&path, &flipped).unwrap();
+            expect_refusal(dir.path(), true, &path.display().to_string());
+        }
+        std::fs::write(&path, &whole).unwrap();
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(registry.api_key(key.id).unwrap().revoked.is_some());
+    }
+
+    #[test]
+    fn an_unacknowledged_tail_is_truncated_at_every_cut_and_kept_when_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Registry::open(dir.path(), false).unwrap());
+        let path = dir.path().join(layout::REGISTRY);
+        let acked = std::fs::read(&path).unwrap();
+        // What a crash leaves between the sync of a record and its mark.
+        let key = till_key();
+        let event = serde_json::to_vec(&Event::ApiKeyCreated {
+            hash: "h".into(),
+            key: key.clone(),
+            request: None,
+        })
+        .unwrap();
+        let (tail, _) = timecredits_ledger::journal::encode(&[&event], acked.len() as u64).unwrap();
+        for cut in 0..tail.len() {
+            std::fs::write(&path, [&acked[..], &tail[..cut]].concat()).unwrap();
+            let registry = Registry::open(dir.path(), true).unwrap();
+            assert!(registry.api_key(key.id).is_none(), "cut at {cut}");
+            assert_eq!(file_len(dir.path()), acked.len() as u64);
+        }
+        std::fs::write(&path, [&acked[..], &tail[..]].concat()).unwrap();
+        assert!(Registry::open(dir.path(), true)
+            .unwrap()
+            .api_key(key.id)
+            .is_some());
+        // It is acknowledged now: cutting it is refused.
+        std::fs::write(&path, &acked).unwrap();
+        expect_refusal(dir.path(), true, layout::REGISTRY);
+    }
+
+    #[test]
+    fn a_torn_mark_slot_falls_back_to_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        registry.add_api_key(till_key(), request("k1")).unwrap();
+        drop(registry);
+        let mark = dir.path().join(layout::REGISTRY_ACKED);
+        let mut bytes = std::fs::read(&mark).unwrap();
+        // The newest slot is torn: the older one is a smaller, still true mark.
+        let newest = if bytes[0] > bytes[32] { 0 } else { 32 };
+        bytes[newest + 9] ^= 1;
+        std::fs::write(&mark, &bytes).unwrap();
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(registry.api_keys(None).len(), 2);
+        drop(registry);
+        // Both slots damaged: how much was acknowledged is unknown, so it is refused.
+        std::fs::write(&mark, [0u8; 64]).unwrap();
+        expect_refusal(dir.path(), true, layout::REGISTRY_ACKED);
+    }
+
+    #[test]
+    fn a_missing_or_replaced_identity_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Registry::open(dir.path(), false).unwrap());
+        let secret = dir.path().join(layout::SERVER_SECRET);
+        let original = std::fs::read(&secret).unwrap();
+
+        std::fs::write(&secret, [7u8; 32]).unwrap();
+        let message = expect_refusal(dir.path(), true, &secret.display().to_string());
+        assert!(message.contains("not the secret"), "{message}");
+
+        std::fs::remove_file(&secret).unwrap();
+        let message = expect_refusal(dir.path(), true, &secret.display().to_string());
+        assert!(message.contains("missing"), "{message}");
+        std::fs::write(&secret, &original).unwrap();
+        Registry::open(dir.path(), true).unwrap();
+
+        // A registry emptied, then deleted: the mark remembers it, and so does the ledger.
+        let registry = dir.path().join(layout::REGISTRY);
+        std::fs::write(&registry, b"").unwrap();
+        expect_refusal(dir.path(), false, &registry.display().to_string());
+        std::fs::remove_file(&registry).unwrap();
+        expect_refusal(dir.path(), false, &registry.display().to_string());
+        std::fs::remove_file(dir.path().join(layout::REGISTRY_ACKED)).unwrap();
+        let message = expect_refusal(dir.path(), true, &registry.display().to_string());
+        assert!(message.contains("ledger"), "{message}");
     }
 }
