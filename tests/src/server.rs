@@ -97,6 +97,14 @@ impl TestServer {
 
     /// Stops the server and starts it again on the same data directory, on a new free port.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_restart() {
+            panic!("the server does not start again on its data: {e}");
+        }
+    }
+
+    /// Stops the server and tries to start it again on the same data directory: the start's
+    /// error when it refuses (the server then stays stopped).
+    pub fn try_restart(&mut self) -> Result<(), StartError> {
         self.stop();
         let deadline = Instant::now() + RELEASE_TIMEOUT;
         let (addr, running) = loop {
@@ -108,11 +116,12 @@ impl TestServer {
                 {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => panic!("the server does not start again on its data: {e}"),
+                Err(e) => return Err(e),
             }
         };
         self.base = format!("http://{addr}");
         self.running = Some(running);
+        Ok(())
     }
 }
 

@@ -638,7 +638,7 @@ mod tests {
             Err(e) => {
                 let message = e.to_string();
                 assert!(message.contains(names), "{message}");
-                assert!(message.to_lowercase().contains("restore"), "{message}");
+                assert!(message.contains("restore"), "{message}");
                 message
             }
         }

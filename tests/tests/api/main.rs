@@ -6,6 +6,7 @@ mod conformance;
 mod endpoints;
 mod history;
 mod idempotency;
+mod identity;
 mod ledger;
 mod permissions;
 mod problems;

@@ -82,9 +82,9 @@ impl RegistryFile {
             if ledger_has_entries {
                 return Err(RegistryError::Identity(format!(
                     "{} is missing or empty, but the ledger in {} has entries: it held every \
-                     partner, API key and member credential of this ledger. Restore `{}` (and \
-                     `{}`) from the backup of this data directory; starting without it would \
-                     create a new administrator and refuse every existing key and credential",
+                     partner, API key and member credential of this ledger; restore `{}` (and \
+                     `{}`) from the backup of this data directory (starting without it would \
+                     create a new administrator and refuse every existing key and credential)",
                     path.display(),
                     dir.display(),
                     layout::REGISTRY,
