@@ -583,6 +583,14 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Why the ledger refuses writes (the writer stopped after a storage failure), if it does:
+    /// what the service's readiness reports. Kept apart from the writer's own code on purpose.
+    pub fn write_refusal(&self) -> Option<String> {
+        self.shared.progress.halted()
+    }
+}
+
 impl Drop for Ledger {
     fn drop(&mut self) {
         // Closing the queue lets the writer finish what is queued and flush.

@@ -137,7 +137,7 @@ impl Progress {
         self.changed.notify_all();
     }
 
-    fn halted(&self) -> Option<String> {
+    pub(crate) fn halted(&self) -> Option<String> {
         self.lock().clone()
     }
 

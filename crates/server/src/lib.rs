@@ -20,6 +20,9 @@ pub mod problem;
 pub mod registry;
 pub mod spend_codes;
 
+#[cfg(test)]
+mod fault_tests;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,9 @@
 
 mod file;
 
+#[cfg(test)]
+pub(crate) use self::file::Fault;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -365,6 +368,12 @@ impl Registry {
             state.apply(event);
         }
         Ok(())
+    }
+
+    /// Makes the next appends fail as `fault` says (tests only).
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&self, fault: file::Fault) {
+        self.file().fault = fault;
     }
 
     /// Why registry writes are refused until a restart, if they are.

@@ -40,7 +40,7 @@ pub(super) struct RegistryFile {
 /// Failures a test injects into the next appends.
 #[cfg(test)]
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Fault {
+pub(crate) struct Fault {
     /// Write only this many bytes of an append, then fail as a full disk does.
     pub write_limit: Option<usize>,
     /// Cutting the file back after a failed append fails too.
