@@ -18,10 +18,12 @@ use timecredits_server::{Settings, StartError};
 /// threads drop the application state, and so close the ledger, shortly after it stops).
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The settings of a test server: a free loopback port, two HTTP workers.
+/// The settings of a test server: a free loopback port, two HTTP workers, and no signal handling
+/// (the test process's signals are not the server's).
 pub fn test_settings(dir: &Path) -> Settings {
     let mut settings = Settings::new(dir, SocketAddr::from(([127, 0, 0, 1], 0)));
     settings.workers = 2;
+    settings.handle_signals = false;
     settings
 }
 
@@ -202,6 +204,25 @@ impl ChildServer {
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(mut self) {
         self.kill_now();
+    }
+
+    /// Sends SIGTERM and returns the exit status once the process has stopped, or `None` if it
+    /// is still running after `timeout` (it is then killed).
+    pub fn terminate(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was sent");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     fn kill_now(&mut self) {

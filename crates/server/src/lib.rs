@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: the handlers, one module per resource, and the request/response types;
 //! - [`auth`]: credentials and the permission matrix;
+//! - [`drain`]: the graceful stop;
 //! - [`idempotency`]: the `Idempotency-Key` header;
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
 //! - [`registry`]: partners, API keys and member credentials (the service's own small store);
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod drain;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
@@ -25,12 +27,15 @@ mod fault_tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
 use timecredits_ledger::{Ledger, LedgerConfig};
 
+use crate::drain::Drain;
 use crate::idempotency::InFlight;
 use crate::registry::Registry;
 use crate::spend_codes::SpendCodes;
@@ -55,6 +60,11 @@ pub struct Settings {
     pub key_overlap: chrono::Duration,
     /// How long a member's spend code is valid.
     pub spend_code_ttl: chrono::Duration,
+    /// How long a stop waits for the requests already received to be answered.
+    pub drain_timeout: Duration,
+    /// Whether SIGTERM and SIGINT stop the service (gracefully, see [`drain`]). Off for servers
+    /// embedded in a process that handles its own signals (the tests).
+    pub handle_signals: bool,
 }
 
 impl Settings {
@@ -68,6 +78,8 @@ impl Settings {
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
             spend_code_ttl: SpendCodes::TTL,
+            drain_timeout: Duration::from_secs(30),
+            handle_signals: true,
         }
     }
 }
@@ -98,6 +110,8 @@ pub struct AppState {
     pub spend_codes: SpendCodes,
     pub in_flight: InFlight,
     pub reversal_window: chrono::Duration,
+    /// The graceful stop's state: whether it began, and the requests it waits for.
+    pub drain: Arc<Drain>,
 }
 
 impl AppState {
@@ -123,6 +137,7 @@ impl AppState {
             spend_codes: SpendCodes::new(settings.spend_code_ttl),
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
+            drain: Arc::default(),
         })
     }
 }
@@ -141,20 +156,85 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(openapi::routes);
 }
 
+/// A bound service: run it with [`Service::run`].
+pub struct Service {
+    /// The running server: await it (or [`Service::run`]) to serve; its handle stops it.
+    pub server: Server,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    state: web::Data<AppState>,
+}
+
+/// How long [`Service::run`] waits for the HTTP workers to let go of the ledger after they stop.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Service {
+    /// Serves until stopped (by a signal, see [`drain`], or by the server's handle), then closes
+    /// the ledger: its writer finishes, and its state is flushed with the checkpoint signed for
+    /// the last batch. Returns the ledger's size at the stop.
+    pub async fn run(self) -> Result<u64, StartError> {
+        let Service {
+            server,
+            addr,
+            state,
+        } = self;
+        server
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let mut state = state.into_inner();
+        let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
+        loop {
+            match Arc::try_unwrap(state) {
+                Ok(state) => {
+                    let size = state.ledger.size()?;
+                    drop(state);
+                    tracing::info!(size, "stopped; the ledger is closed and its state flushed");
+                    return Ok(size);
+                }
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    state = shared;
+                    actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "stopped; HTTP workers still hold the ledger, which the exit closes"
+                    );
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
 /// Binds the service and returns the running server and the address it listens on. The server
 /// must be awaited (or spawned) to serve.
 pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
+    let service = bind(settings)?;
+    Ok((service.server, service.addr))
+}
+
+/// Opens the data directory and binds the service.
+pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     let state = web::Data::new(AppState::open(settings)?);
     let data = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
+            .wrap(actix_web::middleware::from_fn(drain::guard))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })
-    // Shut down quickly: in-flight ledger writes complete regardless of the connection.
+    // After the drain every request received is answered: what remains are idle connections.
     .shutdown_timeout(5);
+    server = if settings.handle_signals {
+        server.shutdown_signal(drain::on_signal(
+            state.drain.clone(),
+            settings.drain_timeout,
+        ))
+    } else {
+        server.disable_signals()
+    };
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
@@ -166,5 +246,9 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
         })?;
     let addr = server.addrs()[0];
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), origin = %state.ledger.origin(), "timecredits is listening");
-    Ok((server.run(), addr))
+    Ok(Service {
+        server: server.run(),
+        addr,
+        state,
+    })
 }

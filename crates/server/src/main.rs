@@ -10,7 +10,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
-use timecredits_server::{openapi, start, Settings};
+use timecredits_server::{bind, openapi, Settings};
 use uuid::Uuid;
 
 /// mimalloc rather than the system allocator: every commit allocates and frees many small
@@ -57,6 +57,10 @@ enum Command {
         /// Days after a key rotation during which the previous key also signs checkpoints.
         #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
         key_overlap_days: u32,
+        /// Seconds a stop (SIGTERM, SIGINT) waits for the requests already received to be
+        /// answered before it closes the connections.
+        #[arg(long, env = "TIMECREDITS_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
+        drain_timeout_secs: u64,
     },
     /// Write an auditor's export of the ledger (run it while the service is stopped: the data
     /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
@@ -102,12 +106,14 @@ fn main() -> ExitCode {
             reversal_window_days,
             workers,
             key_overlap_days,
+            drain_timeout_secs,
         } => {
             let mut settings = Settings::new(data_dir, listen);
             settings.origin = origin;
             settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
             settings.workers = workers;
             settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
+            settings.drain_timeout = std::time::Duration::from_secs(drain_timeout_secs);
             serve(&settings)
         }
         Command::Export {
@@ -143,17 +149,9 @@ fn report(command: &str, result: Result<String, LedgerError>) -> ExitCode {
 
 fn serve(settings: &Settings) -> ExitCode {
     let system = actix_web::rt::System::new();
-    let result = system.block_on(async {
-        let (server, _) = start(settings)?;
-        server
-            .await
-            .map_err(|e| timecredits_server::StartError::Listen {
-                addr: settings.listen,
-                source: e,
-            })
-    });
+    let result = system.block_on(async { bind(settings)?.run().await });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("timecredits: {e}");
             ExitCode::FAILURE

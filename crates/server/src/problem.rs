@@ -120,6 +120,8 @@ pub enum ApiError {
     LedgerBusy,
     #[error("{0}")]
     StorageFull(String),
+    #[error("the service is shutting down; retry shortly")]
+    ShuttingDown,
     #[error("{0}")]
     Internal(String),
 }
@@ -163,6 +165,7 @@ impl ApiError {
             Unavailable(_) => "unavailable",
             LedgerBusy => "ledger_busy",
             StorageFull(_) => "storage_full",
+            ShuttingDown => "shutting_down",
             Internal(_) => "internal_error",
         }
     }
@@ -195,7 +198,9 @@ impl ApiError {
             | SpendCodeUsed
             | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) | LedgerBusy | StorageFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LedgerBusy | StorageFull(_) | ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -429,6 +434,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         503,
         "The server's disk is full; nothing was written, retry after the Retry-After delay.",
     ),
+    (
+        "shutting_down",
+        503,
+        "The service is stopping and takes no new request; retry after the Retry-After delay (at another instance, or once it is back).",
+    ),
 ];
 
 impl ResponseError for ApiError {
@@ -445,7 +455,7 @@ impl ResponseError for ApiError {
         if let ApiError::TooManyAttempts { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
-        if let ApiError::LedgerBusy = self {
+        if let ApiError::LedgerBusy | ApiError::ShuttingDown = self {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         if let ApiError::StorageFull(_) = self {
@@ -576,6 +586,7 @@ mod tests {
             ApiError::KeyRotationInProgress,
             ApiError::LedgerBusy,
             ApiError::StorageFull("registry: the disk is full".into()),
+            ApiError::ShuttingDown,
         ];
         for e in errors {
             let listed: Vec<_> = CODES.iter().filter(|(c, ..)| *c == e.code()).collect();

@@ -13,4 +13,5 @@ mod problems;
 mod restart;
 mod reversal;
 mod sigkill;
+mod sigterm;
 mod spend_codes;

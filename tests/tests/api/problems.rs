@@ -23,6 +23,14 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
     ),
     ("account_exists", "the server chooses every account id"),
     (
+        "storage_full",
+        "a full disk (the server's fault-injection tests provoke it under the HTTP stack)",
+    ),
+    (
+        "shutting_down",
+        "a request during the drain after SIGTERM (the `sigterm` test provokes it)",
+    ),
+    (
         "ledger_busy",
         "more requests waiting at once than the ledger's queue holds (16,384; the ledger's tests fill a queue of one)",
     ),
