@@ -60,6 +60,9 @@ pub struct Settings {
     pub key_overlap: chrono::Duration,
     /// How long a member's spend code is valid.
     pub spend_code_ttl: chrono::Duration,
+    /// How long a repeat of a member registration (or credential reissue) may show the
+    /// credential again; after it, a repeat answers without the credential.
+    pub credential_replay_window: chrono::Duration,
     /// How long a stop waits for the requests already received to be answered.
     pub drain_timeout: Duration,
     /// Whether SIGTERM and SIGINT stop the service (gracefully, see [`drain`]). Off for servers
@@ -78,6 +81,7 @@ impl Settings {
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
             spend_code_ttl: SpendCodes::TTL,
+            credential_replay_window: chrono::Duration::hours(24),
             drain_timeout: Duration::from_secs(30),
             handle_signals: true,
         }
@@ -110,6 +114,8 @@ pub struct AppState {
     pub spend_codes: SpendCodes,
     pub in_flight: InFlight,
     pub reversal_window: chrono::Duration,
+    /// How long a repeated registration or reissue may show the credential again.
+    pub credential_replay_window: chrono::Duration,
     /// The graceful stop's state: whether it began, and the requests it waits for.
     pub drain: Arc<Drain>,
 }
@@ -137,6 +143,7 @@ impl AppState {
             spend_codes: SpendCodes::new(settings.spend_code_ttl),
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
+            credential_replay_window: settings.credential_replay_window,
             drain: Arc::default(),
         })
     }

@@ -57,6 +57,14 @@ enum Command {
         /// Days after a key rotation during which the previous key also signs checkpoints.
         #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
         key_overlap_days: u32,
+        /// Hours during which a repeat of a member registration (same Idempotency-Key) shows the
+        /// member's credential again; later repeats answer without it.
+        #[arg(
+            long,
+            env = "TIMECREDITS_CREDENTIAL_REPLAY_HOURS",
+            default_value_t = 24
+        )]
+        credential_replay_hours: u32,
         /// Seconds a stop (SIGTERM, SIGINT) waits for the requests already received to be
         /// answered before it closes the connections.
         #[arg(long, env = "TIMECREDITS_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
@@ -106,6 +114,7 @@ fn main() -> ExitCode {
             reversal_window_days,
             workers,
             key_overlap_days,
+            credential_replay_hours,
             drain_timeout_secs,
         } => {
             let mut settings = Settings::new(data_dir, listen);
@@ -114,6 +123,8 @@ fn main() -> ExitCode {
             settings.workers = workers;
             settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
             settings.drain_timeout = std::time::Duration::from_secs(drain_timeout_secs);
+            settings.credential_replay_window =
+                chrono::Duration::hours(credential_replay_hours.into());
             serve(&settings)
         }
         Command::Export {

@@ -177,6 +177,20 @@ enum Event {
         member: Member,
         hash: String,
     },
+    /// A member's credential replaced by a new one (a lost card): the previous one stops working.
+    MemberCredentialIssued {
+        account: Uuid,
+        generation: u32,
+        hash: String,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A member's credential revoked: it stops working, and none replaces it until a reissue.
+    MemberCredentialRevoked {
+        account: Uuid,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
     /// The fingerprint of the server secret credentials are derived with from here on: the
     /// first record of a new registry, so a start with another secret is refused.
     ServerSecret {
@@ -197,6 +211,35 @@ struct State {
     requests: HashMap<(Uuid, String), (String, Uuid)>,
     /// The fingerprint of the current server secret, once recorded.
     secret_fingerprint: Option<String>,
+    /// Each member's current credential.
+    credentials: HashMap<Uuid, Credential>,
+}
+
+/// A member's current credential, as the registry knows it (never the credential itself).
+#[derive(Clone, Debug)]
+struct Credential {
+    /// 0 for the credential given at registration, then one more at each reissue.
+    generation: u32,
+    /// Its SHA-256; `None` once revoked.
+    hash: Option<String>,
+    issued: DateTime<Utc>,
+    revoked: Option<DateTime<Utc>>,
+    /// The (actor, key) of the reissue that made it (`None`: the registration), the only
+    /// request whose repeat may show it again.
+    request: Option<(Uuid, String)>,
+}
+
+/// The public record of a member's credential (never the credential itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CredentialStatus {
+    /// The member's id.
+    pub member_id: Uuid,
+    /// 0 for the credential given at registration, one more at each reissue.
+    pub generation: u32,
+    /// When the current credential was issued.
+    pub issued: DateTime<Utc>,
+    /// When it was revoked, if it was; a revoked credential is refused.
+    pub revoked: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -228,10 +271,67 @@ impl State {
                 }
             }
             Event::MemberRegistered { member, hash } => {
-                self.member_by_hash.insert(hash, member.account);
+                self.member_by_hash.insert(hash.clone(), member.account);
+                self.credentials.insert(
+                    member.account,
+                    Credential {
+                        generation: 0,
+                        hash: Some(hash),
+                        issued: member.registered,
+                        revoked: None,
+                        request: None,
+                    },
+                );
                 self.members.insert(member.account, member);
             }
+            Event::MemberCredentialIssued {
+                account,
+                generation,
+                hash,
+                at,
+                request,
+            } => {
+                self.forget_credential(account);
+                self.member_by_hash.insert(hash.clone(), account);
+                self.credentials.insert(
+                    account,
+                    Credential {
+                        generation,
+                        hash: Some(hash),
+                        issued: at,
+                        revoked: None,
+                        request: Some((request.actor, request.key.clone())),
+                    },
+                );
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, account));
+            }
+            Event::MemberCredentialRevoked {
+                account,
+                at,
+                request,
+            } => {
+                self.forget_credential(account);
+                if let Some(credential) = self.credentials.get_mut(&account) {
+                    credential.revoked.get_or_insert(at);
+                }
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, account));
+            }
             Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
+        }
+    }
+}
+
+impl State {
+    /// Makes a member's current credential unknown to authentication.
+    fn forget_credential(&mut self, account: Uuid) {
+        if let Some(hash) = self
+            .credentials
+            .get_mut(&account)
+            .and_then(|c| c.hash.take())
+        {
+            self.member_by_hash.remove(&hash);
         }
     }
 }
@@ -394,9 +494,13 @@ impl Registry {
         format!("tck_{}", self.derive("api-key", id))
     }
 
-    /// The credential of member `account`, as shown to the member.
-    pub fn member_credential(&self, account: Uuid) -> String {
-        format!("tcm_{}", self.derive("member", account))
+    /// The credential of member `account` at `generation` (0 at registration, one more at each
+    /// reissue), as shown to the member.
+    fn member_credential(&self, account: Uuid, generation: u32) -> String {
+        match generation {
+            0 => format!("tcm_{}", self.derive("member", account)),
+            g => format!("tcm_{}", self.derive(&format!("member/{g}"), account)),
+        }
     }
 
     /// The administrator's actor id.
@@ -498,12 +602,94 @@ impl Registry {
 
     /// Records a member whose wallet the ledger has opened, and returns the member credential.
     pub fn add_member(&self, member: Member) -> Result<String, RegistryError> {
-        let credential = self.member_credential(member.account);
+        let credential = self.member_credential(member.account, 0);
         self.append(vec![Event::MemberRegistered {
             hash: credential_hash(&credential),
             member,
         }])?;
         Ok(credential)
+    }
+}
+
+impl Registry {
+    /// The public record of member `account`'s credential.
+    pub fn credential_status(&self, account: Uuid) -> Option<CredentialStatus> {
+        let state = self.read();
+        let c = state.credentials.get(&account)?;
+        Some(CredentialStatus {
+            member_id: account,
+            generation: c.generation,
+            issued: c.issued,
+            revoked: c.revoked,
+        })
+    }
+
+    /// Revokes member `account`'s credential: it is refused from now on. Revoking a revoked
+    /// credential changes nothing.
+    pub fn revoke_member_credential(
+        &self,
+        account: Uuid,
+        request: RequestRef,
+    ) -> Result<(), RegistryError> {
+        self.append(vec![Event::MemberCredentialRevoked {
+            account,
+            at: Utc::now(),
+            request,
+        }])
+    }
+
+    /// Replaces member `account`'s credential with a new one, which it returns; the previous
+    /// one (revoked or not) is refused from now on.
+    pub fn reissue_member_credential(
+        &self,
+        account: Uuid,
+        request: RequestRef,
+    ) -> Result<String, RegistryError> {
+        let generation = self
+            .read()
+            .credentials
+            .get(&account)
+            .map_or(0, |c| c.generation)
+            + 1;
+        let credential = self.member_credential(account, generation);
+        self.append(vec![Event::MemberCredentialIssued {
+            account,
+            generation,
+            hash: credential_hash(&credential),
+            at: Utc::now(),
+            request,
+        }])?;
+        Ok(credential)
+    }
+
+    /// The credential to show again in the answer to a repeat of the request that issued it
+    /// (`issued_by`: the reissue's (actor, key); `None`: the registration), if it may be shown:
+    /// it is still the member's current credential, unrevoked, issued less than `window` ago,
+    /// and derived with the current server secret. Otherwise a repeat answers without it.
+    pub fn replay_credential(
+        &self,
+        account: Uuid,
+        issued_by: Option<(Uuid, &str)>,
+        window: chrono::Duration,
+    ) -> Option<String> {
+        let current = self.read().credentials.get(&account).cloned()?;
+        let same_request = match (&current.request, issued_by) {
+            (None, None) => true,
+            (Some((actor, key)), Some((a, k))) => *actor == a && key == k,
+            _ => false,
+        };
+        let fresh = Utc::now() - current.issued < window;
+        let credential = self.member_credential(account, current.generation);
+        let derived = current.hash.as_deref() == Some(credential_hash(&credential).as_str());
+        (same_request && fresh && derived).then_some(credential)
+    }
+
+    /// The secret of API key `id` to show again in the answer to a repeat of its creation, if it
+    /// is still derived with the current server secret (not after a rotation of the secret).
+    pub fn replay_api_key_secret(&self, id: Uuid) -> Option<String> {
+        let secret = self.api_key_secret(id);
+        let state = self.read();
+        (state.key_by_hash.get(&credential_hash(&secret)) == Some(&id)).then_some(secret)
     }
 }
 
@@ -622,7 +808,7 @@ mod tests {
             Some(member.clone())
         );
         // Secrets are derived, so they are the same after a restart.
-        assert_eq!(registry.member_credential(member.account), credential);
+        assert_eq!(registry.member_credential(member.account, 0), credential);
         assert_eq!(registry.api_keys(None).len(), 2);
     }
 

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod conformance;
+mod credentials;
 mod endpoints;
 mod history;
 mod idempotency;
