@@ -10,6 +10,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
+use timecredits_server::registry::Registry;
 use timecredits_server::{bind, openapi, Settings};
 use uuid::Uuid;
 
@@ -95,6 +96,15 @@ enum Command {
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Replace the server secret credentials are derived with (run it while the service is
+    /// stopped). Credentials already handed out keep working; repeats of earlier registrations
+    /// no longer show them; new and reissued credentials use the new secret. After a leak of the
+    /// secret, also reissue every member credential and replace every API key (see SECURITY.md).
+    RotateServerSecret {
+        /// The data directory of the service.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Print the OpenAPI document (the content of openapi/openapi.json).
     Openapi,
 }
@@ -137,6 +147,9 @@ fn main() -> ExitCode {
             export(&data_dir, &out, ExportRange { from, size }),
         ),
         Command::RotateKey { data_dir } => report("rotate-key", rotate_key(&data_dir)),
+        Command::RotateServerSecret { data_dir } => {
+            report("rotate-server-secret", rotate_server_secret(&data_dir))
+        }
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
@@ -145,7 +158,7 @@ fn main() -> ExitCode {
 }
 
 /// Prints an operator command's summary, or its error.
-fn report(command: &str, result: Result<String, LedgerError>) -> ExitCode {
+fn report<E: std::fmt::Display>(command: &str, result: Result<String, E>) -> ExitCode {
     match result {
         Ok(summary) => {
             eprintln!("{summary}");
@@ -211,6 +224,13 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
         ledger.verifier_key(),
         out.display()
     ))
+}
+
+/// Rotates the server secret of the registry in `data_dir`, holding the ledger's lock so that a
+/// running service cannot be writing the registry meanwhile.
+fn rotate_server_secret(data_dir: &Path) -> Result<String, String> {
+    let _ledger = open_existing(data_dir).map_err(|e| e.to_string())?;
+    Registry::rotate_secret(data_dir).map_err(|e| e.to_string())
 }
 
 /// Rotates the signing key of the ledger in `data_dir`.

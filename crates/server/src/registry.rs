@@ -42,6 +42,8 @@ pub mod layout {
     pub const REGISTRY_ACKED: &str = "registry.acked";
     /// The random key credentials are derived with.
     pub const SERVER_SECRET: &str = "server-secret";
+    /// A new server secret during its rotation, renamed over [`SERVER_SECRET`] once recorded.
+    pub const SERVER_SECRET_NEXT: &str = "server-secret.next";
     /// The first administrator API key, written once at creation.
     pub const ADMIN_API_KEY: &str = "admin-api-key";
 }
@@ -379,6 +381,12 @@ impl Registry {
             state.apply(event);
         }
         let secret_path = dir.join(layout::SERVER_SECRET);
+        if finish_rotation(dir, state.secret_fingerprint.as_deref())? {
+            tracing::info!(
+                path = %secret_path.display(),
+                "completed a rotation of the server secret that a stop interrupted"
+            );
+        }
         let secret = load_or_create_secret(&secret_path, state.administrator.is_none())?;
         let fingerprint = secret_fingerprint(&secret);
         let recorded = state.secret_fingerprint.clone();
@@ -408,6 +416,38 @@ impl Registry {
             registry.bootstrap(dir)?;
         }
         Ok(registry)
+    }
+
+    /// Replaces the server secret of the registry in `dir` (the service must be stopped) and
+    /// returns a summary for the operator. Credentials already handed out keep working (only
+    /// their hashes are checked); repeats of earlier requests no longer show them, and new and
+    /// reissued credentials are derived with the new secret.
+    ///
+    /// The new secret is written beside the old one, its fingerprint recorded in the registry,
+    /// and then it is renamed into place; a start after a crash in between completes the rename.
+    pub fn rotate_secret(dir: &Path) -> Result<String, RegistryError> {
+        // A registry must exist (a rotation never creates one) and match its current secret.
+        let registry = Registry::open(dir, true)?;
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|()| write_private_file(&dir.join(layout::SERVER_SECRET_NEXT), &secret))
+            .map_err(|source| RegistryError::Io {
+                path: dir.join(layout::SERVER_SECRET_NEXT),
+                source,
+            })?;
+        registry.append(vec![Event::ServerSecret {
+            fingerprint: secret_fingerprint(&secret),
+        }])?;
+        drop(registry);
+        finish_rotation(dir, Some(&secret_fingerprint(&secret)))?;
+        Ok(format!(
+            "replaced {}; credentials already handed out keep working, repeats of earlier \
+             registrations no longer show them, and new or reissued credentials use the new \
+             secret. Back up the new secret with `{}`.",
+            dir.join(layout::SERVER_SECRET).display(),
+            layout::REGISTRY
+        ))
     }
 
     /// Creates the administrator and its first key, and writes the key where the operator finds
@@ -735,6 +775,34 @@ fn load_or_create_secret(path: &Path, may_create: bool) -> Result<[u8; 32], Regi
     Ok(secret)
 }
 
+/// Completes a rotation of the server secret that a crash interrupted: when the secret waiting
+/// beside the current one is the one the registry records last, it is renamed into place; any
+/// other waiting secret is a rotation that never reached the registry, and is removed. Returns
+/// whether a secret was renamed into place.
+fn finish_rotation(dir: &Path, recorded: Option<&str>) -> Result<bool, RegistryError> {
+    let next = dir.join(layout::SERVER_SECRET_NEXT);
+    let io = |source| RegistryError::Io {
+        path: next.clone(),
+        source,
+    };
+    let bytes = match std::fs::read(&next) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let recorded_next = <[u8; 32]>::try_from(bytes)
+        .is_ok_and(|secret| Some(secret_fingerprint(&secret).as_str()) == recorded);
+    if recorded_next {
+        std::fs::rename(&next, dir.join(layout::SERVER_SECRET)).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    } else {
+        std::fs::remove_file(&next).map_err(io)?;
+    }
+    Ok(recorded_next)
+}
+
 /// A fingerprint of the server secret that reveals nothing of it: an HMAC of a fixed label.
 fn secret_fingerprint(secret: &[u8; 32]) -> String {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key size");
@@ -1017,5 +1085,75 @@ mod tests {
         std::fs::remove_file(dir.path().join(layout::REGISTRY_ACKED)).unwrap();
         let message = expect_refusal(dir.path(), true, &registry.display().to_string());
         assert!(message.contains("ledger"), "{message}");
+    }
+
+    #[test]
+    fn a_rotated_secret_keeps_credentials_working_and_stops_showing_them_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = Member {
+            account: Uuid::now_v7(),
+            registered_by: Uuid::nil(),
+            registered: Utc::now(),
+        };
+        let (credential, key) = {
+            let registry = Registry::open(dir.path(), false).unwrap();
+            let credential = registry.add_member(member.clone()).unwrap();
+            let key = till_key();
+            registry.add_api_key(key.clone(), request("k")).unwrap();
+            let day = chrono::Duration::hours(24);
+            assert_eq!(
+                registry.replay_credential(member.account, None, day),
+                Some(credential.clone())
+            );
+            (credential, key)
+        };
+        let before = std::fs::read(dir.path().join(layout::SERVER_SECRET)).unwrap();
+        Registry::rotate_secret(dir.path()).unwrap();
+        assert_ne!(
+            std::fs::read(dir.path().join(layout::SERVER_SECRET)).unwrap(),
+            before
+        );
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(
+            registry.member_by_credential(&credential),
+            Some(member.clone())
+        );
+        let day = chrono::Duration::hours(24);
+        assert_eq!(registry.replay_credential(member.account, None, day), None);
+        assert_eq!(registry.replay_api_key_secret(key.id), None);
+        // A reissue derives with the new secret, and is shown again.
+        let new = registry
+            .reissue_member_credential(member.account, request("r"))
+            .unwrap();
+        assert_eq!(
+            registry.replay_credential(member.account, Some((Uuid::nil(), "r")), day),
+            Some(new)
+        );
+        assert!(registry.member_by_credential(&credential).is_none());
+    }
+
+    #[test]
+    fn a_rotation_cut_before_its_rename_is_completed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Registry::open(dir.path(), false).unwrap());
+        let secret = [5u8; 32];
+        write_private_file(&dir.path().join(layout::SERVER_SECRET_NEXT), &secret).unwrap();
+        // A waiting secret never recorded is dropped.
+        drop(Registry::open(dir.path(), true).unwrap());
+        assert!(!dir.path().join(layout::SERVER_SECRET_NEXT).exists());
+        // Cut after the fingerprint is recorded, before the rename.
+        let registry = Registry::open(dir.path(), true).unwrap();
+        write_private_file(&dir.path().join(layout::SERVER_SECRET_NEXT), &secret).unwrap();
+        registry
+            .append(vec![Event::ServerSecret {
+                fingerprint: secret_fingerprint(&secret),
+            }])
+            .unwrap();
+        drop(registry);
+        drop(Registry::open(dir.path(), true).unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join(layout::SERVER_SECRET)).unwrap(),
+            secret
+        );
     }
 }
