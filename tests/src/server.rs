@@ -201,6 +201,25 @@ impl ChildServer {
         &self.admin_key
     }
 
+    /// Caps the size of every file the process writes (RLIMIT_FSIZE) at `bytes`: a write past it
+    /// fails (`EFBIG`) as a write on a full disk does, and the process lives on.
+    pub fn cap_file_size(&self, bytes: u64) {
+        let limit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: prlimit reads `limit` and writes nothing (the old-limit pointer is null).
+        let done = unsafe {
+            libc::prlimit(
+                self.child.id() as libc::pid_t,
+                libc::RLIMIT_FSIZE,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(mut self) {
         self.kill_now();

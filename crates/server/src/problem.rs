@@ -490,7 +490,9 @@ impl From<crate::registry::RegistryError> for ApiError {
         use crate::registry::RegistryError as E;
         match e {
             E::StorageFull { .. } => ApiError::StorageFull(e.to_string()),
-            E::Stopped(_) => ApiError::Unavailable(e.to_string()),
+            // A failed write was undone (or writes stopped): nothing was written, and a retry
+            // may succeed, so it is the storage's unavailability, not an internal error.
+            E::Stopped(_) | E::Io { .. } => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -16,6 +16,10 @@ fn main() {
     settings.handle_signals = true;
     settings.drain_timeout = std::time::Duration::from_secs(10);
     actix_web::rt::System::new().block_on(async {
+        // Handled (and ignored) rather than fatal, so that a test can cap the size of files
+        // (RLIMIT_FSIZE) to make writes fail as on a full disk without killing the process.
+        use actix_web::rt::signal::unix::{signal, SignalKind};
+        let _file_too_large = signal(SignalKind::from_raw(libc::SIGXFSZ)).expect("SIGXFSZ");
         let service = timecredits_server::bind(&settings).expect("the server starts");
         let mut out = std::io::stdout();
         writeln!(out, "LISTENING {}", service.addr).unwrap();

@@ -11,6 +11,7 @@ mod identity;
 mod ledger;
 mod permissions;
 mod problems;
+mod readiness;
 mod restart;
 mod reversal;
 mod sigkill;

@@ -359,12 +359,11 @@ fn journal_error(path: &Path, e: JournalError) -> RegistryError {
     }
 }
 
-/// Whether an I/O error means the disk (or the quota) is full.
+/// Whether an I/O error means there is no room to write: a full disk, a full quota, or a file
+/// that may not grow (a file-size limit). Each passes once an operator makes room.
 pub fn is_storage_full(e: &io::Error) -> bool {
-    const ENOSPC: i32 = 28;
-    const EDQUOT: i32 = 122;
     matches!(
         e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    ) || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
 }
