@@ -15,7 +15,6 @@
 //!    closes the ledger, whose writer finishes and flushes its state with the checkpoint it
 //!    signed for the last batch.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,34 +135,32 @@ pub async fn guard(
 
 /// The stop signal handed to actix: resolves once SIGTERM or SIGINT arrived and the drain is
 /// over (or timed out).
-pub fn on_signal(drain: Arc<Drain>, timeout: Duration) -> impl Future<Output = ()> + Send {
-    async move {
-        use actix_web::rt::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot listen for SIGTERM and SIGINT; stop the service with SIGKILL");
-            return std::future::pending().await;
-        };
-        let which = futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv()));
-        let name = match which.await {
-            futures_util::future::Either::Left(_) => "SIGTERM",
-            futures_util::future::Either::Right(_) => "SIGINT",
-        };
-        drain.begin();
-        tracing::info!(
-            signal = name,
-            timeout_secs = timeout.as_secs_f64(),
-            "stopping: answering the requests already received, refusing new ones"
-        );
-        match drain.settled(timeout).await {
-            0 => tracing::info!("every request received was answered"),
-            left => tracing::warn!(
-                unanswered = left,
-                "the drain timed out; these requests are cut off"
-            ),
-        }
+pub async fn on_signal(drain: Arc<Drain>, timeout: Duration) {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; stop the service with SIGKILL");
+        return std::future::pending().await;
+    };
+    let which = futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv()));
+    let name = match which.await {
+        futures_util::future::Either::Left(_) => "SIGTERM",
+        futures_util::future::Either::Right(_) => "SIGINT",
+    };
+    drain.begin();
+    tracing::info!(
+        signal = name,
+        timeout_secs = timeout.as_secs_f64(),
+        "stopping: answering the requests already received, refusing new ones"
+    );
+    match drain.settled(timeout).await {
+        0 => tracing::info!("every request received was answered"),
+        left => tracing::warn!(
+            unanswered = left,
+            "the drain timed out; these requests are cut off"
+        ),
     }
 }
 
