@@ -29,7 +29,7 @@ use crate::problem::ApiError;
 use crate::AppState;
 
 /// How long no request must have arrived before the drain ends.
-pub const QUIET: Duration = Duration::from_millis(100);
+pub const QUIET: Duration = Duration::from_millis(250);
 
 /// Whether the service is draining, and how many requests received before it are unanswered.
 #[derive(Debug)]
