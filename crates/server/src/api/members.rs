@@ -20,6 +20,7 @@ pub struct CredentialIssued {
     /// while it is the member's current credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// The new credential's public record.
     pub status: CredentialStatus,
 }
 
