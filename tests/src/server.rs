@@ -59,6 +59,12 @@ impl TestServer {
     /// Starts a server after `adjust` has changed the test settings (e.g. the reversal window).
     pub fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let dir = tempfile::tempdir().expect("a temporary data directory");
+        TestServer::start_in(dir, adjust)
+    }
+
+    /// [`TestServer::start_with`] on a data directory the test prepared (say, a small file
+    /// system of its own).
+    pub fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let mut settings = test_settings(dir.path());
         adjust(&mut settings);
         settings.data_dir = dir.path().to_owned();

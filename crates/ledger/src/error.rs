@@ -34,6 +34,10 @@ pub enum LedgerError {
     /// The writer stopped after a storage failure or at shutdown; no write is accepted.
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
+    /// The disk holding the journal is full: nothing was written, and writes resume by
+    /// themselves once there is room.
+    #[error("the disk holding the ledger's journal is full; nothing was written")]
+    StorageFull,
     /// More requests wait for the writer than its queue holds; the request was not taken.
     #[error("the ledger has too many requests waiting; retry shortly")]
     Busy,
@@ -43,6 +47,16 @@ pub enum LedgerError {
     /// The data directory was created with another checkpoint origin.
     #[error("this ledger's origin is {stored:?}, not {configured:?}")]
     OriginMismatch { stored: String, configured: String },
+    /// The journal holds fewer entries than a checkpoint the ledger already signed: its tail was
+    /// lost (see [`crate::signed`]). Taking writes would sign a different tree of a size some
+    /// holder of the checkpoint already has.
+    #[error(
+        "the journal holds {journal} entries, but this ledger already signed a checkpoint of \
+         {signed} entries (signed-tree): the journal lost its last {} entries; restore a journal \
+         that holds them from a backup",
+        signed - journal
+    )]
+    LostTail { signed: u64, journal: u64 },
     /// Stored data does not match what the ledger wrote: it must not be served.
     #[error("ledger data is corrupt: {0}")]
     Corrupt(String),

@@ -54,6 +54,10 @@ impl RecordPos {
 pub enum JournalError {
     #[error("journal I/O: {0}")]
     Io(#[from] io::Error),
+    /// An append failed and was taken back whole: the journal is as it was before it, and the
+    /// next append may succeed (say, once a full disk has room again).
+    #[error("journal: nothing was appended: {0}")]
+    NotAppended(io::Error),
     #[error("journal is corrupt at offset {offset}: {reason}")]
     Corrupt { offset: u64, reason: String },
 }
@@ -188,7 +192,13 @@ impl Journal {
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Vec<RecordPos>, JournalError> {
         let (buf, positions) = encode(payloads, self.len)?;
         // One write call for the whole batch: the file is in append mode.
-        self.file.write_all(&buf)?;
+        if let Err(e) = self.file.write_all(&buf) {
+            // Nothing of a failed append may stay: the next append would land after a partial
+            // record, which the next open would take for damage in the middle of the journal.
+            // If even the truncation fails, the error is `Io` and the writer stops.
+            self.file.set_len(self.len)?;
+            return Err(JournalError::NotAppended(e));
+        }
         self.len = positions.last().map_or(self.len, RecordPos::end);
         Ok(positions)
     }

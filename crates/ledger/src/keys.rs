@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 use timecredits_domain::KeyRotation;
-use timecredits_tlog::note::NoteSigner;
+use timecredits_tlog::note::{NoteSigner, NoteVerifier};
 
 use crate::error::LedgerError;
 use crate::ledger::layout;
@@ -157,6 +157,16 @@ impl Keyring {
             incoming: None,
             overlap,
         })
+    }
+
+    /// The verifier keys of the current key and of the previous one (whatever its overlap):
+    /// between them they signed the ledger's latest checkpoint.
+    pub fn verifiers(&self) -> Vec<NoteVerifier> {
+        let previous = self.previous.as_ref().map(|(key, _)| key);
+        std::iter::once(&self.current)
+            .chain(previous)
+            .map(NoteSigner::verifier)
+            .collect()
     }
 
     /// The keys that sign a checkpoint at `now`: the current one, and the previous one during

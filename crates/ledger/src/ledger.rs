@@ -17,6 +17,7 @@ use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader};
 use crate::keys::{self, Keyring};
 use crate::pending::{read_entry, Pending};
+use crate::signed::SignedTree;
 use crate::store::{StateBatch, Store};
 use crate::writer::{self, Job, Progress, Writer};
 
@@ -35,6 +36,8 @@ pub mod layout {
     /// The checkpoint origin, one line, written when the ledger is created. It lives beside the
     /// journal (not in the rebuildable state) so that a rebuild cannot change it.
     pub const ORIGIN: &str = "origin";
+    /// The latest checkpoint the ledger signed (see [`crate::signed`]).
+    pub const SIGNED_TREE: &str = "signed-tree";
 }
 
 /// Settings of a ledger.
@@ -232,6 +235,8 @@ impl Ledger {
                 _ => None,
             });
         let keys = Keyring::open(dir, &config.origin, latest_rotation, config.key_overlap)?;
+        let mut signed_tree = SignedTree::new(dir);
+        check_signed_tree(&signed_tree, &store, &frontier, &keys)?;
         // Signing is deterministic: an unchanged tree gives the stored note back, and no write.
         let checkpoint = writer::sign(&keys.signers(Utc::now()), &config.origin, &frontier)?;
         if store.checkpoint()?.as_deref() != Some(checkpoint.note.as_str()) {
@@ -239,6 +244,7 @@ impl Ledger {
             batch.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
             store.commit(batch)?;
         }
+        signed_tree.record(&checkpoint)?;
         let shared_reader = journal.reader()?;
         let keys = Arc::new(Mutex::new(keys));
         let progress = Arc::new(Progress::new(frontier.size()));
@@ -253,6 +259,7 @@ impl Ledger {
             checkpoint,
             max_batch: config.max_batch.max(1),
             progress: Arc::clone(&progress),
+            signed_tree,
         };
         if writer.frontier.size() == 0 {
             genesis(&mut writer)?;
@@ -325,6 +332,13 @@ impl Ledger {
             })?;
         }
         Ok(answer)
+    }
+
+    /// Why the ledger refuses writes now, if it does: its writer stopped after a storage
+    /// failure (until a restart), or its last batch found the journal's disk full (until there
+    /// is room again). For readiness checks.
+    pub fn refusing_writes(&self) -> Option<String> {
+        self.shared.progress.refusing_writes()
     }
 
     /// The programme's issuance account.
@@ -583,14 +597,6 @@ impl Ledger {
     }
 }
 
-impl Ledger {
-    /// Why the ledger refuses writes (the writer stopped after a storage failure), if it does:
-    /// what the service's readiness reports. Kept apart from the writer's own code on purpose.
-    pub fn write_refusal(&self) -> Option<String> {
-        self.shared.progress.halted()
-    }
-}
-
 impl Drop for Ledger {
     fn drop(&mut self) {
         // Closing the queue lets the writer finish what is queued and flush.
@@ -642,7 +648,7 @@ const STATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the sled state, waiting up to [`STATE_LOCK_WAIT`] for its lock. A state that is still
 /// locked after that is in use by another process.
-fn open_state(path: &Path, cache_bytes: u64) -> Result<Store, sled::Error> {
+pub(crate) fn open_state(path: &Path, cache_bytes: u64) -> Result<Store, sled::Error> {
     let deadline = std::time::Instant::now() + STATE_LOCK_WAIT;
     loop {
         match Store::open(path, cache_bytes) {
@@ -678,6 +684,50 @@ fn open_or_rebuild_state(dir: &Path, cache_bytes: u64) -> Result<Store, LedgerEr
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Refuses a journal, state or signing key that does not hold the latest tree the ledger signed
+/// (see [`crate::signed`]): a journal shorter than that tree lost its tail, one whose first
+/// entries are another tree was replaced, and a key that did not sign it is not this ledger's.
+/// The record is the `signed-tree` file, or for a ledger made before it existed the state's
+/// latest checkpoint; a new ledger has neither.
+fn check_signed_tree(
+    signed_tree: &SignedTree,
+    store: &Store,
+    frontier: &Frontier,
+    keys: &Keyring,
+) -> Result<(), LedgerError> {
+    let recorded = match signed_tree.read()? {
+        Some(recorded) => recorded,
+        None => match store.checkpoint()? {
+            Some(note) => SignedCheckpoint::from_stored(note)?,
+            None => return Ok(()),
+        },
+    };
+    let signed = recorded.checkpoint.size;
+    if signed > frontier.size() {
+        return Err(LedgerError::LostTail {
+            signed,
+            journal: frontier.size(),
+        });
+    }
+    if merkle::tree_hash(signed, store)? != recorded.checkpoint.root {
+        return Err(LedgerError::Corrupt(format!(
+            "the journal's first {signed} entries are not the tree this ledger signed at that \
+             size ({}): the journal was replaced or altered; restore it from a backup",
+            layout::SIGNED_TREE
+        )));
+    }
+    let verifiers = keys.verifiers();
+    if timecredits_tlog::note::open_note(recorded.note.as_bytes(), &verifiers).is_err() {
+        return Err(LedgerError::Key(format!(
+            "{} is not the key that signed this ledger's checkpoints (the checkpoint of {signed} \
+             entries in {}); restore the ledger's own key from a backup",
+            layout::SIGNING_KEY,
+            layout::SIGNED_TREE
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that the state's last entry is the journal record it points to, and returns its time.

@@ -34,6 +34,9 @@ pub mod journal;
 pub mod keys;
 mod ledger;
 mod pending;
+#[cfg(test)]
+mod recovery_tests;
+pub mod signed;
 pub mod store;
 mod writer;
 

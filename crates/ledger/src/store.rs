@@ -14,8 +14,8 @@
 //! recovers a prefix of its writes, in the order they were made. [`Store::commit`] writes, in
 //! this order:
 //!
-//! 1. the `undo` record: the state's size before the batch and the previous record of every
-//!    account the batch writes;
+//! 1. the `undo` record: the state's size before the batch, the previous record of every
+//!    account the batch writes, and the key of every index record it writes;
 //! 2. the log chunks (everything else may point into them, so a reader never follows an index
 //!    to an entry the chunks do not have yet);
 //! 3. the index records (ids, older history rows, reversals, key entries, idempotency);
@@ -25,10 +25,15 @@
 //!    hold yet).
 //!
 //! When a stop cuts a batch short, [`Store::open`] finds an `undo` record for the size the
-//! state still has, and puts the accounts' previous records back. Everything else the batch
-//! wrote is either rewritten identically when the journal replays the batch (index records are
-//! functions of the entries; a history overflow record depends only on the account's rows
-//! before it, which are restored), or, for the log chunk the batch continued, cut back to where
+//! state still has, puts the accounts' previous records back and removes every index record the
+//! batch wrote: the replay of the journal then starts from exactly the state before the batch.
+//! Removing them matters because the replay *reads* indexes while it decides the entries again:
+//! a reversal record left by the cut batch would say the original was already reversed by the
+//! very reversal being replayed, and the replay would refuse the ledger. Every index record is
+//! new when a batch writes it (each is keyed by something only that batch's entries have: an
+//! entry id, a reversed entry, an actor's idempotency key, a key entry, a history overflow's
+//! first row), so removing it restores the state exactly. Log chunks need no undo: a chunk the
+//! batch began is rewritten when the replay reaches it, and one it continued is cut back to where
 //! the state ends when it is continued again. Checkpoints cut off after the `applied` record are
 //! replaced by the one the ledger signs at open.
 //!
@@ -36,7 +41,7 @@
 //! |------------------------------|------------------------------------------------------------|
 //! | `m` `applied`                | tree size (u64 BE), journal offset after its last entry (u64 BE), greatest entry id (16) |
 //! | `m` `layout`                 | [`LAYOUT`] (u32 BE), the version of this table             |
-//! | `m` `undo`                   | size before the last batch (u64 BE), then per account it wrote: id (16), length (u32 BE, 0: none), previous record |
+//! | `m` `undo`                   | size before the last batch (u64 BE), accounts it wrote (u32 BE), per account: id (16), length (u32 BE, 0: none), previous record; then per index record it wrote: key length (u16 BE), key |
 //! | `accounts` tree: id (16)     | [`AccountState`] (50 bytes), then its newest history rows  |
 //! | `x` account (16) seq (8 BE)  | older history rows of the account, from `seq` on           |
 //! | `s` chunk number (8 BE)      | the log chunk of entries `16n ..= 16n + 15`                |
@@ -90,7 +95,7 @@ use crate::error::LedgerError;
 use crate::journal::RecordPos;
 
 /// The version of the layout above.
-pub const LAYOUT: u32 = 2;
+pub const LAYOUT: u32 = 3;
 
 /// Entries per log chunk.
 pub const CHUNK_ENTRIES: u64 = 16;
@@ -114,6 +119,14 @@ const ACCOUNTS_TREE: &str = "accounts";
 const META_APPLIED: &[u8] = b"mapplied";
 const META_LAYOUT: &[u8] = b"mlayout";
 const META_UNDO: &[u8] = b"mundo";
+
+#[cfg(test)]
+thread_local! {
+    /// Tests only: how many writes the next [`Store::commit`] on this thread makes before it
+    /// stops as if the process had been killed (see `crate::recovery_tests`).
+    pub(crate) static CUT_NEXT_COMMIT: std::cell::Cell<Option<usize>> =
+        const { std::cell::Cell::new(None) };
+}
 
 /// One row of an account's history index: enough to filter without reading the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,39 +314,73 @@ fn encode_record(record: &AccountRecord) -> Vec<u8> {
     v
 }
 
-/// The undo record: the state's size before the batch (u64 BE), then for each account the batch
-/// writes its id (16), the length of its previous record (u32 BE, 0 when it had none) and that
-/// record.
-fn encode_undo(from: u64, previous: &[(AccountId, Option<AccountRecord>)]) -> Vec<u8> {
+/// The undo record: the state's size before the batch (u64 BE); the number of accounts the
+/// batch writes (u32 BE) and for each its id (16), the length of its previous record (u32 BE, 0
+/// when it had none) and that record; then the key of each index record the batch writes, as its
+/// length (u16 BE) and its bytes.
+fn encode_undo(
+    from: u64,
+    previous: &[(AccountId, Option<AccountRecord>)],
+    index: &Writes,
+) -> Vec<u8> {
     let mut v = from.to_be_bytes().to_vec();
+    v.extend_from_slice(&(previous.len() as u32).to_be_bytes());
     for (id, record) in previous {
         let bytes = record.as_ref().map(encode_record).unwrap_or_default();
         v.extend_from_slice(id.0.as_bytes());
         v.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
         v.extend_from_slice(&bytes);
     }
+    for (k, _) in index {
+        // Index keys are a prefix, ids and at most a 255-byte idempotency key.
+        debug_assert!(
+            k.len() <= usize::from(u16::MAX),
+            "index key of {} bytes",
+            k.len()
+        );
+        v.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        v.extend_from_slice(k);
+    }
     v
 }
 
-/// An undo record's size and previous account records (`None`: the account did not exist).
-type UndoRecord = (u64, Vec<(AccountId, Option<Vec<u8>>)>);
+/// A decoded undo record: what to put back when the batch it was written for stopped half-way.
+struct UndoRecord {
+    /// The state's size before the batch.
+    from: u64,
+    /// Each account the batch wrote and its previous record (`None`: the account did not exist).
+    accounts: Vec<(AccountId, Option<Vec<u8>>)>,
+    /// The keys of the index records the batch wrote, none of which existed before it.
+    index: Vec<Vec<u8>>,
+}
 
 fn decode_undo(v: &[u8]) -> Result<UndoRecord, LedgerError> {
     let corrupt = || LedgerError::Corrupt("malformed undo record".into());
     let from = be_u64(v)?;
-    let mut rest = &v[8..];
-    let mut previous = Vec::new();
-    while !rest.is_empty() {
+    let count = u32::from_be_bytes(int_bytes(v.get(8..).unwrap_or_default())?);
+    let mut rest = &v[12..];
+    let mut accounts = Vec::new();
+    for _ in 0..count {
         let id = rest
             .get(..16)
             .and_then(|b| Uuid::from_slice(b).ok())
             .ok_or_else(corrupt)?;
         let len = u32::from_be_bytes(int_bytes(rest.get(16..).unwrap_or_default())?) as usize;
         let bytes = rest.get(20..20 + len).ok_or_else(corrupt)?;
-        previous.push((AccountId(id), (len > 0).then(|| bytes.to_vec())));
+        accounts.push((AccountId(id), (len > 0).then(|| bytes.to_vec())));
         rest = &rest[20 + len..];
     }
-    Ok((from, previous))
+    let mut index = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes(int_bytes(rest)?));
+        index.push(rest.get(2..2 + len).ok_or_else(corrupt)?.to_vec());
+        rest = &rest[2 + len..];
+    }
+    Ok(UndoRecord {
+        from,
+        accounts,
+        index,
+    })
 }
 
 /// How many stored hashes entry `seq` adds to the tree.
@@ -659,8 +706,8 @@ impl Store {
         };
         match store.undo_interrupted_commit() {
             Ok(0) => {}
-            Ok(accounts) => {
-                tracing::info!(accounts, "undid a state batch a stop interrupted");
+            Ok(records) => {
+                tracing::info!(records, "undid a state batch a stop interrupted");
             }
             Err(LedgerError::Sled(e)) => return Err(e),
             // Only a state the ledger can rebuild from the journal is refused this way.
@@ -675,7 +722,24 @@ impl Store {
     /// record is missing and puts the accounts' previous records back, so that the journal
     /// replay starts from exactly the state before the batch.
     pub fn commit(&self, batch: StateBatch) -> Result<(), LedgerError> {
+        #[cfg(test)]
+        if let Some(limit) = CUT_NEXT_COMMIT.take() {
+            return self.commit_cut(batch, limit);
+        }
         self.commit_first(batch, usize::MAX).map(drop)
+    }
+
+    /// Makes the first `limit` writes of a batch and fails, as a stop would, if it has more.
+    #[cfg(test)]
+    fn commit_cut(&self, batch: StateBatch, limit: usize) -> Result<(), LedgerError> {
+        let total = self.commit_first(batch, limit)?;
+        self.flush()?;
+        if limit < total {
+            return Err(LedgerError::Io(std::io::Error::other(format!(
+                "a test stopped the state batch after {limit} of its {total} writes"
+            ))));
+        }
+        Ok(())
     }
 
     /// Makes the first `limit` writes of a batch (all of them, except in tests that stop a batch
@@ -683,12 +747,16 @@ impl Store {
     fn commit_first(&self, mut batch: StateBatch, limit: usize) -> Result<usize, LedgerError> {
         batch.write_chunk();
         let mut writes: Vec<(&sled::Tree, Vec<u8>, Vec<u8>)> = Vec::new();
-        if !batch.previous.is_empty() {
+        // Only a batch of checkpoints alone (written after `applied`) needs no undo.
+        if batch.applied.is_some() || !batch.previous.is_empty() || !batch.index.is_empty() {
             let from = self.applied_record()?.size;
+            // In key order, so that the same batch always writes the same bytes.
+            batch.previous.sort_unstable_by_key(|(id, _)| id.0);
+            batch.index.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             writes.push((
                 &self.db,
                 META_UNDO.to_vec(),
-                encode_undo(from, &batch.previous),
+                encode_undo(from, &batch.previous, &batch.index),
             ));
         }
         for (k, v) in batch.chunks.drain(..).chain(batch.index.drain(..)) {
@@ -722,24 +790,29 @@ impl Store {
     }
 
     /// Undoes a batch that stopped half-way (see [`Store::commit`]): when the undo record was
-    /// written for the size the state still has, the batch's `applied` record never was, and
-    /// its accounts get their previous records back. Returns how many.
+    /// written for the size the state still has, the batch's `applied` record never was, so its
+    /// accounts get their previous records back and its index records are removed. Returns how
+    /// many records it put back or removed. Undoing twice (a stop during the undo) is harmless:
+    /// the undo record goes last.
     fn undo_interrupted_commit(&self) -> Result<usize, LedgerError> {
         let Some(v) = self.db.get(META_UNDO)? else {
             return Ok(0);
         };
-        let (from, previous) = decode_undo(&v)?;
-        if from != self.applied_record()?.size {
+        let undo = decode_undo(&v)?;
+        if undo.from != self.applied_record()?.size {
             return Ok(0);
         }
-        for (id, record) in &previous {
+        for (id, record) in &undo.accounts {
             match record {
                 Some(bytes) => self.accounts.insert(id.0.as_bytes(), bytes.as_slice())?,
                 None => self.accounts.remove(id.0.as_bytes())?,
             };
         }
+        for k in &undo.index {
+            self.db.remove(k)?;
+        }
         self.db.remove(META_UNDO)?;
-        Ok(previous.len())
+        Ok(undo.accounts.len() + undo.index.len())
     }
 
     fn account_cache(&self) -> std::sync::MutexGuard<'_, AccountCache> {
@@ -985,6 +1058,19 @@ impl Store {
         head.into_iter().chain(older)
     }
 
+    /// Every key and value of both trees, for tests that compare whole states.
+    #[cfg(test)]
+    pub(crate) fn dump(&self) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        for (name, tree) in [("default", &*self.db), ("accounts", &self.accounts)] {
+            for item in tree.iter() {
+                let (k, v) = item.expect("a readable state");
+                all.push((name.to_owned(), k.to_vec(), v.to_vec()));
+            }
+        }
+        all
+    }
+
     /// Disk space sled uses, in bytes.
     pub fn size_on_disk(&self) -> Result<u64, LedgerError> {
         Ok(self.db.size_on_disk()?)
@@ -1206,18 +1292,6 @@ mod tests {
         );
     }
 
-    /// Every key and value of both trees.
-    fn dump(s: &Store) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        let mut all = Vec::new();
-        for (name, tree) in [("default", &*s.db), ("accounts", &s.accounts)] {
-            for item in tree.iter() {
-                let (k, v) = item.unwrap();
-                all.push((name.to_owned(), k.to_vec(), v.to_vec()));
-            }
-        }
-        all
-    }
-
     #[test]
     fn a_batch_stopped_after_any_write_is_undone_at_open_and_then_written_again_exactly() {
         let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
@@ -1288,7 +1362,7 @@ mod tests {
             let s = Store::open(&dir.path().join("whole"), 1 << 20).unwrap();
             s.commit(first(&s)).unwrap();
             let writes = s.commit_first(second(&s), usize::MAX).unwrap();
-            (dump(&s), writes)
+            (s.dump(), writes)
         };
         for n in 0..=writes {
             let path = dir.path().join(format!("stopped-{n}"));
@@ -1319,7 +1393,7 @@ mod tests {
                 checkpoint.put_checkpoint(38, "checkpoint 38");
                 s.commit(checkpoint).unwrap();
             }
-            let found = dump(&s);
+            let found = s.dump();
             let differ: Vec<_> = found
                 .iter()
                 .filter(|kv| !expected.contains(kv))

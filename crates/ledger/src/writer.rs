@@ -41,9 +41,10 @@ use timecredits_tlog::note::NoteSigner;
 use uuid::Uuid;
 
 use crate::error::LedgerError;
-use crate::journal::{Journal, JournalReader, RecordPos};
+use crate::journal::{Journal, JournalError, JournalReader, RecordPos};
 use crate::keys::Keyring;
 use crate::pending::{Changes, Pending};
+use crate::signed::SignedTree;
 use crate::store::{StateBatch, Store};
 use crate::{Committed, Request, SignedCheckpoint};
 
@@ -78,6 +79,8 @@ pub struct Writer {
     pub max_batch: usize,
     /// Shared with the readers.
     pub progress: Arc<Progress>,
+    /// The record of the latest checkpoint signed, kept up to date by the applier.
+    pub signed_tree: SignedTree,
 }
 
 /// How far the writer has got, shared with readers, who must not see a state older than an
@@ -89,6 +92,9 @@ pub struct Progress {
     applied: AtomicU64,
     /// Why writes stopped, after a storage failure in either stage.
     halted: Mutex<Option<String>>,
+    /// Whether the last batch found the journal's disk full (writes are tried again with each
+    /// batch, so this clears by itself once there is room).
+    full: std::sync::atomic::AtomicBool,
     /// Signalled when `applied` grows or writes stop.
     changed: Condvar,
 }
@@ -100,6 +106,7 @@ impl Progress {
             answered: AtomicU64::new(size),
             applied: AtomicU64::new(size),
             halted: Mutex::new(None),
+            full: std::sync::atomic::AtomicBool::new(false),
             changed: Condvar::new(),
         }
     }
@@ -137,7 +144,22 @@ impl Progress {
         self.changed.notify_all();
     }
 
-    pub(crate) fn halted(&self) -> Option<String> {
+    /// Why writes are refused now, if they are: writes stopped, or the last batch found the
+    /// journal's disk full.
+    pub fn refusing_writes(&self) -> Option<String> {
+        if let Some(reason) = self.halted() {
+            return Some(reason);
+        }
+        self.full
+            .load(Ordering::Acquire)
+            .then(|| LedgerError::StorageFull.to_string())
+    }
+
+    fn full(&self, full: bool) {
+        self.full.store(full, Ordering::Release);
+    }
+
+    fn halted(&self) -> Option<String> {
         self.lock().clone()
     }
 
@@ -169,13 +191,32 @@ struct Decided {
     outcomes: Vec<Outcome>,
     /// What the batch staged, with or without new entries.
     changes: Arc<Changes>,
-    /// Its new entries, sealed; or why they could not be (writes have stopped).
-    sealed: Result<Option<Arc<Sealed>>, String>,
+    /// Its new entries, sealed; or why they could not be.
+    sealed: Result<Option<Arc<Sealed>>, Unsealed>,
     /// The sealed batches not yet applied when it was staged, then itself: where a repeated
     /// request finds the checkpoint that first covered its entries.
     unapplied: Vec<Arc<Sealed>>,
     /// The latest checkpoint once the batch was decided.
     checkpoint: SignedCheckpoint,
+}
+
+/// Why a batch's new entries were not sealed.
+#[derive(Clone, Debug)]
+enum Unsealed {
+    /// Writes have stopped, for this reason.
+    Stopped(String),
+    /// The journal's disk is full: nothing was written, and the next batch tries again.
+    Full,
+}
+
+impl Unsealed {
+    /// What the callers whose entries were not sealed are told.
+    fn error(&self) -> LedgerError {
+        match self {
+            Unsealed::Stopped(reason) => LedgerError::Unavailable(reason.clone()),
+            Unsealed::Full => LedgerError::StorageFull,
+        }
+    }
 }
 
 /// The sealed batches not yet applied, oldest first, shared by the two stages.
@@ -213,6 +254,7 @@ struct Applier<'w> {
     store: &'w Store,
     unapplied: &'w Unapplied,
     progress: &'w Progress,
+    signed_tree: &'w mut SignedTree,
 }
 
 impl Writer {
@@ -234,6 +276,7 @@ impl Writer {
             store: &self.store,
             unapplied,
             progress: &self.progress,
+            signed_tree: &mut self.signed_tree,
         };
         (stager, applier)
     }
@@ -264,6 +307,9 @@ impl Writer {
         });
         if let Err(e) = self.store.flush() {
             tracing::error!(error = %e, "flushing the state at shutdown failed; the next start replays the journal");
+        }
+        if let Err(e) = self.signed_tree.record(&self.checkpoint) {
+            tracing::error!(error = %e, "recording the latest signed checkpoint at shutdown failed");
         }
     }
 
@@ -328,8 +374,12 @@ impl Stager<'_> {
             self.seal(&changes, now).map(Some)
         };
         match &sealed {
-            Err(reason) => self.progress.halt(reason),
-            Ok(Some(batch)) => unapplied.push(Arc::clone(batch)),
+            Err(Unsealed::Stopped(reason)) => self.progress.halt(reason),
+            Err(Unsealed::Full) => self.progress.full(true),
+            Ok(Some(batch)) => {
+                self.progress.full(false);
+                unapplied.push(Arc::clone(batch));
+            }
             Ok(None) => {}
         }
         Some(Decided {
@@ -342,9 +392,14 @@ impl Stager<'_> {
         })
     }
 
-    /// Makes the batch durable and signs a checkpoint over it. A failure stops all writes: the
-    /// callers learn the outcome is unknown, and a restart recovers from the journal.
-    fn seal(&mut self, changes: &Arc<Changes>, now: DateTime<Utc>) -> Result<Arc<Sealed>, String> {
+    /// Makes the batch durable and signs a checkpoint over it. A full disk that left the journal
+    /// as it was refuses only this batch; any other failure stops all writes: the callers learn
+    /// the outcome is unknown, and a restart recovers from the journal.
+    fn seal(
+        &mut self,
+        changes: &Arc<Changes>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Sealed>, Unsealed> {
         let result = (|| -> Result<Arc<Sealed>, LedgerError> {
             let payloads: Vec<&[u8]> = changes
                 .entries()
@@ -368,9 +423,17 @@ impl Stager<'_> {
                 checkpoint,
             }))
         })();
-        let sealed = result.map_err(|e| {
-            tracing::error!(error = %e, "writing a batch failed; the ledger stops taking writes");
-            stopped_by(&e)
+        let sealed = result.map_err(|e| match e {
+            LedgerError::Journal(JournalError::NotAppended(io))
+                if io.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                tracing::warn!("the journal's disk is full: a batch was refused, nothing written");
+                Unsealed::Full
+            }
+            e => {
+                tracing::error!(error = %e, "writing a batch failed; the ledger stops taking writes");
+                Unsealed::Stopped(stopped_by(&e))
+            }
         })?;
         *self.last_recorded = now;
         *self.checkpoint = sealed.checkpoint.clone();
@@ -403,7 +466,11 @@ impl Applier<'_> {
         while let Ok(first) = decided.recv() {
             let mut batches = vec![first];
             batches.extend(decided.try_iter());
+            let latest = batches.last().map(|b| b.checkpoint.clone());
             self.answer_and_apply(batches);
+            if let Some(checkpoint) = latest {
+                self.signed_tree.record_now_and_then(&checkpoint);
+            }
         }
     }
 
@@ -434,12 +501,12 @@ impl Applier<'_> {
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             let answer = match (&sealed, outcome) {
                 (_, Outcome::Failed(e)) => Err(e),
-                (Err(reason), Outcome::Staged(_)) => Err(LedgerError::Unavailable(reason.clone())),
+                (Err(unsealed), Outcome::Staged(_)) => Err(unsealed.error()),
                 // A repeat of a request staged earlier in this batch failed with it.
-                (Err(reason), Outcome::Replayed(entries))
+                (Err(unsealed), Outcome::Replayed(entries))
                     if entries.iter().any(|e| e.seq >= changes.base()) =>
                 {
-                    Err(LedgerError::Unavailable(reason.clone()))
+                    Err(unsealed.error())
                 }
                 (_, Outcome::Staged(range)) => Ok(staged(&changes, range, &checkpoint)),
                 (_, Outcome::Replayed(entries)) => self.replay(entries, &unapplied, &checkpoint),

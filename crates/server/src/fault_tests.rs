@@ -33,7 +33,11 @@ async fn a_full_disk_under_a_registry_write_is_503_storage_full_and_writes_resum
     });
     let res = test::call_service(&app, new_key(&admin, 1).to_request()).await;
     assert_eq!(res.status(), 503);
-    assert_eq!(res.headers().get("retry-after").unwrap(), "60");
+    let retry_after = crate::problem::STORAGE_FULL_RETRY_AFTER.to_string();
+    assert_eq!(
+        res.headers().get("retry-after").unwrap(),
+        retry_after.as_str()
+    );
     let body: Value = test::read_body_json(res).await;
     assert_eq!(body["code"], "storage_full");
     assert!(

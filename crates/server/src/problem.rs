@@ -44,7 +44,7 @@ pub struct Problem {
 }
 
 /// Seconds a client waits after `storage_full`: space is freed by an operator, not in a moment.
-pub const STORAGE_FULL_RETRY_AFTER: u64 = 60;
+pub const STORAGE_FULL_RETRY_AFTER: u64 = 30;
 
 /// The base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://timecredits.dev/problems/";
@@ -432,7 +432,7 @@ pub const CODES: &[(&str, u16, &str)] = &[
     (
         "storage_full",
         503,
-        "The server's disk is full; nothing was written, retry after the Retry-After delay.",
+        "The service's disk is full; nothing was written. Writes resume by themselves once there is room: retry after the Retry-After delay.",
     ),
     (
         "shutting_down",
@@ -480,6 +480,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
             LedgerError::Busy => ApiError::LedgerBusy,
+            e @ LedgerError::StorageFull => ApiError::StorageFull(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

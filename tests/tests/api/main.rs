@@ -4,6 +4,7 @@
 mod concurrency;
 mod conformance;
 mod credentials;
+mod disk_full;
 mod endpoints;
 mod history;
 mod idempotency;

@@ -3,6 +3,7 @@
 //! disk with 503 `storage_full` and takes writes again once there is room, without a restart.
 
 use serde_json::json;
+use timecredits_server::problem::STORAGE_FULL_RETRY_AFTER;
 use timecredits_tests::client::{new_key, Api};
 use timecredits_tests::server::ChildServer;
 
@@ -49,7 +50,8 @@ async fn a_full_disk_under_the_registry_is_503_storage_full_until_there_is_room(
         .post_keyed("/v1/api-keys", Some(&admin), &key, Some(&body))
         .await;
     full.assert_problem(503, "storage_full");
-    assert_eq!(full.header("retry-after"), Some("60"));
+    let retry_after = STORAGE_FULL_RETRY_AFTER.to_string();
+    assert_eq!(full.header("retry-after"), Some(retry_after.as_str()));
     assert!(full.json["detail"].as_str().unwrap().contains("registry"));
     // The partial append was cut back at once: the file is as it was, and still ready.
     let len = std::fs::metadata(dir.path().join("registry"))

@@ -33,8 +33,9 @@ pub async fn healthz() -> web::Json<Health> {
 ///
 /// 200 when the ledger's state can be read and both stores take writes; 503 (`unavailable`) with
 /// the reason in `detail` when the state cannot be read, when writes are refused (the ledger's
-/// writer stopped after a storage failure, or registry writes stopped until a restart), and 503
-/// (`shutting_down`) while the service drains before it stops.
+/// writer stopped after a storage failure, the last ledger write found the disk full, or registry
+/// writes stopped until a restart), and 503 (`shutting_down`) while the service drains before it
+/// stops.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -45,7 +46,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .ledger
         .size()
         .map_err(|e| ApiError::Unavailable(format!("the ledger cannot be read: {e}")))?;
-    let refusals = write_refusals(state.ledger.write_refusal(), state.registry.write_refusal());
+    let refusals = write_refusals(
+        state.ledger.refusing_writes(),
+        state.registry.write_refusal(),
+    );
     if let Some(reasons) = refusals {
         return Err(ApiError::Unavailable(reasons));
     }

@@ -348,7 +348,7 @@ fn io_error(path: &Path, e: io::Error) -> RegistryError {
 
 fn journal_error(path: &Path, e: JournalError) -> RegistryError {
     match e {
-        JournalError::Io(e) => io_error(path, e),
+        JournalError::Io(e) | JournalError::NotAppended(e) => io_error(path, e),
         JournalError::Corrupt { offset, reason } => RegistryError::Damaged {
             path: path.to_owned(),
             reason: format!(
