@@ -24,7 +24,7 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
     ("account_exists", "the server chooses every account id"),
     (
         "storage_full",
-        "a full disk (the server's fault-injection tests provoke it under the HTTP stack)",
+        "a full disk (the `disk_full` and `readiness` tests provoke it on their own servers)",
     ),
     (
         "shutting_down",
