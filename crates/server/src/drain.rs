@@ -12,8 +12,8 @@
 //!    the signal may still be on its way; closing that connection would drop it), for at most
 //!    the drain timeout (`serve --drain-timeout-secs`);
 //! 3. then actix stops listening and closes what connections remain, and [`crate::Service::run`]
-//!    closes the ledger, whose writer finishes and flushes its state with the checkpoint it
-//!    signed for the last batch.
+//!    closes the ledger: its writer finishes, flushes its state, and seals the checkpoint it
+//!    signed for the last batch in `signed-tree`, before the process exits 0.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -177,8 +177,9 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Service {
     /// Serves until stopped (by a signal, see [`drain`], or by the server's handle), then closes
-    /// the ledger: its writer finishes, and its state is flushed with the checkpoint signed for
-    /// the last batch. Returns the ledger's size at the stop.
+    /// the ledger: its writer finishes, flushes its state and records the checkpoint signed for
+    /// the last batch in `signed-tree`. Waiting for that here, rather than leaving it to the HTTP
+    /// workers' threads, keeps the exit from cutting it short. Returns the ledger's size.
     pub async fn run(self) -> Result<u64, StartError> {
         let Service {
             server,
