@@ -1,7 +1,7 @@
 //! The service stopped with SIGTERM under concurrent load: every request it received gets an HTTP
 //! answer (201, or 503 `shutting_down` for those that arrived during the drain), none gets a
-//! dropped connection, the process exits with status 0, and every acknowledged earn is there
-//! after a restart.
+//! dropped connection, the process exits with status 0 after sealing its last checkpoint, and
+//! every acknowledged earn is there after a restart.
 
 use std::time::{Duration, Instant};
 
@@ -114,8 +114,18 @@ async fn sigterm_answers_every_request_received_and_exits_zero() {
         acknowledged.len()
     );
 
+    // The stop sealed the last checkpoint: the signed tree on disk is the whole ledger.
+    let signed = std::fs::read_to_string(dir.path().join(timecredits_ledger::layout::SIGNED_TREE))
+        .expect("the stop recorded the signed tree");
+    let sealed: u64 = signed.lines().nth(1).unwrap().parse().unwrap();
+
     let restarted = spawn(dir.path());
     let api = Api::new(restarted.base());
+    assert_eq!(
+        api.ledger_size().await,
+        sealed,
+        "the sealed checkpoint is the last one"
+    );
     for id in acknowledged {
         api.get(&format!("/v1/entries/{id}"), Some(&admin))
             .await
