@@ -831,7 +831,12 @@ mod tests {
         assert_eq!(key.principal, Principal::Administrator);
         assert!(registry.api_key_by_token("tck_wrong").is_none());
         use std::os::unix::fs::PermissionsExt;
-        for file in [layout::ADMIN_API_KEY, layout::SERVER_SECRET] {
+        for file in [
+            layout::ADMIN_API_KEY,
+            layout::SERVER_SECRET,
+            layout::REGISTRY,
+            layout::REGISTRY_ACKED,
+        ] {
             let mode = std::fs::metadata(dir.path().join(file))
                 .unwrap()
                 .permissions()

@@ -109,12 +109,22 @@ impl RegistryFile {
                 });
             }
         }
+        if file_len == 0 {
+            // Created here rather than by the journal code, so that it is private from the start;
+            // the directory is synced so that the new entry survives a crash.
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|_| File::open(dir)?.sync_all())
+                .map_err(|e| io_error(&path, e))?;
+        }
         let (journal, records) = Journal::open(&path, 0).map_err(|e| journal_error(&path, e))?;
         let len = journal.len();
         drop(journal);
         let file = OpenOptions::new()
             .append(true)
-            .mode(0o600)
             .open(&path)
             .map_err(|e| io_error(&path, e))?;
         let count = records.len() as u64;
