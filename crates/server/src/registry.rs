@@ -3,14 +3,21 @@
 //! This is the service's own small database, kept apart from the ledger because it holds what
 //! the ledger must not: partner names, credential hashes, revocations. It is an append-only file
 //! of JSON events in the ledger's checksummed journal format (`registry` in the data directory),
-//! `fdatasync`ed before a change is acknowledged and read whole into memory at start.
+//! `fdatasync`ed before a change is acknowledged and read whole into memory at start. How much of
+//! it was acknowledged is kept beside it, so that damage to an acknowledged record is refused
+//! rather than cut off as a torn tail, and a failed append is undone at once (the `file` module).
 //!
 //! # Secrets
 //! No secret is stored. API keys and member credentials are derived as
 //! `HMAC-SHA256(server secret, purpose || id)` and only their SHA-256 is recorded, so a repeated
 //! request (same `Idempotency-Key`) can answer with the very secret it answered with the first
 //! time, while the registry file alone reveals nothing. The server secret is a random 32-byte
-//! file (`server-secret`, mode 0600) next to the ledger's signing key.
+//! file (`server-secret`, mode 0600) next to the ledger's signing key; its fingerprint is
+//! recorded, and a start with another secret is refused.
+//!
+//! A member's credential can be revoked and reissued (each reissue derives from the member's id
+//! and a generation number); a repeat shows a member credential only while it is current, recent
+//! (the replay window) and derived with the current secret.
 
 mod file;
 
