@@ -18,10 +18,12 @@ use timecredits_server::{Settings, StartError};
 /// threads drop the application state, and so close the ledger, shortly after it stops).
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The settings of a test server: a free loopback port, two HTTP workers.
+/// The settings of a test server: a free loopback port, two HTTP workers, and no signal handling
+/// (the test process's signals are not the server's).
 pub fn test_settings(dir: &Path) -> Settings {
     let mut settings = Settings::new(dir, SocketAddr::from(([127, 0, 0, 1], 0)));
     settings.workers = 2;
+    settings.handle_signals = false;
     settings
 }
 
@@ -103,6 +105,14 @@ impl TestServer {
 
     /// Stops the server and starts it again on the same data directory, on a new free port.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_restart() {
+            panic!("the server does not start again on its data: {e}");
+        }
+    }
+
+    /// Stops the server and tries to start it again on the same data directory: the start's
+    /// error when it refuses (the server then stays stopped).
+    pub fn try_restart(&mut self) -> Result<(), StartError> {
         self.stop();
         let deadline = Instant::now() + RELEASE_TIMEOUT;
         let (addr, running) = loop {
@@ -114,11 +124,12 @@ impl TestServer {
                 {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => panic!("the server does not start again on its data: {e}"),
+                Err(e) => return Err(e),
             }
         };
         self.base = format!("http://{addr}");
         self.running = Some(running);
+        Ok(())
     }
 }
 
@@ -196,9 +207,47 @@ impl ChildServer {
         &self.admin_key
     }
 
+    /// Caps the size of every file the process writes (RLIMIT_FSIZE) at `bytes`: a write past it
+    /// fails (`EFBIG`) as a write on a full disk does, and the process lives on.
+    pub fn cap_file_size(&self, bytes: u64) {
+        let limit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: prlimit reads `limit` and writes nothing (the old-limit pointer is null).
+        let done = unsafe {
+            libc::prlimit(
+                self.child.id() as libc::pid_t,
+                libc::RLIMIT_FSIZE,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(mut self) {
         self.kill_now();
+    }
+
+    /// Sends SIGTERM and returns the exit status once the process has stopped, or `None` if it
+    /// is still running after `timeout` (it is then killed).
+    pub fn terminate(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was sent");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     fn kill_now(&mut self) {

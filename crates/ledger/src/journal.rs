@@ -190,28 +190,7 @@ impl Journal {
     /// On error the journal may hold a partial write past [`Journal::len`]; the caller must stop
     /// writing (the ledger poisons its writer), and the next open truncates the torn tail.
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Vec<RecordPos>, JournalError> {
-        let total: usize = payloads.iter().map(|p| p.len() + HEADER_LEN as usize).sum();
-        let mut buf = Vec::with_capacity(total);
-        let mut positions = Vec::with_capacity(payloads.len());
-        let mut offset = self.len;
-        for payload in payloads {
-            let len = u32::try_from(payload.len())
-                .ok()
-                .filter(|&l| l > 0 && l <= MAX_RECORD_LEN)
-                .ok_or_else(|| JournalError::Corrupt {
-                    offset,
-                    reason: format!(
-                        "record of {} bytes is outside 1..={MAX_RECORD_LEN}",
-                        payload.len()
-                    ),
-                })?;
-            buf.extend_from_slice(&len.to_le_bytes());
-            buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-            buf.extend_from_slice(payload);
-            let pos = RecordPos { offset, len };
-            offset = pos.end();
-            positions.push(pos);
-        }
+        let (buf, positions) = encode(payloads, self.len)?;
         // One write call for the whole batch: the file is in append mode.
         if let Err(e) = self.file.write_all(&buf) {
             // Nothing of a failed append may stay: the next append would land after a partial
@@ -220,7 +199,7 @@ impl Journal {
             self.file.set_len(self.len)?;
             return Err(JournalError::NotAppended(e));
         }
-        self.len = offset;
+        self.len = positions.last().map_or(self.len, RecordPos::end);
         Ok(positions)
     }
 
@@ -239,6 +218,50 @@ impl Journal {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Encodes records in the journal format, the first one to go at `offset`: the bytes to append
+/// and where each record will lie. Shared by every file in this format (the service's registry
+/// writes its own records through it).
+pub fn encode(payloads: &[&[u8]], offset: u64) -> Result<(Vec<u8>, Vec<RecordPos>), JournalError> {
+    let total: usize = payloads.iter().map(|p| p.len() + HEADER_LEN as usize).sum();
+    let mut buf = Vec::with_capacity(total);
+    let mut positions = Vec::with_capacity(payloads.len());
+    let mut offset = offset;
+    for payload in payloads {
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|&l| l > 0 && l <= MAX_RECORD_LEN)
+            .ok_or_else(|| JournalError::Corrupt {
+                offset,
+                reason: format!(
+                    "record of {} bytes is outside 1..={MAX_RECORD_LEN}",
+                    payload.len()
+                ),
+            })?;
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        buf.extend_from_slice(payload);
+        let pos = RecordPos { offset, len };
+        offset = pos.end();
+        positions.push(pos);
+    }
+    Ok((buf, positions))
+}
+
+/// The end of the longest run of whole, valid records from the start of the file at `path`,
+/// read without changing the file. [`Journal::open`] truncates a damaged tail as torn; a caller
+/// that knows how much was acknowledged asks this first, so that damage to acknowledged records
+/// is reported instead of cut off.
+pub fn valid_len(path: &Path) -> Result<u64, JournalError> {
+    let file = File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let journal = Journal { file, len: 0 };
+    let mut end = 0;
+    while let Some((pos, _)) = journal.read_record(end, file_len)? {
+        end = pos.end();
+    }
+    Ok(end)
 }
 
 /// A read-only handle on the journal, shared by readers. Positional reads need no locking.

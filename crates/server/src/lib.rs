@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: the handlers, one module per resource, and the request/response types;
 //! - [`auth`]: credentials and the permission matrix;
+//! - [`drain`]: the graceful stop;
 //! - [`idempotency`]: the `Idempotency-Key` header;
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
 //! - [`registry`]: partners, API keys and member credentials (the service's own small store);
@@ -14,20 +15,27 @@
 
 pub mod api;
 pub mod auth;
+pub mod drain;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod registry;
 pub mod spend_codes;
 
+#[cfg(test)]
+mod fault_tests;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
 use timecredits_ledger::{Ledger, LedgerConfig};
 
+use crate::drain::Drain;
 use crate::idempotency::InFlight;
 use crate::registry::Registry;
 use crate::spend_codes::SpendCodes;
@@ -55,6 +63,14 @@ pub struct Settings {
     /// How often the journal is scrubbed (re-read and checked against the signed tree) while
     /// the service runs, the first time right after start; `None`: never.
     pub scrub_interval: Option<std::time::Duration>,
+    /// How long a repeat of a member registration (or credential reissue) may show the
+    /// credential again; after it, a repeat answers without the credential.
+    pub credential_replay_window: chrono::Duration,
+    /// How long a stop waits for the requests already received to be answered.
+    pub drain_timeout: Duration,
+    /// Whether SIGTERM and SIGINT stop the service (gracefully, see [`drain`]). Off for servers
+    /// embedded in a process that handles its own signals (the tests).
+    pub handle_signals: bool,
 }
 
 impl Settings {
@@ -69,6 +85,9 @@ impl Settings {
             key_overlap: LedgerConfig::default().key_overlap,
             spend_code_ttl: SpendCodes::TTL,
             scrub_interval: Some(std::time::Duration::from_secs(24 * 3600)),
+            credential_replay_window: chrono::Duration::hours(24),
+            drain_timeout: Duration::from_secs(30),
+            handle_signals: true,
         }
     }
 }
@@ -99,6 +118,10 @@ pub struct AppState {
     pub spend_codes: SpendCodes,
     pub in_flight: InFlight,
     pub reversal_window: chrono::Duration,
+    /// How long a repeated registration or reissue may show the credential again.
+    pub credential_replay_window: chrono::Duration,
+    /// The graceful stop's state: whether it began, and the requests it waits for.
+    pub drain: Arc<Drain>,
 }
 
 impl AppState {
@@ -115,13 +138,17 @@ impl AppState {
             ..LedgerConfig::default()
         };
         let ledger = Ledger::open(dir, config)?;
-        let registry = Registry::open(dir)?;
+        // More than the genesis entry: partners, members or movements that the registry names.
+        let ledger_has_entries = ledger.size()? > 1;
+        let registry = Registry::open(dir, ledger_has_entries)?;
         Ok(AppState {
             ledger,
             registry,
             spend_codes: SpendCodes::new(settings.spend_code_ttl),
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
+            credential_replay_window: settings.credential_replay_window,
+            drain: Arc::default(),
         })
     }
 }
@@ -140,9 +167,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(openapi::routes);
 }
 
+/// A bound service: run it with [`Service::run`].
+pub struct Service {
+    /// The running server: await it (or [`Service::run`]) to serve; its handle stops it.
+    pub server: Server,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    state: web::Data<AppState>,
+}
+
+/// How long [`Service::run`] waits for the HTTP workers to let go of the ledger after they stop.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Service {
+    /// Serves until stopped (by a signal, see [`drain`], or by the server's handle), then closes
+    /// the ledger: its writer finishes, flushes its state and records the checkpoint signed for
+    /// the last batch in `signed-tree`. Waiting for that here, rather than leaving it to the HTTP
+    /// workers' threads, keeps the exit from cutting it short. Returns the ledger's size.
+    pub async fn run(self) -> Result<u64, StartError> {
+        let Service {
+            server,
+            addr,
+            state,
+        } = self;
+        server
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let mut state = state.into_inner();
+        let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
+        loop {
+            match Arc::try_unwrap(state) {
+                Ok(state) => {
+                    let size = state.ledger.size()?;
+                    drop(state);
+                    tracing::info!(size, "stopped; the ledger is closed and its state flushed");
+                    return Ok(size);
+                }
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    state = shared;
+                    actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "stopped; HTTP workers still hold the ledger, which the exit closes"
+                    );
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
 /// Binds the service and returns the running server and the address it listens on. The server
 /// must be awaited (or spawned) to serve.
 pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
+    let service = bind(settings)?;
+    Ok((service.server, service.addr))
+}
+
+/// Opens the data directory and binds the service.
+pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     let state = web::Data::new(AppState::open(settings)?);
     if let Some(interval) = settings.scrub_interval {
         spawn_scrub(&state, interval);
@@ -152,11 +236,20 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
         App::new()
             .app_data(data.clone())
             .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
+            .wrap(actix_web::middleware::from_fn(drain::guard))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })
-    // Shut down quickly: in-flight ledger writes complete regardless of the connection.
+    // After the drain every request received is answered: what remains are idle connections.
     .shutdown_timeout(5);
+    server = if settings.handle_signals {
+        server.shutdown_signal(drain::on_signal(
+            state.drain.clone(),
+            settings.drain_timeout,
+        ))
+    } else {
+        server.disable_signals()
+    };
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
@@ -168,7 +261,11 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
         })?;
     let addr = server.addrs()[0];
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), origin = %state.ledger.origin(), "timecredits is listening");
-    Ok((server.run(), addr))
+    Ok(Service {
+        server: server.run(),
+        addr,
+        state,
+    })
 }
 
 /// Scrubs the journal now and then every `interval` on a thread of its own (see

@@ -10,7 +10,8 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
-use timecredits_server::{openapi, start, Settings};
+use timecredits_server::registry::Registry;
+use timecredits_server::{bind, openapi, Settings};
 use uuid::Uuid;
 
 /// mimalloc rather than the system allocator: every commit allocates and frees many small
@@ -61,6 +62,18 @@ enum Command {
         /// signed tree; damage stops writes). 0: never.
         #[arg(long, env = "TIMECREDITS_SCRUB_INTERVAL_HOURS", default_value_t = 24)]
         scrub_interval_hours: u64,
+        /// Hours during which a repeat of a member registration (same Idempotency-Key) shows the
+        /// member's credential again; later repeats answer without it.
+        #[arg(
+            long,
+            env = "TIMECREDITS_CREDENTIAL_REPLAY_HOURS",
+            default_value_t = 24
+        )]
+        credential_replay_hours: u32,
+        /// Seconds a stop (SIGTERM, SIGINT) waits for the requests already received to be
+        /// answered before it closes the connections.
+        #[arg(long, env = "TIMECREDITS_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
+        drain_timeout_secs: u64,
     },
     /// Check a stopped ledger: every journal record against its checksum and the signed Merkle
     /// tree, and the state against a replay of every entry. Exit status 0: sound; 1: damage
@@ -95,6 +108,15 @@ enum Command {
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Replace the server secret credentials are derived with (run it while the service is
+    /// stopped). Credentials already handed out keep working; repeats of earlier registrations
+    /// no longer show them; new and reissued credentials use the new secret. After a leak of the
+    /// secret, also reissue every member credential and replace every API key (see SECURITY.md).
+    RotateServerSecret {
+        /// The data directory of the service.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Print the OpenAPI document (the content of openapi/openapi.json).
     Openapi,
 }
@@ -115,6 +137,8 @@ fn main() -> ExitCode {
             workers,
             key_overlap_days,
             scrub_interval_hours,
+            credential_replay_hours,
+            drain_timeout_secs,
         } => {
             let mut settings = Settings::new(data_dir, listen);
             settings.origin = origin;
@@ -123,6 +147,9 @@ fn main() -> ExitCode {
             settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
             settings.scrub_interval = (scrub_interval_hours > 0)
                 .then(|| std::time::Duration::from_secs(scrub_interval_hours * 3600));
+            settings.drain_timeout = std::time::Duration::from_secs(drain_timeout_secs);
+            settings.credential_replay_window =
+                chrono::Duration::hours(credential_replay_hours.into());
             serve(&settings)
         }
         Command::Check { data_dir } => check(&data_dir),
@@ -136,6 +163,9 @@ fn main() -> ExitCode {
             export(&data_dir, &out, ExportRange { from, size }),
         ),
         Command::RotateKey { data_dir } => report("rotate-key", rotate_key(&data_dir)),
+        Command::RotateServerSecret { data_dir } => {
+            report("rotate-server-secret", rotate_server_secret(&data_dir))
+        }
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
@@ -144,7 +174,7 @@ fn main() -> ExitCode {
 }
 
 /// Prints an operator command's summary, or its error.
-fn report(command: &str, result: Result<String, LedgerError>) -> ExitCode {
+fn report<E: std::fmt::Display>(command: &str, result: Result<String, E>) -> ExitCode {
     match result {
         Ok(summary) => {
             eprintln!("{summary}");
@@ -159,17 +189,9 @@ fn report(command: &str, result: Result<String, LedgerError>) -> ExitCode {
 
 fn serve(settings: &Settings) -> ExitCode {
     let system = actix_web::rt::System::new();
-    let result = system.block_on(async {
-        let (server, _) = start(settings)?;
-        server
-            .await
-            .map_err(|e| timecredits_server::StartError::Listen {
-                addr: settings.listen,
-                source: e,
-            })
-    });
+    let result = system.block_on(async { bind(settings)?.run().await });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("timecredits: {e}");
             ExitCode::FAILURE
@@ -276,6 +298,13 @@ fn check(data_dir: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Rotates the server secret of the registry in `data_dir`, holding the ledger's lock so that a
+/// running service cannot be writing the registry meanwhile.
+fn rotate_server_secret(data_dir: &Path) -> Result<String, String> {
+    let _ledger = open_existing(data_dir).map_err(|e| e.to_string())?;
+    Registry::rotate_secret(data_dir).map_err(|e| e.to_string())
 }
 
 /// Rotates the signing key of the ledger in `data_dir`.

@@ -43,6 +43,9 @@ pub struct Problem {
     pub code: String,
 }
 
+/// Seconds a client waits after `storage_full`: space is freed by an operator, not in a moment.
+pub const STORAGE_FULL_RETRY_AFTER: u64 = 30;
+
 /// The base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://timecredits.dev/problems/";
 
@@ -115,8 +118,10 @@ pub enum ApiError {
     Unavailable(String),
     #[error("too many requests are waiting for the ledger; retry in a second")]
     LedgerBusy,
-    #[error("the service's disk is full; nothing was written, retry once there is room")]
-    StorageFull,
+    #[error("{0}")]
+    StorageFull(String),
+    #[error("the service is shutting down; retry shortly")]
+    ShuttingDown,
     #[error("{0}")]
     Internal(String),
 }
@@ -159,7 +164,8 @@ impl ApiError {
             TooManyAttempts { .. } => "too_many_attempts",
             Unavailable(_) => "unavailable",
             LedgerBusy => "ledger_busy",
-            StorageFull => "storage_full",
+            StorageFull(_) => "storage_full",
+            ShuttingDown => "shutting_down",
             Internal(_) => "internal_error",
         }
     }
@@ -192,7 +198,9 @@ impl ApiError {
             | SpendCodeUsed
             | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) | LedgerBusy | StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LedgerBusy | StorageFull(_) | ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -426,6 +434,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         503,
         "The service's disk is full; nothing was written. Writes resume by themselves once there is room: retry after the Retry-After delay.",
     ),
+    (
+        "shutting_down",
+        503,
+        "The service is stopping and takes no new request; retry after the Retry-After delay (at another instance, or once it is back).",
+    ),
 ];
 
 impl ResponseError for ApiError {
@@ -442,11 +455,11 @@ impl ResponseError for ApiError {
         if let ApiError::TooManyAttempts { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
-        if let ApiError::LedgerBusy = self {
+        if let ApiError::LedgerBusy | ApiError::ShuttingDown = self {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
-        if let ApiError::StorageFull = self {
-            response.insert_header((header::RETRY_AFTER, "30"));
+        if let ApiError::StorageFull(_) = self {
+            response.insert_header((header::RETRY_AFTER, STORAGE_FULL_RETRY_AFTER.to_string()));
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -467,7 +480,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
             LedgerError::Busy => ApiError::LedgerBusy,
-            LedgerError::StorageFull => ApiError::StorageFull,
+            e @ LedgerError::StorageFull => ApiError::StorageFull(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -475,7 +488,14 @@ impl From<LedgerError> for ApiError {
 
 impl From<crate::registry::RegistryError> for ApiError {
     fn from(e: crate::registry::RegistryError) -> Self {
-        ApiError::Internal(e.to_string())
+        use crate::registry::RegistryError as E;
+        match e {
+            E::StorageFull { .. } => ApiError::StorageFull(e.to_string()),
+            // A failed write was undone (or writes stopped): nothing was written, and a retry
+            // may succeed, so it is the storage's unavailability, not an internal error.
+            E::Stopped(_) | E::Io { .. } => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -568,6 +588,8 @@ mod tests {
             ApiError::IdempotencyKeyInFlight("k".into()),
             ApiError::KeyRotationInProgress,
             ApiError::LedgerBusy,
+            ApiError::StorageFull("registry: the disk is full".into()),
+            ApiError::ShuttingDown,
         ];
         for e in errors {
             let listed: Vec<_> = CODES.iter().filter(|(c, ..)| *c == e.code()).collect();

@@ -3,17 +3,29 @@
 //! This is the service's own small database, kept apart from the ledger because it holds what
 //! the ledger must not: partner names, credential hashes, revocations. It is an append-only file
 //! of JSON events in the ledger's checksummed journal format (`registry` in the data directory),
-//! `fdatasync`ed before a change is acknowledged and read whole into memory at start.
+//! `fdatasync`ed before a change is acknowledged and read whole into memory at start. How much of
+//! it was acknowledged is kept beside it, so that damage to an acknowledged record is refused
+//! rather than cut off as a torn tail, and a failed append is undone at once (the `file` module).
 //!
 //! # Secrets
 //! No secret is stored. API keys and member credentials are derived as
 //! `HMAC-SHA256(server secret, purpose || id)` and only their SHA-256 is recorded, so a repeated
 //! request (same `Idempotency-Key`) can answer with the very secret it answered with the first
 //! time, while the registry file alone reveals nothing. The server secret is a random 32-byte
-//! file (`server-secret`, mode 0600) next to the ledger's signing key.
+//! file (`server-secret`, mode 0600) next to the ledger's signing key; its fingerprint is
+//! recorded, and a start with another secret is refused.
+//!
+//! A member's credential can be revoked and reissued (each reissue derives from the member's id
+//! and a generation number); a repeat shows a member credential only while it is current, recent
+//! (the replay window) and derived with the current secret.
+
+mod file;
+
+#[cfg(test)]
+pub(crate) use self::file::Fault;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use base64::Engine;
@@ -22,30 +34,49 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use timecredits_domain::AccountId;
-use timecredits_ledger::journal::{Journal, JournalError};
 use timecredits_ledger::keys::write_private_file;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use self::file::is_storage_full;
+use self::file::RegistryFile;
 
 /// Files of the registry in the data directory.
 pub mod layout {
     /// The append-only event file.
     pub const REGISTRY: &str = "registry";
+    /// How much of the registry was acknowledged (see the `file` module).
+    pub const REGISTRY_ACKED: &str = "registry.acked";
     /// The random key credentials are derived with.
     pub const SERVER_SECRET: &str = "server-secret";
+    /// A new server secret during its rotation, renamed over [`SERVER_SECRET`] once recorded.
+    pub const SERVER_SECRET_NEXT: &str = "server-secret.next";
     /// The first administrator API key, written once at creation.
     pub const ADMIN_API_KEY: &str = "admin-api-key";
 }
 
-/// A registry failure: always the server's, never the client's.
+/// A registry failure: always the server's, never the client's. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("registry I/O: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error("registry record {index} is unreadable: {reason}")]
-    Corrupt { index: usize, reason: String },
+    /// An I/O failure on a registry file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The disk (or quota) is full; nothing was written.
+    #[error("{}: the disk is full; nothing was written", path.display())]
+    StorageFull { path: PathBuf },
+    /// A registry file does not hold what the registry wrote.
+    #[error("{} is damaged: {reason}", path.display())]
+    Damaged { path: PathBuf, reason: String },
+    /// A file of the data directory's identity is missing or belongs to another directory; the
+    /// message says which and what to restore.
+    #[error("{0}")]
+    Identity(String),
+    /// Writes stopped after a failure that could not be undone, until a restart.
+    #[error("the registry is not taking writes until a restart: {0}")]
+    Stopped(String),
 }
 
 /// What a partner does in the scheme.
@@ -155,6 +186,25 @@ enum Event {
         member: Member,
         hash: String,
     },
+    /// A member's credential replaced by a new one (a lost card): the previous one stops working.
+    MemberCredentialIssued {
+        account: Uuid,
+        generation: u32,
+        hash: String,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A member's credential revoked: it stops working, and none replaces it until a reissue.
+    MemberCredentialRevoked {
+        account: Uuid,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// The fingerprint of the server secret credentials are derived with from here on: the
+    /// first record of a new registry, so a start with another secret is refused.
+    ServerSecret {
+        fingerprint: String,
+    },
 }
 
 #[derive(Default)]
@@ -168,6 +218,37 @@ struct State {
     members: HashMap<Uuid, Member>,
     member_by_hash: HashMap<String, Uuid>,
     requests: HashMap<(Uuid, String), (String, Uuid)>,
+    /// The fingerprint of the current server secret, once recorded.
+    secret_fingerprint: Option<String>,
+    /// Each member's current credential.
+    credentials: HashMap<Uuid, Credential>,
+}
+
+/// A member's current credential, as the registry knows it (never the credential itself).
+#[derive(Clone, Debug)]
+struct Credential {
+    /// 0 for the credential given at registration, then one more at each reissue.
+    generation: u32,
+    /// Its SHA-256; `None` once revoked.
+    hash: Option<String>,
+    issued: DateTime<Utc>,
+    revoked: Option<DateTime<Utc>>,
+    /// The (actor, key) of the reissue that made it (`None`: the registration), the only
+    /// request whose repeat may show it again.
+    request: Option<(Uuid, String)>,
+}
+
+/// The public record of a member's credential (never the credential itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CredentialStatus {
+    /// The member's id.
+    pub member_id: Uuid,
+    /// 0 for the credential given at registration, one more at each reissue.
+    pub generation: u32,
+    /// When the current credential was issued.
+    pub issued: DateTime<Utc>,
+    /// When it was revoked, if it was; a revoked credential is refused.
+    pub revoked: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -199,9 +280,67 @@ impl State {
                 }
             }
             Event::MemberRegistered { member, hash } => {
-                self.member_by_hash.insert(hash, member.account);
+                self.member_by_hash.insert(hash.clone(), member.account);
+                self.credentials.insert(
+                    member.account,
+                    Credential {
+                        generation: 0,
+                        hash: Some(hash),
+                        issued: member.registered,
+                        revoked: None,
+                        request: None,
+                    },
+                );
                 self.members.insert(member.account, member);
             }
+            Event::MemberCredentialIssued {
+                account,
+                generation,
+                hash,
+                at,
+                request,
+            } => {
+                self.forget_credential(account);
+                self.member_by_hash.insert(hash.clone(), account);
+                self.credentials.insert(
+                    account,
+                    Credential {
+                        generation,
+                        hash: Some(hash),
+                        issued: at,
+                        revoked: None,
+                        request: Some((request.actor, request.key.clone())),
+                    },
+                );
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, account));
+            }
+            Event::MemberCredentialRevoked {
+                account,
+                at,
+                request,
+            } => {
+                self.forget_credential(account);
+                if let Some(credential) = self.credentials.get_mut(&account) {
+                    credential.revoked.get_or_insert(at);
+                }
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, account));
+            }
+            Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
+        }
+    }
+}
+
+impl State {
+    /// Makes a member's current credential unknown to authentication.
+    fn forget_credential(&mut self, account: Uuid) {
+        if let Some(hash) = self
+            .credentials
+            .get_mut(&account)
+            .and_then(|c| c.hash.take())
+        {
+            self.member_by_hash.remove(&hash);
         }
     }
 }
@@ -218,7 +357,7 @@ pub enum Previous {
 
 /// The registry: in memory, persisted as an append-only event file.
 pub struct Registry {
-    journal: Mutex<Journal>,
+    file: Mutex<RegistryFile>,
     state: RwLock<State>,
     secret: [u8; 32],
 }
@@ -233,27 +372,89 @@ pub fn credential_hash(credential: &str) -> String {
 impl Registry {
     /// Opens the registry in `dir`, creating the server secret, the administrator and its first
     /// API key (written to [`layout::ADMIN_API_KEY`]) on first use.
-    pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
-        let secret = load_or_create_secret(&dir.join(layout::SERVER_SECRET))?;
-        let (journal, records) = Journal::open(&dir.join(layout::REGISTRY), 0)?;
+    ///
+    /// `ledger_has_entries` says whether the ledger beside it holds more than its genesis entry:
+    /// then a missing or empty registry is refused rather than created anew. A server secret
+    /// other than the one the registry's credentials were derived with is refused too.
+    pub fn open(dir: &Path, ledger_has_entries: bool) -> Result<Registry, RegistryError> {
+        let (file, payloads) = RegistryFile::open(dir, ledger_has_entries)?;
         let mut state = State::default();
-        for (index, (_, payload)) in records.into_iter().enumerate() {
+        for (index, payload) in payloads.into_iter().enumerate() {
             let event: Event =
-                serde_json::from_slice(&payload).map_err(|e| RegistryError::Corrupt {
-                    index,
-                    reason: e.to_string(),
+                serde_json::from_slice(&payload).map_err(|e| RegistryError::Damaged {
+                    path: dir.join(layout::REGISTRY),
+                    reason: format!("record {index} is not a registry event: {e}"),
                 })?;
             state.apply(event);
         }
+        let secret_path = dir.join(layout::SERVER_SECRET);
+        if finish_rotation(dir, state.secret_fingerprint.as_deref())? {
+            tracing::info!(
+                path = %secret_path.display(),
+                "completed a rotation of the server secret that a stop interrupted"
+            );
+        }
+        let secret = load_or_create_secret(&secret_path, state.administrator.is_none())?;
+        let fingerprint = secret_fingerprint(&secret);
+        let recorded = state.secret_fingerprint.clone();
         let registry = Registry {
-            journal: Mutex::new(journal),
+            file: Mutex::new(file),
             state: RwLock::new(state),
             secret,
         };
+        match recorded {
+            Some(recorded) if recorded != fingerprint => {
+                return Err(RegistryError::Identity(format!(
+                    "{} is not the secret this registry's credentials were derived with (its \
+                     fingerprint differs from the one recorded in `{}`): restore the `{}` that \
+                     was backed up with this `{}`; with another secret, replayed registrations \
+                     would hand out credentials that do not work",
+                    secret_path.display(),
+                    layout::REGISTRY,
+                    layout::SERVER_SECRET,
+                    layout::REGISTRY
+                )))
+            }
+            Some(_) => {}
+            // A new registry, or one older than the fingerprint: the secret it has is recorded.
+            None => registry.append(vec![Event::ServerSecret { fingerprint }])?,
+        }
         if registry.read().administrator.is_none() {
             registry.bootstrap(dir)?;
         }
         Ok(registry)
+    }
+
+    /// Replaces the server secret of the registry in `dir` (the service must be stopped) and
+    /// returns a summary for the operator. Credentials already handed out keep working (only
+    /// their hashes are checked); repeats of earlier requests no longer show them, and new and
+    /// reissued credentials are derived with the new secret.
+    ///
+    /// The new secret is written beside the old one, its fingerprint recorded in the registry,
+    /// and then it is renamed into place; a start after a crash in between completes the rename.
+    pub fn rotate_secret(dir: &Path) -> Result<String, RegistryError> {
+        // A registry must exist (a rotation never creates one) and match its current secret.
+        let registry = Registry::open(dir, true)?;
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|()| write_private_file(&dir.join(layout::SERVER_SECRET_NEXT), &secret))
+            .map_err(|source| RegistryError::Io {
+                path: dir.join(layout::SERVER_SECRET_NEXT),
+                source,
+            })?;
+        registry.append(vec![Event::ServerSecret {
+            fingerprint: secret_fingerprint(&secret),
+        }])?;
+        drop(registry);
+        finish_rotation(dir, Some(&secret_fingerprint(&secret)))?;
+        Ok(format!(
+            "replaced {}; credentials already handed out keep working, repeats of earlier \
+             registrations no longer show them, and new or reissued credentials use the new \
+             secret. Back up the new secret with `{}`.",
+            dir.join(layout::SERVER_SECRET).display(),
+            layout::REGISTRY
+        ))
     }
 
     /// Creates the administrator and its first key, and writes the key where the operator finds
@@ -271,7 +472,12 @@ impl Registry {
         };
         let token = self.api_key_secret(key.id);
         let path = dir.join(layout::ADMIN_API_KEY);
-        write_private_file(&path, format!("{token}\n").as_bytes())?;
+        write_private_file(&path, format!("{token}\n").as_bytes()).map_err(|source| {
+            RegistryError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?;
         self.append(vec![
             Event::Administrator { id: admin },
             Event::ApiKeyCreated {
@@ -291,21 +497,35 @@ impl Registry {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn file(&self) -> std::sync::MutexGuard<'_, RegistryFile> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Appends events durably, then applies them.
     fn append(&self, events: Vec<Event>) -> Result<(), RegistryError> {
-        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = self.file();
         let payloads: Vec<Vec<u8>> = events
             .iter()
             .map(|e| serde_json::to_vec(e).expect("registry events always serialize"))
             .collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        journal.append(&refs)?;
-        journal.sync()?;
+        file.append(&refs)?;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         for event in events {
             state.apply(event);
         }
         Ok(())
+    }
+
+    /// Makes the next appends fail as `fault` says (tests only).
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&self, fault: file::Fault) {
+        self.file().fault = fault;
+    }
+
+    /// Why registry writes are refused until a restart, if they are.
+    pub fn write_refusal(&self) -> Option<String> {
+        self.file().stopped().map(str::to_owned)
     }
 
     fn derive(&self, purpose: &str, id: Uuid) -> String {
@@ -321,9 +541,13 @@ impl Registry {
         format!("tck_{}", self.derive("api-key", id))
     }
 
-    /// The credential of member `account`, as shown to the member.
-    pub fn member_credential(&self, account: Uuid) -> String {
-        format!("tcm_{}", self.derive("member", account))
+    /// The credential of member `account` at `generation` (0 at registration, one more at each
+    /// reissue), as shown to the member.
+    fn member_credential(&self, account: Uuid, generation: u32) -> String {
+        match generation {
+            0 => format!("tcm_{}", self.derive("member", account)),
+            g => format!("tcm_{}", self.derive(&format!("member/{g}"), account)),
+        }
     }
 
     /// The administrator's actor id.
@@ -425,12 +649,94 @@ impl Registry {
 
     /// Records a member whose wallet the ledger has opened, and returns the member credential.
     pub fn add_member(&self, member: Member) -> Result<String, RegistryError> {
-        let credential = self.member_credential(member.account);
+        let credential = self.member_credential(member.account, 0);
         self.append(vec![Event::MemberRegistered {
             hash: credential_hash(&credential),
             member,
         }])?;
         Ok(credential)
+    }
+}
+
+impl Registry {
+    /// The public record of member `account`'s credential.
+    pub fn credential_status(&self, account: Uuid) -> Option<CredentialStatus> {
+        let state = self.read();
+        let c = state.credentials.get(&account)?;
+        Some(CredentialStatus {
+            member_id: account,
+            generation: c.generation,
+            issued: c.issued,
+            revoked: c.revoked,
+        })
+    }
+
+    /// Revokes member `account`'s credential: it is refused from now on. Revoking a revoked
+    /// credential changes nothing.
+    pub fn revoke_member_credential(
+        &self,
+        account: Uuid,
+        request: RequestRef,
+    ) -> Result<(), RegistryError> {
+        self.append(vec![Event::MemberCredentialRevoked {
+            account,
+            at: Utc::now(),
+            request,
+        }])
+    }
+
+    /// Replaces member `account`'s credential with a new one, which it returns; the previous
+    /// one (revoked or not) is refused from now on.
+    pub fn reissue_member_credential(
+        &self,
+        account: Uuid,
+        request: RequestRef,
+    ) -> Result<String, RegistryError> {
+        let generation = self
+            .read()
+            .credentials
+            .get(&account)
+            .map_or(0, |c| c.generation)
+            + 1;
+        let credential = self.member_credential(account, generation);
+        self.append(vec![Event::MemberCredentialIssued {
+            account,
+            generation,
+            hash: credential_hash(&credential),
+            at: Utc::now(),
+            request,
+        }])?;
+        Ok(credential)
+    }
+
+    /// The credential to show again in the answer to a repeat of the request that issued it
+    /// (`issued_by`: the reissue's (actor, key); `None`: the registration), if it may be shown:
+    /// it is still the member's current credential, unrevoked, issued less than `window` ago,
+    /// and derived with the current server secret. Otherwise a repeat answers without it.
+    pub fn replay_credential(
+        &self,
+        account: Uuid,
+        issued_by: Option<(Uuid, &str)>,
+        window: chrono::Duration,
+    ) -> Option<String> {
+        let current = self.read().credentials.get(&account).cloned()?;
+        let same_request = match (&current.request, issued_by) {
+            (None, None) => true,
+            (Some((actor, key)), Some((a, k))) => *actor == a && key == k,
+            _ => false,
+        };
+        let fresh = Utc::now() - current.issued < window;
+        let credential = self.member_credential(account, current.generation);
+        let derived = current.hash.as_deref() == Some(credential_hash(&credential).as_str());
+        (same_request && fresh && derived).then_some(credential)
+    }
+
+    /// The secret of API key `id` to show again in the answer to a repeat of its creation, if it
+    /// is still derived with the current server secret (not after a rotation of the secret).
+    pub fn replay_api_key_secret(&self, id: Uuid) -> Option<String> {
+        let secret = self.api_key_secret(id);
+        let state = self.read();
+        (state.key_by_hash.get(&credential_hash(&secret)) == Some(&id)).then_some(secret)
     }
 }
 
@@ -442,18 +748,73 @@ pub fn partner_accounts(partner: &Partner) -> impl Iterator<Item = AccountId> + 
         .map(AccountId)
 }
 
-fn load_or_create_secret(path: &Path) -> Result<[u8; 32], RegistryError> {
-    if path.exists() {
-        let bytes = std::fs::read(path)?;
-        return bytes.try_into().map_err(|_| RegistryError::Corrupt {
-            index: 0,
-            reason: format!("{} must hold exactly 32 bytes", path.display()),
-        });
+/// Loads the server secret, or creates it when `may_create` (a registry with no administrator
+/// yet). An existing registry whose secret is missing is refused: a new secret would derive other
+/// credentials than the ones handed out.
+fn load_or_create_secret(path: &Path, may_create: bool) -> Result<[u8; 32], RegistryError> {
+    let io = |source| RegistryError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return bytes.try_into().map_err(|_| RegistryError::Damaged {
+                path: path.to_owned(),
+                reason: "it must hold exactly 32 bytes; restore it from a backup".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if !may_create {
+        return Err(RegistryError::Identity(format!(
+            "{} is missing, but `{}` holds credentials derived with it: restore the `{}` that was \
+             backed up with this `{}`",
+            path.display(),
+            layout::REGISTRY,
+            layout::SERVER_SECRET,
+            layout::REGISTRY
+        )));
     }
     let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_private_file(path, &secret)?;
+    getrandom::getrandom(&mut secret).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    write_private_file(path, &secret).map_err(io)?;
     Ok(secret)
+}
+
+/// Completes a rotation of the server secret that a crash interrupted: when the secret waiting
+/// beside the current one is the one the registry records last, it is renamed into place; any
+/// other waiting secret is a rotation that never reached the registry, and is removed. Returns
+/// whether a secret was renamed into place.
+fn finish_rotation(dir: &Path, recorded: Option<&str>) -> Result<bool, RegistryError> {
+    let next = dir.join(layout::SERVER_SECRET_NEXT);
+    let io = |source| RegistryError::Io {
+        path: next.clone(),
+        source,
+    };
+    let bytes = match std::fs::read(&next) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let recorded_next = <[u8; 32]>::try_from(bytes)
+        .is_ok_and(|secret| Some(secret_fingerprint(&secret).as_str()) == recorded);
+    if recorded_next {
+        std::fs::rename(&next, dir.join(layout::SERVER_SECRET)).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    } else {
+        std::fs::remove_file(&next).map_err(io)?;
+    }
+    Ok(recorded_next)
+}
+
+/// A fingerprint of the server secret that reveals nothing of it: an HMAC of a fixed label.
+fn secret_fingerprint(secret: &[u8; 32]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key size");
+    mac.update(b"timecredits server-secret fingerprint");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -471,13 +832,18 @@ mod tests {
     #[test]
     fn first_open_creates_an_administrator_key_that_authenticates() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
         let token = std::fs::read_to_string(dir.path().join(layout::ADMIN_API_KEY)).unwrap();
         let key = registry.api_key_by_token(token.trim()).unwrap();
         assert_eq!(key.principal, Principal::Administrator);
         assert!(registry.api_key_by_token("tck_wrong").is_none());
         use std::os::unix::fs::PermissionsExt;
-        for file in [layout::ADMIN_API_KEY, layout::SERVER_SECRET] {
+        for file in [
+            layout::ADMIN_API_KEY,
+            layout::SERVER_SECRET,
+            layout::REGISTRY,
+            layout::REGISTRY_ACKED,
+        ] {
             let mode = std::fs::metadata(dir.path().join(file))
                 .unwrap()
                 .permissions()
@@ -494,15 +860,8 @@ mod tests {
     fn keys_members_and_revocations_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (key_id, token, credential, member) = {
-            let registry = Registry::open(dir.path()).unwrap();
-            let key = ApiKey {
-                id: Uuid::now_v7(),
-                label: "till".into(),
-                principal: Principal::Partner { id: Uuid::now_v7() },
-                scopes: vec![Scope::Spend],
-                created: Utc::now(),
-                revoked: None,
-            };
+            let registry = Registry::open(dir.path(), false).unwrap();
+            let key = till_key();
             let token = registry.add_api_key(key.clone(), request("k1")).unwrap();
             let member = Member {
                 account: Uuid::now_v7(),
@@ -520,7 +879,7 @@ mod tests {
             registry.revoke_api_key(key.id, request("k2")).unwrap();
             (key.id, token, credential, member)
         };
-        let registry = Registry::open(dir.path()).unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
         let key = registry.api_key_by_token(&token).unwrap();
         assert_eq!(key.id, key_id);
         assert!(key.revoked.is_some());
@@ -529,7 +888,284 @@ mod tests {
             Some(member.clone())
         );
         // Secrets are derived, so they are the same after a restart.
-        assert_eq!(registry.member_credential(member.account), credential);
+        assert_eq!(registry.member_credential(member.account, 0), credential);
         assert_eq!(registry.api_keys(None).len(), 2);
+    }
+
+    fn till_key() -> ApiKey {
+        ApiKey {
+            id: Uuid::now_v7(),
+            label: "till".into(),
+            principal: Principal::Partner { id: Uuid::now_v7() },
+            scopes: vec![Scope::Spend],
+            created: Utc::now(),
+            revoked: None,
+        }
+    }
+
+    fn file_len(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(layout::REGISTRY)).unwrap().len()
+    }
+
+    fn expect_refusal(dir: &Path, ledger_has_entries: bool, names: &str) -> String {
+        match Registry::open(dir, ledger_has_entries) {
+            Ok(_) => panic!("opened, expected a refusal naming {names}"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains(names), "{message}");
+                assert!(message.contains("restore"), "{message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_file_as_it_was_at_every_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let before = file_len(dir.path());
+        let probe = till_key();
+        let record = serde_json::to_vec(&Event::ApiKeyCreated {
+            hash: credential_hash(&registry.api_key_secret(probe.id)),
+            key: probe,
+            request: Some(request("probe")),
+        })
+        .unwrap()
+        .len();
+        for limit in 0..record + 8 {
+            registry.file().fault.write_limit = Some(limit);
+            let err = registry
+                .add_api_key(till_key(), request(&format!("full-{limit}")))
+                .unwrap_err();
+            assert!(matches!(err, RegistryError::StorageFull { .. }), "{err}");
+            assert!(err.to_string().contains(layout::REGISTRY), "{err}");
+            assert_eq!(file_len(dir.path()), before, "cut at {limit}");
+            assert!(registry.write_refusal().is_none());
+        }
+        // Space is back: writes resume, and a restart reads every acknowledged record.
+        registry.file().fault = file::Fault::default();
+        let key = till_key();
+        let token = registry.add_api_key(key.clone(), request("after")).unwrap();
+        drop(registry);
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(registry.api_key_by_token(&token).unwrap().id, key.id);
+        assert_eq!(registry.api_keys(None).len(), 2);
+    }
+
+    #[test]
+    fn an_append_that_cannot_be_undone_stops_writes_until_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        registry.file().fault = file::Fault {
+            write_limit: Some(20),
+            rollback_fails: true,
+            mark_fails: false,
+        };
+        assert!(registry.add_api_key(till_key(), request("a")).is_err());
+        let reason = registry.write_refusal().expect("writes stopped");
+        assert!(reason.contains("could not be undone"), "{reason}");
+        registry.file().fault = file::Fault::default();
+        assert!(matches!(
+            registry.add_api_key(till_key(), request("b")),
+            Err(RegistryError::Stopped(_))
+        ));
+        drop(registry);
+        // The partial record was never acknowledged: the restart cuts it off and writes again.
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(registry.write_refusal().is_none());
+        registry.add_api_key(till_key(), request("c")).unwrap();
+        assert_eq!(registry.api_keys(None).len(), 2);
+    }
+
+    #[test]
+    fn a_record_synced_but_not_marked_stops_writes_and_is_kept_at_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        registry.file().fault.mark_fails = true;
+        let key = till_key();
+        assert!(registry.add_api_key(key.clone(), request("a")).is_err());
+        assert!(registry.write_refusal().is_some());
+        drop(registry);
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(registry.api_key(key.id).is_some());
+        registry.add_api_key(till_key(), request("b")).unwrap();
+        drop(registry);
+        Registry::open(dir.path(), true).unwrap();
+    }
+
+    #[test]
+    fn damage_to_the_acknowledged_last_record_is_refused_at_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let key = till_key();
+        registry.add_api_key(key.clone(), request("k1")).unwrap();
+        let before = file_len(dir.path());
+        // The last record is a revocation: losing it would make the key work again.
+        registry.revoke_api_key(key.id, request("k2")).unwrap();
+        drop(registry);
+        let path = dir.path().join(layout::REGISTRY);
+        let whole = std::fs::read(&path).unwrap();
+        for at in before..whole.len() as u64 {
+            std::fs::write(&path, &whole[..at as usize]).unwrap();
+            let message = expect_refusal(dir.path(), true, &path.display().to_string());
+            assert!(message.contains("acknowledged"), "{message}");
+            assert_eq!(file_len(dir.path()), at, "nothing truncated");
+            let mut flipped = whole.clone();
+            flipped[at as usize] ^= 0x40;
+            std::fs::write(&path, &flipped).unwrap();
+            expect_refusal(dir.path(), true, &path.display().to_string());
+        }
+        std::fs::write(&path, &whole).unwrap();
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(registry.api_key(key.id).unwrap().revoked.is_some());
+    }
+
+    #[test]
+    fn an_unacknowledged_tail_is_truncated_at_every_cut_and_kept_when_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Registry::open(dir.path(), false).unwrap());
+        let path = dir.path().join(layout::REGISTRY);
+        let acked = std::fs::read(&path).unwrap();
+        // What a crash leaves between the sync of a record and its mark.
+        let key = till_key();
+        let event = serde_json::to_vec(&Event::ApiKeyCreated {
+            hash: "h".into(),
+            key: key.clone(),
+            request: None,
+        })
+        .unwrap();
+        let (tail, _) = timecredits_ledger::journal::encode(&[&event], acked.len() as u64).unwrap();
+        for cut in 0..tail.len() {
+            std::fs::write(&path, [&acked[..], &tail[..cut]].concat()).unwrap();
+            let registry = Registry::open(dir.path(), true).unwrap();
+            assert!(registry.api_key(key.id).is_none(), "cut at {cut}");
+            assert_eq!(file_len(dir.path()), acked.len() as u64);
+        }
+        std::fs::write(&path, [&acked[..], &tail[..]].concat()).unwrap();
+        assert!(Registry::open(dir.path(), true)
+            .unwrap()
+            .api_key(key.id)
+            .is_some());
+        // It is acknowledged now: cutting it is refused.
+        std::fs::write(&path, &acked).unwrap();
+        expect_refusal(dir.path(), true, layout::REGISTRY);
+    }
+
+    #[test]
+    fn a_torn_mark_slot_falls_back_to_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        registry.add_api_key(till_key(), request("k1")).unwrap();
+        drop(registry);
+        let mark = dir.path().join(layout::REGISTRY_ACKED);
+        let mut bytes = std::fs::read(&mark).unwrap();
+        // The newest slot is torn: the older one is a smaller, still true mark.
+        let newest = if bytes[0] > bytes[32] { 0 } else { 32 };
+        bytes[newest + 9] ^= 1;
+        std::fs::write(&mark, &bytes).unwrap();
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(registry.api_keys(None).len(), 2);
+        drop(registry);
+        // Both slots damaged: how much was acknowledged is unknown, so it is refused.
+        std::fs::write(&mark, [0u8; 64]).unwrap();
+        expect_refusal(dir.path(), true, layout::REGISTRY_ACKED);
+    }
+
+    #[test]
+    fn a_missing_or_replaced_identity_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Registry::open(dir.path(), false).unwrap());
+        let secret = dir.path().join(layout::SERVER_SECRET);
+        let original = std::fs::read(&secret).unwrap();
+
+        std::fs::write(&secret, [7u8; 32]).unwrap();
+        let message = expect_refusal(dir.path(), true, &secret.display().to_string());
+        assert!(message.contains("not the secret"), "{message}");
+
+        std::fs::remove_file(&secret).unwrap();
+        let message = expect_refusal(dir.path(), true, &secret.display().to_string());
+        assert!(message.contains("missing"), "{message}");
+        std::fs::write(&secret, &original).unwrap();
+        Registry::open(dir.path(), true).unwrap();
+
+        // A registry emptied, then deleted: the mark remembers it, and so does the ledger.
+        let registry = dir.path().join(layout::REGISTRY);
+        std::fs::write(&registry, b"").unwrap();
+        expect_refusal(dir.path(), false, &registry.display().to_string());
+        std::fs::remove_file(&registry).unwrap();
+        expect_refusal(dir.path(), false, &registry.display().to_string());
+        std::fs::remove_file(dir.path().join(layout::REGISTRY_ACKED)).unwrap();
+        let message = expect_refusal(dir.path(), true, &registry.display().to_string());
+        assert!(message.contains("ledger"), "{message}");
+    }
+
+    #[test]
+    fn a_rotated_secret_keeps_credentials_working_and_stops_showing_them_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = Member {
+            account: Uuid::now_v7(),
+            registered_by: Uuid::nil(),
+            registered: Utc::now(),
+        };
+        let (credential, key) = {
+            let registry = Registry::open(dir.path(), false).unwrap();
+            let credential = registry.add_member(member.clone()).unwrap();
+            let key = till_key();
+            registry.add_api_key(key.clone(), request("k")).unwrap();
+            let day = chrono::Duration::hours(24);
+            assert_eq!(
+                registry.replay_credential(member.account, None, day),
+                Some(credential.clone())
+            );
+            (credential, key)
+        };
+        let before = std::fs::read(dir.path().join(layout::SERVER_SECRET)).unwrap();
+        Registry::rotate_secret(dir.path()).unwrap();
+        assert_ne!(
+            std::fs::read(dir.path().join(layout::SERVER_SECRET)).unwrap(),
+            before
+        );
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(
+            registry.member_by_credential(&credential),
+            Some(member.clone())
+        );
+        let day = chrono::Duration::hours(24);
+        assert_eq!(registry.replay_credential(member.account, None, day), None);
+        assert_eq!(registry.replay_api_key_secret(key.id), None);
+        // A reissue derives with the new secret, and is shown again.
+        let new = registry
+            .reissue_member_credential(member.account, request("r"))
+            .unwrap();
+        assert_eq!(
+            registry.replay_credential(member.account, Some((Uuid::nil(), "r")), day),
+            Some(new)
+        );
+        assert!(registry.member_by_credential(&credential).is_none());
+    }
+
+    #[test]
+    fn a_rotation_cut_before_its_rename_is_completed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Registry::open(dir.path(), false).unwrap());
+        let secret = [5u8; 32];
+        write_private_file(&dir.path().join(layout::SERVER_SECRET_NEXT), &secret).unwrap();
+        // A waiting secret never recorded is dropped.
+        drop(Registry::open(dir.path(), true).unwrap());
+        assert!(!dir.path().join(layout::SERVER_SECRET_NEXT).exists());
+        // Cut after the fingerprint is recorded, before the rename.
+        let registry = Registry::open(dir.path(), true).unwrap();
+        write_private_file(&dir.path().join(layout::SERVER_SECRET_NEXT), &secret).unwrap();
+        registry
+            .append(vec![Event::ServerSecret {
+                fingerprint: secret_fingerprint(&secret),
+            }])
+            .unwrap();
+        drop(registry);
+        drop(Registry::open(dir.path(), true).unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join(layout::SERVER_SECRET)).unwrap(),
+            secret
+        );
     }
 }

@@ -3,15 +3,19 @@
 
 mod concurrency;
 mod conformance;
+mod credentials;
 mod damage;
 mod disk_full;
 mod endpoints;
 mod history;
 mod idempotency;
+mod identity;
 mod ledger;
 mod permissions;
 mod problems;
+mod readiness;
 mod restart;
 mod reversal;
 mod sigkill;
+mod sigterm;
 mod spend_codes;

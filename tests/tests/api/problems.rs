@@ -24,7 +24,11 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
     ("account_exists", "the server chooses every account id"),
     (
         "storage_full",
-        "a full disk, which `disk_full.rs` fills on a small file system of its own",
+        "a full disk (the `disk_full` and `readiness` tests provoke it on their own servers)",
+    ),
+    (
+        "shutting_down",
+        "a request during the drain after SIGTERM (the `sigterm` test provokes it)",
     ),
     (
         "ledger_busy",

@@ -133,7 +133,7 @@ async fn attempt(api: &Api, write: Write) -> Attempt {
 async fn writer(api: Api, p: Programme, mut rng: Rng, rotate: bool, stop: Instant) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let mut earned: Vec<(Uuid, Uuid, u64)> = Vec::new(); // (entry, member, minutes)
-    let mut member = |rng: &mut Rng| p.members[rng.below(MEMBERS as u64) as usize].clone();
+    let member = |rng: &mut Rng| p.members[rng.below(MEMBERS as u64) as usize].clone();
     let budget = p.earner.budget();
     let mut first = true;
     while Instant::now() < stop {

@@ -228,8 +228,10 @@ pub struct NewApiKey {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyCreated {
     pub key: ApiKey,
-    /// The bearer token. It is not stored and cannot be shown again.
-    pub secret: String,
+    /// The bearer token. It is not stored; a repeat of the request shows it again, except after
+    /// a rotation of the server secret (then the repeat has no `secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// A list of API keys (without secrets).
@@ -274,7 +276,7 @@ pub async fn create_api_key(
                 .registry
                 .api_key(id)
                 .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
-            let secret = state.registry.api_key_secret(id);
+            let secret = state.registry.replay_api_key_secret(id);
             return Ok(created(true, &ApiKeyCreated { key, secret }));
         }
         Previous::Different => return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into())),
@@ -334,7 +336,7 @@ pub async fn create_api_key(
         false,
         &ApiKeyCreated {
             key: api_key,
-            secret,
+            secret: Some(secret),
         },
     ))
 }
@@ -515,9 +517,12 @@ pub async fn rotate_key(
 pub struct MemberRegistered {
     /// The member's id, which is also their wallet account's id.
     pub member_id: Uuid,
-    /// The member credential (for a membership card's QR code or an app). Not stored; a repeat
-    /// of this request with the same Idempotency-Key returns it again.
-    pub credential: String,
+    /// The member credential (for a membership card's QR code or an app). Not stored. A repeat
+    /// of this request with the same Idempotency-Key shows it again only within the replay
+    /// window (24 hours by default) and while it is the member's current credential: later, or
+    /// after a reissue or revocation, the repeat has no `credential` (reissue one instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     pub entry: EntryView,
     pub checkpoint: CheckpointView,
 }
@@ -556,12 +561,16 @@ pub async fn register_member(
         return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
     };
     let credential = match state.registry.member(account.0) {
-        Some(_) => state.registry.member_credential(account.0),
-        None => state.registry.add_member(Member {
+        Some(_) => {
+            state
+                .registry
+                .replay_credential(account.0, None, state.credential_replay_window)
+        }
+        None => Some(state.registry.add_member(Member {
             account: account.0,
             registered_by: actor,
             registered: entry.recorded,
-        })?,
+        })?),
     };
     Ok(created(
         committed.replayed,

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod health;
 pub mod log;
+pub mod members;
 pub mod movements;
 
 use actix_web::http::StatusCode;
@@ -53,6 +54,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/allocations", "POST").route(post().to(movements::allocate)))
         .service(resource("/v1/accounts/{id}/close", "POST").route(post().to(admin::close_account)))
         .service(resource("/v1/members", "POST").route(post().to(admin::register_member)))
+        .service(
+            resource("/v1/members/{id}/credential", "POST")
+                .route(post().to(members::reissue_credential)),
+        )
+        .service(
+            resource("/v1/members/{id}/credential/revoke", "POST")
+                .route(post().to(members::revoke_credential)),
+        )
         .service(resource("/v1/key-rotations", "POST").route(post().to(admin::rotate_key)))
         .service(resource("/v1/me", "GET").route(get().to(accounts::me)))
         .service(resource("/v1/accounts/{id}/entries", "GET").route(get().to(accounts::history)))
