@@ -7,6 +7,7 @@
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
 //! - [`registry`]: partners, API keys and member credentials (the service's own small store);
 //! - [`spend_codes`]: one-time codes with which members consent to a spend;
+//! - [`throttle`]: sliding-window counters for throttling;
 //! - [`openapi`]: the generated OpenAPI document.
 //!
 //! Handlers only translate: they check the caller, turn the body into ledger intents, submit,
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod problem;
 pub mod registry;
 pub mod spend_codes;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use timecredits_ledger::{Ledger, LedgerConfig};
 use crate::idempotency::InFlight;
 use crate::registry::Registry;
 use crate::spend_codes::SpendCodes;
+use timecredits_domain::IdempotencyKey;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -50,8 +53,8 @@ pub struct Settings {
     pub workers: usize,
     /// How long after a key rotation the previous key also signs checkpoints.
     pub key_overlap: chrono::Duration,
-    /// How long a member's spend code is valid.
-    pub spend_code_ttl: chrono::Duration,
+    /// Spend codes: lifetime, codes per member, guess limits.
+    pub spend_codes: spend_codes::Config,
 }
 
 impl Settings {
@@ -64,7 +67,7 @@ impl Settings {
             reversal_window: chrono::Duration::days(30),
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
-            spend_code_ttl: SpendCodes::TTL,
+            spend_codes: spend_codes::Config::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub enum StartError {
     Ledger(#[from] timecredits_ledger::LedgerError),
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    SpendCodes(#[from] spend_codes::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -112,10 +117,24 @@ impl AppState {
         };
         let ledger = Ledger::open(dir, config)?;
         let registry = Registry::open(dir)?;
+        // A reservation whose outcome a crash lost is settled by what the ledger committed.
+        let committed = |actor, key: &str| {
+            let key = IdempotencyKey::new(key).map_err(|e| e.to_string())?;
+            ledger
+                .previous_request(actor, &key)
+                .map(|p| p.is_some())
+                .map_err(|e| e.to_string())
+        };
+        let spend_codes = SpendCodes::open(
+            dir,
+            settings.spend_codes.clone(),
+            registry.subkey("spend-codes"),
+            committed,
+        )?;
         Ok(AppState {
             ledger,
             registry,
-            spend_codes: SpendCodes::new(settings.spend_code_ttl),
+            spend_codes,
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
         })
