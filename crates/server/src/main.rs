@@ -10,6 +10,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
+use timecredits_server::spend_codes::{Config as SpendCodeConfig, GuessLimits};
 use timecredits_server::{openapi, start, Settings};
 use uuid::Uuid;
 
@@ -57,6 +58,22 @@ enum Command {
         /// Days after a key rotation during which the previous key also signs checkpoints.
         #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
         key_overlap_days: u32,
+        /// Unused spend codes a member may hold at once (0: no limit).
+        #[arg(long, env = "TIMECREDITS_SPEND_CODES_PER_MEMBER", default_value_t = SpendCodeConfig::default().max_live_per_member)]
+        spend_codes_per_member: usize,
+        /// Refused redemptions allowed per minute per API key (0: no limit).
+        #[arg(long, env = "TIMECREDITS_GUESSES_PER_KEY", default_value_t = GuessLimits::default().per_key)]
+        guesses_per_key: usize,
+        /// Refused redemptions allowed per minute per partner, whichever key it uses.
+        #[arg(long, env = "TIMECREDITS_GUESSES_PER_PARTNER", default_value_t = GuessLimits::default().per_partner)]
+        guesses_per_partner: usize,
+        /// Refused redemptions allowed per minute per source address.
+        #[arg(long, env = "TIMECREDITS_GUESSES_PER_ADDRESS", default_value_t = GuessLimits::default().per_address)]
+        guesses_per_address: usize,
+        /// Refused redemptions allowed per minute for the whole service; past it every
+        /// redemption gets 429 until the minute has passed (a breaker on the code space).
+        #[arg(long, env = "TIMECREDITS_GUESSES_GLOBAL", default_value_t = GuessLimits::default().global)]
+        guesses_global: usize,
     },
     /// Write an auditor's export of the ledger (run it while the service is stopped: the data
     /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
@@ -102,12 +119,23 @@ fn main() -> ExitCode {
             reversal_window_days,
             workers,
             key_overlap_days,
+            spend_codes_per_member,
+            guesses_per_key,
+            guesses_per_partner,
+            guesses_per_address,
+            guesses_global,
         } => {
             let mut settings = Settings::new(data_dir, listen);
             settings.origin = origin;
             settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
             settings.workers = workers;
             settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
+            settings.spend_codes.max_live_per_member = spend_codes_per_member;
+            let guesses = &mut settings.spend_codes.guesses;
+            guesses.per_key = guesses_per_key;
+            guesses.per_partner = guesses_per_partner;
+            guesses.per_address = guesses_per_address;
+            guesses.global = guesses_global;
             serve(&settings)
         }
         Command::Export {
