@@ -11,7 +11,7 @@
 //! | earn (from its own budget)                  |       |         | yes          |       |        |
 //! | redeem a spend code (into its own account)  |       |         |              | yes   |        |
 //! | create spend codes, gift                    |       |         |              |       | own    |
-//! | reverse an entry                            | any   |         | own, window  | own, window |  |
+//! | reverse an entry (see below)                | any   |         | own earns, window | own spends, window | |
 //! | read an account and its history             | any   | any     | own accounts | own accounts | own |
 //! | read an entry                               | any   | any     | took part    | took part | took part |
 //! | list partners                               | yes   | yes     | itself       | itself |       |
@@ -20,11 +20,23 @@
 //!
 //! A partner holding both roles has both columns. Checks refuse with `forbidden` (403) when the
 //! caller is known but may not act, and with `unauthorized` (401) when it is not known.
+//!
+//! # Scopes, narrowed keys and closed partners
+//! A partner key acts only with the scopes it holds (a key narrowed to `spend` cannot earn or
+//! register members), and only with those whose account is open: a partner whose budget account
+//! was closed has no `earn` scope left, one whose venue account was closed no `spend` scope, so a
+//! partner whose accounts are all closed can only read. A reversal needs the scope that made the
+//! entry it reverses (`earn` for an earn or a member registration, `spend` for a spend), besides
+//! being the entry's own partner within the reversal window; administrators reverse any movement
+//! at any time. All of this is decided here, in [`Caller::active`] and [`Caller::may_reverse`];
+//! handlers only call these checks.
 
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use timecredits_domain::{AccountId, AccountKind, AccountState, Entry, EntryBody};
+use timecredits_domain::{
+    AccountId, AccountKind, AccountState, AccountStatus, Entry, EntryBody, MovementKind,
+};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
@@ -41,6 +53,9 @@ pub enum Caller {
         partner: Option<Partner>,
         /// The administrator's actor id (for administrator keys).
         administrator: Uuid,
+        /// The key's scopes that may be used now: a partner's scope whose account is closed is
+        /// left out (see [`Caller::active`]).
+        active: Vec<Scope>,
     },
     /// A member, with their member credential.
     Member(Member),
@@ -89,10 +104,15 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         Principal::Partner { id } => Some(registry.partner(id).ok_or_else(unknown)?),
         _ => None,
     };
+    let active = Caller::active(&key, partner.as_ref(), |account| {
+        let state = state.ledger.account(AccountId(account))?;
+        Ok(state.is_some_and(|a| a.status == AccountStatus::Open))
+    })?;
     Ok(Caller::Key {
         key,
         partner,
         administrator: registry.administrator(),
+        active,
     })
 }
 
@@ -115,8 +135,76 @@ impl Caller {
         }
     }
 
+    /// The scopes of `key` that may be used now: all of them for administrators and auditors;
+    /// for a partner, those whose account (budget for `earn`, venue for `spend`) is open.
+    pub fn active(
+        key: &ApiKey,
+        partner: Option<&Partner>,
+        is_open: impl Fn(Uuid) -> Result<bool, timecredits_ledger::LedgerError>,
+    ) -> Result<Vec<Scope>, ApiError> {
+        let mut active = Vec::with_capacity(key.scopes.len());
+        for scope in &key.scopes {
+            let account = match (scope, partner) {
+                (Scope::Admin | Scope::Audit, _) => None,
+                (Scope::Earn, Some(p)) => Some(p.budget_account),
+                (Scope::Spend, Some(p)) => Some(p.venue_account),
+                (Scope::Earn | Scope::Spend, None) => Some(None),
+            };
+            let usable = match account {
+                None => true,
+                Some(Some(account)) => is_open(account)?,
+                Some(None) => false,
+            };
+            if usable {
+                active.push(*scope);
+            }
+        }
+        Ok(active)
+    }
+
     fn has(&self, scope: Scope) -> bool {
-        matches!(self, Caller::Key { key, .. } if key.scopes.contains(&scope))
+        matches!(self, Caller::Key { active, .. } if active.contains(&scope))
+    }
+
+    /// Refuses unless the caller may reverse `entry` at `now`: an administrator any entry; a
+    /// partner its own entry, with the scope that made it, within `window` of its recording.
+    pub fn may_reverse(
+        &self,
+        entry: &Entry,
+        window: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ApiError> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        let own = matches!(self, Caller::Key { partner: Some(p), .. } if p.id == entry.actor);
+        let scope = match &entry.body {
+            EntryBody::Move(m) if m.kind == MovementKind::Earn => Some(Scope::Earn),
+            EntryBody::Move(m) if m.kind == MovementKind::Spend => Some(Scope::Spend),
+            EntryBody::Open { .. } => Some(Scope::Earn),
+            // Nothing else a partner makes is reversible (the ledger says so), but the partner
+            // is still told why by the ledger, if it holds any scope at all.
+            _ => None,
+        };
+        let scoped = match scope {
+            Some(s) => self.has(s),
+            None => self.has(Scope::Earn) || self.has(Scope::Spend),
+        };
+        if !own || !scoped {
+            return Err(ApiError::Forbidden(
+                "only the partner that made an entry, with a key holding the scope that made it \
+                 (earn or spend), or an administrator, may reverse it"
+                    .into(),
+            ));
+        }
+        let deadline = entry.recorded + window;
+        if now > deadline {
+            return Err(ApiError::ReversalWindowPassed(format!(
+                "entry {} could be reversed by its partner until {deadline}; ask an administrator",
+                entry.id
+            )));
+        }
+        Ok(())
     }
 
     /// The API key's id, for per-key throttling.
@@ -228,5 +316,44 @@ impl Caller {
     /// Whether this is an administrator (who may reverse any entry at any time).
     pub fn is_admin(&self) -> bool {
         self.has(Scope::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Role;
+
+    #[test]
+    fn a_partner_scope_whose_account_is_closed_is_not_active() {
+        let (budget, venue) = (Uuid::now_v7(), Uuid::now_v7());
+        let partner = Partner {
+            id: Uuid::now_v7(),
+            name: "p".into(),
+            roles: vec![Role::Earn, Role::Spend],
+            budget_account: Some(budget),
+            venue_account: Some(venue),
+            created: chrono::Utc::now(),
+        };
+        let key = ApiKey {
+            id: Uuid::now_v7(),
+            label: "k".into(),
+            principal: Principal::Partner { id: partner.id },
+            scopes: vec![Scope::Earn, Scope::Spend],
+            created: chrono::Utc::now(),
+            revoked: None,
+        };
+        let open_except = |closed: Uuid| move |a: Uuid| Ok(a != closed);
+        let active = Caller::active(&key, Some(&partner), open_except(budget)).unwrap();
+        assert_eq!(active, vec![Scope::Spend]);
+        let active = Caller::active(&key, Some(&partner), open_except(venue)).unwrap();
+        assert_eq!(active, vec![Scope::Earn]);
+        // A narrowed key keeps only its own scopes.
+        let narrowed = ApiKey {
+            scopes: vec![Scope::Spend],
+            ..key
+        };
+        let active = Caller::active(&narrowed, Some(&partner), |_| Ok(true)).unwrap();
+        assert_eq!(active, vec![Scope::Spend]);
     }
 }

@@ -583,8 +583,9 @@ pub struct NewReversal {
 /// Records the mirror of an earlier movement (same amount, accounts swapped), referencing it.
 /// Nothing is edited or deleted. An entry is reversed at most once; a reversal cannot be
 /// reversed; a reversal that would take an account below zero is refused. The partner that made
-/// an entry may reverse it within the reversal window (30 days by default); administrators may
-/// reverse any movement at any time.
+/// an entry may reverse it within the reversal window (30 days by default), with a key holding
+/// the scope that made it (`earn` for an earn, `spend` for a spend) on an open account;
+/// administrators may reverse any movement at any time.
 #[utoipa::path(post, path = "/v1/entries/{id}/reversal", tag = "movements",
     params(("id" = Uuid, Path, description = "The id of the entry to reverse"),
         IdempotencyKeyHeader),
@@ -593,7 +594,7 @@ pub struct NewReversal {
         (status = 201, description = "The reverse entry", body = super::Recorded),
         (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the entry's partner (`forbidden`) or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the entry's partner, or a key without the entry's scope (`forbidden`), or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
@@ -611,26 +612,7 @@ pub async fn reverse(
     let id = id.into_inner();
     let not_found = || ApiError::EntryNotFound(format!("entry {id} does not exist"));
     let entry = state.ledger.entry_by_id(id)?.ok_or_else(not_found)?;
-    if !caller.is_admin() {
-        if !matches!(
-            caller,
-            Caller::Key {
-                partner: Some(_),
-                ..
-            }
-        ) || entry.actor != caller.actor()
-        {
-            return Err(ApiError::Forbidden(
-                "only the partner that made an entry, or an administrator, may reverse it".into(),
-            ));
-        }
-        let deadline = entry.recorded + state.reversal_window;
-        if chrono::Utc::now() > deadline {
-            return Err(ApiError::ReversalWindowPassed(format!(
-                "entry {id} could be reversed by its partner until {deadline}; ask an administrator"
-            )));
-        }
-    }
+    caller.may_reverse(&entry, state.reversal_window, chrono::Utc::now())?;
     let intent = Intent::Reverse {
         entry: entry.seq,
         reference: text("reference", &body.reference)?,
