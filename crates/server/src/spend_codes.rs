@@ -969,6 +969,38 @@ mod tests {
     }
 
     #[test]
+    fn refusals_count_per_key_partner_address_and_for_everyone() {
+        let limits = GuessLimits {
+            per_key: 2,
+            per_partner: 3,
+            per_address: 4,
+            global: 5,
+            window: Duration::from_secs(60),
+        };
+        let mut guesses = Guesses::new(&limits);
+        let now = Instant::now();
+        let who = |key: u128, partner: u128, address: u8| Attempt {
+            api_key: Uuid::from_u128(key),
+            partner: Uuid::from_u128(partner),
+            address: Some(IpAddr::from([10, 0, 0, address])),
+        };
+        guesses.record(&who(1, 1, 1), now);
+        guesses.record(&who(1, 1, 1), now);
+        assert!(guesses.blocked(&who(1, 1, 1), now).is_some(), "the key");
+        assert!(guesses.blocked(&who(2, 1, 1), now).is_none());
+        guesses.record(&who(2, 1, 1), now);
+        assert!(guesses.blocked(&who(3, 1, 2), now).is_some(), "the partner");
+        assert!(guesses.blocked(&who(3, 2, 1), now).is_none());
+        guesses.record(&who(3, 2, 1), now);
+        assert!(guesses.blocked(&who(4, 3, 1), now).is_some(), "the address");
+        assert!(guesses.blocked(&who(4, 3, 2), now).is_none());
+        guesses.record(&who(4, 3, 2), now);
+        assert!(guesses.blocked(&who(5, 4, 3), now).is_some(), "everyone");
+        let later = now + limits.window;
+        assert!(guesses.blocked(&who(1, 1, 1), later).is_none());
+    }
+
+    #[test]
     fn codes_and_outcomes_survive_a_restart_and_lost_outcomes_are_settled_by_the_ledger() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
