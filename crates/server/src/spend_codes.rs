@@ -469,6 +469,17 @@ struct Store {
     journal: Journal,
     /// The file's size after the last compaction.
     compacted: u64,
+    /// Counts compactions: offsets compare only within one file.
+    generation: u64,
+}
+
+/// What is known to be durable, for group commit.
+struct Synced {
+    generation: u64,
+    /// The file's length at the start of the last sync of this generation.
+    upto: u64,
+    /// A handle on the current file to sync it with.
+    file: Option<std::fs::File>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -477,6 +488,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct SpendCodes {
     table: Mutex<Table>,
     store: Mutex<Store>,
+    synced: Mutex<Synced>,
     guesses: Mutex<Guesses>,
     secret: [u8; 32],
     config: Config,
@@ -554,6 +566,12 @@ impl SpendCodes {
                 path: path.clone(),
                 journal,
                 compacted: 0,
+                generation: 0,
+            }),
+            synced: Mutex::new(Synced {
+                generation: 0,
+                upto: 0,
+                file: None,
             }),
             guesses: Mutex::new(Guesses::new(&config.guesses)),
             secret,
@@ -606,19 +624,56 @@ impl SpendCodes {
             .map(|e| serde_json::to_vec(e).expect("spend-code events always serialize"))
             .collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        let mut store = lock(&self.store);
-        let unavailable =
-            |e: JournalError| ApiError::Unavailable(format!("spend codes cannot be recorded: {e}"));
-        store.journal.append(&refs).map_err(unavailable)?;
-        if sync {
-            store.journal.sync().map_err(unavailable)?;
-        }
-        if store.journal.len() > MIN_COMPACT_BYTES.max(2 * store.compacted) {
-            // A failed compaction leaves the current file in use: nothing is lost.
-            if let Err(e) = self.compact(&mut store) {
-                tracing::warn!(error = %e, "could not compact the spend-code file");
+        let unavailable = |e: std::io::Error| {
+            ApiError::Unavailable(format!("spend codes cannot be recorded: {e}"))
+        };
+        let (generation, end) = {
+            let mut store = lock(&self.store);
+            store
+                .journal
+                .append(&refs)
+                .map_err(|e| unavailable(std::io::Error::other(e)))?;
+            let appended = (store.generation, store.journal.len());
+            if store.journal.len() > MIN_COMPACT_BYTES.max(2 * store.compacted) {
+                // A failed compaction leaves the current file in use: nothing is lost.
+                if let Err(e) = self.compact(&mut store) {
+                    tracing::warn!(error = %e, "could not compact the spend-code file");
+                }
             }
+            appended
+        };
+        if !sync {
+            return Ok(());
         }
+        // Group commit: the appends are made under the store's lock, the syncs outside it, one
+        // at a time, each covering everything appended before it started. A request whose
+        // append an earlier sync (or a compaction, which syncs its new file) covered is done.
+        let mut synced = lock(&self.synced);
+        if synced.generation > generation || (synced.generation == generation && synced.upto >= end)
+        {
+            return Ok(());
+        }
+        let (current, target, path) = {
+            let store = lock(&self.store);
+            (store.generation, store.journal.len(), store.path.clone())
+        };
+        if current != generation {
+            *synced = Synced {
+                generation: current,
+                upto: 0,
+                file: None,
+            };
+            return Ok(());
+        }
+        if synced.generation != current || synced.file.is_none() {
+            // Any handle on the file syncs it: this one is opened once per compaction.
+            synced.file = Some(std::fs::File::open(&path).map_err(unavailable)?);
+            synced.generation = current;
+        }
+        if let Some(file) = &synced.file {
+            file.sync_data().map_err(unavailable)?;
+        }
+        synced.upto = target;
         Ok(())
     }
 
@@ -650,6 +705,7 @@ impl SpendCodes {
         }
         store.compacted = journal.len();
         store.journal = journal;
+        store.generation += 1;
         Ok(())
     }
 
