@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
 };
-use crate::auth::Caller;
+use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
@@ -94,7 +94,7 @@ pub async fn allocate(
     key: IdemKey,
     body: web::Json<NewAllocation>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin("allocate credits")?;
+    caller.permit(Operation::Allocate)?;
     let minutes = amount(body.hours, body.minutes)?;
     let partner = state.registry.partner(body.partner_id).ok_or_else(|| {
         ApiError::PartnerNotFound(format!("partner {} does not exist", body.partner_id))
@@ -192,7 +192,8 @@ pub async fn earn(
     key: IdemKey,
     body: web::Json<NewEarn>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, budget) = caller.partner_account(Scope::Earn, "issue credits")?;
+    caller.permit(Operation::Earn)?;
+    let (_, budget) = caller.partner_account(Scope::Earn)?;
     let intent = body.intent(budget)?;
     recorded(submit(&state, &caller, &key, vec![intent]).await?)
 }
@@ -230,7 +231,8 @@ pub async fn earn_batch(
     key: IdemKey,
     body: web::Json<NewEarnBatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, budget) = caller.partner_account(Scope::Earn, "issue credits")?;
+    caller.permit(Operation::Earn)?;
+    let (_, budget) = caller.partner_account(Scope::Earn)?;
     let intents = body
         .items
         .iter()
@@ -296,7 +298,8 @@ pub async fn create_spend_code(
     key: IdemKey,
     body: web::Json<NewSpendCode>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = caller.require_member("create spend codes")?;
+    caller.permit(Operation::CreateSpendCode)?;
+    let member = caller.member_account()?;
     let cap = body
         .max_minutes
         .map(timecredits_domain::Minutes::new)
@@ -408,7 +411,8 @@ pub async fn redeem(
     key: IdemKey,
     body: web::Json<NewRedemption>,
 ) -> Result<HttpResponse, ApiError> {
-    let (partner, venue) = caller.partner_account(Scope::Spend, "redeem spend codes")?;
+    caller.permit(Operation::Redeem)?;
+    let (partner, venue) = caller.partner_account(Scope::Spend)?;
     let minutes = amount(body.hours, body.minutes)?;
     let details = Details {
         activity: Some(ShortText::new("activity", body.activity.clone())?),
@@ -548,7 +552,8 @@ pub async fn gift(
     key: IdemKey,
     body: web::Json<NewGift>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = caller.require_member("gift credits")?;
+    caller.permit(Operation::Gift)?;
+    let member = caller.member_account()?;
     let details = Details {
         reference: text("reference", &body.reference)?,
         ..Details::default()
