@@ -173,6 +173,19 @@ pub struct Attempt {
     pub address: Option<IpAddr>,
 }
 
+/// The source a guess limit counts by: an IPv4 address, or an IPv6 address's /64 (one host
+/// usually holds a whole /64, and could otherwise switch addresses at will).
+pub fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("mapped")),
+        v4 => v4,
+    }
+}
+
 /// What is known of an earlier redemption under the same (venue, key).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Prior {
@@ -507,6 +520,13 @@ pub fn normalise(code: &str) -> String {
         .collect()
 }
 
+/// Makes the file readable by the service's user only: its hashes are keyed, but the
+/// redemption records name partners and members.
+fn private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -533,6 +553,7 @@ impl SpendCodes {
     ) -> Result<SpendCodes, StoreError> {
         let path = dir.join(FILE);
         let (journal, records) = Journal::open(&path, 0).map_err(|e| store_error(&path, e))?;
+        private(&path).map_err(|e| store_error(&path, e))?;
         let mut table = Table::default();
         let grace = config.ttl;
         for (pos, payload) in records {
@@ -690,6 +711,7 @@ impl SpendCodes {
             _ => {}
         }
         let (mut journal, _) = Journal::open(&tmp, 0)?;
+        private(&tmp)?;
         for chunk in events.chunks(1024) {
             let payloads: Vec<Vec<u8>> = chunk
                 .iter()
@@ -1022,6 +1044,17 @@ mod tests {
         // So does expiry.
         let later = now + SpendCodes::TTL;
         codes.issue(member, "k6", "f", None, later).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_source_counts_by_its_64_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source(a), source(b));
+        assert_ne!(source(a), source(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(source(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

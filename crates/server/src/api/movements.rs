@@ -425,7 +425,7 @@ pub async fn redeem(
             .key_id()
             .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?,
         partner,
-        address: req.peer_addr().map(|a| a.ip()),
+        address: req.peer_addr().map(|a| crate::spend_codes::source(a.ip())),
     };
     let actor = caller.actor();
     let by = (actor, key.0.as_str().to_owned());
