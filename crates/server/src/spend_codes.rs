@@ -909,7 +909,14 @@ impl SpendCodes {
             key: by.1.clone(),
             committed,
         };
-        lock(&self.table).apply(event.clone(), self.config.ttl);
+        {
+            let mut table = lock(&self.table);
+            // Only a reservation still open has an outcome to record.
+            if !table.redemptions.get(by).is_some_and(|r| !r.committed) {
+                return;
+            }
+            table.apply(event.clone(), self.config.ttl);
+        }
         if let Err(e) = self.persist(&[event], false) {
             tracing::warn!(error = %e, "could not record a redemption's outcome; the next start settles it from the ledger");
         }

@@ -483,9 +483,12 @@ async fn redeem_code(
             Some(EntryBody::Move(m)) => m.debit,
             _ => return Err(ApiError::IdempotencyKeyReused(by.1.clone())),
         };
-        return commit(state, caller, key, vec![spend(member)])
-            .await
-            .map_err(|e| e.for_venue(member));
+        let replayed = commit(state, caller, key, vec![spend(member)]).await;
+        if replayed.is_ok() {
+            // Settles a reservation whose outcome an earlier storage failure left open.
+            state.spend_codes.finish(by, true);
+        }
+        return replayed.map_err(|e| e.for_venue(member));
     }
     let now = chrono::Utc::now();
     let member = AccountId(state.spend_codes.reserve(by, print, code, minutes, now)?);
