@@ -332,9 +332,8 @@ impl Table {
                 if c.state == (Use::Reserved { by: by.clone() }) {
                     if committed {
                         c.state = Use::Used { by };
-                        if let Some(live) = self.live.get_mut(&c.member) {
-                            live.retain(|k| *k != hash);
-                        }
+                        let member = c.member;
+                        self.forget_live(member, |k| *k != hash);
                     } else {
                         c.state = Use::Fresh;
                     }
@@ -354,12 +353,7 @@ impl Table {
                 if self.issues.get(&code.issue).is_some_and(|i| i.code == hash) {
                     self.issues.remove(&code.issue);
                 }
-                if let Some(live) = self.live.get_mut(&code.member) {
-                    live.retain(|k| *k != hash);
-                    if live.is_empty() {
-                        self.live.remove(&code.member);
-                    }
-                }
+                self.forget_live(code.member, |k| *k != hash);
             }
         }
         while let Some((at, _)) = self.redemption_order.front() {
@@ -374,6 +368,17 @@ impl Table {
         }
     }
 
+    /// Keeps the member's live codes for which `keep` holds; a member with none left is
+    /// forgotten, so the map holds only members with live codes.
+    fn forget_live(&mut self, member: Uuid, keep: impl FnMut(&Key) -> bool) {
+        if let Some(live) = self.live.get_mut(&member) {
+            live.retain(keep);
+            if live.is_empty() {
+                self.live.remove(&member);
+            }
+        }
+    }
+
     /// The member's live codes' expiry times (at most the per-member limit of them).
     fn live_expiries(&mut self, member: Uuid, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
         let Some(live) = self.live.get_mut(&member) else {
@@ -381,9 +386,14 @@ impl Table {
         };
         let codes = &self.codes;
         live.retain(|k| codes.get(k).is_some_and(|c| c.expires > now));
-        live.iter()
+        let expiries: Vec<_> = live
+            .iter()
             .filter_map(|k| codes.get(k).map(|c| c.expires))
-            .collect()
+            .collect();
+        if expiries.is_empty() {
+            self.live.remove(&member);
+        }
+        expiries
     }
 
     /// Everything still live, as events that rebuild this table.
@@ -520,6 +530,12 @@ pub fn normalise(code: &str) -> String {
         .collect()
 }
 
+/// How long a redemption record is kept: the outcome window, and at least as long as its code
+/// (dropped one TTL after it expired), so a used code cannot become fresh at a compaction.
+fn keep(config: &Config) -> chrono::Duration {
+    config.outcome_window.max(config.ttl + config.ttl)
+}
+
 /// Makes the file readable by the service's user only: its hashes are keyed, but the
 /// redemption records name partners and members.
 fn private(path: &Path) -> std::io::Result<()> {
@@ -562,7 +578,7 @@ impl SpendCodes {
             table.apply(event, grace);
         }
         let now = Utc::now();
-        table.expire(now, config.outcome_window.max(config.ttl));
+        table.expire(now, keep(&config));
         // Reservations whose outcome was not recorded: the ledger knows what happened.
         let pending: Vec<By> = table
             .redemptions
@@ -631,10 +647,7 @@ impl SpendCodes {
     }
 
     fn keep(&self) -> chrono::Duration {
-        // Redemptions outlive their code, so a used code cannot become fresh at a compaction.
-        self.config
-            .outcome_window
-            .max(self.config.ttl + self.config.ttl)
+        keep(&self.config)
     }
 
     /// Appends events; `sync` makes them durable before returning. Compacts when the file has
@@ -1187,6 +1200,8 @@ mod tests {
             "{size} bytes"
         );
         assert!(size < 400_000, "{size} bytes");
+        // Memory: only members with a live code are tracked (the last TTL's unused half).
+        assert!(lock(&codes.table).live.len() <= 100);
         drop(codes);
         assert!(SpendCodes::open(dir.path(), config, [7; 32], |_, _| Ok(false)).is_ok());
     }
