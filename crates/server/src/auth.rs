@@ -46,6 +46,9 @@ use crate::registry::{ApiKey, Member, Partner, Principal, Scope};
 use crate::AppState;
 
 /// An authenticated caller.
+// One per request, on the stack of its handler: boxing the key's records would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Caller {
     /// The holder of an API key (administrator, auditor or partner).

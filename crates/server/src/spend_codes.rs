@@ -925,7 +925,7 @@ impl SpendCodes {
         {
             let mut table = lock(&self.table);
             // Only a reservation still open has an outcome to record.
-            if !table.redemptions.get(by).is_some_and(|r| !r.committed) {
+            if table.redemptions.get(by).is_none_or(|r| r.committed) {
                 return;
             }
             table.apply(event.clone(), self.config.ttl);
