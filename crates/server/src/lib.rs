@@ -8,6 +8,7 @@
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
 //! - [`registry`]: partners, API keys and member credentials (the service's own small store);
 //! - [`spend_codes`]: one-time codes with which members consent to a spend;
+//! - [`throttle`]: sliding-window counters for throttling;
 //! - [`openapi`]: the generated OpenAPI document.
 //!
 //! Handlers only translate: they check the caller, turn the body into ledger intents, submit,
@@ -21,6 +22,7 @@ pub mod openapi;
 pub mod problem;
 pub mod registry;
 pub mod spend_codes;
+pub mod throttle;
 
 #[cfg(test)]
 mod fault_tests;
@@ -39,6 +41,7 @@ use crate::drain::Drain;
 use crate::idempotency::InFlight;
 use crate::registry::Registry;
 use crate::spend_codes::SpendCodes;
+use timecredits_domain::IdempotencyKey;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -58,8 +61,6 @@ pub struct Settings {
     pub workers: usize,
     /// How long after a key rotation the previous key also signs checkpoints.
     pub key_overlap: chrono::Duration,
-    /// How long a member's spend code is valid.
-    pub spend_code_ttl: chrono::Duration,
     /// How often the journal is scrubbed (re-read and checked against the signed tree) while
     /// the service runs, the first time right after start; `None`: never.
     pub scrub_interval: Option<std::time::Duration>,
@@ -71,6 +72,8 @@ pub struct Settings {
     /// Whether SIGTERM and SIGINT stop the service (gracefully, see [`drain`]). Off for servers
     /// embedded in a process that handles its own signals (the tests).
     pub handle_signals: bool,
+    /// Spend codes: lifetime, codes per member, guess limits.
+    pub spend_codes: spend_codes::Config,
 }
 
 impl Settings {
@@ -83,11 +86,11 @@ impl Settings {
             reversal_window: chrono::Duration::days(30),
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
-            spend_code_ttl: SpendCodes::TTL,
             scrub_interval: Some(std::time::Duration::from_secs(24 * 3600)),
             credential_replay_window: chrono::Duration::hours(24),
             drain_timeout: Duration::from_secs(30),
             handle_signals: true,
+            spend_codes: spend_codes::Config::default(),
         }
     }
 }
@@ -104,6 +107,8 @@ pub enum StartError {
     Ledger(#[from] timecredits_ledger::LedgerError),
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    SpendCodes(#[from] spend_codes::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -141,10 +146,24 @@ impl AppState {
         // More than the genesis entry: partners, members or movements that the registry names.
         let ledger_has_entries = ledger.size()? > 1;
         let registry = Registry::open(dir, ledger_has_entries)?;
+        // A reservation whose outcome a crash lost is settled by what the ledger committed.
+        let committed = |actor, key: &str| {
+            let key = IdempotencyKey::new(key).map_err(|e| e.to_string())?;
+            ledger
+                .previous_request(actor, &key)
+                .map(|p| p.is_some())
+                .map_err(|e| e.to_string())
+        };
+        let spend_codes = SpendCodes::open(
+            dir,
+            settings.spend_codes.clone(),
+            registry.subkey("spend-codes"),
+            committed,
+        )?;
         Ok(AppState {
             ledger,
             registry,
-            spend_codes: SpendCodes::new(settings.spend_code_ttl),
+            spend_codes,
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
             credential_replay_window: settings.credential_replay_window,

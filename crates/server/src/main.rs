@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
 use timecredits_server::registry::Registry;
+use timecredits_server::spend_codes::{Config as SpendCodeConfig, GuessLimits};
 use timecredits_server::{bind, openapi, Settings};
 use uuid::Uuid;
 
@@ -74,6 +75,22 @@ enum Command {
         /// answered before it closes the connections.
         #[arg(long, env = "TIMECREDITS_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
         drain_timeout_secs: u64,
+        /// Unused spend codes a member may hold at once (0: no limit).
+        #[arg(long, env = "TIMECREDITS_SPEND_CODES_PER_MEMBER", default_value_t = SpendCodeConfig::default().max_live_per_member)]
+        spend_codes_per_member: usize,
+        /// Refused redemptions allowed per minute per API key (0: no limit).
+        #[arg(long, env = "TIMECREDITS_GUESSES_PER_KEY", default_value_t = GuessLimits::default().per_key)]
+        guesses_per_key: usize,
+        /// Refused redemptions allowed per minute per partner, whichever key it uses.
+        #[arg(long, env = "TIMECREDITS_GUESSES_PER_PARTNER", default_value_t = GuessLimits::default().per_partner)]
+        guesses_per_partner: usize,
+        /// Refused redemptions allowed per minute per source address.
+        #[arg(long, env = "TIMECREDITS_GUESSES_PER_ADDRESS", default_value_t = GuessLimits::default().per_address)]
+        guesses_per_address: usize,
+        /// Refused redemptions allowed per minute for the whole service; past it every
+        /// redemption gets 429 until the minute has passed (a breaker on the code space).
+        #[arg(long, env = "TIMECREDITS_GUESSES_GLOBAL", default_value_t = GuessLimits::default().global)]
+        guesses_global: usize,
     },
     /// Check a stopped ledger: every journal record against its checksum and the signed Merkle
     /// tree, and the state against a replay of every entry. Exit status 0: sound; 1: damage
@@ -139,6 +156,11 @@ fn main() -> ExitCode {
             scrub_interval_hours,
             credential_replay_hours,
             drain_timeout_secs,
+            spend_codes_per_member,
+            guesses_per_key,
+            guesses_per_partner,
+            guesses_per_address,
+            guesses_global,
         } => {
             let mut settings = Settings::new(data_dir, listen);
             settings.origin = origin;
@@ -150,6 +172,12 @@ fn main() -> ExitCode {
             settings.drain_timeout = std::time::Duration::from_secs(drain_timeout_secs);
             settings.credential_replay_window =
                 chrono::Duration::hours(credential_replay_hours.into());
+            settings.spend_codes.max_live_per_member = spend_codes_per_member;
+            let guesses = &mut settings.spend_codes.guesses;
+            guesses.per_key = guesses_per_key;
+            guesses.per_partner = guesses_per_partner;
+            guesses.per_address = guesses_per_address;
+            guesses.global = guesses_global;
             serve(&settings)
         }
         Command::Check { data_dir } => check(&data_dir),

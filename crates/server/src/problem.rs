@@ -100,6 +100,10 @@ pub enum ApiError {
     Validation(#[from] ValidationError),
     #[error("{0}")]
     Rule(RuleViolation),
+    /// A rule broken by the member's wallet, told to a venue: the code of the rule, without the
+    /// wallet's id or balance, which are the member's.
+    #[error("the member's wallet cannot pay this amount")]
+    MemberCannotPay(&'static str),
     #[error("{0}")]
     ReversalWindowPassed(String),
     #[error("{0}")]
@@ -110,10 +114,13 @@ pub enum ApiError {
     SpendCodeExpired,
     #[error("this spend code was already used")]
     SpendCodeUsed,
-    #[error("this spend code allows at most {cap} minutes; {asked} were asked")]
-    SpendCodeAmountExceeded { cap: u64, asked: u64 },
-    #[error("too many wrong spend codes from this key; retry in {retry_after} seconds")]
+    /// The cap is the member's: the venue learns only that this amount is too much.
+    #[error("this spend code does not allow this amount; ask the member for a new code")]
+    SpendCodeAmountExceeded,
+    #[error("too many refused redemptions; retry in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    #[error("a member may hold at most {limit} unused spend codes; use one, or retry in {retry_after} seconds when the oldest expires")]
+    TooManySpendCodes { limit: usize, retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("too many requests are waiting for the ledger; retry in a second")]
@@ -155,13 +162,15 @@ impl ApiError {
             WrongPartnerRole(_) => "wrong_partner_role",
             Validation(_) => "invalid_request",
             Rule(v) => rule_code(v),
+            MemberCannotPay(code) => code,
             ReversalWindowPassed(_) => "reversal_window_passed",
             InvalidSize(_) => "invalid_size",
             SpendCodeInvalid => "spend_code_invalid",
             SpendCodeExpired => "spend_code_expired",
             SpendCodeUsed => "spend_code_used",
-            SpendCodeAmountExceeded { .. } => "spend_code_amount_exceeded",
+            SpendCodeAmountExceeded => "spend_code_amount_exceeded",
             TooManyAttempts { .. } => "too_many_attempts",
+            TooManySpendCodes { .. } => "too_many_spend_codes",
             Unavailable(_) => "unavailable",
             LedgerBusy => "ledger_busy",
             StorageFull(_) => "storage_full",
@@ -170,7 +179,8 @@ impl ApiError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
             MalformedJson(_)
@@ -193,15 +203,29 @@ impl ApiError {
             | ApiKeyInUse(_)
             | WrongPartnerRole(_)
             | Rule(_)
+            | MemberCannotPay(_)
             | SpendCodeInvalid
             | SpendCodeExpired
             | SpendCodeUsed
-            | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            | SpendCodeAmountExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+            TooManyAttempts { .. } | TooManySpendCodes { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) | LedgerBusy | StorageFull(_) | ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// This error as a venue redeeming `member`'s code may see it: a rule the member's wallet
+    /// broke (too few credits, closed) keeps its code but loses the wallet's id and balance.
+    pub fn for_venue(self, member: timecredits_domain::AccountId) -> ApiError {
+        match self {
+            ApiError::Rule(
+                ref v @ (RuleViolation::InsufficientCredits { account, .. }
+                | RuleViolation::AccountClosed(account)
+                | RuleViolation::UnknownAccount(account)),
+            ) if account == member => ApiError::MemberCannotPay(rule_code(v)),
+            other => other,
         }
     }
 
@@ -412,7 +436,12 @@ pub const CODES: &[(&str, u16, &str)] = &[
     (
         "too_many_attempts",
         429,
-        "Too many wrong spend codes from this API key in the last minute.",
+        "Too many refused redemptions in the last minute from this API key, its partner or its address, or from everyone (a breaker on the whole code space); see Retry-After.",
+    ),
+    (
+        "too_many_spend_codes",
+        429,
+        "The member already holds the most unused spend codes allowed (5 by default); see Retry-After.",
     ),
     (
         "internal_error",
@@ -452,7 +481,9 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status());
         response.content_type(PROBLEM_JSON);
-        if let ApiError::TooManyAttempts { retry_after } = self {
+        if let ApiError::TooManyAttempts { retry_after }
+        | ApiError::TooManySpendCodes { retry_after, .. } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         if let ApiError::LedgerBusy | ApiError::ShuttingDown = self {
@@ -579,6 +610,11 @@ mod tests {
             ApiError::SpendCodeExpired,
             ApiError::IdempotencyKeyMissing,
             ApiError::TooManyAttempts { retry_after: 3 },
+            ApiError::TooManySpendCodes {
+                limit: 5,
+                retry_after: 3,
+            },
+            ApiError::SpendCodeAmountExceeded,
             ApiError::Rule(RuleViolation::InsufficientCredits {
                 account: timecredits_domain::AccountId::new(),
                 balance: 0,

@@ -536,6 +536,15 @@ impl Registry {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
+    /// A 32-byte key derived from the server secret for `purpose` (e.g. keying the hashes of
+    /// spend codes), so that no other store needs a secret file of its own.
+    pub fn subkey(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key size");
+        mac.update(b"subkey\n");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The secret of API key `id`, as shown to its holder.
     pub fn api_key_secret(&self, id: Uuid) -> String {
         format!("tck_{}", self.derive("api-key", id))

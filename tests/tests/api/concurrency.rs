@@ -1,10 +1,23 @@
 //! Many requests at once against one wallet: the ledger's balance check holds.
 
+use timecredits_server::spend_codes::GuessLimits;
 use timecredits_tests::client::{Reply, Scheme};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_concurrent_redemptions_of_fifty_credits_spend_exactly_fifty() {
-    let scheme = Scheme::start().await;
+    // 200 live codes for one member, 150 of them refused: no limit on either here (this is
+    // about the ledger's balance check, not about throttling).
+    let scheme = Scheme::start_with(|s| {
+        s.spend_codes.max_live_per_member = 0;
+        s.spend_codes.guesses = GuessLimits {
+            per_key: 0,
+            per_partner: 0,
+            per_address: 0,
+            global: 0,
+            ..GuessLimits::default()
+        };
+    })
+    .await;
     let api = &scheme.api;
     let alice = scheme.member(50 * 60).await;
     // Each redemption has a code of its own, so every one of them is a valid consent.

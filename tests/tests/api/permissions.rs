@@ -7,36 +7,51 @@ use serde_json::{json, Value};
 use timecredits_tests::client::{new_key, Api, Member, Partner, Reply, Scheme};
 use uuid::Uuid;
 
-/// The callers, in the order of the expectation rows below.
-const ACTORS: [&str; 10] = [
-    "admin", "auditor", "earn", "venue", "both", "member", "other", "none", "revoked", "forged",
+/// The callers, in the order of the expectation rows below: ten known ones (`both-earn` and
+/// `both-spend` are keys of the two-role partner narrowed to one scope, `closed` a partner whose
+/// accounts were closed), then three without a valid credential.
+const ACTORS: [&str; 13] = [
+    "admin",
+    "auditor",
+    "earn",
+    "venue",
+    "both",
+    "member",
+    "other",
+    "both-earn",
+    "both-spend",
+    "closed",
+    "none",
+    "revoked",
+    "forged",
 ];
 
+/// The number of known callers, first in [`ACTORS`].
+const KNOWN: usize = 10;
+
 /// A row of expected statuses, in [`ACTORS`] order.
-type Row = [u16; 10];
+type Row = [u16; 13];
+
+/// Who, of the known callers, in [`ACTORS`] order.
+type Who = [bool; KNOWN];
 
 /// Allowed for the given actors (with `ok`), forbidden for the other known ones, and
 /// unauthorized without a valid credential.
-const fn only(ok: u16, who: [bool; 7]) -> Row {
-    let mut row = [403; 10];
+const fn only(ok: u16, who: Who) -> Row {
+    let mut row = [401; 13];
     let mut i = 0;
-    while i < 7 {
-        if who[i] {
-            row[i] = ok;
-        }
+    while i < KNOWN {
+        row[i] = if who[i] { ok } else { 403 };
         i += 1;
     }
-    row[7] = 401;
-    row[8] = 401;
-    row[9] = 401;
     row
 }
 
 /// Readable by the given actors, not found for the other known ones.
-const fn sees(who: [bool; 7]) -> Row {
+const fn sees(who: Who) -> Row {
     let mut row = only(200, who);
     let mut i = 0;
-    while i < 7 {
+    while i < KNOWN {
         if !who[i] {
             row[i] = 404;
         }
@@ -73,6 +88,7 @@ enum Op {
     ReverseEarnByEarner,
     ReverseEarnByBoth,
     ReverseSpendByVenue,
+    ReverseSpendByBoth,
     Me,
     MemberAccount,
     MemberHistory,
@@ -80,6 +96,7 @@ enum Op {
     BudgetHistory,
     VenueAccount,
     BothVenueAccount,
+    ClosedVenueAccount,
     EarnEntry,
     SpendEntry,
     GiftEntry,
@@ -95,47 +112,50 @@ enum Op {
 }
 
 /// What each operation answers to each actor.
+#[rustfmt::skip]
 const MATRIX: &[(Op, Row, &str)] = {
     use Op::*;
-    //                        admin aud  earn venue both memb other
+    //                                admin aud earn venue both memb other b-earn b-spend closed
     &[
-        (CreatePartner, only(201, [Y, N, N, N, N, N, N]), ""),
-        (ListPartners, only(200, [Y, Y, N, N, N, N, N]), ""),
-        (GetPartner, sees([Y, Y, Y, N, N, N, N]), PARTNER),
-        (CreateApiKey, only(201, [Y, N, N, N, N, N, N]), ""),
-        (ListApiKeys, only(200, [Y, N, N, N, N, N, N]), ""),
-        (RevokeApiKey, only(200, [Y, N, N, N, N, N, N]), ""),
-        (Allocate, only(201, [Y, N, N, N, N, N, N]), ""),
-        (CloseAccount, only(201, [Y, N, N, N, N, N, N]), ""),
-        (RotateKey, only(201, [Y, N, N, N, N, N, N]), ""),
-        (RegisterMember, only(201, [Y, N, Y, N, Y, N, N]), ""),
-        (Earn, only(201, [N, N, Y, N, Y, N, N]), ""),
-        (EarnBatch, only(201, [N, N, Y, N, Y, N, N]), ""),
-        (CreateSpendCode, only(201, [N, N, N, N, N, Y, Y]), ""),
-        (Redeem, only(201, [N, N, N, Y, Y, N, N]), ""),
-        (Gift, only(201, [N, N, N, N, N, Y, Y]), ""),
-        (ReverseEarnByEarner, only(201, [Y, N, Y, N, N, N, N]), ""),
-        (ReverseEarnByBoth, only(201, [Y, N, N, N, Y, N, N]), ""),
-        (ReverseSpendByVenue, only(201, [Y, N, N, Y, N, N, N]), ""),
-        (Me, only(200, [Y, Y, Y, Y, Y, Y, Y]), ""),
-        (MemberAccount, sees([Y, Y, N, N, N, Y, N]), ACCOUNT),
-        (MemberHistory, sees([Y, Y, N, N, N, Y, N]), ACCOUNT),
-        (BudgetAccount, sees([Y, Y, Y, N, N, N, N]), ACCOUNT),
-        (BudgetHistory, sees([Y, Y, Y, N, N, N, N]), ACCOUNT),
-        (VenueAccount, sees([Y, Y, N, Y, N, N, N]), ACCOUNT),
-        (BothVenueAccount, sees([Y, Y, N, N, Y, N, N]), ACCOUNT),
-        (EarnEntry, sees([Y, Y, Y, N, N, Y, N]), ENTRY),
-        (SpendEntry, sees([Y, Y, N, Y, N, Y, N]), ENTRY),
-        (GiftEntry, sees([Y, Y, N, N, N, Y, Y]), ENTRY),
-        (BudgetOpenEntry, sees([Y, Y, Y, N, N, N, N]), ENTRY),
-        (EarnReceipt, sees([Y, Y, Y, N, N, Y, N]), ENTRY),
-        (GiftReceipt, sees([Y, Y, N, N, N, Y, Y]), ENTRY),
-        (Export, only(200, [Y, Y, N, N, N, N, N]), ""),
-        (Consistency, [200; 10], ""),
-        (Checkpoint, [200; 10], ""),
-        (LedgerKey, [200; 10], ""),
-        (Healthz, [200; 10], ""),
-        (Readyz, [200; 10], ""),
+        (CreatePartner,       only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (ListPartners,        only(200, [Y, Y, N, N, N, N, N, N, N, N]), ""),
+        (GetPartner,          sees(     [Y, Y, Y, N, N, N, N, N, N, N]), PARTNER),
+        (CreateApiKey,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (ListApiKeys,         only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (RevokeApiKey,        only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (Allocate,            only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (CloseAccount,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (RotateKey,           only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (RegisterMember,      only(201, [Y, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (Earn,                only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (EarnBatch,           only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (CreateSpendCode,     only(201, [N, N, N, N, N, Y, Y, N, N, N]), ""),
+        (Redeem,              only(201, [N, N, N, Y, Y, N, N, N, Y, N]), ""),
+        (Gift,                only(201, [N, N, N, N, N, Y, Y, N, N, N]), ""),
+        (ReverseEarnByEarner, only(201, [Y, N, Y, N, N, N, N, N, N, N]), ""),
+        (ReverseEarnByBoth,   only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
+        (ReverseSpendByVenue, only(201, [Y, N, N, Y, N, N, N, N, N, N]), ""),
+        (ReverseSpendByBoth,  only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
+        (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
+        (MemberAccount,       sees(     [Y, Y, N, N, N, Y, N, N, N, N]), ACCOUNT),
+        (MemberHistory,       sees(     [Y, Y, N, N, N, Y, N, N, N, N]), ACCOUNT),
+        (BudgetAccount,       sees(     [Y, Y, Y, N, N, N, N, N, N, N]), ACCOUNT),
+        (BudgetHistory,       sees(     [Y, Y, Y, N, N, N, N, N, N, N]), ACCOUNT),
+        (VenueAccount,        sees(     [Y, Y, N, Y, N, N, N, N, N, N]), ACCOUNT),
+        (BothVenueAccount,    sees(     [Y, Y, N, N, Y, N, N, Y, Y, N]), ACCOUNT),
+        (ClosedVenueAccount,  sees(     [Y, Y, N, N, N, N, N, N, N, Y]), ACCOUNT),
+        (EarnEntry,           sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ENTRY),
+        (SpendEntry,          sees(     [Y, Y, N, Y, N, Y, N, N, N, N]), ENTRY),
+        (GiftEntry,           sees(     [Y, Y, N, N, N, Y, Y, N, N, N]), ENTRY),
+        (BudgetOpenEntry,     sees(     [Y, Y, Y, N, N, N, N, N, N, N]), ENTRY),
+        (EarnReceipt,         sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ENTRY),
+        (GiftReceipt,         sees(     [Y, Y, N, N, N, Y, Y, N, N, N]), ENTRY),
+        (Export,              only(200, [Y, Y, N, N, N, N, N, N, N, N]), ""),
+        (Consistency,         [200; 13], ""),
+        (Checkpoint,          [200; 13], ""),
+        (LedgerKey,           [200; 13], ""),
+        (Healthz,             [200; 13], ""),
+        (Readyz,              [200; 13], ""),
     ]
 };
 
@@ -144,6 +164,9 @@ struct World {
     scheme: Scheme,
     auditor: String,
     both: Partner,
+    both_earn: String,
+    both_spend: String,
+    closed: Partner,
     member: Member,
     other: Member,
     revoked: String,
@@ -155,13 +178,25 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let scheme = Scheme::start().await;
+        // Every redemption in the matrix needs a fresh code, and most are refused: no limit
+        // on live codes here.
+        let scheme = Scheme::start_with(|s| s.spend_codes.max_live_per_member = 0).await;
         let (api, admin) = (&scheme.api, scheme.admin.as_str());
         let (_, auditor) = api.create_key(admin, json!({"kind": "auditor"})).await;
         let both = api
             .create_partner(admin, "Community Hub", &["earn", "spend"])
             .await;
         api.allocate(admin, both.id, 100_000).await;
+        let narrowed = |scope: &str| json!({"kind": "partner", "id": both.id, "scopes": [scope]});
+        let (_, both_earn) = api.create_key(admin, narrowed("earn")).await;
+        let (_, both_spend) = api.create_key(admin, narrowed("spend")).await;
+        // A partner that left the scheme: both its (empty) accounts are closed.
+        let closed = api
+            .create_partner(admin, "Former Partner", &["earn", "spend"])
+            .await;
+        for account in [closed.budget(), closed.venue()] {
+            api.close_account(admin, account).await.expect(201);
+        }
         let member = scheme.member(60_000).await;
         let other = scheme.member(60_000).await;
         // The earn partner's first key, replaced by a new one and revoked (a key rotation).
@@ -189,6 +224,9 @@ impl World {
             scheme,
             auditor,
             both,
+            both_earn,
+            both_spend,
+            closed,
             member,
             other,
             revoked,
@@ -217,6 +255,9 @@ impl World {
             "both" => &self.both.key,
             "member" => &self.member.credential,
             "other" => &self.other.credential,
+            "both-earn" => &self.both_earn,
+            "both-spend" => &self.both_spend,
+            "closed" => &self.closed.key,
             "none" => return None,
             "revoked" => &self.revoked,
             "forged" => "tcm_bm90IGEgcmVhbCBjcmVkZW50aWFsIGF0IGFsbA",
@@ -298,10 +339,14 @@ impl World {
                 )
                 .await
             }
-            Op::ReverseEarnByEarner | Op::ReverseEarnByBoth | Op::ReverseSpendByVenue => {
+            Op::ReverseEarnByEarner
+            | Op::ReverseEarnByBoth
+            | Op::ReverseSpendByVenue
+            | Op::ReverseSpendByBoth => {
                 let (by, spend) = match op {
                     Op::ReverseEarnByEarner => (earner, false),
                     Op::ReverseEarnByBoth => (both, false),
+                    Op::ReverseSpendByBoth => (both, true),
                     _ => (venue, true),
                 };
                 let entry = self.movement_by(&by.key, spend).await;
@@ -314,6 +359,7 @@ impl World {
             Op::BudgetHistory => get(format!("/v1/accounts/{}/entries", earner.budget())).await,
             Op::VenueAccount => get(format!("/v1/accounts/{}", venue.venue())).await,
             Op::BothVenueAccount => get(format!("/v1/accounts/{}", both.venue())).await,
+            Op::ClosedVenueAccount => get(format!("/v1/accounts/{}", self.closed.venue())).await,
             Op::EarnEntry => get(format!("/v1/entries/{}", self.earn_entry)).await,
             Op::SpendEntry => get(format!("/v1/entries/{}", self.spend_entry)).await,
             Op::GiftEntry => get(format!("/v1/entries/{}", self.gift_entry)).await,

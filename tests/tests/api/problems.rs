@@ -692,17 +692,25 @@ async fn every_client_error_is_a_problem_with_its_code() {
         422,
         "spend_code_invalid",
     );
-    for _ in 0..4 {
-        api.redeem(&venue.key, "ZZZZZZZZ", 1)
-            .await
-            .assert_problem(422, "spend_code_invalid");
-    }
+    // Every refused redemption by this key above counted (too few credits, an empty party, the
+    // cap, the used code, the wrong one): that makes five.
     let reply = api.redeem(&venue.key, "ZZZZZZZZ", 1).await;
     seen.check(
-        "a sixth wrong code in a minute",
+        "a sixth refused redemption in a minute",
         &reply,
         429,
         "too_many_attempts",
+    );
+    let dave = scheme.member(0).await;
+    for _ in 0..5 {
+        api.spend_code(&dave.credential, None).await;
+    }
+    seen.check(
+        "a sixth live spend code",
+        &api.post("/v1/spend-codes", Some(&dave.credential), Some(&json!({})))
+            .await,
+        429,
+        "too_many_spend_codes",
     );
 
     let provocable: BTreeSet<String> = CODES

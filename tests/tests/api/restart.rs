@@ -1,8 +1,10 @@
 //! What survives a restart of the service on the same data: balances, entries, keys and their
-//! revocations, member credentials, and the answers to repeated requests.
+//! revocations, member credentials, spend codes, and the answers to repeated requests, also
+//! after a SIGKILL.
 
 use serde_json::json;
-use timecredits_tests::client::{Api, Reply, Scheme};
+use timecredits_tests::client::{new_key, Api, Reply, Scheme};
+use timecredits_tests::server::ChildServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_keys_credentials_and_replays_survive_a_restart() {
@@ -143,13 +145,70 @@ async fn data_keys_credentials_and_replays_survive_a_restart() {
         .await
         .assert_problem(422, "idempotency_key_reused");
 
-    // Open spend codes are kept in memory only: a restart voids them.
-    api.redeem(&venue.key, &open_code, 1)
-        .await
-        .assert_problem(422, "spend_code_invalid");
     // And the ledger goes on from where it was.
     let entry = api.earn(&earner.key, bob.id, 1).await;
     assert_eq!(entry["seq"], size);
     let code = api.spend_code(&alice.credential, None).await;
     api.redeem(&venue.key, &code, 1).await.expect(201);
+    // Open spend codes are kept (hashed) on disk: they still work, once.
+    api.redeem(&venue.key, &open_code, 1).await.expect(201);
+    api.redeem(&venue.key, &open_code, 1)
+        .await
+        .assert_problem(422, "spend_code_used");
+}
+
+/// Spend codes survive a SIGKILL: every code handed out still works, and a venue re-sending the
+/// redemptions it sent when the service died (answered or not) gets each one committed exactly
+/// once, and none of them counts as a guess.
+#[tokio::test(flavor = "multi_thread")]
+async fn spend_codes_and_unanswered_redemptions_survive_a_kill() {
+    const MEMBERS: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let child = ChildServer::spawn(env!("CARGO_BIN_EXE_server-child"), dir.path());
+    let api = Api::new(child.base());
+    let admin = child.admin_key().to_owned();
+    let earner = api.create_partner(&admin, "Lunch Club", &["earn"]).await;
+    api.allocate(&admin, earner.id, 100_000).await;
+    let venue = api.create_partner(&admin, "Pool", &["spend"]).await;
+    let mut members = Vec::new();
+    for _ in 0..MEMBERS {
+        let member = api.register_member(&earner.key).await;
+        api.earn(&earner.key, member.id, 600).await;
+        let code = api.spend_code(&member.credential, None).await;
+        let spare = api.spend_code(&member.credential, None).await;
+        members.push((member, code, spare, new_key()));
+    }
+    // Every redemption is sent at once, and the service is killed while they are in flight.
+    let sent: Vec<_> = members
+        .iter()
+        .map(|(_, code, _, key)| {
+            let request = api
+                .request(reqwest::Method::POST, "/v1/redemptions")
+                .bearer_auth(&venue.key)
+                .header("Idempotency-Key", key)
+                .json(&Api::redemption(code, 60));
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    child.kill();
+    for task in sent {
+        let status = task.await.unwrap();
+        assert!(matches!(status, Ok(201) | Err(_)), "{status:?}");
+    }
+
+    let child = ChildServer::spawn(env!("CARGO_BIN_EXE_server-child"), dir.path());
+    let api = Api::new(child.base());
+    for (member, code, spare, key) in &members {
+        let body = Api::redemption(code, 60);
+        let reply = api
+            .post_keyed("/v1/redemptions", Some(&venue.key), key, Some(&body))
+            .await;
+        assert_eq!(reply.status, 201, "a re-sent redemption: {}", reply.text);
+        assert_eq!(reply.json["entry"]["debit"], json!(member.id));
+        // A code handed out before the kill and never used still works.
+        api.redeem(&venue.key, spare, 1).await.expect(201);
+        assert_eq!(api.balance(&member.credential, member.id).await, 539);
+    }
+    child.kill();
 }

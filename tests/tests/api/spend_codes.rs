@@ -1,9 +1,10 @@
 //! Spend codes: the member's consent to a spend. Their format and lifetime, single use, the cap,
-//! and the throttling of wrong codes per API key.
+//! the limit of live codes per member, the throttling of refused redemptions (per API key,
+//! partner and source address), and what a venue may learn from a refusal.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use timecredits_tests::client::Scheme;
+use timecredits_tests::client::{new_key, Api, Scheme};
 
 /// Crockford's base32 alphabet.
 const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -49,7 +50,7 @@ async fn a_code_is_eight_crockford_characters_valid_for_fifteen_minutes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_code_is_refused_and_debits_nothing() {
     let ttl = Duration::seconds(1);
-    let scheme = Scheme::start_with(|settings| settings.spend_code_ttl = ttl).await;
+    let scheme = Scheme::start_with(|settings| settings.spend_codes.ttl = ttl).await;
     let alice = scheme.member(600).await;
     let reply = scheme
         .api
@@ -152,4 +153,170 @@ async fn wrong_codes_are_throttled_per_api_key() {
     api.redeem(&second_till, wrong, 60)
         .await
         .assert_problem(422, "spend_code_invalid");
+}
+
+/// The oracle an outside review found: a used `Idempotency-Key` re-sent with another code must get
+/// the same answer whether that code is live or unknown, must not touch the live code, and counts
+/// against the guess limits like any other refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_answers_the_same_for_a_live_code_and_an_unknown_one() {
+    let scheme = Scheme::start().await;
+    let api = &scheme.api;
+    let (alice, bob) = (scheme.member(600).await, scheme.member(600).await);
+    let venue = &scheme.venue.key;
+    let key = new_key();
+    let code = api.spend_code(&alice.credential, None).await;
+    let first = Api::redemption(&code, 60);
+    let made = api
+        .post_keyed("/v1/redemptions", Some(venue), &key, Some(&first))
+        .await;
+    made.expect(201);
+    // The same request again: the same answer, as a replay.
+    let again = api
+        .post_keyed("/v1/redemptions", Some(venue), &key, Some(&first))
+        .await;
+    assert_eq!((again.status, &again.json), (201, &made.json));
+    assert!(again.replayed());
+
+    let live = api.spend_code(&bob.credential, None).await;
+    let unknown = if live == "ZZZZZZZZ" {
+        "YYYYYYYY"
+    } else {
+        "ZZZZZZZZ"
+    };
+    let probe = |code: &str| {
+        let body = Api::redemption(code, 60);
+        let key = key.clone();
+        async move {
+            api.post_keyed("/v1/redemptions", Some(venue), &key, Some(&body))
+                .await
+        }
+    };
+    let on_live = probe(&live).await;
+    let on_unknown = probe(unknown).await;
+    on_live.assert_problem(422, "idempotency_key_reused");
+    assert_eq!(
+        (on_live.status, &on_live.text),
+        (on_unknown.status, &on_unknown.text),
+        "the answer depends on whether the code exists"
+    );
+    // The probes counted: three more refusals use up the key's five, and the next is 429.
+    for _ in 0..3 {
+        probe(unknown)
+            .await
+            .assert_problem(422, "idempotency_key_reused");
+    }
+    probe(&live).await.assert_problem(429, "too_many_attempts");
+    // Bob's code was not touched: another till redeems it.
+    let (_, till) = api
+        .create_key(
+            &scheme.admin,
+            json!({"kind": "partner", "id": scheme.venue.id}),
+        )
+        .await;
+    api.redeem(&till, &live, 60).await.expect(201);
+    assert_eq!(api.balance(&bob.credential, bob.id).await, 540);
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 540);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_venue_switching_keys_or_partners_is_still_throttled() {
+    let scheme = Scheme::start_with(|settings| {
+        settings.spend_codes.guesses.per_partner = 3;
+        settings.spend_codes.guesses.per_address = 5;
+    })
+    .await;
+    let api = &scheme.api;
+    let alice = scheme.member(600).await;
+    let code = api.spend_code(&alice.credential, None).await;
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let mut tills = Vec::new();
+    for _ in 0..4 {
+        let (_, till) = api
+            .create_key(
+                &scheme.admin,
+                json!({"kind": "partner", "id": scheme.venue.id}),
+            )
+            .await;
+        tills.push(till);
+    }
+    // One wrong code from each of three keys uses up the partner's allowance...
+    for till in &tills[..3] {
+        api.redeem(till, wrong, 60)
+            .await
+            .assert_problem(422, "spend_code_invalid");
+    }
+    // ... so a fourth key of the same partner is refused, even with the right code.
+    let reply = api.redeem(&tills[3], &code, 60).await;
+    reply.assert_problem(429, "too_many_attempts");
+    assert!(reply.header("retry-after").is_some());
+    // Another partner from the same address has two left before the address's limit.
+    let other = api
+        .create_partner(&scheme.admin, "Cinema", &["spend"])
+        .await;
+    for _ in 0..2 {
+        api.redeem(&other.key, wrong, 60)
+            .await
+            .assert_problem(422, "spend_code_invalid");
+    }
+    api.redeem(&other.key, &code, 60)
+        .await
+        .assert_problem(429, "too_many_attempts");
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 600);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_holds_at_most_five_live_codes() {
+    let scheme = Scheme::start().await;
+    let api = &scheme.api;
+    let alice = scheme.member(600).await;
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(api.spend_code(&alice.credential, None).await);
+    }
+    let reply = api
+        .post("/v1/spend-codes", Some(&alice.credential), Some(&json!({})))
+        .await;
+    reply.assert_problem(429, "too_many_spend_codes");
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry), "Retry-After {retry}");
+    // Another member is not affected, and a used code frees a place.
+    let bob = scheme.member(0).await;
+    api.spend_code(&bob.credential, None).await;
+    api.redeem(&scheme.venue.key, &codes[0], 1)
+        .await
+        .expect(201);
+    api.spend_code(&alice.credential, None).await;
+}
+
+/// A venue learns that a code cannot pay for the amount, not the member's wallet id, balance
+/// or the cap the member set.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_venue_learns_only_that_a_code_cannot_pay() {
+    let scheme = Scheme::start().await;
+    let api = &scheme.api;
+    let alice = scheme.member(617).await;
+    let capped = api.spend_code(&alice.credential, Some(83)).await;
+    let reply = api.redeem(&scheme.venue.key, &capped, 84).await;
+    reply.assert_problem(422, "spend_code_amount_exceeded");
+    let poor = api.spend_code(&alice.credential, None).await;
+    let broke = api.redeem(&scheme.venue.key, &poor, 700).await;
+    broke.assert_problem(422, "insufficient_credits");
+    for reply in [&reply, &broke] {
+        for secret in [alice.id.to_string(), "617".into(), "83".into()] {
+            assert!(
+                !reply.text.contains(&secret),
+                "the venue learns {secret}: {}",
+                reply.text
+            );
+        }
+    }
+    // Both codes stay usable within what they can pay.
+    api.redeem(&scheme.venue.key, &capped, 83).await.expect(201);
+    api.redeem(&scheme.venue.key, &poor, 534).await.expect(201);
+    assert_eq!(api.balance(&alice.credential, alice.id).await, 0);
 }

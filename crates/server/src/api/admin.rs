@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     begin, commit, created, only_entry, recorded, submit, CheckpointView, EntryView, Remembered,
 };
-use crate::auth::Caller;
+use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::{ApiKey, Member, Partner, Previous, Principal, RequestRef, Role, Scope};
@@ -72,7 +72,7 @@ pub async fn create_partner(
     key: IdemKey,
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin("create partners")?;
+    caller.permit(Operation::CreatePartner)?;
     let name = timecredits_domain::ShortText::new("name", body.name.clone())?;
     let mut roles = body.roles.clone();
     roles.sort_by_key(|r| *r as u8);
@@ -157,7 +157,7 @@ pub async fn list_partners(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<web::Json<PartnerList>, ApiError> {
-    caller.require_reader("list partners")?;
+    caller.permit(Operation::ListPartners)?;
     Ok(web::Json(PartnerList {
         partners: state.registry.partners(),
     }))
@@ -181,7 +181,7 @@ pub async fn get_partner(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Partner>, ApiError> {
     let id = id.into_inner();
-    let visible = caller.reads_all() || caller.actor() == id;
+    let visible = caller.may_see_partner(id);
     state
         .registry
         .partner(id)
@@ -266,7 +266,8 @@ pub async fn create_api_key(
     key: IdemKey,
     body: web::Json<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require_admin("create API keys")?;
+    caller.permit(Operation::CreateApiKey)?;
+    let actor = caller.actor();
     let label = timecredits_domain::ShortText::new("label", body.label.clone())?;
     let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("create_api_key", &*body);
@@ -367,7 +368,7 @@ pub async fn list_api_keys(
     caller: Caller,
     filter: web::Query<KeyFilter>,
 ) -> Result<web::Json<ApiKeyList>, ApiError> {
-    caller.require_admin("list API keys")?;
+    caller.permit(Operation::ListApiKeys)?;
     let principal = filter.partner_id.map(|id| Principal::Partner { id });
     Ok(web::Json(ApiKeyList {
         keys: state.registry.api_keys(principal),
@@ -397,7 +398,8 @@ pub async fn revoke_api_key(
     key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require_admin("revoke API keys")?;
+    caller.permit(Operation::RevokeApiKey)?;
+    let actor = caller.actor();
     let id = id.into_inner();
     let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("revoke_api_key", &id);
@@ -451,7 +453,7 @@ pub async fn close_account(
     key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin("close accounts")?;
+    caller.permit(Operation::CloseAccount)?;
     let account = AccountId(id.into_inner());
     let committed = submit(&state, &caller, &key, vec![Intent::Close { account }]).await?;
     recorded(committed)
@@ -492,7 +494,8 @@ pub async fn rotate_key(
     caller: Caller,
     key: IdemKey,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require_admin("rotate the signing key")?;
+    caller.permit(Operation::RotateKey)?;
+    let actor = caller.actor();
     let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
     let ledger = state.clone();
     let request_key = key.0.clone();
@@ -548,7 +551,8 @@ pub async fn register_member(
     caller: Caller,
     key: IdemKey,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require_registrar()?;
+    caller.permit(Operation::RegisterMember)?;
+    let actor = caller.actor();
     let intent = Intent::Open {
         account_kind: AccountKind::Member,
         owner: None,

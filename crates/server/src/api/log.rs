@@ -11,7 +11,7 @@ use timecredits_ledger::{Export, ExportRange};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Operation};
 use crate::problem::{ApiError, Problem};
 use crate::AppState;
 
@@ -179,7 +179,7 @@ pub async fn export(
     caller: Caller,
     params: web::Query<ExportParams>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_reader("export the ledger")?;
+    caller.permit(Operation::Export)?;
     let range = ExportRange {
         from: params.from.unwrap_or(0),
         size: params.size,

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{begin, created, Remembered};
-use crate::auth::Caller;
+use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader, InFlightGuard};
 use crate::problem::{ApiError, Problem};
 use crate::registry::{CredentialStatus, Member, Previous, RequestRef};
@@ -51,22 +51,15 @@ enum CredentialProblems {
     Unavailable(Problem),
 }
 
-/// The member `id`, if the caller may manage its credential: an administrator, or the partner
-/// that registered the member (with a key that may register members).
-// TODO(auth): move into the permission table in auth.rs once its owner has restructured it.
+/// The member `id`, if the caller may manage its credential (see [`Caller::may_manage_member`]).
 fn managed_member(state: &AppState, caller: &Caller, id: Uuid) -> Result<(Uuid, Member), ApiError> {
-    let actor = caller.require_registrar()?;
+    caller.permit(Operation::ManageCredential)?;
     let member = state
         .registry
         .member(id)
         .ok_or_else(|| ApiError::MemberNotFound(format!("member {id} does not exist")))?;
-    if !caller.is_admin() && member.registered_by != actor {
-        return Err(ApiError::Forbidden(
-            "only an administrator or the partner that registered a member may manage its credential"
-                .into(),
-        ));
-    }
-    Ok((actor, member))
+    caller.may_manage_member(member.registered_by)?;
+    Ok((caller.actor(), member))
 }
 
 /// What both credential operations start with.

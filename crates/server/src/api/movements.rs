@@ -1,6 +1,6 @@
 //! Moving credits: allocate, earn, spend (with the member's consent), gift, reverse.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use timecredits_domain::{
@@ -12,10 +12,11 @@ use uuid::Uuid;
 use super::{
     amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
 };
-use crate::auth::Caller;
+use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
+use crate::spend_codes::{Attempt, By, Prior};
 use crate::AppState;
 
 fn text(field: &'static str, value: &Option<String>) -> Result<Option<ShortText>, ApiError> {
@@ -93,7 +94,7 @@ pub async fn allocate(
     key: IdemKey,
     body: web::Json<NewAllocation>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_admin("allocate credits")?;
+    caller.permit(Operation::Allocate)?;
     let minutes = amount(body.hours, body.minutes)?;
     let partner = state.registry.partner(body.partner_id).ok_or_else(|| {
         ApiError::PartnerNotFound(format!("partner {} does not exist", body.partner_id))
@@ -191,7 +192,8 @@ pub async fn earn(
     key: IdemKey,
     body: web::Json<NewEarn>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, budget) = caller.partner_account(Scope::Earn, "issue credits")?;
+    caller.permit(Operation::Earn)?;
+    let (_, budget) = caller.partner_account(Scope::Earn)?;
     let intent = body.intent(budget)?;
     recorded(submit(&state, &caller, &key, vec![intent]).await?)
 }
@@ -229,7 +231,8 @@ pub async fn earn_batch(
     key: IdemKey,
     body: web::Json<NewEarnBatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, budget) = caller.partner_account(Scope::Earn, "issue credits")?;
+    caller.permit(Operation::Earn)?;
+    let (_, budget) = caller.partner_account(Scope::Earn)?;
     let intents = body
         .items
         .iter()
@@ -270,8 +273,10 @@ pub struct SpendCode {
 /// Create a spend code
 ///
 /// The member's consent to a spend: the member creates a one-time code (valid 15 minutes,
-/// optionally capped) and gives it to the venue, which redeems it. Codes are kept only hashed
-/// and only in memory: a restart of the service voids open codes. Members only.
+/// optionally capped) and gives it to the venue, which redeems it. Codes are kept only as keyed
+/// hashes, on disk, so they survive a restart. A member holds at most 5 unused codes (by
+/// default): a sixth is refused with 429 `too_many_spend_codes` until one is used or expires
+/// (see Retry-After). Members only.
 #[utoipa::path(post, path = "/v1/spend-codes", tag = "movements",
     params(IdempotencyKeyHeader),
     request_body = NewSpendCode,
@@ -284,6 +289,7 @@ pub struct SpendCode {
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The member holds the most unused codes allowed (`too_many_spend_codes`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("member" = [])))]
 pub async fn create_spend_code(
@@ -292,7 +298,8 @@ pub async fn create_spend_code(
     key: IdemKey,
     body: web::Json<NewSpendCode>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = caller.require_member("create spend codes")?;
+    caller.permit(Operation::CreateSpendCode)?;
+    let member = caller.member_account()?;
     let cap = body
         .max_minutes
         .map(timecredits_domain::Minutes::new)
@@ -315,7 +322,7 @@ pub async fn create_spend_code(
 }
 
 /// A venue's redemption of a member's spend code.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"code": "7KQ2M9XD", "hours": 2, "activity": "family swim", "adults": 1, "children": 1}))]
 pub struct NewRedemption {
@@ -374,8 +381,14 @@ pub fn party_rule() -> utoipa::openapi::Schema {
 /// Redeem a spend code
 ///
 /// A venue takes credits from the member who gave it the code, into its own venue account.
-/// A wrong code counts against the calling API key: after 5 in a minute the key gets 429 until
-/// the minute has passed, so codes cannot be guessed. Spend partners only.
+/// Every refused redemption counts against the calling API key (5 a minute), its partner (10),
+/// its source address (20) and the whole service (100, a breaker on the code space); past any
+/// of them redemptions get 429 until the minute has passed, so codes cannot be guessed. A repeat
+/// under a used `Idempotency-Key` is judged by the whole request, code included: the same
+/// request gets the original answer, any other `idempotency_key_reused`, whatever its code. A
+/// refusal tells the venue only that the code cannot pay (`insufficient_credits`,
+/// `spend_code_amount_exceeded`), never the member's balance or the code's cap. Spend partners
+/// only.
 #[utoipa::path(post, path = "/v1/redemptions", tag = "movements",
     params(IdempotencyKeyHeader),
     request_body = NewRedemption,
@@ -388,16 +401,18 @@ pub fn party_rule() -> utoipa::openapi::Schema {
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong codes from this key (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many refused redemptions from this key, partner or address, or from everyone (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn redeem(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: Caller,
     key: IdemKey,
     body: web::Json<NewRedemption>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, venue) = caller.partner_account(Scope::Spend, "redeem spend codes")?;
+    caller.permit(Operation::Redeem)?;
+    let (partner, venue) = caller.partner_account(Scope::Spend)?;
     let minutes = amount(body.hours, body.minutes)?;
     let details = Details {
         activity: Some(ShortText::new("activity", body.activity.clone())?),
@@ -405,38 +420,93 @@ pub async fn redeem(
         adults: Some(body.adults),
         children: Some(body.children),
     };
+    let who = Attempt {
+        api_key: caller
+            .key_id()
+            .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?,
+        partner,
+        address: req.peer_addr().map(|a| crate::spend_codes::source(a.ip())),
+    };
     let actor = caller.actor();
     let by = (actor, key.0.as_str().to_owned());
     let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
-    // A repeat of a committed redemption: the code may be gone (used, or forgotten at a restart),
-    // so the member is the one the first redemption debited, and the ledger answers the repeat.
-    if let Some(entries) = state.ledger.previous_request(actor, &key.0)? {
-        state.spend_codes.check_repeat(&body.code, &by)?;
+    // Before anything looks at the code: a throttled caller learns nothing.
+    state.spend_codes.admit(&who)?;
+    // The fingerprint covers the code as the member means it, so a retry typed differently is
+    // still the same request.
+    let print = {
+        let mut normalised = body.clone();
+        normalised.code = crate::spend_codes::normalise(&body.code);
+        fingerprint("redeem", &normalised)
+    };
+    let spend = |member| {
+        let details = details.clone();
+        transfer(MovementKind::Spend, member, venue, minutes, None, details)
+    };
+    let result = redeem_code(
+        &state,
+        &caller,
+        &key,
+        (&by, &print),
+        &body.code,
+        minutes.get(),
+        spend,
+    )
+    .await;
+    if let Err(e) = &result {
+        if e.status().is_client_error() {
+            state.spend_codes.refused(&who, e);
+        }
+    }
+    recorded(result?)
+}
+
+/// The part of [`redeem`] whose every refusal counts against the guess limits.
+async fn redeem_code(
+    state: &AppState,
+    caller: &Caller,
+    key: &IdemKey,
+    (by, print): (&By, &str),
+    code: &str,
+    minutes: u64,
+    spend: impl Fn(AccountId) -> Intent,
+) -> Result<timecredits_ledger::Committed, ApiError> {
+    // A repeat is decided by the fingerprint alone, before the code is looked up, so its
+    // answer cannot depend on whether some other code exists.
+    if state.spend_codes.prior(by, print) == Prior::Different {
+        return Err(ApiError::IdempotencyKeyReused(by.1.clone()));
+    }
+    // A repeat of a committed redemption (its record may be past the outcome window): the member
+    // is the one the first redemption debited, and the ledger compares the rest of the request.
+    if let Some(entries) = state.ledger.previous_request(by.0, &key.0)? {
         let member = match entries.first().map(|e| &e.body) {
             Some(EntryBody::Move(m)) => m.debit,
-            _ => return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into())),
+            _ => return Err(ApiError::IdempotencyKeyReused(by.1.clone())),
         };
-        let intent = transfer(MovementKind::Spend, member, venue, minutes, None, details);
-        return recorded(commit(&state, &caller, &key, vec![intent]).await?);
+        let replayed = commit(state, caller, key, vec![spend(member)]).await;
+        if replayed.is_ok() {
+            // Settles a reservation whose outcome an earlier storage failure left open.
+            state.spend_codes.finish(by, true);
+        }
+        return replayed.map_err(|e| e.for_venue(member));
     }
-    let api_key = caller
-        .key_id()
-        .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?;
-    let member =
-        state
-            .spend_codes
-            .reserve(api_key, by, &body.code, minutes.get(), chrono::Utc::now())?;
-    let intent = transfer(
-        MovementKind::Spend,
-        AccountId(member),
-        venue,
-        minutes,
-        None,
-        details,
-    );
-    let result = commit(&state, &caller, &key, vec![intent]).await;
-    state.spend_codes.finish(&body.code, result.is_ok());
-    recorded(result?)
+    let now = chrono::Utc::now();
+    let member = AccountId(state.spend_codes.reserve(by, print, code, minutes, now)?);
+    let result = commit(state, caller, key, vec![spend(member)]).await;
+    match &result {
+        Ok(_) => state.spend_codes.finish(by, true),
+        // Refused for certain: the code is free again.
+        Err(
+            ApiError::Rule(_)
+            | ApiError::Validation(_)
+            | ApiError::IdempotencyKeyReused(_)
+            | ApiError::LedgerBusy,
+        ) => state.spend_codes.finish(by, false),
+        // The outcome is unknown (storage failure): the reservation stays, and a retry of the
+        // same request, or the next start, settles it from the ledger.
+        Err(_) => {}
+    }
+    result.map_err(|e| e.for_venue(member))
 }
 
 /// A gift of credits from one member to another.
@@ -485,7 +555,8 @@ pub async fn gift(
     key: IdemKey,
     body: web::Json<NewGift>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = caller.require_member("gift credits")?;
+    caller.permit(Operation::Gift)?;
+    let member = caller.member_account()?;
     let details = Details {
         reference: text("reference", &body.reference)?,
         ..Details::default()
@@ -520,8 +591,9 @@ pub struct NewReversal {
 /// Records the mirror of an earlier movement (same amount, accounts swapped), referencing it.
 /// Nothing is edited or deleted. An entry is reversed at most once; a reversal cannot be
 /// reversed; a reversal that would take an account below zero is refused. The partner that made
-/// an entry may reverse it within the reversal window (30 days by default); administrators may
-/// reverse any movement at any time.
+/// an entry may reverse it within the reversal window (30 days by default), with a key holding
+/// the scope that made it (`earn` for an earn, `spend` for a spend) on an open account;
+/// administrators may reverse any movement at any time.
 #[utoipa::path(post, path = "/v1/entries/{id}/reversal", tag = "movements",
     params(("id" = Uuid, Path, description = "The id of the entry to reverse"),
         IdempotencyKeyHeader),
@@ -530,7 +602,7 @@ pub struct NewReversal {
         (status = 201, description = "The reverse entry", body = super::Recorded),
         (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the entry's partner (`forbidden`) or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the entry's partner, or a key without the entry's scope (`forbidden`), or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
@@ -548,26 +620,7 @@ pub async fn reverse(
     let id = id.into_inner();
     let not_found = || ApiError::EntryNotFound(format!("entry {id} does not exist"));
     let entry = state.ledger.entry_by_id(id)?.ok_or_else(not_found)?;
-    if !caller.is_admin() {
-        if !matches!(
-            caller,
-            Caller::Key {
-                partner: Some(_),
-                ..
-            }
-        ) || entry.actor != caller.actor()
-        {
-            return Err(ApiError::Forbidden(
-                "only the partner that made an entry, or an administrator, may reverse it".into(),
-            ));
-        }
-        let deadline = entry.recorded + state.reversal_window;
-        if chrono::Utc::now() > deadline {
-            return Err(ApiError::ReversalWindowPassed(format!(
-                "entry {id} could be reversed by its partner until {deadline}; ask an administrator"
-            )));
-        }
-    }
+    caller.may_reverse(&entry, state.reversal_window, chrono::Utc::now())?;
     let intent = Intent::Reverse {
         entry: entry.seq,
         reference: text("reference", &body.reference)?,
