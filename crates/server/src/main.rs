@@ -78,10 +78,15 @@ enum Command {
     /// ledger records a `key` entry naming the new key, endorsed by the current one; from then
     /// on checkpoints are signed by the new key, and for the overlap (`serve
     /// --key-overlap-days`) by the previous key too. Give auditors the new verifier key.
+    /// Refused while the last rotation's overlap runs: one rotation per overlap.
     RotateKey {
         /// The data directory of the ledger.
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The overlap the service runs with (`serve --key-overlap-days`): a rotation is refused
+        /// until the last one's overlap has ended.
+        #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
+        key_overlap_days: u32,
     },
     /// Print the OpenAPI document (the content of openapi/openapi.json).
     Openapi,
@@ -119,7 +124,13 @@ fn main() -> ExitCode {
             "export",
             export(&data_dir, &out, ExportRange { from, size }),
         ),
-        Command::RotateKey { data_dir } => report("rotate-key", rotate_key(&data_dir)),
+        Command::RotateKey {
+            data_dir,
+            key_overlap_days,
+        } => report(
+            "rotate-key",
+            rotate_key(&data_dir, chrono::Duration::days(key_overlap_days.into())),
+        ),
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
@@ -163,7 +174,7 @@ fn serve(settings: &Settings) -> ExitCode {
 
 /// Opens the existing ledger in `data_dir` for an operator command (the service must be
 /// stopped: a running service holds the lock).
-fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
+fn open_existing(data_dir: &Path, key_overlap: chrono::Duration) -> Result<Ledger, LedgerError> {
     // The origin was fixed when the ledger was created; a directory without it holds no ledger.
     let origin = std::fs::read_to_string(data_dir.join(timecredits_ledger::layout::ORIGIN))
         .map_err(|e| {
@@ -174,6 +185,7 @@ fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
         })?;
     let config = LedgerConfig {
         origin: origin.trim_end().to_owned(),
+        key_overlap,
         ..LedgerConfig::default()
     };
     Ledger::open(data_dir, config)
@@ -182,7 +194,7 @@ fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
 /// Writes an export to a temporary file beside `out`, syncs it, and renames it into place, so
 /// `out` is either the previous file or the complete new export.
 fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, LedgerError> {
-    let ledger = open_existing(data_dir)?;
+    let ledger = open_existing(data_dir, LedgerConfig::default().key_overlap)?;
     let export = ledger.export(range)?;
     let header = export.header().clone();
     let tmp = out.with_extension("partial");
@@ -199,14 +211,14 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
         header.from,
         header.size,
         out.display(),
-        ledger.verifier_key(),
+        header.verifier_key,
         out.display()
     ))
 }
 
 /// Rotates the signing key of the ledger in `data_dir`.
-fn rotate_key(data_dir: &Path) -> Result<String, LedgerError> {
-    let ledger = open_existing(data_dir)?;
+fn rotate_key(data_dir: &Path, key_overlap: chrono::Duration) -> Result<String, LedgerError> {
+    let ledger = open_existing(data_dir, key_overlap)?;
     let previous = ledger.verifier_key();
     // The operator acts as the nil actor, as at genesis; each run is a new request.
     let key = IdempotencyKey::new(format!("rotate-key-{}", Uuid::now_v7()))?;

@@ -75,6 +75,11 @@ pub enum ApiError {
     IdempotencyKeyInFlight(String),
     #[error("another key rotation is under way; retry when it is done")]
     KeyRotationInProgress,
+    #[error(
+        "the last key rotation's overlap runs until {until}: the key before it signs checkpoints \
+         until then, as promised to verifiers; rotate again after that time"
+    )]
+    KeyOverlapRunning { until: String },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -137,6 +142,7 @@ impl ApiError {
             IdempotencyKeyReused(_) => "idempotency_key_reused",
             IdempotencyKeyInFlight(_) => "idempotency_key_in_flight",
             KeyRotationInProgress => "key_rotation_in_progress",
+            KeyOverlapRunning { .. } => "key_overlap_running",
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             AccountNotFound(_) => "account_not_found",
@@ -177,7 +183,9 @@ impl ApiError {
             NotFound(_) | AccountNotFound(_) | EntryNotFound(_) | PartnerNotFound(_)
             | MemberNotFound(_) | ApiKeyNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            IdempotencyKeyInFlight(_) | KeyRotationInProgress => StatusCode::CONFLICT,
+            IdempotencyKeyInFlight(_) | KeyRotationInProgress | KeyOverlapRunning { .. } => {
+                StatusCode::CONFLICT
+            }
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | ReversalWindowPassed(_) => StatusCode::FORBIDDEN,
             IdempotencyKeyReused(_)
@@ -317,6 +325,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         409,
         "Another rotation of the signing key is under way.",
     ),
+    (
+        "key_overlap_running",
+        409,
+        "The last key rotation's overlap has not ended: one rotation per overlap.",
+    ),
     ("payload_too_large", 413, "The body is over 64 KiB."),
     (
         "unsupported_media_type",
@@ -455,6 +468,9 @@ impl From<LedgerError> for ApiError {
             | LedgerError::ExportStartsPastEnd { .. }) => ApiError::InvalidSize(e.to_string()),
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
+            LedgerError::KeyOverlapRunning { until } => ApiError::KeyOverlapRunning {
+                until: timecredits_domain::entry::format_time(&until),
+            },
             LedgerError::Busy => ApiError::LedgerBusy,
             other => ApiError::Internal(other.to_string()),
         }
@@ -555,6 +571,7 @@ mod tests {
             ApiError::Validation(ValidationError::ZeroAmount),
             ApiError::IdempotencyKeyInFlight("k".into()),
             ApiError::KeyRotationInProgress,
+            ApiError::KeyOverlapRunning { until: "t".into() },
             ApiError::LedgerBusy,
         ];
         for e in errors {

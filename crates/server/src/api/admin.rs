@@ -473,7 +473,11 @@ pub struct KeyRotated {
 /// signed by the new key and, for the overlap the service was started with (`serve
 /// --key-overlap-days`, 30 days by default), by the previous key too, so that verifiers which
 /// know only the previous key keep working while they learn the new one. There is no body.
-/// Administrators only.
+/// Administrators only; the `key` entry's actor is the administrator's id.
+///
+/// One rotation per overlap: while the last rotation's overlap runs, another is refused with 409
+/// `key_overlap_running` (its detail says when the overlap ends), so that the key before it
+/// keeps signing for the whole overlap promised to verifiers.
 #[utoipa::path(post, path = "/v1/key-rotations", tag = "administration",
     params(IdempotencyKeyHeader),
     responses(
@@ -481,7 +485,7 @@ pub struct KeyRotated {
         (status = 400, description = "`idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`, `key_overlap_running`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
