@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod registry;
+pub mod security;
 pub mod spend_codes;
 
 use std::net::SocketAddr;
@@ -72,7 +73,7 @@ impl Settings {
 /// A startup failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path} or make it private: {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
@@ -101,7 +102,7 @@ impl AppState {
     /// Opens the ledger and the registry in `settings.data_dir`, creating them on first use.
     pub fn open(settings: &Settings) -> Result<AppState, StartError> {
         let dir: &Path = &settings.data_dir;
-        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+        security::private_data_dir(dir).map_err(|source| StartError::DataDir {
             path: dir.to_owned(),
             source,
         })?;
@@ -145,6 +146,7 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
         App::new()
             .app_data(data.clone())
             .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
+            .wrap(actix_web::middleware::from_fn(security::headers))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })

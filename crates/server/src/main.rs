@@ -93,11 +93,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(timecredits_server::security::ClientErrorsBelowError)
         .init();
     match Cli::parse().command {
         Command::Serve {
@@ -175,6 +178,10 @@ fn serve(settings: &Settings) -> ExitCode {
 /// Opens the existing ledger in `data_dir` for an operator command (the service must be
 /// stopped: a running service holds the lock).
 fn open_existing(data_dir: &Path, key_overlap: chrono::Duration) -> Result<Ledger, LedgerError> {
+    if data_dir.is_dir() {
+        // Files the ledger creates (sled's) are private, as when the service runs.
+        timecredits_server::security::private_data_dir(data_dir)?;
+    }
     // The origin was fixed when the ledger was created; a directory without it holds no ledger.
     let origin = std::fs::read_to_string(data_dir.join(timecredits_ledger::layout::ORIGIN))
         .map_err(|e| {

@@ -439,8 +439,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // ERROR only for the service's own faults; a client's mistake is its business.
         if self.status().is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), error = %self, "request refused");
         }
         let mut response = HttpResponse::build(self.status());
         response.content_type(PROBLEM_JSON);

@@ -11,5 +11,6 @@ mod permissions;
 mod problems;
 mod restart;
 mod reversal;
+mod security;
 mod sigkill;
 mod spend_codes;

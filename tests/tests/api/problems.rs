@@ -697,6 +697,17 @@ async fn every_client_error_is_a_problem_with_its_code() {
         "too_many_attempts",
     );
 
+    // Key rotations: one per overlap.
+    api.post("/v1/key-rotations", Some(admin), None)
+        .await
+        .expect(201);
+    seen.check(
+        "a second key rotation during the first one's overlap",
+        &api.post("/v1/key-rotations", Some(admin), None).await,
+        409,
+        "key_overlap_running",
+    );
+
     let provocable: BTreeSet<String> = CODES
         .iter()
         .map(|(code, ..)| *code)
