@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod idempotency;
+pub mod limits;
 pub mod openapi;
 pub mod problem;
 pub mod registry;
@@ -36,6 +37,11 @@ use crate::spend_codes::SpendCodes;
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The largest body of `POST /v1/earn/batch`: 1,000 items (the most a batch takes) of maximal
+/// size, about 1.5 KiB each in compact JSON even with every text field's 200 characters 4 bytes
+/// long, fit with room to spare.
+pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 /// How the service is configured.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -53,6 +59,8 @@ pub struct Settings {
     pub key_overlap: chrono::Duration,
     /// How long a member's spend code is valid.
     pub spend_code_ttl: chrono::Duration,
+    /// Request rates, timeouts and the connection cap.
+    pub limits: limits::Limits,
 }
 
 impl Settings {
@@ -66,6 +74,7 @@ impl Settings {
             workers: 0,
             key_overlap: LedgerConfig::default().key_overlap,
             spend_code_ttl: SpendCodes::TTL,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -142,19 +151,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
     let state = web::Data::new(AppState::open(settings)?);
     let data = state.clone();
+    let rate_limits = web::Data::new(limits::RateLimits::new(&settings.limits));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(rate_limits.clone())
             .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
+            .wrap(actix_web::middleware::from_fn(limits::enforce))
             .wrap(actix_web::middleware::from_fn(security::headers))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })
     // Shut down quickly: in-flight ledger writes complete regardless of the connection.
-    .shutdown_timeout(5);
+    .shutdown_timeout(5)
+    .client_request_timeout(settings.limits.head_timeout);
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
+    // actix caps connections per worker: share the cap out (rounding up).
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    server = server.max_connections(settings.limits.max_connections.div_ceil(workers).max(1));
     let server = server
         .bind(settings.listen)
         .map_err(|source| StartError::Listen {

@@ -10,6 +10,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
+use timecredits_server::limits::Limits;
 use timecredits_server::{openapi, start, Settings};
 use uuid::Uuid;
 
@@ -57,6 +58,8 @@ enum Command {
         /// Days after a key rotation during which the previous key also signs checkpoints.
         #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
         key_overlap_days: u32,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Write an auditor's export of the ledger (run it while the service is stopped: the data
     /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
@@ -92,6 +95,46 @@ enum Command {
     Openapi,
 }
 
+/// `serve`'s limits (see `timecredits_server::limits::Limits`; a rate of 0 turns it off).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Sustained requests per second per credential (API key or member credential); 0: no limit.
+    #[arg(long, env = "TIMECREDITS_RATE_PER_KEY", default_value_t = Limits::default().per_key_per_second)]
+    rate_per_key: u32,
+    /// Requests a credential may make at once above its rate.
+    #[arg(long, env = "TIMECREDITS_BURST_PER_KEY", default_value_t = Limits::default().per_key_burst)]
+    burst_per_key: u32,
+    /// Sustained requests per second per source IP address; 0: no limit.
+    #[arg(long, env = "TIMECREDITS_RATE_PER_ADDRESS", default_value_t = Limits::default().per_address_per_second)]
+    rate_per_address: u32,
+    /// Requests an address may make at once above its rate.
+    #[arg(long, env = "TIMECREDITS_BURST_PER_ADDRESS", default_value_t = Limits::default().per_address_burst)]
+    burst_per_address: u32,
+    /// Seconds a client has to send a request body (then 408 `request_timeout`).
+    #[arg(long, env = "TIMECREDITS_BODY_TIMEOUT_SECS", default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout_secs: u64,
+    /// Seconds a client has to send a request head (then the connection is closed).
+    #[arg(long, env = "TIMECREDITS_HEAD_TIMEOUT_SECS", default_value_t = Limits::default().head_timeout.as_secs())]
+    head_timeout_secs: u64,
+    /// Open connections served at once; more wait in the listen queue.
+    #[arg(long, env = "TIMECREDITS_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            per_key_per_second: self.rate_per_key,
+            per_key_burst: self.burst_per_key,
+            per_address_per_second: self.rate_per_address,
+            per_address_burst: self.burst_per_address,
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
+            head_timeout: std::time::Duration::from_secs(self.head_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -110,8 +153,10 @@ fn main() -> ExitCode {
             reversal_window_days,
             workers,
             key_overlap_days,
+            limits,
         } => {
             let mut settings = Settings::new(data_dir, listen);
+            settings.limits = limits.limits();
             settings.origin = origin;
             settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
             settings.workers = workers;

@@ -116,6 +116,12 @@ pub enum ApiError {
     SpendCodeAmountExceeded { cap: u64, asked: u64 },
     #[error("too many wrong spend codes from this key; retry in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    #[error("too many requests from this credential or address; retry in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
+    #[error("the request body was not received in time")]
+    RequestTimeout,
+    #[error("this request takes no body; send it without one")]
+    BodyNotAllowed,
     #[error("{0}")]
     Unavailable(String),
     #[error("too many requests are waiting for the ledger; retry in a second")]
@@ -143,6 +149,9 @@ impl ApiError {
             IdempotencyKeyInFlight(_) => "idempotency_key_in_flight",
             KeyRotationInProgress => "key_rotation_in_progress",
             KeyOverlapRunning { .. } => "key_overlap_running",
+            RateLimited { .. } => "rate_limited",
+            RequestTimeout => "request_timeout",
+            BodyNotAllowed => "body_not_allowed",
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             AccountNotFound(_) => "account_not_found",
@@ -196,7 +205,9 @@ impl ApiError {
             | SpendCodeExpired
             | SpendCodeUsed
             | SpendCodeAmountExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            TooManyAttempts { .. } | RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Unavailable(_) | LedgerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -330,7 +341,21 @@ pub const CODES: &[(&str, u16, &str)] = &[
         409,
         "The last key rotation's overlap has not ended: one rotation per overlap.",
     ),
-    ("payload_too_large", 413, "The body is over 64 KiB."),
+    (
+        "request_timeout",
+        408,
+        "The request body did not arrive within the body timeout (10 s by default).",
+    ),
+    (
+        "payload_too_large",
+        413,
+        "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch.",
+    ),
+    (
+        "body_not_allowed",
+        413,
+        "The request takes no body, and one was sent.",
+    ),
     (
         "unsupported_media_type",
         415,
@@ -412,6 +437,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "The amount is above the cap the member set on the code.",
     ),
     (
+        "rate_limited",
+        429,
+        "Too many requests from this credential or source address; retry after the Retry-After delay.",
+    ),
+    (
         "too_many_attempts",
         429,
         "Too many wrong spend codes from this API key in the last minute.",
@@ -447,8 +477,14 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status());
         response.content_type(PROBLEM_JSON);
-        if let ApiError::TooManyAttempts { retry_after } = self {
+        if let ApiError::TooManyAttempts { retry_after } | ApiError::RateLimited { retry_after } =
+            self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let ApiError::RequestTimeout = self {
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            response.force_close();
         }
         if let ApiError::LedgerBusy = self {
             response.insert_header((header::RETRY_AFTER, "1"));
@@ -497,6 +533,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
             "the body must be JSON with Content-Type: application/json".into(),
         ),
         E::Deserialize(e) => ApiError::MalformedJson(format!("the body is not valid: {e}")),
+        E::Payload(e) if crate::limits::timed_out(&e) => ApiError::RequestTimeout,
         other => ApiError::MalformedJson(format!("the body could not be read: {other}")),
     }
     .into()
@@ -575,6 +612,9 @@ mod tests {
             ApiError::IdempotencyKeyInFlight("k".into()),
             ApiError::KeyRotationInProgress,
             ApiError::KeyOverlapRunning { until: "t".into() },
+            ApiError::RateLimited { retry_after: 1 },
+            ApiError::RequestTimeout,
+            ApiError::BodyNotAllowed,
             ApiError::LedgerBusy,
         ];
         for e in errors {

@@ -7,6 +7,7 @@ mod endpoints;
 mod history;
 mod idempotency;
 mod ledger;
+mod limits;
 mod permissions;
 mod problems;
 mod restart;

@@ -387,6 +387,7 @@ pub async fn list_api_keys(
         (status = 404, description = "No such key (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key is the one calling (`api_key_in_use`), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn revoke_api_key(
@@ -441,6 +442,7 @@ pub async fn revoke_api_key(
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`unknown_account`, `account_closed`, `account_not_empty`, `programme_account`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn close_account(
@@ -487,6 +489,7 @@ pub struct KeyRotated {
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`, `key_overlap_running`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn rotate_key(
@@ -540,6 +543,7 @@ pub struct MemberRegistered {
         (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn register_member(
