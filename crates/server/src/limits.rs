@@ -31,10 +31,13 @@ use crate::problem::ApiError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Sustained requests per second one credential (API key or member credential) may make.
+    /// Every request with an `Authorization` header counts, whether the credential is valid or
+    /// not (so guessing is throttled too).
     pub per_key_per_second: u32,
     /// Requests one credential may make at once above its rate (the token bucket's size).
     pub per_key_burst: u32,
-    /// Sustained requests per second from one source IP address, with or without credential.
+    /// Sustained requests per second from one source IP address (an IPv6 address's /64), with
+    /// or without credential.
     pub per_address_per_second: u32,
     /// Requests one address may make at once above its rate.
     pub per_address_burst: u32,
@@ -125,11 +128,11 @@ impl RateLimits {
             (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
         };
         if let (Some(limiter), Some(address)) = (&self.per_address, address) {
-            limiter.check_key(&address).map_err(wait)?;
+            limiter.check_key(&client(address)).map_err(wait)?;
         }
         if let (Some(limiter), Some(credential)) = (&self.per_key, credential) {
             limiter
-                .check_key(&self.hasher.hash_one(credential))
+                .check_key(&self.hasher.hash_one(token(credential)))
                 .map_err(wait)?;
         }
         Ok(())
@@ -147,6 +150,25 @@ impl RateLimits {
             limiter.shrink_to_fit();
         }
     }
+}
+
+/// The client an address stands for: an IPv4 address, or an IPv6 address's /64 network (one
+/// host commonly has a whole /64, and could otherwise take a new address per request).
+fn client(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+    }
+}
+
+/// The credential in an `Authorization` header value, without its scheme name and spaces, so
+/// that `Bearer X` and `bearer  X` share a bucket.
+fn token(header: &[u8]) -> &[u8] {
+    let token = match header.iter().position(|&b| b == b' ') {
+        Some(space) => &header[space..],
+        None => header,
+    };
+    token.trim_ascii()
 }
 
 /// Paths that are never limited: health checks, which orchestrators call on their own schedule.
@@ -254,4 +276,27 @@ pub async fn no_body(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_is_counted_whatever_its_scheme_is_spelt() {
+        assert_eq!(token(b"Bearer tck_1"), b"tck_1");
+        assert_eq!(token(b"bearer   tck_1 "), b"tck_1");
+        assert_eq!(token(b"tck_1"), b"tck_1");
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64_network() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client(a), client(b));
+        assert_ne!(client(a), client(other));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client(v4), v4);
+    }
 }
