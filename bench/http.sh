@@ -73,9 +73,10 @@ wait_for_quiet() {
     done
 }
 
-worker_args=()
+# The load generator is one client with one key: the rate limits would measure themselves.
+worker_args=(--rate-per-key 0 --rate-per-address 0)
 if [[ -n "${WORKERS:-}" ]]; then
-    worker_args=(--workers "$WORKERS")
+    worker_args+=(--workers "$WORKERS")
 fi
 
 for run in $(seq "$runs"); do

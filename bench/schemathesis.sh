@@ -44,7 +44,8 @@ cleanup() {
 trap cleanup EXIT
 
 port="$(free_port)"
-start_service "$bin" "$work/data" "$port" "$work/server.log"
+# Schemathesis is one client sending many requests: no rate limits (tested in tests/).
+start_service "$bin" "$work/data" "$port" "$work/server.log" --rate-per-key 0 --rate-per-address 0
 admin_key="$(cat "$work/data/admin-api-key")"
 
 base="http://127.0.0.1:$port"

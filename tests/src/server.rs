@@ -18,12 +18,14 @@ use timecredits_server::{Settings, StartError};
 /// threads drop the application state, and so close the ledger, shortly after it stops).
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The settings of a test server: a free loopback port, two HTTP workers, and no signal handling
-/// (the test process's signals are not the server's).
+/// The settings of a test server: a free loopback port, two HTTP workers, no rate limits, and no
+/// signal handling (the test process's signals are not the server's).
 pub fn test_settings(dir: &Path) -> Settings {
     let mut settings = Settings::new(dir, SocketAddr::from(([127, 0, 0, 1], 0)));
     settings.workers = 2;
     settings.handle_signals = false;
+    // Tests send many requests from one address with one key; `limits.rs` tests the limits.
+    settings.limits = timecredits_server::limits::Limits::unthrottled();
     settings
 }
 

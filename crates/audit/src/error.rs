@@ -118,6 +118,13 @@ pub enum Failure {
     /// The export's checkpoint does not verify with the trusted keys and origin.
     #[error("the export's checkpoint does not verify: {0}")]
     Checkpoint(CheckpointError),
+    /// No pinned key signed the export's checkpoint, and the export hands over to no key that
+    /// did. The header's claim is repeated (never trusted) so the auditor knows what to ask for.
+    #[error("the export's checkpoint is not signed by any pinned key; its header says it is signed by {claimed}: pin that key if a trusted source confirms it")]
+    NotPinnedKey {
+        /// The header's `verifier_key` (and `previous_verifier_key`).
+        claimed: String,
+    },
     /// The export's checkpoint is not signed by the key its log last handed over to.
     #[error("the export's checkpoint is not signed by {vkey}, the key that entry {seq} handed over to: {source}")]
     NotCurrentKey {

@@ -8,7 +8,9 @@
 //!
 //! A rotation is accepted when its endorsement verifies with the key current before it (or,
 //! before the first rotation in the export, with any pinned key), or when the auditor pinned
-//! the new key itself.
+//! the new key itself. When the first rotation is neither, the failure names the key it hands
+//! over to: pinning it (or the older key, which no entry names) starts the chain. AUDIT.md's
+//! Python verifier applies the same rule with the same messages.
 
 use serde::Serialize;
 use timecredits_domain::KeyRotation;
@@ -73,7 +75,12 @@ impl<'a> KeyChain<'a> {
                     "is not endorsed by the key it replaces, {current} (entry {})",
                     self.rotations.last().map_or(0, |r| r.seq)
                 ),
-                None => "is endorsed by none of the pinned keys".to_owned(),
+                // The key before the first hand-over is in no entry: name the one that is.
+                None => format!(
+                    "is endorsed by none of the pinned keys: pin {}, the key it hands over to, \
+                     or the key the ledger had before it",
+                    rotation.vkey()
+                ),
             }));
         }
         self.rotations.push(Rotation {
@@ -166,7 +173,11 @@ mod tests {
         let err = KeyChain::new(&trust).follow(3, &forged).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "entry 3: the key rotation is endorsed by none of the pinned keys"
+            format!(
+                "entry 3: the key rotation is endorsed by none of the pinned keys: pin {}, the \
+                 key it hands over to, or the key the ledger had before it",
+                k2.verifier()
+            )
         );
         let both = Trust::new(&[k1.verifier().to_vkey(), k2.verifier().to_vkey()], None).unwrap();
         KeyChain::new(&both).follow(3, &forged).unwrap();

@@ -694,7 +694,14 @@ impl Run<'_> {
             self.unverified,
         ) {
             (Some(result), _) => result?,
-            (None, Some(unverified)) => return Err(Failure::Checkpoint(unverified).into()),
+            (None, Some(_)) => {
+                let header = self.header;
+                let claimed = match &header.previous_verifier_key {
+                    Some(previous) => format!("{} and {previous}", header.verifier_key),
+                    None => header.verifier_key.clone(),
+                };
+                return Err(Failure::NotPinnedKey { claimed }.into());
+            }
             (None, None) => {}
         }
         let size = self.checkpoint.size;

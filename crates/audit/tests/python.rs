@@ -111,6 +111,15 @@ fn the_audit_guides_python_snippet_verifies_real_exports() {
     assert!(output.contains("wrong key id"), "{output}");
 }
 
+/// The verifier's last line when the first hand-over, at `seq` to `new`, is endorsed by no pinned
+/// key: the same text as `timecredits-audit`'s.
+fn refused_hand_over(seq: u64, new: &str) -> String {
+    format!(
+        "INVALID: entry {seq}: the key rotation is endorsed by none of the pinned keys: pin {new}, \
+         the key it hands over to, or the key the ledger had before it\n"
+    )
+}
+
 #[test]
 fn the_python_snippet_follows_a_key_rotation() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,6 +169,30 @@ fn the_python_snippet_follows_a_key_rotation() {
     let forged = dir.path().join("forged.jsonl");
     common::write_lines(&forged, &lines);
     let (code, output) = python(&script, &old, &forged);
-    assert_ne!(code, 0, "{output}");
-    assert!(output.contains("InvalidSignature"), "{output}");
+    assert_eq!((code, output), (1, refused_hand_over(seq, &new)));
+
+    // The key `GET /v1/ledger/key` publishes after the rotation (the new one) starts the chain
+    // too, as with `timecredits-audit`.
+    let (code, output) = python(&script, &new, &full);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("root OK"), "{output}");
+
+    // After a second rotation, the newest key alone cannot start the chain: the verifier says
+    // which key to pin, without a traceback, and that key works.
+    let (newest, _) = ledger
+        .rotate_key(
+            uuid::Uuid::nil(),
+            timecredits_domain::IdempotencyKey::new("rotate-again").unwrap(),
+        )
+        .unwrap();
+    let twice = dir.path().join("twice.jsonl");
+    export(&ledger, &twice, ExportRange::default());
+    let (code, output) = python(&script, &newest, &twice);
+    assert_eq!(code, 1, "{output}");
+    assert!(!output.contains("Traceback"), "{output}");
+    assert!(output.ends_with(&refused_hand_over(seq, &new)), "{output}");
+    let (code, output) = python(&script, &new, &twice);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = python(&script, &old, &twice);
+    assert_eq!(code, 0, "{output}");
 }

@@ -134,6 +134,36 @@ fn a_hand_over_the_pinned_key_did_not_endorse_is_refused() {
 }
 
 #[test]
+fn after_two_rotations_the_newest_key_alone_names_the_key_to_pin() {
+    let r = Rotated::new();
+    let (newest, committed) = r
+        .ledger
+        .rotate_key(
+            uuid::Uuid::nil(),
+            timecredits_domain::IdempotencyKey::new("rotate-again").unwrap(),
+        )
+        .unwrap();
+    let file = r.export();
+    // The newest key cannot start the chain: the first hand-over was endorsed by the first key,
+    // which no entry names; the failure names the key that entry hands over to.
+    assert_failure!(
+        verify(&file.path, &[&newest]),
+        Failure::KeyRotation { .. },
+        &format!(
+            "entry {}: the key rotation is endorsed by none of the pinned keys: pin {}, the key \
+             it hands over to, or the key the ledger had before it",
+            r.rotated_at, r.new
+        )
+    );
+    // Pinning the key it names starts the chain; so does the first key.
+    let report = verify(&file.path, &[&r.new]);
+    assert!(report.is_valid(), "{:?}", report.failure);
+    assert_eq!(report.rotations.len(), 2);
+    assert_eq!(report.rotations[1].seq, committed.entries[0].seq);
+    assert!(verify(&file.path, &[&r.old]).is_valid());
+}
+
+#[test]
 fn a_checkpoint_signed_by_the_retired_key_alone_is_refused() {
     let r = Rotated::new();
     let file = r.export();

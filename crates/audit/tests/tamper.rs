@@ -284,8 +284,12 @@ fn a_checkpoint_re_signed_by_another_key_is_refused() {
     });
     assert_failure!(
         verify_with(&path, &f.trust, None),
-        Failure::Checkpoint(_),
-        "the export's checkpoint does not verify: note has no signature by a known key"
+        Failure::NotPinnedKey { .. },
+        &format!(
+            "the export's checkpoint is not signed by any pinned key; its header says it is \
+             signed by {}: pin that key if a trusted source confirms it",
+            impostor.verifier()
+        )
     );
     // The impostor's own key verifies its signature, but then its history is the ledger's: an
     // auditor who pins the impostor's key is not fooled about whose ledger it is only if the

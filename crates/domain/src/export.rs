@@ -59,9 +59,14 @@ pub struct ExportHeader {
     pub format: String,
     /// The log's origin, as in its checkpoints.
     pub origin: String,
-    /// The ledger's C2SP verifier key (`name+keyid+base64`), for convenience only: an auditor
-    /// pins the key obtained out of band.
+    /// The C2SP verifier key (`name+keyid+base64`) that signed the export's checkpoint: the
+    /// key the log had handed over to at that size. For convenience only: an auditor pins the
+    /// key obtained out of band.
     pub verifier_key: String,
+    /// During a key rotation's overlap, the key before [`ExportHeader::verifier_key`], which
+    /// signed the checkpoint too; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_verifier_key: Option<String>,
     /// The sequence number of the first entry in the file (0 for a full export).
     pub from: u64,
     /// The tree size the export is complete up to: the checkpoint's size. The file holds entries
@@ -105,6 +110,7 @@ impl ExportHeader {
             format: EXPORT_FORMAT.to_owned(),
             origin,
             verifier_key,
+            previous_verifier_key: None,
             from,
             size,
             frontier,

@@ -44,6 +44,14 @@ pub enum LedgerError {
     /// A key rotation was asked for while another one is under way.
     #[error("another key rotation is under way")]
     RotationInProgress,
+    /// A key rotation was asked for while the last one's overlap runs (see [`crate::keys`]).
+    #[error(
+        "the previous key rotation's overlap runs until {until}: the key before it still signs \
+         checkpoints, and a rotation now would end that promise early"
+    )]
+    KeyOverlapRunning {
+        until: chrono::DateTime<chrono::Utc>,
+    },
     /// The data directory was created with another checkpoint origin.
     #[error("this ledger's origin is {stored:?}, not {configured:?}")]
     OriginMismatch { stored: String, configured: String },

@@ -16,6 +16,7 @@ use std::io::Write;
 
 use timecredits_domain::export::ExportHeader;
 use timecredits_tlog::merkle::{leaf_hash, Frontier};
+use timecredits_tlog::note::{open_note, NoteVerifier};
 use timecredits_tlog::proof::TlogProof;
 
 use crate::{Ledger, LedgerError, SignedCheckpoint};
@@ -76,19 +77,40 @@ impl Ledger {
             });
         }
         let frontier = self.frontier(range.from)?;
-        let header = ExportHeader::new(
+        let mut signers = self.signers_of(&checkpoint.note).into_iter();
+        let mut header = ExportHeader::new(
             self.origin().to_owned(),
-            self.verifier_key(),
+            signers.next().unwrap_or_else(|| self.verifier_key()),
             range.from,
             size,
             frontier.hashes().to_vec(),
             checkpoint.note.clone(),
         );
+        header.previous_verifier_key = signers.next();
         Ok(Export {
             header,
             checkpoint,
             next: None,
         })
+    }
+
+    /// The verifier keys, among those the ledger has signed with, whose signature `note`
+    /// carries, in the note's order (the current key of the time first). Empty only for a
+    /// ledger rotated twice before it kept the list of its keys; the export then names the
+    /// current key, as earlier versions did.
+    fn signers_of(&self, note: &str) -> Vec<String> {
+        let known: Vec<NoteVerifier> = self
+            .verifier_keys()
+            .iter()
+            .filter_map(|vkey| NoteVerifier::parse(vkey).ok())
+            .collect();
+        match open_note(note.as_bytes(), &known) {
+            Ok((_, signers)) => signers.iter().map(NoteVerifier::to_vkey).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no key the ledger knows signed this checkpoint");
+                Vec::new()
+            }
+        }
     }
 
     /// A receipt for entry `seq`: the `tlog-proof@v1` of its inclusion in the latest checkpoint,

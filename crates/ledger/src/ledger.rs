@@ -363,6 +363,12 @@ impl Ledger {
         self.keys().vkey()
     }
 
+    /// Every verifier key the ledger has signed checkpoints with, oldest first (see
+    /// [`crate::keys`]).
+    pub fn verifier_keys(&self) -> Vec<String> {
+        self.keys().known().to_vec()
+    }
+
     /// The state, once it holds every entry answered so far: a caller that reads after its
     /// answer sees its write.
     fn store(&self) -> Result<&Store, LedgerError> {

@@ -87,23 +87,86 @@ fn a_rotation_is_an_endorsed_entry_and_both_keys_sign_during_the_overlap() {
 }
 
 #[test]
-fn a_key_can_be_rotated_again() {
+fn a_second_rotation_is_refused_while_the_first_ones_overlap_runs() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path());
+    let scheme = Scheme::new(&ledger, 600);
     let first = ledger.verifier_key();
-    let (second, _) = rotate(&ledger).unwrap();
+    let (second, rotated) = rotate(&ledger).unwrap();
+    let size = rotated.checkpoint.checkpoint.size;
+
+    // A minute later, another rotation is refused: the first key keeps its 30 days.
+    let refused = rotate(&ledger).unwrap_err();
+    let LedgerError::KeyOverlapRunning { until } = refused else {
+        panic!("expected the overlap to refuse the rotation, got {refused:?}");
+    };
+    let recorded = rotated.entries[0].recorded;
+    assert_eq!(until, recorded + TimeDelta::days(30));
+    assert_eq!(ledger.verifier_key(), second);
+    assert_eq!(
+        ledger.size().unwrap(),
+        size,
+        "a refused rotation writes nothing"
+    );
+    assert!(!dir.path().join(layout::NEXT_SIGNING_KEY).exists());
+    let later = submit(
+        &ledger,
+        scheme.admin,
+        transfer(MovementKind::Earn, scheme.budget, scheme.alice, 60),
+    )
+    .unwrap();
+    assert_eq!(
+        signed_by(&later.checkpoint.note, &[&first, &second]),
+        [second.clone(), first.clone()]
+    );
+    drop(ledger);
+
+    // After the overlap, the key rotates again; each key endorses the next.
+    let ledger = open_with(dir.path(), TimeDelta::zero()).unwrap();
     let (third, committed) = rotate(&ledger).unwrap();
     let EntryBody::Key(rotation) = &committed.entries[0].body else {
         panic!("not a key entry");
     };
-    // Each key endorses the next; the first no longer signs.
     assert!(verifier(&second).verify(&KeyRotation::message(&third), rotation.endorsement()));
     assert_eq!(
         signed_by(&committed.checkpoint.note, &[&first, &second, &third]),
-        [third.clone(), second.clone()]
+        [third.clone()]
     );
     drop(ledger);
     assert_eq!(open(dir.path()).verifier_key(), third);
+}
+
+#[test]
+fn an_export_names_the_keys_that_signed_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    Scheme::new(&ledger, 600);
+    let first = ledger.verifier_key();
+    let before = ledger.checkpoint().unwrap().checkpoint.size;
+    let header = |ledger: &Ledger, size| {
+        let range = timecredits_ledger::ExportRange {
+            from: 0,
+            size: Some(size),
+        };
+        let export = ledger.export(range).unwrap();
+        let header = export.header();
+        (
+            header.verifier_key.clone(),
+            header.previous_verifier_key.clone(),
+        )
+    };
+    let (second, rotated) = rotate(&ledger).unwrap();
+    // During the overlap both keys are named, the newer first.
+    let during = rotated.checkpoint.checkpoint.size;
+    assert_eq!(header(&ledger, during), (second, Some(first.clone())));
+    drop(ledger);
+    let ledger = open_with(dir.path(), TimeDelta::zero()).unwrap();
+    let (third, _) = rotate(&ledger).unwrap();
+    // Two rotations later, an old size still names the first key, which the ledger no longer
+    // holds.
+    assert_eq!(header(&ledger, before), (first, None));
+    let latest = ledger.checkpoint().unwrap().checkpoint.size;
+    assert_eq!(header(&ledger, latest), (third, None));
 }
 
 #[test]

@@ -18,9 +18,11 @@ pub mod api;
 pub mod auth;
 pub mod drain;
 pub mod idempotency;
+pub mod limits;
 pub mod openapi;
 pub mod problem;
 pub mod registry;
+pub mod security;
 pub mod spend_codes;
 pub mod throttle;
 
@@ -45,6 +47,11 @@ use timecredits_domain::IdempotencyKey;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The largest body of `POST /v1/earn/batch`: 1,000 items (the most a batch takes) of maximal
+/// size, about 1.5 KiB each in compact JSON even with every text field's 200 characters 4 bytes
+/// long, fit with room to spare.
+pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// How the service is configured.
 #[derive(Clone, Debug)]
@@ -74,6 +81,8 @@ pub struct Settings {
     pub handle_signals: bool,
     /// Spend codes: lifetime, codes per member, guess limits.
     pub spend_codes: spend_codes::Config,
+    /// Request rates, timeouts and the connection cap.
+    pub limits: limits::Limits,
 }
 
 impl Settings {
@@ -91,6 +100,7 @@ impl Settings {
             drain_timeout: Duration::from_secs(30),
             handle_signals: true,
             spend_codes: spend_codes::Config::default(),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -98,7 +108,7 @@ impl Settings {
 /// A startup failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path} or make it private: {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
@@ -133,7 +143,7 @@ impl AppState {
     /// Opens the ledger and the registry in `settings.data_dir`, creating them on first use.
     pub fn open(settings: &Settings) -> Result<AppState, StartError> {
         let dir: &Path = &settings.data_dir;
-        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+        security::private_data_dir(dir).map_err(|source| StartError::DataDir {
             path: dir.to_owned(),
             source,
         })?;
@@ -251,16 +261,21 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
         spawn_scrub(&state, interval);
     }
     let data = state.clone();
+    let rate_limits = web::Data::new(limits::RateLimits::new(&settings.limits));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(rate_limits.clone())
             .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
             .wrap(actix_web::middleware::from_fn(drain::guard))
+            .wrap(actix_web::middleware::from_fn(limits::enforce))
+            .wrap(actix_web::middleware::from_fn(security::headers))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })
     // After the drain every request received is answered: what remains are idle connections.
-    .shutdown_timeout(5);
+    .shutdown_timeout(5)
+    .client_request_timeout(settings.limits.head_timeout);
     server = if settings.handle_signals {
         server.shutdown_signal(drain::on_signal(
             state.drain.clone(),
@@ -272,6 +287,12 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
+    // actix caps connections per worker: share the cap out (rounding up).
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    server = server.max_connections(settings.limits.max_connections.div_ceil(workers).max(1));
     let server = server
         .bind(settings.listen)
         .map_err(|source| StartError::Listen {

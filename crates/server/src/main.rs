@@ -10,6 +10,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
+use timecredits_server::limits::Limits;
 use timecredits_server::registry::Registry;
 use timecredits_server::spend_codes::{Config as SpendCodeConfig, GuessLimits};
 use timecredits_server::{bind, openapi, Settings};
@@ -91,6 +92,8 @@ enum Command {
         /// redemption gets 429 until the minute has passed (a breaker on the code space).
         #[arg(long, env = "TIMECREDITS_GUESSES_GLOBAL", default_value_t = GuessLimits::default().global)]
         guesses_global: usize,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Check a stopped ledger: every journal record against its checksum and the signed Merkle
     /// tree, and the state against a replay of every entry. Exit status 0: sound; 1: damage
@@ -120,10 +123,15 @@ enum Command {
     /// ledger records a `key` entry naming the new key, endorsed by the current one; from then
     /// on checkpoints are signed by the new key, and for the overlap (`serve
     /// --key-overlap-days`) by the previous key too. Give auditors the new verifier key.
+    /// Refused while the last rotation's overlap runs: one rotation per overlap.
     RotateKey {
         /// The data directory of the ledger.
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The overlap the service runs with (`serve --key-overlap-days`): a rotation is refused
+        /// until the last one's overlap has ended.
+        #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
+        key_overlap_days: u32,
     },
     /// Replace the server secret credentials are derived with (run it while the service is
     /// stopped). Credentials already handed out keep working; repeats of earlier registrations
@@ -138,12 +146,55 @@ enum Command {
     Openapi,
 }
 
+/// `serve`'s limits (see `timecredits_server::limits::Limits`; a rate of 0 turns it off).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Sustained requests per second per credential (API key or member credential); 0: no limit.
+    #[arg(long, env = "TIMECREDITS_RATE_PER_KEY", default_value_t = Limits::default().per_key_per_second)]
+    rate_per_key: u32,
+    /// Requests a credential may make at once above its rate.
+    #[arg(long, env = "TIMECREDITS_BURST_PER_KEY", default_value_t = Limits::default().per_key_burst)]
+    burst_per_key: u32,
+    /// Sustained requests per second per source IP address; 0: no limit.
+    #[arg(long, env = "TIMECREDITS_RATE_PER_ADDRESS", default_value_t = Limits::default().per_address_per_second)]
+    rate_per_address: u32,
+    /// Requests an address may make at once above its rate.
+    #[arg(long, env = "TIMECREDITS_BURST_PER_ADDRESS", default_value_t = Limits::default().per_address_burst)]
+    burst_per_address: u32,
+    /// Seconds a client has to send a request body (then 408 `request_timeout`).
+    #[arg(long, env = "TIMECREDITS_BODY_TIMEOUT_SECS", default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout_secs: u64,
+    /// Seconds a client has to send a request head (then the connection is closed).
+    #[arg(long, env = "TIMECREDITS_HEAD_TIMEOUT_SECS", default_value_t = Limits::default().head_timeout.as_secs())]
+    head_timeout_secs: u64,
+    /// Open connections served at once; more wait in the listen queue.
+    #[arg(long, env = "TIMECREDITS_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            per_key_per_second: self.rate_per_key,
+            per_key_burst: self.burst_per_key,
+            per_address_per_second: self.rate_per_address,
+            per_address_burst: self.burst_per_address,
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
+            head_timeout: std::time::Duration::from_secs(self.head_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(timecredits_server::security::ClientErrorsBelowError)
         .init();
     match Cli::parse().command {
         Command::Serve {
@@ -161,8 +212,10 @@ fn main() -> ExitCode {
             guesses_per_partner,
             guesses_per_address,
             guesses_global,
+            limits,
         } => {
             let mut settings = Settings::new(data_dir, listen);
+            settings.limits = limits.limits();
             settings.origin = origin;
             settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
             settings.workers = workers;
@@ -190,7 +243,13 @@ fn main() -> ExitCode {
             "export",
             export(&data_dir, &out, ExportRange { from, size }),
         ),
-        Command::RotateKey { data_dir } => report("rotate-key", rotate_key(&data_dir)),
+        Command::RotateKey {
+            data_dir,
+            key_overlap_days,
+        } => report(
+            "rotate-key",
+            rotate_key(&data_dir, chrono::Duration::days(key_overlap_days.into())),
+        ),
         Command::RotateServerSecret { data_dir } => {
             report("rotate-server-secret", rotate_server_secret(&data_dir))
         }
@@ -229,7 +288,11 @@ fn serve(settings: &Settings) -> ExitCode {
 
 /// Opens the existing ledger in `data_dir` for an operator command (the service must be
 /// stopped: a running service holds the lock).
-fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
+fn open_existing(data_dir: &Path, key_overlap: chrono::Duration) -> Result<Ledger, LedgerError> {
+    if data_dir.is_dir() {
+        // Files the ledger creates (sled's) are private, as when the service runs.
+        timecredits_server::security::private_data_dir(data_dir)?;
+    }
     // The origin was fixed when the ledger was created; a directory without it holds no ledger.
     let origin = std::fs::read_to_string(data_dir.join(timecredits_ledger::layout::ORIGIN))
         .map_err(|e| {
@@ -240,6 +303,7 @@ fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
         })?;
     let config = LedgerConfig {
         origin: origin.trim_end().to_owned(),
+        key_overlap,
         ..LedgerConfig::default()
     };
     Ledger::open(data_dir, config)
@@ -248,7 +312,7 @@ fn open_existing(data_dir: &Path) -> Result<Ledger, LedgerError> {
 /// Writes an export to a temporary file beside `out`, syncs it, and renames it into place, so
 /// `out` is either the previous file or the complete new export.
 fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, LedgerError> {
-    let ledger = open_existing(data_dir)?;
+    let ledger = open_existing(data_dir, LedgerConfig::default().key_overlap)?;
     let export = ledger.export(range)?;
     let header = export.header().clone();
     let tmp = out.with_extension("partial");
@@ -265,14 +329,14 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
         header.from,
         header.size,
         out.display(),
-        ledger.verifier_key(),
+        header.verifier_key,
         out.display()
     ))
 }
 
 /// Runs the full integrity check of the ledger in `data_dir`, with a progress bar on a terminal.
 fn check(data_dir: &Path) -> ExitCode {
-    let ledger = match open_existing(data_dir) {
+    let ledger = match open_existing(data_dir, LedgerConfig::default().key_overlap) {
         Ok(ledger) => ledger,
         Err(e) => {
             // Opening already refuses a journal damaged at its end, a lost tail, another
@@ -331,13 +395,14 @@ fn check(data_dir: &Path) -> ExitCode {
 /// Rotates the server secret of the registry in `data_dir`, holding the ledger's lock so that a
 /// running service cannot be writing the registry meanwhile.
 fn rotate_server_secret(data_dir: &Path) -> Result<String, String> {
-    let _ledger = open_existing(data_dir).map_err(|e| e.to_string())?;
+    let _ledger =
+        open_existing(data_dir, LedgerConfig::default().key_overlap).map_err(|e| e.to_string())?;
     Registry::rotate_secret(data_dir).map_err(|e| e.to_string())
 }
 
 /// Rotates the signing key of the ledger in `data_dir`.
-fn rotate_key(data_dir: &Path) -> Result<String, LedgerError> {
-    let ledger = open_existing(data_dir)?;
+fn rotate_key(data_dir: &Path, key_overlap: chrono::Duration) -> Result<String, LedgerError> {
+    let ledger = open_existing(data_dir, key_overlap)?;
     let previous = ledger.verifier_key();
     // The operator acts as the nil actor, as at genesis; each run is a new request.
     let key = IdempotencyKey::new(format!("rotate-key-{}", Uuid::now_v7()))?;

@@ -23,7 +23,13 @@ Amounts are integers in minutes (60 minutes = 1 time credit). Every POST needs a
 `Idempotency-Key` header: a repeat with the same key and body gets the original answer (marked \
 `Idempotent-Replayed: true`), the same key with another body gets 422 `idempotency_key_reused`, \
 and a repeat while the first is still in flight gets 409 `idempotency_key_in_flight`. Every \
-error is an RFC 9457 `application/problem+json` body with a stable `code`.",
+error is an RFC 9457 `application/problem+json` body with a stable `code`.\n\n\
+Limits (the defaults; each is configurable): a body is at most 64 KiB (2 MiB for \
+`/v1/earn/batch`, so that 1,000 items of maximal size fit) and must arrive within 10 s of the \
+request head (else 408 `request_timeout`); the POSTs documented without a request body refuse \
+one (413 `body_not_allowed`); each credential may make 100 requests per second (bursts of \
+200) and each source address 200 (bursts of 400), beyond which any route but the health \
+checks answers 429 `rate_limited` with a `Retry-After` header (seconds).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -165,8 +171,15 @@ pub fn document() -> String {
     json
 }
 
-/// Serves `/openapi.json` and the interactive docs at `/docs/` (`/docs` redirects there).
+/// Serves `/openapi.json` and the interactive docs at `/docs/` (`/docs` redirects there), with
+/// Swagger UI's validator off.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::redirect("/docs", "/docs/").permanent())
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .url("/openapi.json", ApiDoc::openapi())
+                // No validator badge: it makes the browser send the spec's URL to
+                // validator.swagger.io ("none" is Swagger UI's switch; the CSP blocks it too).
+                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        );
 }

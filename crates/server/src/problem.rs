@@ -78,6 +78,11 @@ pub enum ApiError {
     IdempotencyKeyInFlight(String),
     #[error("another key rotation is under way; retry when it is done")]
     KeyRotationInProgress,
+    #[error(
+        "the last key rotation's overlap runs until {until}: the key before it signs checkpoints \
+         until then, as promised to verifiers; rotate again after that time"
+    )]
+    KeyOverlapRunning { until: String },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -121,6 +126,12 @@ pub enum ApiError {
     TooManyAttempts { retry_after: u64 },
     #[error("a member may hold at most {limit} unused spend codes; use one, or retry in {retry_after} seconds when the oldest expires")]
     TooManySpendCodes { limit: usize, retry_after: u64 },
+    #[error("too many requests from this credential or address; retry in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
+    #[error("the request body was not received in time")]
+    RequestTimeout,
+    #[error("this request takes no body; send it without one")]
+    BodyNotAllowed,
     #[error("{0}")]
     Unavailable(String),
     #[error("too many requests are waiting for the ledger; retry in a second")]
@@ -151,6 +162,10 @@ impl ApiError {
             IdempotencyKeyReused(_) => "idempotency_key_reused",
             IdempotencyKeyInFlight(_) => "idempotency_key_in_flight",
             KeyRotationInProgress => "key_rotation_in_progress",
+            KeyOverlapRunning { .. } => "key_overlap_running",
+            RateLimited { .. } => "rate_limited",
+            RequestTimeout => "request_timeout",
+            BodyNotAllowed => "body_not_allowed",
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             AccountNotFound(_) => "account_not_found",
@@ -196,7 +211,9 @@ impl ApiError {
             NotFound(_) | AccountNotFound(_) | EntryNotFound(_) | PartnerNotFound(_)
             | MemberNotFound(_) | ApiKeyNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            IdempotencyKeyInFlight(_) | KeyRotationInProgress => StatusCode::CONFLICT,
+            IdempotencyKeyInFlight(_) | KeyRotationInProgress | KeyOverlapRunning { .. } => {
+                StatusCode::CONFLICT
+            }
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | ReversalWindowPassed(_) => StatusCode::FORBIDDEN,
             IdempotencyKeyReused(_)
@@ -208,7 +225,11 @@ impl ApiError {
             | SpendCodeExpired
             | SpendCodeUsed
             | SpendCodeAmountExceeded => StatusCode::UNPROCESSABLE_ENTITY,
-            TooManyAttempts { .. } | TooManySpendCodes { .. } => StatusCode::TOO_MANY_REQUESTS,
+            TooManyAttempts { .. } | TooManySpendCodes { .. } | RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Unavailable(_) | LedgerBusy | StorageFull(_) | ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -352,7 +373,26 @@ pub const CODES: &[(&str, u16, &str)] = &[
         409,
         "Another rotation of the signing key is under way.",
     ),
-    ("payload_too_large", 413, "The body is over 64 KiB."),
+    (
+        "key_overlap_running",
+        409,
+        "The last key rotation's overlap has not ended: one rotation per overlap.",
+    ),
+    (
+        "request_timeout",
+        408,
+        "The request body did not arrive within the body timeout (10 s by default).",
+    ),
+    (
+        "payload_too_large",
+        413,
+        "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch.",
+    ),
+    (
+        "body_not_allowed",
+        413,
+        "The request takes no body, and one was sent.",
+    ),
     (
         "unsupported_media_type",
         415,
@@ -434,6 +474,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "The amount is above the cap the member set on the code.",
     ),
     (
+        "rate_limited",
+        429,
+        "Too many requests from this credential or source address; retry after the Retry-After delay.",
+    ),
+    (
         "too_many_attempts",
         429,
         "Too many refused redemptions in the last minute from this API key, its partner or its address, or from everyone (a breaker on the whole code space); see Retry-After.",
@@ -476,15 +521,23 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // ERROR only for the service's own faults; a client's mistake is its business.
         if self.status().is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), error = %self, "request refused");
         }
         let mut response = HttpResponse::build(self.status());
         response.content_type(PROBLEM_JSON);
         if let ApiError::TooManyAttempts { retry_after }
-        | ApiError::TooManySpendCodes { retry_after, .. } = self
+        | ApiError::TooManySpendCodes { retry_after, .. }
+        | ApiError::RateLimited { retry_after } = self
         {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if let ApiError::RequestTimeout = self {
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            response.force_close();
         }
         if let ApiError::LedgerBusy | ApiError::ShuttingDown = self {
             response.insert_header((header::RETRY_AFTER, "1"));
@@ -510,6 +563,9 @@ impl From<LedgerError> for ApiError {
             | LedgerError::ExportStartsPastEnd { .. }) => ApiError::InvalidSize(e.to_string()),
             LedgerError::Unavailable(detail) => ApiError::Unavailable(detail),
             LedgerError::RotationInProgress => ApiError::KeyRotationInProgress,
+            LedgerError::KeyOverlapRunning { until } => ApiError::KeyOverlapRunning {
+                until: timecredits_domain::entry::format_time(&until),
+            },
             LedgerError::Busy => ApiError::LedgerBusy,
             e @ LedgerError::StorageFull => ApiError::StorageFull(e.to_string()),
             other => ApiError::Internal(other.to_string()),
@@ -541,6 +597,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
             "the body must be JSON with Content-Type: application/json".into(),
         ),
         E::Deserialize(e) => ApiError::MalformedJson(format!("the body is not valid: {e}")),
+        E::Payload(e) if crate::limits::timed_out(&e) => ApiError::RequestTimeout,
         other => ApiError::MalformedJson(format!("the body could not be read: {other}")),
     }
     .into()
@@ -623,6 +680,10 @@ mod tests {
             ApiError::Validation(ValidationError::ZeroAmount),
             ApiError::IdempotencyKeyInFlight("k".into()),
             ApiError::KeyRotationInProgress,
+            ApiError::KeyOverlapRunning { until: "t".into() },
+            ApiError::RateLimited { retry_after: 1 },
+            ApiError::RequestTimeout,
+            ApiError::BodyNotAllowed,
             ApiError::LedgerBusy,
             ApiError::StorageFull("registry: the disk is full".into()),
             ApiError::ShuttingDown,

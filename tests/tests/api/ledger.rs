@@ -340,6 +340,27 @@ async fn an_administrator_rotates_the_key_online_and_a_repeat_answers_with_the_s
     assert_eq!(published.json["verifier_key"], new.as_str());
     assert_eq!(published.json["rotations"].as_array().unwrap().len(), 1);
 
+    // The `key` entry's actor is the administrator who asked, as AUDIT.md says.
+    let me = api.get("/v1/me", Some(&scheme.admin)).await;
+    assert_eq!(rotated["entry"]["actor"], me.expect(200)["actor"]);
+
+    // One rotation per overlap: a second one now is refused, and changes nothing.
+    let size = api.ledger_size().await;
+    let refused = api
+        .post_keyed(
+            "/v1/key-rotations",
+            Some(&scheme.admin),
+            &timecredits_tests::client::new_key(),
+            None,
+        )
+        .await;
+    refused.assert_problem(409, "key_overlap_running");
+    let detail = refused.json["detail"].as_str().unwrap();
+    assert!(detail.contains("overlap runs until"), "{detail}");
+    assert_eq!(api.ledger_size().await, size);
+    let published = api.get("/v1/ledger/key", None).await;
+    assert_eq!(published.json["verifier_key"], new.as_str());
+
     // Later writes are signed by the new key.
     scheme.member(30).await;
     let checkpoint = api.get("/v1/ledger/checkpoint", None).await.text;

@@ -35,6 +35,14 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
         "more requests waiting at once than the ledger's queue holds (16,384; the ledger's tests fill a queue of one)",
     ),
     (
+        "rate_limited",
+        "needs a server with rate limits, which the test servers turn off (tested in limits.rs)",
+    ),
+    (
+        "request_timeout",
+        "a body trickled for longer than the body timeout (tested in limits.rs)",
+    ),
+    (
         "key_rotation_in_progress",
         "two rotations at the same moment, which only a race provokes (the ledger's keyring tests it)",
     ),
@@ -326,7 +334,9 @@ async fn every_client_error_is_a_problem_with_its_code() {
         "/v1/api-keys/x/revoke",
         "/v1/accounts/x/close",
     ] {
-        let reply = api.post(path, Some(admin), Some(&json!({}))).await;
+        // Revoking and closing take no body (a reversal does).
+        let body = path.ends_with("/reversal").then(|| json!({}));
+        let reply = api.post(path, Some(admin), body.as_ref()).await;
         seen.check(path, &reply, 400, "invalid_path");
     }
     let history = format!("/v1/accounts/{}/entries", alice.id);
@@ -711,6 +721,24 @@ async fn every_client_error_is_a_problem_with_its_code() {
             .await,
         429,
         "too_many_spend_codes",
+    );
+
+    seen.check(
+        "a body on a POST that takes none",
+        &post("/v1/key-rotations", admin, json!({})).await,
+        413,
+        "body_not_allowed",
+    );
+
+    // Key rotations: one per overlap.
+    api.post("/v1/key-rotations", Some(admin), None)
+        .await
+        .expect(201);
+    seen.check(
+        "a second key rotation during the first one's overlap",
+        &api.post("/v1/key-rotations", Some(admin), None).await,
+        409,
+        "key_overlap_running",
     );
 
     let provocable: BTreeSet<String> = CODES

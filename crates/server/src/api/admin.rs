@@ -390,6 +390,7 @@ pub async fn list_api_keys(
         (status = 404, description = "No such key (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key is the one calling (`api_key_in_use`), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn revoke_api_key(
@@ -445,6 +446,7 @@ pub async fn revoke_api_key(
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`unknown_account`, `account_closed`, `account_not_empty`, `programme_account`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn close_account(
@@ -477,7 +479,11 @@ pub struct KeyRotated {
 /// signed by the new key and, for the overlap the service was started with (`serve
 /// --key-overlap-days`, 30 days by default), by the previous key too, so that verifiers which
 /// know only the previous key keep working while they learn the new one. There is no body.
-/// Administrators only.
+/// Administrators only; the `key` entry's actor is the administrator's id.
+///
+/// One rotation per overlap: while the last rotation's overlap runs, another is refused with 409
+/// `key_overlap_running` (its detail says when the overlap ends), so that the key before it
+/// keeps signing for the whole overlap promised to verifiers.
 #[utoipa::path(post, path = "/v1/key-rotations", tag = "administration",
     params(IdempotencyKeyHeader),
     responses(
@@ -485,8 +491,9 @@ pub struct KeyRotated {
         (status = 400, description = "`idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`, `key_overlap_running`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn rotate_key(
@@ -544,6 +551,7 @@ pub struct MemberRegistered {
         (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn register_member(

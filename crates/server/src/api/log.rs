@@ -70,7 +70,9 @@ pub struct KeyRotationView {
 /// The key that verifies the ledger's checkpoints, as a C2SP verifier key string, and the key
 /// rotations recorded in the log. Auditors pin the key (obtain it out of band too, to be sure it
 /// is the right one); after a rotation, each new key is endorsed in the log by the one before,
-/// which `timecredits-audit verify` checks. No credential needed.
+/// which `timecredits-audit verify` checks. To verify an export that holds rotations, pin the key
+/// you trusted before them or the `vkey` of the first one: `verifier_key` alone starts the chain
+/// only when the export holds at most one rotation. No credential needed.
 #[utoipa::path(get, path = "/v1/ledger/key", tag = "ledger",
     responses((status = 200, description = "The origin, the current verifier key and the rotations", body = LedgerKey)))]
 pub async fn key(state: web::Data<AppState>) -> Result<web::Json<LedgerKey>, ApiError> {

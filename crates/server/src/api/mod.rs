@@ -17,6 +17,8 @@ use timecredits_domain::{Entry, EntryBody, Intent, Minutes};
 use timecredits_ledger::{Committed, Request, SignedCheckpoint};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
+
+use crate::{limits, problem};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -30,6 +32,7 @@ pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 /// Every route. Each path is one resource; a wrong method gets a 405 problem naming the
 /// resource's methods (see [`resource`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::middleware::from_fn;
     use web::{get, post};
     // Resources are tried in this order, and each `{id}` pattern is a regex run: the two
     // hottest routes (balance reads and earn) come first so they skip the others' matching.
@@ -49,23 +52,47 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(get().to(admin::list_api_keys)),
         )
         .service(
-            resource("/v1/api-keys/{id}/revoke", "POST").route(post().to(admin::revoke_api_key)),
+            resource("/v1/api-keys/{id}/revoke", "POST")
+                .wrap(from_fn(limits::no_body))
+                .route(post().to(admin::revoke_api_key)),
         )
         .service(resource("/v1/allocations", "POST").route(post().to(movements::allocate)))
-        .service(resource("/v1/accounts/{id}/close", "POST").route(post().to(admin::close_account)))
-        .service(resource("/v1/members", "POST").route(post().to(admin::register_member)))
+        .service(
+            resource("/v1/accounts/{id}/close", "POST")
+                .wrap(from_fn(limits::no_body))
+                .route(post().to(admin::close_account)),
+        )
+        .service(
+            resource("/v1/members", "POST")
+                .wrap(from_fn(limits::no_body))
+                .route(post().to(admin::register_member)),
+        )
         .service(
             resource("/v1/members/{id}/credential", "POST")
+                .wrap(from_fn(limits::no_body))
                 .route(post().to(members::reissue_credential)),
         )
         .service(
             resource("/v1/members/{id}/credential/revoke", "POST")
+                .wrap(from_fn(limits::no_body))
                 .route(post().to(members::revoke_credential)),
         )
-        .service(resource("/v1/key-rotations", "POST").route(post().to(admin::rotate_key)))
+        .service(
+            resource("/v1/key-rotations", "POST")
+                .wrap(from_fn(limits::no_body))
+                .route(post().to(admin::rotate_key)),
+        )
         .service(resource("/v1/me", "GET").route(get().to(accounts::me)))
         .service(resource("/v1/accounts/{id}/entries", "GET").route(get().to(accounts::history)))
-        .service(resource("/v1/earn/batch", "POST").route(post().to(movements::earn_batch)))
+        .service(
+            resource("/v1/earn/batch", "POST")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(crate::MAX_BATCH_BODY_BYTES)
+                        .error_handler(problem::json_error),
+                )
+                .route(post().to(movements::earn_batch)),
+        )
         .service(resource("/v1/spend-codes", "POST").route(post().to(movements::create_spend_code)))
         .service(resource("/v1/redemptions", "POST").route(post().to(movements::redeem)))
         .service(resource("/v1/gifts", "POST").route(post().to(movements::gift)))
