@@ -12,23 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use timecredits_domain::rules::{self, AccountState, Original};
 use timecredits_domain::{AccountId, Entry, EntryBody};
 use timecredits_ledger::{Ledger, LedgerConfig};
+use timecredits_tests::Rng;
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{leaf_hash, root_of_leaves};
 use timecredits_tlog::note::NoteVerifier;
 
 const CYCLES: usize = 25;
 const ORIGIN: &str = "crash.test/ledger";
-
-/// A tiny deterministic generator, so a failing run can be repeated from its printed seed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Runs the child until it has acknowledged something and a random delay has passed, then kills
 /// it with SIGKILL. Returns the acknowledged (seq, key) pairs.

@@ -15,6 +15,9 @@ fn main() {
     let mut settings = test_settings(dir.as_ref());
     settings.handle_signals = true;
     settings.drain_timeout = std::time::Duration::from_secs(10);
+    // No overlap after a key rotation, so that the SIGKILL test can rotate the key in every
+    // cycle (a rotation during an overlap is refused).
+    settings.key_overlap = chrono::Duration::zero();
     actix_web::rt::System::new().block_on(async {
         // Handled (and ignored) rather than fatal, so that a test can cap the size of files
         // (RLIMIT_FSIZE) to make writes fail as on a full disk without killing the process.
