@@ -62,6 +62,10 @@ struct Cli {
     /// Members registered at setup; the load spreads over them.
     #[arg(long, default_value_t = 1000)]
     members: usize,
+    /// Requests per second in all, spread evenly over the connections (default: as fast as the
+    /// service answers). A steady rate is what a soak needs: memory is watched, not speed.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Generator threads. One is the least CPU taken from the server on a 2-core machine.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -314,11 +318,21 @@ async fn measure(cli: &Cli, fixture: &Arc<Fixture>, scenario: Scenario) -> Resul
     let measure_from = start + warmup;
     let end = measure_from + window;
     let mut tasks = Vec::with_capacity(conns.len());
+    // Each connection's share of the rate: one request every `pace`.
+    let pace = cli
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|rate| Duration::from_secs_f64(cli.connections as f64 / rate));
     for (c, conn) in conns.into_iter().enumerate() {
         let fixture = Arc::clone(fixture);
         let connections = cli.connections;
         tasks.push(tokio::spawn(async move {
-            drive(conn, &fixture, scenario, c, connections, measure_from, end).await
+            let span = Span {
+                measure_from,
+                end,
+                pace,
+            };
+            drive(conn, &fixture, scenario, c, connections, span).await
         }));
     }
     let pid = cli.server_pid;
@@ -350,16 +364,31 @@ async fn measure(cli: &Cli, fixture: &Arc<Fixture>, scenario: Scenario) -> Resul
     })
 }
 
-/// One connection's closed loop: send, wait for the whole answer, record, repeat until `end`.
+/// When a connection sends: from the start until `end`, counting from `measure_from`, at most one
+/// request every `pace` if set.
+#[derive(Clone, Copy)]
+struct Span {
+    measure_from: Instant,
+    end: Instant,
+    pace: Option<Duration>,
+}
+
+/// One connection's closed loop: send, wait for the whole answer, record, repeat until the end
+/// of `span` (paced when it says so).
 async fn drive(
     mut conn: Conn,
     fixture: &Fixture,
     scenario: Scenario,
     c: usize,
     connections: usize,
-    measure_from: Instant,
-    end: Instant,
+    span: Span,
 ) -> TaskResult {
+    let Span {
+        measure_from,
+        end,
+        pace,
+    } = span;
+    let first = Instant::now();
     let mut result = TaskResult {
         micros: Vec::with_capacity(1 << 16),
         ..TaskResult::default()
@@ -370,6 +399,12 @@ async fn drive(
     let mut member = c % members.len();
     let mut n: u64 = 0;
     loop {
+        if let Some(pace) = pace {
+            // A steady rate: the n-th request is due n paces after the first, whatever the
+            // answers took (a late one is sent at once, not skipped).
+            let due = first + pace.mul_f64(n as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let sent = Instant::now();
         if sent >= end {
             break;
