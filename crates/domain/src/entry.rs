@@ -44,8 +44,10 @@ pub enum ValidationError {
     MinutesOutOfRange { minutes: u64 },
     #[error("idempotency key must be 1 to {max} visible ASCII characters", max = IdempotencyKey::MAX_LEN)]
     BadIdempotencyKey,
-    #[error("{field} must be 1 to {max} bytes of UTF-8 with no control characters", max = ShortText::MAX_LEN)]
+    #[error("{field} must be 1 to {max} characters with no control characters", max = ShortText::MAX_LEN)]
     BadText { field: &'static str },
+    #[error("{field} holds an invisible formatting character (U+{code:04X}): direction overrides, zero-width characters and byte-order marks are refused, as they make a text read differently from what it says")]
+    InvisibleCharacter { field: &'static str, code: u32 },
     #[error("debit and credit must be different accounts")]
     SameAccount,
     #[error("a {kind} needs {field}")]
@@ -318,29 +320,67 @@ impl From<IdempotencyKey> for String {
     }
 }
 
-/// Short free text in an entry (an activity, a partner's reference): 1 to 200 bytes, no control
-/// characters. Bounded so that an entry stays small; never personal data.
+/// Short free text in an entry (an activity, a partner's reference) or the registry (a name, a
+/// label): 1 to 200 characters (Unicode scalar values, as JSON Schema's `maxLength` counts), no
+/// control characters. Bounded so that an entry stays small; never personal data.
+///
+/// Text from a client goes through [`ShortText::from_input`], which also refuses invisible
+/// formatting characters and normalises to NFC; [`ShortText::new`] checks only what every stored
+/// text satisfies, so that entries committed before those rules still decode.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ShortText(String);
 
 impl ShortText {
-    /// The longest text accepted, in bytes.
+    /// The longest text accepted, in characters.
     pub const MAX_LEN: usize = 200;
 
-    /// Validates a text; `field` names it in the error.
+    /// Validates a stored text; `field` names it in the error.
     pub fn new(field: &'static str, text: impl Into<String>) -> Result<Self, ValidationError> {
         let text = text.into();
-        if text.is_empty() || text.len() > Self::MAX_LEN || text.chars().any(char::is_control) {
+        if text.is_empty()
+            || text.chars().count() > Self::MAX_LEN
+            || text.chars().any(char::is_control)
+        {
             return Err(ValidationError::BadText { field });
         }
         Ok(ShortText(text))
+    }
+
+    /// Validates a text a client sent: refuses the invisible formatting characters that make a
+    /// text display differently from what it holds (direction overrides and isolates, zero-width
+    /// characters, byte-order marks), then normalises it to NFC, so that the same words are
+    /// always the same bytes in the ledger, and checks it as [`ShortText::new`] does.
+    pub fn from_input(field: &'static str, text: &str) -> Result<Self, ValidationError> {
+        if let Some(c) = text.chars().find(|c| is_invisible_format(*c)) {
+            return Err(ValidationError::InvisibleCharacter {
+                field,
+                code: u32::from(c),
+            });
+        }
+        use unicode_normalization::UnicodeNormalization;
+        ShortText::new(field, text.nfc().collect::<String>())
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The characters [`ShortText::from_input`] refuses: bidirectional marks, embeddings, overrides
+/// and isolates (the "Trojan Source" characters), zero-width spaces and joiners, the word joiner
+/// and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// What a movement is for: bounded descriptive fields, validated per kind by [`Movement`].
@@ -1110,9 +1150,44 @@ pub(crate) mod tests {
         assert!(IdempotencyKey::new("a".repeat(256)).is_err());
         assert!(IdempotencyKey::new("has space").is_err());
         assert!(IdempotencyKey::new("").is_err());
-        assert!(ShortText::new("f", "é".repeat(100)).is_ok());
-        assert!(ShortText::new("f", "é".repeat(101)).is_err());
+        assert!(
+            ShortText::new("f", "é".repeat(200)).is_ok(),
+            "characters, not bytes"
+        );
+        assert!(ShortText::new("f", "é".repeat(201)).is_err());
         assert!(ShortText::new("f", "tab\there").is_err());
+    }
+
+    #[test]
+    fn client_text_refuses_invisible_formatting_and_is_stored_in_nfc() {
+        for hidden in [
+            '\u{202E}', '\u{2066}', '\u{200B}', '\u{200D}', '\u{FEFF}', '\u{061C}',
+        ] {
+            let text = format!("swim{hidden}ming");
+            assert_eq!(
+                ShortText::from_input("activity", &text),
+                Err(ValidationError::InvisibleCharacter {
+                    field: "activity",
+                    code: u32::from(hidden)
+                }),
+                "U+{:04X}",
+                u32::from(hidden)
+            );
+            // Entries committed before the rule still decode.
+            assert!(ShortText::new("activity", text).is_ok());
+        }
+        // "é" as e + combining acute (3 bytes) is stored as the one precomposed character.
+        let decomposed = "cafe\u{0301}";
+        let text = ShortText::from_input("activity", decomposed).unwrap();
+        assert_eq!(text.as_str(), "caf\u{00E9}");
+        assert_eq!(
+            ShortText::from_input("activity", "caf\u{00E9}").unwrap(),
+            text
+        );
+        // The limit is counted after normalising: 200 decomposed "é" are 200 characters.
+        assert!(ShortText::from_input("f", &"e\u{0301}".repeat(200)).is_ok());
+        assert!(ShortText::from_input("f", &"é".repeat(201)).is_err());
+        assert!(ShortText::from_input("f", "").is_err());
     }
 
     #[test]

@@ -387,3 +387,43 @@ async fn accounts_are_read_with_kind_owner_and_balance() {
         (BUDGET_MINUTES - 90) as i64
     );
 }
+
+/// Text from clients: invisible formatting characters are refused with a problem naming the
+/// field, nothing is written, and text is stored in NFC (the same words, the same bytes).
+#[tokio::test(flavor = "multi_thread")]
+async fn text_fields_refuse_invisible_characters_and_are_stored_normalised() {
+    let scheme = timecredits_tests::client::Scheme::start().await;
+    let api = &scheme.api;
+    let size = api.ledger_size().await;
+    let trojan = serde_json::json!({"name": "Pool\u{202E}looP", "roles": ["spend"]});
+    let reply = api
+        .post("/v1/partners", Some(&scheme.admin), Some(&trojan))
+        .await;
+    reply.assert_problem(400, "invalid_request");
+    assert!(
+        reply.text.contains("name") && reply.text.contains("U+202E"),
+        "{}",
+        reply.text
+    );
+    let member = scheme.member(0).await;
+    for hidden in ["\u{200B}", "\u{FEFF}", "\u{2066}"] {
+        let body = serde_json::json!({
+            "member_id": member.id, "minutes": 5, "activity": format!("garden{hidden}ing")
+        });
+        let reply = api
+            .post("/v1/earn", Some(&scheme.earner.key), Some(&body))
+            .await;
+        reply.assert_problem(400, "invalid_request");
+    }
+    assert_eq!(
+        api.ledger_size().await,
+        size + 1,
+        "only the member's wallet was opened"
+    );
+    let body =
+        serde_json::json!({"member_id": member.id, "minutes": 5, "activity": "cafe\u{0301}"});
+    let entry = api
+        .post("/v1/earn", Some(&scheme.earner.key), Some(&body))
+        .await;
+    assert_eq!(entry.expect(201)["entry"]["activity"], "caf\u{00E9}");
+}

@@ -21,7 +21,7 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Riverside Lunch Club", "roles": ["earn"]}))]
 pub struct NewPartner {
-    /// The organisation's name (1 to 200 bytes of UTF-8).
+    /// The organisation's name (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
     #[schema(
         min_length = 1,
         max_length = 200,
@@ -73,7 +73,7 @@ pub async fn create_partner(
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreatePartner)?;
-    let name = timecredits_domain::ShortText::new("name", body.name.clone())?;
+    let name = timecredits_domain::ShortText::from_input("name", &body.name)?;
     let mut roles = body.roles.clone();
     roles.sort_by_key(|r| *r as u8);
     roles.dedup();
@@ -214,7 +214,7 @@ pub enum KeyHolder {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"label": "front desk till", "holder": {"kind": "partner", "id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10"}}))]
 pub struct NewApiKey {
-    /// A label to tell keys apart (1 to 200 bytes of UTF-8).
+    /// A label to tell keys apart (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
     #[schema(
         min_length = 1,
         max_length = 200,
@@ -268,7 +268,7 @@ pub async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreateApiKey)?;
     let actor = caller.actor();
-    let label = timecredits_domain::ShortText::new("label", body.label.clone())?;
+    let label = timecredits_domain::ShortText::from_input("label", &body.label)?;
     let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("create_api_key", &*body);
     match state.registry.previous(actor, key.0.as_str(), &print) {

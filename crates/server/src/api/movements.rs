@@ -22,7 +22,7 @@ use crate::AppState;
 fn text(field: &'static str, value: &Option<String>) -> Result<Option<ShortText>, ApiError> {
     Ok(value
         .as_ref()
-        .map(|v| ShortText::new(field, v.clone()))
+        .map(|v| ShortText::from_input(field, v))
         .transpose()?)
 }
 
@@ -132,7 +132,7 @@ pub struct NewEarn {
     #[schema(maximum = 60000000)]
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
-    /// What the time was given to (1 to 200 bytes of UTF-8).
+    /// What the time was given to (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
     #[schema(
         min_length = 1,
         max_length = 200,
@@ -141,7 +141,7 @@ pub struct NewEarn {
     pub activity: String,
     /// The day the time was given (default: today). Not after tomorrow (UTC).
     pub date_given: Option<NaiveDate>,
-    /// The partner's own reference (1 to 200 bytes of UTF-8).
+    /// The partner's own reference (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
     #[schema(
         min_length = 1,
         max_length = 200,
@@ -153,7 +153,7 @@ pub struct NewEarn {
 impl NewEarn {
     fn intent(&self, budget: AccountId) -> Result<Intent, ApiError> {
         let details = Details {
-            activity: Some(ShortText::new("activity", self.activity.clone())?),
+            activity: Some(ShortText::from_input("activity", &self.activity)?),
             reference: text("reference", &self.reference)?,
             ..Details::default()
         };
@@ -336,7 +336,7 @@ pub struct NewRedemption {
     #[schema(maximum = 60000000)]
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
-    /// The activity or offer (1 to 200 bytes of UTF-8).
+    /// The activity or offer (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
     #[schema(
         min_length = 1,
         max_length = 200,
@@ -415,7 +415,7 @@ pub async fn redeem(
     let (partner, venue) = caller.partner_account(Scope::Spend)?;
     let minutes = amount(body.hours, body.minutes)?;
     let details = Details {
-        activity: Some(ShortText::new("activity", body.activity.clone())?),
+        activity: Some(ShortText::from_input("activity", &body.activity)?),
         reference: text("reference", &body.reference)?,
         adults: Some(body.adults),
         children: Some(body.children),
@@ -577,7 +577,7 @@ pub async fn gift(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reference": "recorded twice by mistake"}))]
 pub struct NewReversal {
-    /// The reason or reference (1 to 200 bytes of UTF-8).
+    /// The reason or reference (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
     #[schema(
         min_length = 1,
         max_length = 200,
