@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use crossbeam_channel::Sender;
 use timecredits_domain::{
-    AccountId, AccountState, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
+    AccountId, AccountState, AccountStatus, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
 };
 use timecredits_tlog::checkpoint::{unverified_checkpoint, Checkpoint};
 use timecredits_tlog::merkle::{self, stored_hash_index, Frontier, Hash, HashReader};
@@ -469,6 +469,14 @@ impl Ledger {
     /// An account's state (balance, kind, status). One keyed read.
     pub fn account(&self, id: AccountId) -> Result<Option<AccountState>, LedgerError> {
         self.store()?.account(id)
+    }
+
+    /// An account's status as the state holds it now, without waiting for batches already
+    /// answered but not yet applied (about a millisecond behind under load). For checks that
+    /// the ledger's own rules make again when it decides a request (is a partner's account
+    /// open?), where waiting would hold an HTTP worker on every request.
+    pub fn account_status(&self, id: AccountId) -> Result<Option<AccountStatus>, LedgerError> {
+        Ok(self.shared.store.account(id)?.map(|a| a.status))
     }
 
     /// The committed entry at `seq`.

@@ -112,8 +112,8 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         _ => None,
     };
     let active = Caller::active(&key, partner.as_ref(), |account| {
-        let state = state.ledger.account(AccountId(account))?;
-        Ok(state.is_some_and(|a| a.status == AccountStatus::Open))
+        let status = state.ledger.account_status(AccountId(account))?;
+        Ok(status == Some(AccountStatus::Open))
     })?;
     Ok(Caller::Key {
         key,
