@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Checks deploy/ on this machine:
+#  0. deploy/Caddyfile (caddy validate) and deploy/nginx.conf (nginx -t), where installed;
 #  1. deploy/timecredits.service with `systemd-analyze verify` (no warning allowed) and
 #     `systemd-analyze security --offline` (exposure at most 2.0);
 #  2. an image of the built binary (deploy/Containerfile.scratch: FROM scratch, the binary with
@@ -55,6 +56,40 @@ if command -v systemd-analyze >/dev/null && systemd-analyze --version >/dev/null
     echo "deploy test: systemd unit verified ($(tail -n 1 <<<"$out" | sed 's/^→ //'))"
 else
     echo "deploy test: SKIPPED the systemd unit check: systemd-analyze is not installed"
+fi
+
+# --- the reverse-proxy examples (only where caddy or nginx is installed) ---------------------
+if command -v caddy >/dev/null; then
+    out=$(XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy \
+        caddy validate --adapter caddyfile --config deploy/Caddyfile 2>&1) \
+        || fail "caddy validate deploy/Caddyfile: $(tail -n 3 <<<"$out")"
+    echo "deploy test: deploy/Caddyfile is valid"
+else
+    echo "deploy test: SKIPPED deploy/Caddyfile: caddy is not installed"
+fi
+if command -v nginx >/dev/null && command -v openssl >/dev/null; then
+    mkdir -p "$work/nginx"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=credits.example.org -keyout "$work/nginx/key.pem" -out "$work/nginx/cert.pem" \
+        >/dev/null 2>&1 || fail "openssl: a test certificate"
+    sed -e "s#/etc/letsencrypt/live/credits.example.org/fullchain.pem#$work/nginx/cert.pem#" \
+        -e "s#/etc/letsencrypt/live/credits.example.org/privkey.pem#$work/nginx/key.pem#" \
+        deploy/nginx.conf > "$work/nginx/site.conf"
+    cat > "$work/nginx/nginx.conf" <<NGINX
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    include $work/nginx/site.conf;
+}
+NGINX
+    out=$(nginx -t -c "$work/nginx/nginx.conf" 2>&1) || fail "nginx -t deploy/nginx.conf: $out"
+    echo "deploy test: deploy/nginx.conf is valid (nginx -t)"
+else
+    echo "deploy test: SKIPPED deploy/nginx.conf: nginx or openssl is not installed"
 fi
 
 # --- 2. the image --------------------------------------------------------------------------
