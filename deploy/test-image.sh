@@ -2,7 +2,8 @@
 # Checks deploy/ on this machine:
 #  0. deploy/Caddyfile (caddy validate) and deploy/nginx.conf (nginx -t), where installed;
 #  1. deploy/timecredits.service with `systemd-analyze verify` (no warning allowed) and
-#     `systemd-analyze security --offline` (exposure at most 2.0);
+#     `systemd-analyze security --offline` (exposure at most 2.0), and its SystemCallFilter=
+#     against the calls the binary makes under strace;
 #  2. an image of the built binary (deploy/Containerfile.scratch: FROM scratch, the binary with
 #     the shared libraries it needs) run with podman and a volume: it writes (a partner, an
 #     allocation, each with an Idempotency-Key), the health probe answers, the container stops
@@ -25,8 +26,14 @@ fi
 
 work=$(mktemp -d /tmp/timecredits-deploy.XXXXXX)
 container=
+tracer=
 P=()
 cleanup() {
+    if [[ -n $tracer ]] && kill -0 "$tracer" 2>/dev/null; then
+        for child in $(pgrep -P "$tracer"); do kill -KILL "$child" 2>/dev/null || true; done
+        kill -KILL "$tracer" 2>/dev/null || true
+        wait "$tracer" 2>/dev/null || true
+    fi
     if [[ -n $container ]]; then
         "${P[@]}" rm -f -t 5 "$container" >/dev/null 2>&1 || true
     fi
@@ -56,6 +63,70 @@ if command -v systemd-analyze >/dev/null && systemd-analyze --version >/dev/null
     echo "deploy test: systemd unit verified ($(tail -n 1 <<<"$out" | sed 's/^→ //'))"
 else
     echo "deploy test: SKIPPED the systemd unit check: systemd-analyze is not installed"
+fi
+
+# The unit's system call filter against the calls the service makes: the binary run under
+# strace (start, writes, a key rotation, a member, SIGTERM), each call looked up in the groups
+# the unit allows (@system-service) and denies (@privileged @resources).
+if command -v systemd-analyze >/dev/null && command -v strace >/dev/null; then
+    sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    strace -f -qq -o "$work/strace.out" "$bin" serve --data-dir "$work/strace-data" \
+        --listen "127.0.0.1:$sport" > "$work/strace-serve.log" 2>&1 &
+    tracer=$!
+    sbase=http://127.0.0.1:$sport
+    for _ in $(seq 1 150); do
+        curl -fsS -o /dev/null "$sbase/readyz" 2>/dev/null && break
+        sleep 0.2
+    done
+    sadmin=(-H "Authorization: Bearer $(cat "$work/strace-data/admin-api-key")" -H 'content-type: application/json')
+    spartner=$(curl -fsS "$sbase/v1/partners" "${sadmin[@]}" -H 'Idempotency-Key: s-p' \
+        -d '{"name":"Syscall Club","roles":["earn","spend"]}' \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["partner"]["id"])') \
+        || fail "strace run: create a partner"
+    curl -fsS -o /dev/null "$sbase/v1/allocations" "${sadmin[@]}" -H 'Idempotency-Key: s-a' \
+        -d '{"partner_id":"'"$spartner"'","hours":3,"reference":"syscalls"}' || fail "strace run: allocate"
+    skey=$(curl -fsS "$sbase/v1/api-keys" "${sadmin[@]}" -H 'Idempotency-Key: s-k' \
+        -d '{"label":"club","holder":{"kind":"partner","id":"'"$spartner"'"}}' \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])') || fail "strace run: API key"
+    curl -fsS -o /dev/null -X POST "$sbase/v1/members" -H "Authorization: Bearer $skey" \
+        -H 'Idempotency-Key: s-m' || fail "strace run: member"
+    curl -fsS -o /dev/null -X POST "$sbase/v1/key-rotations" "${sadmin[@]}" \
+        -H 'Idempotency-Key: s-r' || fail "strace run: key rotation"
+    server=$(pgrep -P "$tracer" | head -n 1)
+    [[ -n $server ]] || fail "strace run: no server process"
+    kill -TERM "$server"
+    wait "$tracer" || true
+    tracer=
+    systemd-analyze syscall-filter > "$work/syscall-groups.txt" 2>/dev/null
+    python3 - "$work/strace.out" "$work/syscall-groups.txt" <<'PY' || fail "the unit's SystemCallFilter= would refuse a call the service makes"
+import re, sys
+used = set()
+for line in open(sys.argv[1]):
+    m = re.match(r"\d+\s+([a-z0-9_]+)\(", line)
+    if m:
+        used.add(m.group(1))
+groups, current = {}, None
+for line in open(sys.argv[2]):
+    line = line.rstrip()
+    if re.fullmatch(r"@[\w-]+", line):
+        current = groups.setdefault(line, [])
+    elif current is not None and line.strip() and not line.strip().startswith("#"):
+        current.append(line.strip())
+def expand(group):
+    out = set()
+    for member in groups.get(group, []):
+        out |= expand(member) if member.startswith("@") else {member}
+    return out
+allowed = expand("@system-service") - expand("@privileged") - expand("@resources")
+if len(used) < 20 or not allowed:
+    sys.exit(f"strace or systemd-analyze gave too little: {len(used)} calls, {len(allowed)} allowed")
+refused = sorted(used - allowed)
+if refused:
+    sys.exit(f"calls the filter refuses: {refused}")
+print(f"deploy test: the unit's system call filter allows all {len(used)} calls the service made")
+PY
+else
+    echo "deploy test: SKIPPED the system call filter check: strace or systemd-analyze is not installed"
 fi
 
 # --- the reverse-proxy examples (only where caddy or nginx is installed) ---------------------
