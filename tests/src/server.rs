@@ -211,6 +211,8 @@ impl ChildServer {
 
     /// Caps the size of every file the process writes (RLIMIT_FSIZE) at `bytes`: a write past it
     /// fails (`EFBIG`) as a write on a full disk does, and the process lives on.
+    // The one unsafe call of this crate: std has no prlimit.
+    #[allow(unsafe_code)]
     pub fn cap_file_size(&self, bytes: u64) {
         let limit = libc::rlimit {
             rlim_cur: bytes,

@@ -1,6 +1,8 @@
 //! Signing key rotation: the `key` entry, checkpoints signed by both keys during the overlap and
 //! by the new key after it, the key files, and recovery from a rotation a crash interrupted.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::path::Path;
