@@ -90,6 +90,7 @@ impl TestServer {
         &self.admin_key
     }
 
+    /// The server's data directory (removed when the server is dropped).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -201,10 +202,12 @@ impl ChildServer {
         }
     }
 
+    /// The server's base URL (`http://127.0.0.1:port`).
     pub fn base(&self) -> &str {
         &self.base
     }
 
+    /// The first administrator's API key.
     pub fn admin_key(&self) -> &str {
         &self.admin_key
     }

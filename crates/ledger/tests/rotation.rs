@@ -132,7 +132,7 @@ fn a_second_rotation_is_refused_while_the_first_ones_overlap_runs() {
     assert!(verifier(&second).verify(&KeyRotation::message(&third), rotation.endorsement()));
     assert_eq!(
         signed_by(&committed.checkpoint.note, &[&first, &second, &third]),
-        [third.clone()]
+        std::slice::from_ref(&third)
     );
     drop(ledger);
     assert_eq!(open(dir.path()).verifier_key(), third);
