@@ -32,14 +32,18 @@ pub fn uuid(value: &Value) -> Uuid {
 /// An HTTP answer, read whole.
 #[derive(Clone, Debug)]
 pub struct Reply {
+    /// The HTTP status code.
     pub status: u16,
+    /// The response headers.
     pub headers: HeaderMap,
+    /// The body as text.
     pub text: String,
     /// The body as JSON (`null` when it is not JSON).
     pub json: Value,
 }
 
 impl Reply {
+    /// Reads a response whole: status, headers and body.
     pub async fn read(response: reqwest::Response) -> Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -53,6 +57,7 @@ impl Reply {
         }
     }
 
+    /// A header's value, if present and visible ASCII.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -116,19 +121,26 @@ impl Reply {
 /// A partner with one API key holding all its roles.
 #[derive(Clone, Debug)]
 pub struct Partner {
+    /// The partner's id in the registry.
     pub id: Uuid,
+    /// Its budget account, if it earns.
     pub budget: Option<Uuid>,
+    /// Its venue account, if it redeems.
     pub venue: Option<Uuid>,
+    /// The API key's secret, to send as a bearer token.
     pub key: String,
+    /// The API key's id, for revoking or listing it.
     pub key_id: Uuid,
 }
 
 impl Partner {
+    /// Its budget account; panics if it does not earn.
     #[track_caller]
     pub fn budget(&self) -> Uuid {
         self.budget.expect("an earn partner has a budget")
     }
 
+    /// Its venue account; panics if it does not redeem.
     #[track_caller]
     pub fn venue(&self) -> Uuid {
         self.venue.expect("a spend partner has a venue account")
@@ -138,7 +150,9 @@ impl Partner {
 /// A registered member.
 #[derive(Clone, Debug)]
 pub struct Member {
+    /// The member's account id.
     pub id: Uuid,
+    /// The member's credential, to send as a bearer token.
     pub credential: String,
 }
 
@@ -150,6 +164,7 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client of the server at `base` (`http://host:port`), with no proxy.
     pub fn new(base: &str) -> Api {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -161,6 +176,7 @@ impl Api {
         }
     }
 
+    /// The server's base URL.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -170,6 +186,7 @@ impl Api {
         self.http.request(method, format!("{}{path}", self.base))
     }
 
+    /// Sends a request and reads its answer; panics if the server does not answer.
     pub async fn send(&self, request: RequestBuilder) -> Reply {
         Reply::read(request.send().await.expect("the server answers")).await
     }
@@ -196,6 +213,7 @@ impl Api {
         self.send(request).await
     }
 
+    /// A `GET` of `path` with an optional bearer credential.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.call(Method::GET, path, token, None, None).await
     }
@@ -370,14 +388,20 @@ impl Api {
 /// A running programme: a server, its administrator, an earn partner with
 /// [`BUDGET_MINUTES`] in its budget, and a venue.
 pub struct Scheme {
+    /// The server process.
     pub server: TestServer,
+    /// A client of it.
     pub api: Api,
+    /// The first administrator's API key.
     pub admin: String,
+    /// A partner that earns, its budget funded with [`BUDGET_MINUTES`].
     pub earner: Partner,
+    /// A partner that redeems.
     pub venue: Partner,
 }
 
 impl Scheme {
+    /// Starts a server with default settings and sets up the programme.
     pub async fn start() -> Scheme {
         Scheme::start_with(|_| {}).await
     }

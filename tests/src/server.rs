@@ -90,6 +90,7 @@ impl TestServer {
         &self.admin_key
     }
 
+    /// The server's data directory (removed when the server is dropped).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -201,16 +202,20 @@ impl ChildServer {
         }
     }
 
+    /// The server's base URL (`http://127.0.0.1:port`).
     pub fn base(&self) -> &str {
         &self.base
     }
 
+    /// The first administrator's API key.
     pub fn admin_key(&self) -> &str {
         &self.admin_key
     }
 
     /// Caps the size of every file the process writes (RLIMIT_FSIZE) at `bytes`: a write past it
     /// fails (`EFBIG`) as a write on a full disk does, and the process lives on.
+    // The one unsafe call of this crate: std has no prlimit.
+    #[allow(unsafe_code)]
     pub fn cap_file_size(&self, bytes: u64) {
         let limit = libc::rlimit {
             rlim_cur: bytes,

@@ -3,6 +3,8 @@
 //! store must reopen, hold every acknowledged entry, equal a replay of its entries under the ledger
 //! rules, and carry a latest checkpoint that verifies and commits to exactly those entries.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

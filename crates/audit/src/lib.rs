@@ -15,7 +15,6 @@
 //! [`synthetic`] builds valid signed histories for tests and benchmarks.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod error;
 pub mod keychain;

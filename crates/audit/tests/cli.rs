@@ -1,6 +1,8 @@
 //! The `timecredits-audit` binary end to end, on a realistic ledger: what it prints and its exit
 //! codes (0 valid, 1 invalid, 2 unusable).
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,8 @@
 //! against Debian's packages of the Go toolchain and of `golang.org/x/mod` (`scripts/test`
 //! installs them when missing).
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::io::Write;

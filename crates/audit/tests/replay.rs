@@ -1,6 +1,8 @@
 //! The replay over histories built by hand and signed with a valid key: a ledger that signed a bad
 //! history is still caught.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use chrono::{DateTime, Utc};

@@ -2,6 +2,8 @@
 //! the pinned key to the new one, and refuses hand-overs the pinned key did not endorse and
 //! checkpoints not signed by the key the log last handed over to.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::path::Path;

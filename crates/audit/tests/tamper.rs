@@ -1,6 +1,8 @@
 //! Tamper tests over real exports written by the ledger: every kind of change an attacker (or a
 //! broken ledger) could make is detected, with a message that names what is wrong.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::path::Path;

@@ -33,43 +33,76 @@ use crate::amount::Minutes;
 /// Why a value could not become a domain object. Every variant is a client mistake.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum ValidationError {
+    /// Zero minutes: every movement moves something.
     #[error("amount must be at least one minute")]
     ZeroAmount,
+    /// More than [`Minutes::MAX`] in one movement.
     #[error(
         "amount of {minutes} minutes is above the limit of {} minutes per movement",
         Minutes::MAX
     )]
-    AmountTooLarge { minutes: u64 },
+    AmountTooLarge {
+        /// The amount asked for.
+        minutes: u64,
+    },
+    /// Hours and minutes given with 60 or more minutes.
     #[error("minutes must be below 60 when hours are given, got {minutes}")]
-    MinutesOutOfRange { minutes: u64 },
+    MinutesOutOfRange {
+        /// The minutes given.
+        minutes: u64,
+    },
+    /// An idempotency key that is empty, too long or not visible ASCII.
     #[error("idempotency key must be 1 to {max} visible ASCII characters", max = IdempotencyKey::MAX_LEN)]
     BadIdempotencyKey,
+    /// A text field that is empty, too long or holds control characters.
     #[error("{field} must be 1 to {max} characters with no control characters", max = ShortText::MAX_LEN)]
-    BadText { field: &'static str },
+    BadText {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A text field with a character that hides or reorders what it shows (a Trojan Source trick).
     #[error("{field} holds an invisible formatting character (U+{code:04X}): direction overrides, zero-width characters and byte-order marks are refused, as they make a text read differently from what it says")]
-    InvisibleCharacter { field: &'static str, code: u32 },
+    InvisibleCharacter {
+        /// The field's name.
+        field: &'static str,
+        /// The character's code point.
+        code: u32,
+    },
+    /// A movement from an account to itself.
     #[error("debit and credit must be different accounts")]
     SameAccount,
+    /// A field the movement's kind requires is absent (e.g. an earn without an activity).
     #[error("a {kind} needs {field}")]
     MissingField {
+        /// The movement's kind.
         kind: MovementKind,
+        /// The field missing.
         field: &'static str,
     },
+    /// A field the movement's kind does not take is present (e.g. a party size on an earn).
     #[error("a {kind} cannot have {field}")]
     UnexpectedField {
+        /// The movement's kind.
         kind: MovementKind,
+        /// The field present.
         field: &'static str,
     },
+    /// A spend whose party has no adult and no child.
     #[error("a spend needs at least one adult or child")]
     EmptyParty,
+    /// An `open` of a budget or venue with no owner, or of a programme or member account with one.
     #[error("a {0} account has no owner; budget and venue accounts must have one")]
     BadOwner(AccountKind),
+    /// A transfer of kind `reverse`: reversals name their original instead.
     #[error("a reversal is made with Intent::Reverse, not as a transfer")]
     ReverseAsTransfer,
+    /// A request with no parts or more than [`Intent::MAX_PARTS`].
     #[error("a request needs between 1 and {max} parts", max = Intent::MAX_PARTS)]
     BadPartCount,
+    /// A verifier key in a key rotation that is empty, too long or not visible ASCII.
     #[error("a verifier key must be 1 to {max} visible ASCII characters", max = KeyRotation::MAX_VKEY_LEN)]
     BadVerifierKey,
+    /// An endorsement that is not a 64-byte ed25519 signature in standard base64.
     #[error("an endorsement must be a 64-byte ed25519 signature in standard base64")]
     BadEndorsement,
 }
@@ -77,24 +110,37 @@ pub enum ValidationError {
 /// Why stored or exported bytes are not a valid canonical entry.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
+    /// The bytes are not a JSON object of the entry's shape.
     #[error("not an entry object: {0}")]
     Json(String),
+    /// A field's value breaks a domain rule.
     #[error("invalid entry: {0}")]
     Invalid(#[from] ValidationError),
+    /// A field the entry's kind requires is absent.
     #[error("a {kind} entry must have `{field}`")]
     Missing {
+        /// The entry's kind.
         kind: EntryKind,
+        /// The field missing.
         field: &'static str,
     },
+    /// A field the entry's kind does not take is present.
     #[error("a {kind} entry cannot have `{field}`")]
     Unexpected {
+        /// The entry's kind.
         kind: EntryKind,
+        /// The field present.
         field: &'static str,
     },
+    /// `recorded` is not an RFC 3339 UTC time.
     #[error("`recorded` is not an RFC 3339 UTC time: {0}")]
     BadTime(String),
+    /// Valid, but not the one canonical encoding of the entry (field order, spacing, number form), so its hash would differ.
     #[error("bytes are not in canonical form (expected {expected})")]
-    NotCanonical { expected: String },
+    NotCanonical {
+        /// The canonical bytes, for the error message.
+        expected: String,
+    },
 }
 
 /// An account's id (UUID v7, so ids sort by creation time).
@@ -207,13 +253,21 @@ impl fmt::Display for MovementKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
+    /// Opens an account.
     Open,
+    /// Closes an empty account.
     Close,
+    /// Programme to earn partner budget.
     Allocate,
+    /// Earn partner budget to member, for time given.
     Earn,
+    /// Member to venue, for an activity.
     Spend,
+    /// Member to another member.
     Gift,
+    /// The mirror of an earlier movement.
     Reverse,
+    /// Venue to programme: clearing redeemed credits.
     Retire,
     /// A new checkpoint signing key takes over (see [`KeyRotation`]).
     Key,
@@ -399,25 +453,36 @@ pub struct Details {
 /// A movement a client asks for, before the ledger assigns it a place in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Transfer {
+    /// Which movement: it fixes the account kinds of each side and the details required.
     pub kind: MovementKind,
+    /// The account the minutes leave.
     pub debit: AccountId,
+    /// The account the minutes go to.
     pub credit: AccountId,
+    /// How much.
     pub minutes: Minutes,
     /// The day the time was given or spent; the ledger uses the recording day when absent.
     pub effective: Option<NaiveDate>,
+    /// What it was for.
     pub details: Details,
 }
 
 /// A movement of credits as committed: one debit, one credit, one amount.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Movement {
+    /// Which movement: it fixes the account kinds of each side and the details required.
     pub kind: MovementKind,
+    /// The account the minutes left.
     pub debit: AccountId,
+    /// The account the minutes went to.
     pub credit: AccountId,
+    /// How much.
     pub minutes: Minutes,
+    /// The day the time was given or spent (the recording day when the request named none).
     pub effective: NaiveDate,
     /// For a reversal: the sequence number of the entry it mirrors.
     pub reverses: Option<u64>,
+    /// What it was for.
     pub details: Details,
 }
 
@@ -555,12 +620,18 @@ impl KeyRotation {
 pub enum EntryBody {
     /// Opens an account. `owner` is the partner a budget or venue account belongs to.
     Open {
+        /// The id the ledger assigned.
         account: AccountId,
+        /// What the account is for.
         account_kind: AccountKind,
+        /// The partner it belongs to (budget and venue only).
         owner: Option<Uuid>,
     },
     /// Closes an account for good; it must be empty.
-    Close { account: AccountId },
+    Close {
+        /// The account to close.
+        account: AccountId,
+    },
     /// Moves credits.
     Move(Movement),
     /// Hands checkpoint signing over to a new key. Touches no account.
@@ -626,20 +697,30 @@ impl EntryBody {
 pub enum Intent {
     /// Open a new account of this kind.
     Open {
+        /// What the account is for.
         account_kind: AccountKind,
+        /// The partner it belongs to (budget and venue only).
         owner: Option<Uuid>,
     },
     /// Close an empty account.
-    Close { account: AccountId },
+    Close {
+        /// The account to close.
+        account: AccountId,
+    },
     /// Move credits (any kind but `reverse`).
     Transfer(Transfer),
     /// Reverse the movement at sequence number `entry`.
     Reverse {
+        /// The sequence number of the movement to reverse.
         entry: u64,
+        /// The actor's reference, e.g. why it is reversed.
         reference: Option<ShortText>,
     },
     /// Hand checkpoint signing over to the key `vkey` (the ledger adds the endorsement).
-    RotateKey { vkey: String },
+    RotateKey {
+        /// The new key as a C2SP verifier key.
+        vkey: String,
+    },
 }
 
 impl Intent {
@@ -696,6 +777,7 @@ pub struct Entry {
     pub key: IdempotencyKey,
     /// This entry's index among the entries of its request (0 for a single-entry request).
     pub part: u32,
+    /// What the entry does.
     pub body: EntryBody,
 }
 

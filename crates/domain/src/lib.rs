@@ -20,6 +20,8 @@
 //! 3. An entry is reversed at most once, and a reversal is never reversed.
 //! 4. A closed account takes no movement.
 
+#![forbid(unsafe_code)]
+
 pub mod amount;
 pub mod entry;
 pub mod export;

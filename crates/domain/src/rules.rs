@@ -15,17 +15,22 @@ use crate::entry::{AccountId, AccountKind, Entry, EntryBody, Movement, MovementK
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
+    /// Takes movements.
     Open,
+    /// Closed for good: keeps its history, takes no movement and cannot reopen.
     Closed,
 }
 
 /// The current state of one account, derived from the entries that touched it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccountState {
+    /// The id its `open` entry assigned.
     pub id: AccountId,
+    /// What the account is for, which fixes the movements it may take.
     pub kind: AccountKind,
     /// The partner a budget or venue account belongs to.
     pub owner: Option<uuid::Uuid>,
+    /// Open or closed.
     pub status: AccountStatus,
     /// Balance in minutes. Negative only for the programme account.
     pub balance: Balance,
@@ -46,6 +51,7 @@ impl AccountState {
 /// What a reversal needs to know about the movement it reverses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Original {
+    /// The sequence number of the entry to reverse.
     pub seq: u64,
     /// `None` if the entry at `seq` is not a movement (an open or close).
     pub movement: Option<Movement>,
@@ -56,51 +62,81 @@ pub struct Original {
 /// A rule an entry breaks. Each is a refusal the client can understand and act on.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum RuleViolation {
+    /// The entry names an account no `open` entry created.
     #[error("account {0} does not exist")]
     UnknownAccount(AccountId),
+    /// The account was closed; it takes no more movements.
     #[error("account {0} is closed")]
     AccountClosed(AccountId),
+    /// An `open` for an id that is already taken.
     #[error("account {0} already exists")]
     AccountExists(AccountId),
+    /// An account of the wrong kind for this side of the movement (e.g. an earn credited to a venue).
     #[error(
         "account {account} is a {found} account; a {movement} needs a {expected} account here"
     )]
     WrongAccountKind {
+        /// The account named.
         account: AccountId,
+        /// The movement asked for.
         movement: MovementKind,
+        /// The kind this side of the movement needs.
         expected: AccountKind,
+        /// The kind the account is.
         found: AccountKind,
     },
+    /// The debit would take the account below its floor.
     #[error("account {account} holds {balance} minutes; {needed} are needed")]
     InsufficientCredits {
+        /// The account debited.
         account: AccountId,
+        /// What it holds now.
         balance: Balance,
+        /// What the movement needs.
         needed: u64,
     },
+    /// A `close` of an account that still holds credits (I1: an account closes only at 0).
     #[error(
         "account {account} still holds {balance} minutes; only an empty account can be closed"
     )]
     AccountNotEmpty {
+        /// The account to close.
         account: AccountId,
+        /// What it still holds.
         balance: Balance,
     },
+    /// The programme account's `close`: it holds the negative of all credit in circulation.
     #[error("the programme account cannot be closed")]
     ProgrammeClosed,
+    /// Entry 0 is not the programme's `open`, or a later entry tries to be.
     #[error("the first entry must open the programme account, and only it may")]
     Genesis,
+    /// A reversal names an entry the log does not hold.
     #[error("entry {0} does not exist")]
     UnknownEntry(u64),
+    /// A reversal names an entry that is not a movement it may undo: an open, a close, a key entry or a reversal.
     #[error("entry {0} is not a movement that can be reversed")]
     NotReversible(u64),
+    /// The entry was reversed already; an entry is reversed at most once.
     #[error("entry {seq} was already reversed by entry {by}")]
-    AlreadyReversed { seq: u64, by: u64 },
+    AlreadyReversed {
+        /// The entry asked to be reversed.
+        seq: u64,
+        /// The reversal that already undid it.
+        by: u64,
+    },
+    /// The reversal is not the mirror image (accounts swapped, same amount and kind) of its original.
     #[error("the reversal does not mirror entry {0} (accounts swapped, same amount)")]
     ReversalMismatch(u64),
+    /// The effective day is later than the recording day allows ([`latest_effective_day`]).
     #[error("effective date {effective} is after the recording day {recorded}")]
     EffectiveInFuture {
+        /// The day asked for.
         effective: NaiveDate,
+        /// The day the entry is recorded.
         recorded: NaiveDate,
     },
+    /// The movement would overflow the account's balance (I2: additions are checked).
     #[error("the balance of account {0} would overflow")]
     Overflow(AccountId),
 }

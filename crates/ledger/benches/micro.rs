@@ -1,6 +1,9 @@
 //! Micro benchmarks (criterion) on a small ledger: one durable commit at low load, one request
 //! of many entries, and a balance read. The figures at scale are in `scale.rs`.
 
+#![allow(clippy::unwrap_used)]
+#![allow(missing_docs)] // criterion_group! defines a public function without a doc comment // test code, helpers included: a panic is how it fails
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -15,6 +15,8 @@
 //! Environment: `TIMECREDITS_BENCH_ENTRIES` (default 1000000) sizes the large store, and
 //! `TIMECREDITS_BENCH_SECONDS` (default 5) the throughput run; see `benches/README.md`.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;
@@ -604,6 +606,8 @@ fn balance_read_ns(ledger: &Ledger, accounts: &[AccountId]) -> f64 {
 /// Asks the kernel to drop the store's files from the page cache (after writing back any dirty
 /// pages, which it cannot drop), so that the next open reads them from the disk. Unlike
 /// `drop_caches` this needs no privilege and leaves other processes' cache alone.
+// std has no posix_fadvise.
+#[allow(unsafe_code)]
 fn evict_from_page_cache(dir: &Path) {
     for entry in std::fs::read_dir(dir).expect("list the store") {
         let path = entry.expect("list the store").path();
@@ -632,6 +636,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// CPU time (user and system) this process has used, all threads.
+// std has no getrusage.
+#[allow(unsafe_code)]
 fn cpu_time() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
     let usage = unsafe {

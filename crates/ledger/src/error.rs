@@ -11,12 +11,17 @@ pub enum LedgerError {
     /// Part `part` of the request breaks a ledger rule; nothing was written.
     #[error("part {part}: {violation}")]
     Rejected {
+        /// The index of the refused part within the request, from 0.
         part: usize,
+        /// The rule it breaks.
         violation: RuleViolation,
     },
     /// The actor already used this idempotency key for a different request.
     #[error("idempotency key {key:?} was already used for a different request")]
-    IdempotencyConflict { key: String },
+    IdempotencyConflict {
+        /// The key that was used twice.
+        key: String,
+    },
     /// A proof was asked for sizes or indexes the tree does not have.
     #[error("{0}")]
     Proof(String),
@@ -24,13 +29,21 @@ pub enum LedgerError {
     /// end of every committed batch). `below` and `above` are the nearest sizes that have one.
     #[error("no signed checkpoint at tree size {size}; {}", nearest_sizes(*below, *above))]
     NoCheckpointAt {
+        /// The size asked for.
         size: u64,
+        /// The nearest smaller size with a checkpoint, if any.
         below: Option<u64>,
+        /// The nearest larger size with a checkpoint, if any.
         above: Option<u64>,
     },
     /// An export was asked to start after the tree size it ends at.
     #[error("an export cannot start at entry {from}: it ends at tree size {size}")]
-    ExportStartsPastEnd { from: u64, size: u64 },
+    ExportStartsPastEnd {
+        /// The first entry asked for.
+        from: u64,
+        /// The tree size the export ends at.
+        size: u64,
+    },
     /// The writer stopped after a storage failure or at shutdown; no write is accepted.
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
@@ -50,11 +63,17 @@ pub enum LedgerError {
          checkpoints, and a rotation now would end that promise early"
     )]
     KeyOverlapRunning {
+        /// When the overlap ends and a new rotation may start.
         until: chrono::DateTime<chrono::Utc>,
     },
     /// The data directory was created with another checkpoint origin.
     #[error("this ledger's origin is {stored:?}, not {configured:?}")]
-    OriginMismatch { stored: String, configured: String },
+    OriginMismatch {
+        /// The origin the data directory was created with.
+        stored: String,
+        /// The origin this start was given.
+        configured: String,
+    },
     /// The journal holds fewer entries than a checkpoint the ledger already signed: its tail was
     /// lost (see [`crate::signed`]). Taking writes would sign a different tree of a size some
     /// holder of the checkpoint already has.
@@ -64,7 +83,12 @@ pub enum LedgerError {
          that holds them from a backup",
         signed - journal
     )]
-    LostTail { signed: u64, journal: u64 },
+    LostTail {
+        /// The size of the largest checkpoint already signed.
+        signed: u64,
+        /// The number of entries the journal holds.
+        journal: u64,
+    },
     /// Stored data does not match what the ledger wrote: it must not be served.
     #[error("ledger data is corrupt: {0}")]
     Corrupt(String),

@@ -52,14 +52,23 @@ impl RecordPos {
 /// Errors reading or writing the journal.
 #[derive(thiserror::Error, Debug)]
 pub enum JournalError {
+    /// Reading or writing the file failed; what was written may be unknown.
     #[error("journal I/O: {0}")]
     Io(#[from] io::Error),
     /// An append failed and was taken back whole: the journal is as it was before it, and the
     /// next append may succeed (say, once a full disk has room again).
     #[error("journal: nothing was appended: {0}")]
     NotAppended(io::Error),
+    /// The journal does not hold what it must (a damaged record followed by valid ones, a
+    /// flipped bit, fewer bytes than the state was built from): it is refused, not served. A torn
+    /// tail is not this: open cuts it off.
     #[error("journal is corrupt at offset {offset}: {reason}")]
-    Corrupt { offset: u64, reason: String },
+    Corrupt {
+        /// The byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A record read back from the journal: where it lies and its payload.

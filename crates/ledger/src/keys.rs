@@ -97,7 +97,7 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Loads an existing signing key. A key file in another PKCS#8 form than the one [`save`]
+/// Loads an existing signing key. A key file in another PKCS#8 form than the one `save`
 /// writes (the v2 form of earlier versions) is rewritten in that form, so that the usual tools
 /// read every key file.
 pub fn load(path: &Path) -> Result<SigningKey, LedgerError> {

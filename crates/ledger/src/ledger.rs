@@ -107,6 +107,7 @@ impl Request {
 /// A checkpoint and its signed-note text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedCheckpoint {
+    /// The checkpoint itself: origin, tree size and root.
     pub checkpoint: Checkpoint,
     /// The C2SP signed note: checkpoint text, blank line, signature line(s).
     pub note: String,
@@ -159,6 +160,7 @@ impl HistoryQuery {
 /// One page of an account's history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryPage {
+    /// The entries of this page, newest first.
     pub entries: Vec<Entry>,
     /// Where the next page starts, when there may be more.
     pub next: Option<u64>,

@@ -28,6 +28,8 @@
 //!   short is undone at open and replayed (see the `store` module).
 //! - The rules of [`timecredits_domain::rules`] hold after every entry.
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 mod error;
 pub mod export;

@@ -131,7 +131,9 @@ thread_local! {
 /// One row of an account's history index: enough to filter without reading the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryRow {
+    /// The entry's sequence number.
     pub seq: u64,
+    /// The entry's kind, so a kind filter needs no entry read.
     pub kind: EntryKind,
     /// The effective date of a movement; the recording day of an open or close.
     pub day: NaiveDate,
@@ -140,7 +142,9 @@ pub struct HistoryRow {
 /// Where an earlier request's entries are: the idempotency record of (actor, key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdempotencyRecord {
+    /// The sequence number of the request's first entry.
     pub first_seq: u64,
+    /// How many entries the request made (they follow the first in order).
     pub parts: u32,
 }
 

@@ -1,6 +1,8 @@
 //! Hundreds of concurrent spends against one wallet: exactly as many succeed as the balance
 //! allows, and the balance ends at zero, never below.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Exports and receipts from the ledger's side: the chunks make up the documented file, bounds are
 //! checked before anything is written, and receipts carry the entry and verify.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! The ledger's behaviour through its public API: movements, rules, idempotency, atomic batches,
 //! reversals, history, checkpoints and proofs, and reopening.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use common::*;

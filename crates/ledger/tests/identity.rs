@@ -3,6 +3,8 @@
 //! of signing a second tree of a size already signed or checkpoints under a key no auditor
 //! pinned.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::path::Path;

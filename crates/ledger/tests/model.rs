@@ -3,6 +3,8 @@
 //! accepted and on every balance; balances must sum to zero, no floor may be broken, repeated
 //! requests must change nothing, and the signed root must equal one recomputed from all entries.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,6 +2,8 @@
 //! the changes of the one before it, so repeats, spends and reversals that depend on entries not
 //! yet in the store must be decided exactly as if they were.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use std::sync::{Arc, Barrier};

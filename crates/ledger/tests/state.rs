@@ -3,6 +3,8 @@
 //! must answer exactly as the journal says, before and after a rebuild, and a state written
 //! with an older layout must be rebuilt rather than misread.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod common;
 
 use common::*;

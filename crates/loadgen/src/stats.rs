@@ -92,6 +92,8 @@ impl CpuUse {
     }
 }
 
+// The one unsafe call of this crate: std has no sysconf.
+#[allow(unsafe_code)]
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

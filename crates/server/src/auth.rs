@@ -53,6 +53,7 @@ use crate::AppState;
 pub enum Caller {
     /// The holder of an API key (administrator, auditor or partner).
     Key {
+        /// The key's public record.
         key: ApiKey,
         /// The partner, for partner keys.
         partner: Option<Partner>,
@@ -131,20 +132,35 @@ fn forbidden(what: &str) -> ApiError {
 /// entry or partner, and reversals, have their own rules: the `may_*` methods).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
+    /// Record a partner and open its accounts.
     CreatePartner,
+    /// List the partners.
     ListPartners,
+    /// Make an API key.
     CreateApiKey,
+    /// List the API keys.
     ListApiKeys,
+    /// Revoke an API key.
     RevokeApiKey,
+    /// Allocate credits from the programme to a budget.
     Allocate,
+    /// Close an empty account.
     CloseAccount,
+    /// Rotate the checkpoint signing key.
     RotateKey,
+    /// Register a member (open a wallet, issue a credential).
     RegisterMember,
+    /// Revoke or reissue a member's credential (which member: `may_manage_member`).
     ManageCredential,
+    /// Earn: credit a member for time given, one at a time or in a batch.
     Earn,
+    /// Redeem a member's spend code at a venue.
     Redeem,
+    /// Make a spend code (a member, for their own wallet).
     CreateSpendCode,
+    /// Gift credits to another member.
     Gift,
+    /// Export the ledger for an auditor.
     Export,
 }
 

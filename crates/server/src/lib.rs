@@ -108,30 +108,44 @@ impl Settings {
 /// A startup failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The data directory cannot be created or made private to the service's user.
     #[error("cannot create the data directory {path} or make it private: {source}")]
     DataDir {
+        /// The data directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The ledger refused to open (see the error for the file and what to restore).
     #[error(transparent)]
     Ledger(#[from] timecredits_ledger::LedgerError),
+    /// The registry refused to open.
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    /// The spend-code store refused to open.
     #[error(transparent)]
     SpendCodes(#[from] spend_codes::StoreError),
+    /// The listening socket cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why.
         source: std::io::Error,
     },
 }
 
 /// What every handler shares.
 pub struct AppState {
+    /// The ledger every write goes to and every read comes from.
     pub ledger: Ledger,
+    /// Partners, API keys and members: who an actor is.
     pub registry: Registry,
+    /// Live spend codes and the redemption throttle.
     pub spend_codes: SpendCodes,
+    /// The idempotency keys of requests being processed, so a concurrent repeat gets 409.
     pub in_flight: InFlight,
+    /// How long a partner may reverse its own entries.
     pub reversal_window: chrono::Duration,
     /// How long a repeated registration or reissue may show the credential again.
     pub credential_replay_window: chrono::Duration,

@@ -4,7 +4,7 @@
 //! Handlers return [`ApiError`]; library errors ([`LedgerError`], [`ValidationError`]) convert
 //! into it here and nowhere else. Errors actix produces by itself (malformed JSON, bad paths and
 //! queries, unknown routes, wrong methods) are turned into problems by [`json_error`],
-//! [`path_error`], [`query_error`] and [`status_problem`], wired in [`crate::app`].
+//! [`path_error`], [`query_error`] and [`status_problem`], wired in [`crate::configure`].
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
@@ -52,94 +52,170 @@ pub const PROBLEM_BASE: &str = "https://timecredits.dev/problems/";
 /// Everything an API call can fail with. Each variant has one stable code and status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body is not valid JSON for this operation (`malformed_json`, 400).
     #[error("{0}")]
     MalformedJson(String),
+    /// The body is not application/json (`unsupported_media_type`, 415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch (`payload_too_large`, 413).
     #[error("the request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        /// The route's limit, in bytes.
+        limit: usize,
+    },
+    /// A path parameter is malformed (for example not a UUID) (`invalid_path`, 400).
     #[error("{0}")]
     InvalidPath(String),
+    /// A query parameter is malformed or out of range (`invalid_query`, 400).
     #[error("{0}")]
     InvalidQuery(String),
+    /// A field has a value the ledger refuses (zero or too large an amount, text too long, …)
+    /// (`invalid_request`, 400).
     #[error("{0}")]
     InvalidRequest(String),
+    /// No such route (`not_found`, 404).
     #[error("no route for {0}")]
     NotFound(String),
+    /// The route exists but not with this method (`method_not_allowed`, 405).
     #[error("{method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        /// The method sent.
+        method: String,
+        /// The path it was sent to.
+        path: String,
+    },
+    /// A POST without an Idempotency-Key header (`idempotency_key_missing`, 400).
     #[error("this request needs an Idempotency-Key header (1 to 255 visible ASCII characters)")]
     IdempotencyKeyMissing,
+    /// The Idempotency-Key header is empty, too long or not visible ASCII (`idempotency_key_invalid`,
+    /// 400).
     #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
     IdempotencyKeyInvalid,
+    /// The key was already used by this caller for a different request (`idempotency_key_reused`, 422).
     #[error("idempotency key {0:?} was already used for a different request")]
     IdempotencyKeyReused(String),
+    /// A request with this key is still being processed (`idempotency_key_in_flight`, 409).
     #[error("a request with idempotency key {0:?} is still being processed; retry later")]
     IdempotencyKeyInFlight(String),
+    /// Another rotation of the signing key is under way (`key_rotation_in_progress`, 409).
     #[error("another key rotation is under way; retry when it is done")]
     KeyRotationInProgress,
+    /// The last key rotation's overlap has not ended: one rotation per overlap (`key_overlap_running`,
+    /// 409).
     #[error(
         "the last key rotation's overlap runs until {until}: the key before it signs checkpoints \
          until then, as promised to verifiers; rotate again after that time"
     )]
-    KeyOverlapRunning { until: String },
+    KeyOverlapRunning {
+        /// When the overlap ends (RFC 3339).
+        until: String,
+    },
+    /// No credential, or one that is unknown or revoked (`unauthorized`, 401).
     #[error("{0}")]
     Unauthorized(String),
+    /// The credential may not do this (see the permission matrix) (`forbidden`, 403).
     #[error("{0}")]
     Forbidden(String),
+    /// No such account, or one the caller may not see (`account_not_found`, 404).
     #[error("{0}")]
     AccountNotFound(String),
+    /// No such entry, or one the caller may not see (`entry_not_found`, 404).
     #[error("{0}")]
     EntryNotFound(String),
+    /// No such partner (`partner_not_found`, 404).
     #[error("{0}")]
     PartnerNotFound(String),
+    /// No such member (`member_not_found`, 404).
     #[error("{0}")]
     MemberNotFound(String),
+    /// No such API key (`api_key_not_found`, 404).
     #[error("{0}")]
     ApiKeyNotFound(String),
+    /// An administrator cannot revoke the API key it is calling with (`api_key_in_use`, 422).
     #[error("{0}")]
     ApiKeyInUse(String),
+    /// The partner lacks the role this needs (an allocation to a partner that does not earn, a key
+    /// scope beyond its roles) (`wrong_partner_role`, 422).
     #[error("{0}")]
     WrongPartnerRole(String),
+    /// A value the domain refuses, found while building the request (`invalid_request`, 400).
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// A ledger rule the request breaks; the code is the rule's own (see `rule_code`), 422.
     #[error("{0}")]
     Rule(RuleViolation),
     /// A rule broken by the member's wallet, told to a venue: the code of the rule, without the
     /// wallet's id or balance, which are the member's.
     #[error("the member's wallet cannot pay this amount")]
     MemberCannotPay(&'static str),
+    /// A partner may reverse its own entries only within the reversal window (`reversal_window_passed`,
+    /// 403).
     #[error("{0}")]
     ReversalWindowPassed(String),
+    /// A tree size is beyond the ledger or has no checkpoint (`invalid_size`, 400).
     #[error("{0}")]
     InvalidSize(String),
+    /// No spend code matches (`spend_code_invalid`, 422).
     #[error("no spend code matches; check the code with the member")]
     SpendCodeInvalid,
+    /// The spend code has expired (a code is valid for 15 minutes by default) (`spend_code_expired`,
+    /// 422).
     #[error("this spend code has expired; ask the member for a new one")]
     SpendCodeExpired,
+    /// The spend code was already used (`spend_code_used`, 422).
     #[error("this spend code was already used")]
     SpendCodeUsed,
     /// The cap is the member's: the venue learns only that this amount is too much.
     #[error("this spend code does not allow this amount; ask the member for a new code")]
     SpendCodeAmountExceeded,
+    /// Too many refused redemptions in the last minute from this API key, its partner or its address,
+    /// or from everyone (a breaker on the whole code space); see Retry-After (`too_many_attempts`,
+    /// 429).
     #[error("too many refused redemptions; retry in {retry_after} seconds")]
-    TooManyAttempts { retry_after: u64 },
+    TooManyAttempts {
+        /// Seconds until a redemption is taken again.
+        retry_after: u64,
+    },
+    /// The member already holds the most unused spend codes allowed (5 by default); see Retry-After
+    /// (`too_many_spend_codes`, 429).
     #[error("a member may hold at most {limit} unused spend codes; use one, or retry in {retry_after} seconds when the oldest expires")]
-    TooManySpendCodes { limit: usize, retry_after: u64 },
+    TooManySpendCodes {
+        /// The most unused codes a member may hold.
+        limit: usize,
+        /// Seconds until the oldest expires.
+        retry_after: u64,
+    },
+    /// Too many requests from this credential or source address; retry after the Retry-After delay
+    /// (`rate_limited`, 429).
     #[error("too many requests from this credential or address; retry in {retry_after} seconds")]
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        /// Seconds until the limit lets a request through.
+        retry_after: u64,
+    },
+    /// The request body did not arrive within the body timeout (10 s by default) (`request_timeout`,
+    /// 408).
     #[error("the request body was not received in time")]
     RequestTimeout,
+    /// The request takes no body, and one was sent (`body_not_allowed`, 413).
     #[error("this request takes no body; send it without one")]
     BodyNotAllowed,
+    /// The ledger is not accepting writes (storage failure or shutdown) (`unavailable`, 503).
     #[error("{0}")]
     Unavailable(String),
+    /// Too many requests are waiting for the ledger; nothing was written, retry after the Retry-After
+    /// delay (`ledger_busy`, 503).
     #[error("too many requests are waiting for the ledger; retry in a second")]
     LedgerBusy,
+    /// The service's disk is full; nothing was written. Writes resume by themselves once there is room:
+    /// retry after the Retry-After delay (`storage_full`, 503).
     #[error("{0}")]
     StorageFull(String),
+    /// The service is stopping and takes no new request; retry after the Retry-After delay (at another
+    /// instance, or once it is back) (`shutting_down`, 503).
     #[error("the service is shutting down; retry shortly")]
     ShuttingDown,
+    /// A fault on the server; nothing a client sent causes it (`internal_error`, 500).
     #[error("{0}")]
     Internal(String),
 }

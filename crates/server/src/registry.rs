@@ -61,15 +61,25 @@ pub enum RegistryError {
     /// An I/O failure on a registry file.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     /// The disk (or quota) is full; nothing was written.
     #[error("{}: the disk is full; nothing was written", path.display())]
-    StorageFull { path: PathBuf },
+    StorageFull {
+        /// The file.
+        path: PathBuf,
+    },
     /// A registry file does not hold what the registry wrote.
     #[error("{} is damaged: {reason}", path.display())]
-    Damaged { path: PathBuf, reason: String },
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file of the data directory's identity is missing or belongs to another directory; the
     /// message says which and what to restore.
     #[error("{0}")]
@@ -110,9 +120,15 @@ pub enum Principal {
     /// The programme administration.
     Administrator,
     /// An auditor, named by an id of its own.
-    Auditor { id: Uuid },
+    Auditor {
+        /// The auditor's id.
+        id: Uuid,
+    },
     /// A partner organisation.
-    Partner { id: Uuid },
+    Partner {
+        /// The partner's id.
+        id: Uuid,
+    },
 }
 
 /// A partner organisation: an earn partner, a venue, or both.
@@ -122,22 +138,28 @@ pub struct Partner {
     pub id: Uuid,
     /// Display name (organisation name, not personal data).
     pub name: String,
+    /// What it does in the scheme: earn, spend or both.
     pub roles: Vec<Role>,
     /// The budget account it issues from (earn partners).
     pub budget_account: Option<Uuid>,
     /// The account its redemptions go to (spend partners).
     pub venue_account: Option<Uuid>,
+    /// When it was recorded.
     pub created: DateTime<Utc>,
 }
 
 /// An API key's public record (the secret is never stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
+    /// The key's id (not secret: it names the key in lists and revocations).
     pub id: Uuid,
     /// A label to tell keys apart (e.g. "till 2", "2026 rotation").
     pub label: String,
+    /// Who the key acts for.
     pub principal: Principal,
+    /// What the key may do; never beyond the principal's roles.
     pub scopes: Vec<Scope>,
+    /// When it was made.
     pub created: DateTime<Utc>,
     /// When it was revoked; a revoked key is refused.
     pub revoked: Option<DateTime<Utc>>,
@@ -151,13 +173,16 @@ pub struct Member {
     pub account: Uuid,
     /// The administrator or partner that registered the member.
     pub registered_by: Uuid,
+    /// When the member was registered.
     pub registered: DateTime<Utc>,
 }
 
 /// The idempotency record of a registry-only write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRef {
+    /// The administrator or partner that made the request.
     pub actor: Uuid,
+    /// The request's Idempotency-Key.
     pub key: String,
     /// SHA-256 of the request (method, path, body), hex.
     pub fingerprint: String,
@@ -580,6 +605,7 @@ impl Registry {
         state.members.get(id).cloned()
     }
 
+    /// The partner with this id, if recorded.
     pub fn partner(&self, id: Uuid) -> Option<Partner> {
         self.read().partners.get(&id).cloned()
     }
@@ -596,10 +622,12 @@ impl Registry {
         self.read().account_owner.get(&account).copied()
     }
 
+    /// The member whose wallet is `account`, if registered.
     pub fn member(&self, account: Uuid) -> Option<Member> {
         self.read().members.get(&account).cloned()
     }
 
+    /// The API key with this id, revoked or not.
     pub fn api_key(&self, id: Uuid) -> Option<ApiKey> {
         self.read().keys.get(&id).cloned()
     }

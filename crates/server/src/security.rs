@@ -63,6 +63,8 @@ pub async fn headers(
 /// directory made by an earlier version or by hand), logging a warning for each path changed.
 ///
 /// The umask is process-wide: this binary writes nothing that others should read.
+// The one unsafe call of this crate: std has no umask.
+#[allow(unsafe_code)]
 pub fn private_data_dir(dir: &Path) -> std::io::Result<()> {
     // SAFETY: umask only swaps the process's file creation mask; it cannot fail.
     unsafe { libc::umask(0o077) };

@@ -122,7 +122,9 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 #[error("spend-code file {path}: {reason}")]
 pub struct StoreError {
+    /// The file.
     pub path: PathBuf,
+    /// What went wrong.
     pub reason: String,
 }
 
@@ -160,16 +162,22 @@ struct Redemption {
 /// A code as issued to a member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issued {
+    /// The code to give to the venue (shown once; only its keyed hash is kept).
     pub code: String,
+    /// When it stops being accepted.
     pub expires: DateTime<Utc>,
+    /// The most minutes it may pay, if the member set a cap.
     pub cap: Option<u64>,
 }
 
 /// Who presents a code, for the throttle.
 #[derive(Clone, Debug)]
 pub struct Attempt {
+    /// The API key presenting it.
     pub api_key: Uuid,
+    /// That key's partner.
     pub partner: Uuid,
+    /// The client's address, when known.
     pub address: Option<IpAddr>,
 }
 

@@ -1,6 +1,8 @@
 //! The real `timecredits serve`, with its own logging: a client's mistakes (a malformed request,
 //! bad JSON, a wrong credential, an unknown route) never reach the ERROR log.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};

@@ -1,6 +1,8 @@
 //! The operator commands of the `timecredits` binary, end to end on a data directory: key
 //! rotation and export while the service is stopped.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 use std::path::Path;
 use std::process::Command;
 

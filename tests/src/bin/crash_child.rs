@@ -4,6 +4,8 @@
 //! Usage: `crash-child DATA_DIR`. On a new ledger it first opens a budget and a member account and
 //! allocates a large budget.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

@@ -4,6 +4,8 @@
 //!
 //! Usage: `server-child DATA_DIR`.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 use std::io::Write;
 
 use timecredits_tests::server::test_settings;

@@ -1,6 +1,8 @@
 //! Black-box tests of the REST API: the real server on a free loopback port with a temporary
 //! data directory, called over HTTP. One test binary, one module per concern.
 
+#![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
+
 mod concurrency;
 mod conformance;
 mod credentials;

@@ -19,6 +19,7 @@ use crate::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12", "kind": "member", "status": "open", "balance_minutes": 180, "opened_seq": 7}))]
 pub struct AccountView {
+    /// The account's id.
     pub id: Uuid,
     /// programme, budget, venue or member.
     pub kind: String,
@@ -166,6 +167,7 @@ pub struct HistoryParams {
 /// A page of an account's history, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryPage {
+    /// The entries of this page, newest first.
     pub entries: Vec<EntryView>,
     /// Whether there may be more entries after this page.
     pub has_more: bool,

@@ -36,14 +36,18 @@ pub struct NewPartner {
 /// A partner and the entries that opened its accounts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PartnerCreated {
+    /// The partner as recorded.
     pub partner: Partner,
+    /// The `open` entries of its accounts.
     pub entries: Vec<EntryView>,
+    /// A signed checkpoint whose tree includes those entries.
     pub checkpoint: CheckpointView,
 }
 
 /// A list of partners.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PartnerList {
+    /// Every partner, oldest first.
     pub partners: Vec<Partner>,
 }
 
@@ -202,7 +206,9 @@ pub enum KeyHolder {
     Auditor {},
     /// A partner; `scopes` may narrow its roles (e.g. a till that only redeems).
     Partner {
+        /// The partner's id.
         id: Uuid,
+        /// The roles the key may use; all of the partner's roles when absent.
         #[serde(default)]
         #[schema(min_items = 1)]
         scopes: Option<Vec<Scope>>,
@@ -221,12 +227,14 @@ pub struct NewApiKey {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub label: String,
+    /// Who the key acts for.
     pub holder: KeyHolder,
 }
 
 /// A created API key with its secret, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyCreated {
+    /// The key's public record.
     pub key: ApiKey,
     /// The bearer token. It is not stored; a repeat of the request shows it again, except after
     /// a rotation of the server secret (then the repeat has no `secret`).
@@ -237,6 +245,7 @@ pub struct ApiKeyCreated {
 /// A list of API keys (without secrets).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
+    /// The keys asked for (all, or one holder's), oldest first, revoked ones included.
     pub keys: Vec<ApiKey>,
 }
 
@@ -533,7 +542,9 @@ pub struct MemberRegistered {
     /// after a reissue or revocation, the repeat has no `credential` (reissue one instead).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// The `open` entry of the member's wallet.
     pub entry: EntryView,
+    /// A signed checkpoint whose tree includes that entry.
     pub checkpoint: CheckpointView,
 }
 

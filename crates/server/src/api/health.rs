@@ -11,6 +11,7 @@ use crate::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"status": "ok", "entries": 43}))]
 pub struct Health {
+    /// `ok` from `/healthz` (the process answers); `ready` from `/readyz` (it takes writes).
     pub status: String,
     /// The number of entries in the ledger (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -112,7 +112,9 @@ pub struct ConsistencyParams {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"from": 7, "to": 43, "proof": ["q1GIqbF5sP0CUoUGV0Ulh7n4YMBL0Ifn0bqhU5UM6oE="]}))]
 pub struct ConsistencyProof {
+    /// The tree size of the older checkpoint.
     pub from: u64,
+    /// The tree size of the newer checkpoint.
     pub to: u64,
     /// The proof's hashes, base64, in RFC 6962 order.
     pub proof: Vec<String>,

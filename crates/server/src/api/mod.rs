@@ -30,7 +30,7 @@ use crate::AppState;
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
 /// Every route. Each path is one resource; a wrong method gets a 405 problem naming the
-/// resource's methods (see [`resource`]).
+/// resource's methods (see `resource`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::middleware::from_fn;
     use web::{get, post};
@@ -175,12 +175,16 @@ pub struct EntryView {
     /// For reversals: the sequence number of the entry reversed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reverses: Option<u64>,
+    /// For earns and spends: what the time was given for or spent on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activity: Option<String>,
+    /// The actor's own reference (a timesheet line, a booking number, a reason for a reversal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// For spends: adults in the party.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adults: Option<u32>,
+    /// For spends: children in the party.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub children: Option<u32>,
 }
@@ -273,6 +277,7 @@ impl From<&SignedCheckpoint> for CheckpointView {
 /// The answer to a write that committed one entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Recorded {
+    /// The entry committed.
     pub entry: EntryView,
     /// A signed checkpoint whose tree includes the entry.
     pub checkpoint: CheckpointView,
@@ -281,6 +286,7 @@ pub struct Recorded {
 /// The answer to a write that committed several entries atomically.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordedMany {
+    /// The entries committed, in order.
     pub entries: Vec<EntryView>,
     /// A signed checkpoint whose tree includes every entry.
     pub checkpoint: CheckpointView,

@@ -267,6 +267,7 @@ pub struct SpendCode {
     pub code: String,
     /// The code is refused after this time (15 minutes after creation).
     pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The most minutes the code may pay, if the member set a cap.
     pub max_minutes: Option<u64>,
 }
 
@@ -516,6 +517,7 @@ async fn redeem_code(
 pub struct NewGift {
     /// The member receiving the credits.
     pub to_member_id: Uuid,
+    /// Hours: the whole amount, or with `minutes` below 60.
     #[schema(maximum = 1000000)]
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub hours: Option<u64>,
