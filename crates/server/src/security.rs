@@ -84,27 +84,48 @@ pub fn private_data_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Removes group and other permissions from `dir` and everything under it (symbolic links are
 /// left alone: they are not followed). Returns each path changed, with its old and new modes.
+///
+/// A path that vanishes during the walk is skipped: the state store of a service stopped a moment
+/// ago in the same process may still be removing its temporary files, and a file that is gone
+/// needs no tightening.
 fn tighten(dir: &Path) -> std::io::Result<Vec<(PathBuf, u32, u32)>> {
     let mut changed = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(path) = pending.pop() {
-        let meta = std::fs::symlink_metadata(&path)?;
+        let Some(meta) = unless_gone(std::fs::symlink_metadata(&path))? else {
+            continue;
+        };
         if meta.file_type().is_symlink() {
             continue;
         }
         if meta.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                pending.push(entry?.path());
+            if let Some(entries) = unless_gone(std::fs::read_dir(&path))? {
+                for entry in entries {
+                    if let Some(entry) = unless_gone(entry)? {
+                        pending.push(entry.path());
+                    }
+                }
             }
         }
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             let private = mode & 0o700;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private))?;
-            changed.push((path, mode, private));
+            let set = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private));
+            if unless_gone(set)?.is_some() {
+                changed.push((path, mode, private));
+            }
         }
     }
     Ok(changed)
+}
+
+/// `result`, with "not found" (the path vanished meanwhile) as `None`.
+fn unless_gone<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A tracing layer that keeps client mistakes out of the ERROR log. actix-http logs every
