@@ -196,8 +196,11 @@ impl Journal {
 
     /// Appends records (not yet durable) and returns where each one went.
     ///
-    /// On error the journal may hold a partial write past [`Journal::len`]; the caller must stop
-    /// writing (the ledger poisons its writer), and the next open truncates the torn tail.
+    /// A write that fails is taken back: the file is cut back to [`Journal::len`] and the error
+    /// is [`JournalError::NotAppended`], after which appending may go on (the ledger does so
+    /// when the disk was full). Only if that cut fails too is the error `Io`, with a partial
+    /// write possibly left past the end: the caller must then stop writing (the ledger stops
+    /// its writer), and the next open truncates the torn tail.
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<Vec<RecordPos>, JournalError> {
         let (buf, positions) = encode(payloads, self.len)?;
         // One write call for the whole batch: the file is in append mode.
