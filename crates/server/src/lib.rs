@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod config;
 pub mod drain;
 pub mod idempotency;
 pub mod limits;
@@ -83,6 +84,10 @@ pub struct Settings {
     pub spend_codes: spend_codes::Config,
     /// Request rates, timeouts and the connection cap.
     pub limits: limits::Limits,
+    /// Bytes of memory for the ledger state's page cache.
+    pub state_cache_bytes: u64,
+    /// Browser origins allowed to call the API (CORS); empty: none, and no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -101,6 +106,8 @@ impl Settings {
             handle_signals: true,
             spend_codes: spend_codes::Config::default(),
             limits: limits::Limits::default(),
+            state_cache_bytes: LedgerConfig::default().cache_bytes,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -164,6 +171,7 @@ impl AppState {
         let config = LedgerConfig {
             origin: settings.origin.clone(),
             key_overlap: settings.key_overlap,
+            cache_bytes: settings.state_cache_bytes,
             ..LedgerConfig::default()
         };
         let ledger = Ledger::open(dir, config)?;
@@ -276,6 +284,7 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     }
     let data = state.clone();
     let rate_limits = web::Data::new(limits::RateLimits::new(&settings.limits));
+    let cors_allowed_origins = settings.cors_allowed_origins.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -284,6 +293,12 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
             .wrap(actix_web::middleware::from_fn(drain::guard))
             .wrap(actix_web::middleware::from_fn(limits::enforce))
             .wrap(actix_web::middleware::from_fn(security::headers))
+            // Outermost, so that every answer to an allowed origin carries the CORS headers,
+            // a 429 or a problem too (a browser hides an answer without them from the page).
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_allowed_origins.is_empty(),
+                security::cors(&cors_allowed_origins),
+            ))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })

@@ -1,6 +1,5 @@
 //! `timecredits`: the service and its operator commands.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,9 +9,8 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
-use timecredits_server::limits::Limits;
+use timecredits_server::config::{self, Config, ConfigError, LogFormat};
 use timecredits_server::registry::Registry;
-use timecredits_server::spend_codes::{Config as SpendCodeConfig, GuessLimits};
 use timecredits_server::{bind, openapi, Settings};
 use uuid::Uuid;
 
@@ -36,65 +34,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the REST service (creates the data directory, keys and an administrator API key on
-    /// first run).
+    /// first run). Every setting can come from a flag, an environment variable or the file named
+    /// by --config, in that order of precedence (docs/configuration.md).
     Serve {
-        /// Where the ledger, the registry and the keys live.
-        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
-        data_dir: PathBuf,
-        /// The address to listen on.
-        #[arg(long, env = "TIMECREDITS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// The checkpoint origin, fixed when the ledger is created (e.g. your domain + path).
-        #[arg(
-            long,
-            env = "TIMECREDITS_ORIGIN",
-            default_value = "localhost/timecredits"
-        )]
-        origin: String,
-        /// Days during which a partner may reverse its own entries.
-        #[arg(long, env = "TIMECREDITS_REVERSAL_WINDOW_DAYS", default_value_t = 30)]
-        reversal_window_days: u32,
-        /// HTTP worker threads (default: one per core).
-        #[arg(long, env = "TIMECREDITS_WORKERS", default_value_t = 0)]
-        workers: usize,
-        /// Days after a key rotation during which the previous key also signs checkpoints.
-        #[arg(long, env = "TIMECREDITS_KEY_OVERLAP_DAYS", default_value_t = 30)]
-        key_overlap_days: u32,
-        /// Hours between scrubs of the journal (every record re-read and checked against the
-        /// signed tree; damage stops writes). 0: never.
-        #[arg(long, env = "TIMECREDITS_SCRUB_INTERVAL_HOURS", default_value_t = 24)]
-        scrub_interval_hours: u64,
-        /// Hours during which a repeat of a member registration (same Idempotency-Key) shows the
-        /// member's credential again; later repeats answer without it.
-        #[arg(
-            long,
-            env = "TIMECREDITS_CREDENTIAL_REPLAY_HOURS",
-            default_value_t = 24
-        )]
-        credential_replay_hours: u32,
-        /// Seconds a stop (SIGTERM, SIGINT) waits for the requests already received to be
-        /// answered before it closes the connections.
-        #[arg(long, env = "TIMECREDITS_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
-        drain_timeout_secs: u64,
-        /// Unused spend codes a member may hold at once (0: no limit).
-        #[arg(long, env = "TIMECREDITS_SPEND_CODES_PER_MEMBER", default_value_t = SpendCodeConfig::default().max_live_per_member)]
-        spend_codes_per_member: usize,
-        /// Refused redemptions allowed per minute per API key (0: no limit).
-        #[arg(long, env = "TIMECREDITS_GUESSES_PER_KEY", default_value_t = GuessLimits::default().per_key)]
-        guesses_per_key: usize,
-        /// Refused redemptions allowed per minute per partner, whichever key it uses.
-        #[arg(long, env = "TIMECREDITS_GUESSES_PER_PARTNER", default_value_t = GuessLimits::default().per_partner)]
-        guesses_per_partner: usize,
-        /// Refused redemptions allowed per minute per source address.
-        #[arg(long, env = "TIMECREDITS_GUESSES_PER_ADDRESS", default_value_t = GuessLimits::default().per_address)]
-        guesses_per_address: usize,
-        /// Refused redemptions allowed per minute for the whole service; past it every
-        /// redemption gets 429 until the minute has passed (a breaker on the code space).
-        #[arg(long, env = "TIMECREDITS_GUESSES_GLOBAL", default_value_t = GuessLimits::default().global)]
-        guesses_global: usize,
         #[command(flatten)]
-        limits: LimitArgs,
+        flags: config::Flags,
     },
+    /// Check a configuration and print the effective one (every setting, with where it could
+    /// be set), without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check a stopped ledger: every journal record against its checksum and the signed Merkle
     /// tree, and the state against a replay of every entry. Exit status 0: sound; 1: damage
     /// found (listed); 2: the check could not run.
@@ -146,93 +95,43 @@ enum Command {
     Openapi,
 }
 
-/// `serve`'s limits (see `timecredits_server::limits::Limits`; a rate of 0 turns it off).
-#[derive(clap::Args)]
-struct LimitArgs {
-    /// Sustained requests per second per credential (API key or member credential); 0: no limit.
-    #[arg(long, env = "TIMECREDITS_RATE_PER_KEY", default_value_t = Limits::default().per_key_per_second)]
-    rate_per_key: u32,
-    /// Requests a credential may make at once above its rate.
-    #[arg(long, env = "TIMECREDITS_BURST_PER_KEY", default_value_t = Limits::default().per_key_burst)]
-    burst_per_key: u32,
-    /// Sustained requests per second per source IP address; 0: no limit.
-    #[arg(long, env = "TIMECREDITS_RATE_PER_ADDRESS", default_value_t = Limits::default().per_address_per_second)]
-    rate_per_address: u32,
-    /// Requests an address may make at once above its rate.
-    #[arg(long, env = "TIMECREDITS_BURST_PER_ADDRESS", default_value_t = Limits::default().per_address_burst)]
-    burst_per_address: u32,
-    /// Seconds a client has to send a request body (then 408 `request_timeout`).
-    #[arg(long, env = "TIMECREDITS_BODY_TIMEOUT_SECS", default_value_t = Limits::default().body_timeout.as_secs())]
-    body_timeout_secs: u64,
-    /// Seconds a client has to send a request head (then the connection is closed).
-    #[arg(long, env = "TIMECREDITS_HEAD_TIMEOUT_SECS", default_value_t = Limits::default().head_timeout.as_secs())]
-    head_timeout_secs: u64,
-    /// Open connections served at once; more wait in the listen queue.
-    #[arg(long, env = "TIMECREDITS_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
-    max_connections: usize,
-}
-
-impl LimitArgs {
-    fn limits(&self) -> Limits {
-        Limits {
-            per_key_per_second: self.rate_per_key,
-            per_key_burst: self.burst_per_key,
-            per_address_per_second: self.rate_per_address,
-            per_address_burst: self.burst_per_address,
-            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
-            head_timeout: std::time::Duration::from_secs(self.head_timeout_secs),
-            max_connections: self.max_connections,
-        }
-    }
+/// `timecredits config …`.
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Read the configuration as `serve` would (file, environment, flags), check every value,
+    /// and print the effective configuration as a TOML file. Exit status 0: valid; 1: refused.
+    Check {
+        #[command(flatten)]
+        flags: config::Flags,
+    },
 }
 
 fn main() -> ExitCode {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(timecredits_server::security::ClientErrorsBelowError)
-        .init();
-    match Cli::parse().command {
-        Command::Serve {
-            data_dir,
-            listen,
-            origin,
-            reversal_window_days,
-            workers,
-            key_overlap_days,
-            scrub_interval_hours,
-            credential_replay_hours,
-            drain_timeout_secs,
-            spend_codes_per_member,
-            guesses_per_key,
-            guesses_per_partner,
-            guesses_per_address,
-            guesses_global,
-            limits,
-        } => {
-            let mut settings = Settings::new(data_dir, listen);
-            settings.limits = limits.limits();
-            settings.origin = origin;
-            settings.reversal_window = chrono::Duration::days(reversal_window_days.into());
-            settings.workers = workers;
-            settings.key_overlap = chrono::Duration::days(key_overlap_days.into());
-            settings.scrub_interval = (scrub_interval_hours > 0)
-                .then(|| std::time::Duration::from_secs(scrub_interval_hours * 3600));
-            settings.drain_timeout = std::time::Duration::from_secs(drain_timeout_secs);
-            settings.credential_replay_window =
-                chrono::Duration::hours(credential_replay_hours.into());
-            settings.spend_codes.max_live_per_member = spend_codes_per_member;
-            let guesses = &mut settings.spend_codes.guesses;
-            guesses.per_key = guesses_per_key;
-            guesses.per_partner = guesses_per_partner;
-            guesses.per_address = guesses_per_address;
-            guesses.global = guesses_global;
-            serve(&settings)
-        }
+    let command = Cli::parse().command;
+    // The service logs in the format its configuration chooses, once that is read; operator
+    // commands log for the person running them.
+    if !matches!(command, Command::Serve { .. }) {
+        init_logging(LogFormat::Text);
+    }
+    match command {
+        Command::Serve { flags } => match Config::load(flags) {
+            Ok(config) => {
+                init_logging(config.log_format);
+                match config.settings() {
+                    Ok(settings) => serve(&settings),
+                    Err(e) => refuse_config(&e),
+                }
+            }
+            Err(e) => refuse_config(&e),
+        },
+        Command::Config(ConfigCommand::Check { flags }) => match Config::load(flags) {
+            Ok(config) => {
+                print!("{}", config.to_toml());
+                eprintln!("the configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => refuse_config(&e),
+        },
         Command::Check { data_dir } => check(&data_dir),
         Command::Export {
             data_dir,
@@ -258,6 +157,47 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Sends the log to stderr in `format`, filtered by `RUST_LOG` (default `info`). Colour only on a
+/// terminal, and never when `NO_COLOR` is set (no-color.org): a log file or collector gets plain
+/// text.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(timecredits_server::security::ClientErrorsBelowError);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_ansi(colour),
+                )
+                .init();
+        }
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+}
+
+/// Prints why the configuration was refused.
+fn refuse_config(error: &ConfigError) -> ExitCode {
+    eprintln!("timecredits: the configuration is refused: {error}");
+    ExitCode::FAILURE
 }
 
 /// Prints an operator command's summary, or its error.

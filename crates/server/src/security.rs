@@ -56,6 +56,33 @@ pub async fn headers(
     Ok(res)
 }
 
+/// The CORS policy for the configured browser origins (`cors_allowed_origins`): exactly those
+/// origins, the API's methods and request headers, no cookies (the API authenticates with a
+/// bearer credential, which a page sends itself), and the response headers a page needs to read
+/// (a repeat's marker, a retry delay, a created resource's address). Wrapped only when the list
+/// is not empty: the default sends no CORS header at all.
+pub fn cors(allowed_origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::Method;
+    allowed_origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+        .allowed_methods([Method::GET, Method::POST])
+        .allowed_headers([
+            header::AUTHORIZATION.as_str(),
+            header::CONTENT_TYPE.as_str(),
+            header::ACCEPT.as_str(),
+            crate::idempotency::HEADER,
+        ])
+        .expose_headers([
+            header::RETRY_AFTER.as_str(),
+            header::LOCATION.as_str(),
+            crate::api::REPLAYED_HEADER,
+        ])
+        .max_age(3600)
+}
+
 /// Makes the data directory private to the service's user: sets the process's umask to 0077, so
 /// that every file and directory created from now on (the journal, the registry, the keys, and
 /// sled's files, which it creates with default modes) is 0600 or 0700; creates `dir` with mode
