@@ -1,6 +1,7 @@
 //! `timecredits-testkit`: the one copy of what the tests and benchmarks of the workspace share.
 //!
 //! - [`intents`]: idempotency keys, texts, details and transfers, built from the domain types.
+//! - [`entries`]: one committed entry of every kind, each with every field its kind carries.
 //! - [`ledger`]: a real ledger for tests, its accounts and a small scheme.
 //! - [`rng`]: a seeded generator, so that randomised tests and benchmarks can be repeated.
 //! - [`synthetic`]: realistic, valid histories of any length and signed exports of them.
@@ -10,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod entries;
 pub mod intents;
 pub mod ledger;
 pub mod rng;
