@@ -25,18 +25,3 @@ pub fn first_account(ledger: &Ledger, kind: AccountKind) -> Result<Option<Accoun
     }
     Ok(None)
 }
-
-/// A tiny deterministic generator (xorshift), so that a failing randomised test can be repeated
-/// from the seed it prints.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// A number below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}

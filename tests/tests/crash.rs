@@ -9,18 +9,18 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use timecredits_domain::rules::{self, AccountState, Original};
 use timecredits_domain::{AccountId, Entry, EntryBody};
-use timecredits_ledger::{Ledger, LedgerConfig};
-use timecredits_tests::Rng;
+use timecredits_ledger::Ledger;
+use timecredits_testkit::ledger::{config, ORIGIN};
+use timecredits_testkit::rng::{clock_seed, Rng};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{leaf_hash, root_of_leaves};
 use timecredits_tlog::note::NoteVerifier;
 
 const CYCLES: usize = 25;
-const ORIGIN: &str = "crash.test/ledger";
 
 /// Runs the child until it has acknowledged something and a random delay has passed, then kills
 /// it with SIGKILL. Returns the acknowledged (seq, key) pairs.
@@ -108,12 +108,7 @@ fn replay(entries: &[Entry]) -> HashMap<AccountId, AccountState> {
 }
 
 fn verify_store(dir: &Path, acknowledged: &HashMap<u64, String>) -> u64 {
-    let config = LedgerConfig {
-        origin: ORIGIN.into(),
-        cache_bytes: 8 << 20,
-        ..LedgerConfig::default()
-    };
-    let ledger = Ledger::open(dir, config).expect("the store reopens after SIGKILL");
+    let ledger = Ledger::open(dir, config()).expect("the store reopens after SIGKILL");
     let size = ledger.size().unwrap();
     let mut entries = Vec::with_capacity(size as usize);
     let mut leaves = Vec::with_capacity(size as usize);
@@ -150,13 +145,7 @@ fn verify_store(dir: &Path, acknowledged: &HashMap<u64, String>) -> u64 {
 
 #[test]
 fn acknowledged_entries_survive_sigkill() {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(clock_seed("crash test"));
     let dir = tempfile::tempdir().unwrap();
     let mut acknowledged = HashMap::new();
     let mut last_size = 0;

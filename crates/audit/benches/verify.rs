@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use timecredits_audit::synthetic::{write_export, History};
 use timecredits_audit::{verify_file, Trust, VerifyOptions};
 use timecredits_domain::Entry;
+use timecredits_testkit::synthetic::{write_export, History};
 use timecredits_tlog::note::NoteSigner;
 
 const ROUNDS: usize = 3;

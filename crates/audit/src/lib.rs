@@ -12,7 +12,6 @@
 //! (`timecredits-domain`, whose [`rules::apply`](timecredits_domain::rules::apply) the ledger
 //! itself runs) and on no storage or HTTP code. `AUDIT.md` at the root of the repository is the
 //! auditor's guide: the export format in full, what each check proves, and the exit codes.
-//! [`synthetic`] builds valid signed histories for tests and benchmarks.
 
 #![forbid(unsafe_code)]
 
@@ -21,7 +20,6 @@ pub mod keychain;
 pub mod proofs;
 pub mod render;
 pub mod replay;
-pub mod synthetic;
 pub mod trust;
 pub mod verify;
 

@@ -8,8 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::ledger::{open, Scheme};
+use common::ledger::Scheme;
 use timecredits_ledger::{ExportRange, Ledger};
+use timecredits_testkit::ledger::open;
 
 struct Run {
     code: i32,

@@ -15,10 +15,11 @@ use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use common::ledger::{open, Scheme};
+use common::ledger::Scheme;
 use serde_json::{json, Value};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::Ledger;
+use timecredits_testkit::ledger::{open, ORIGIN};
 use uuid::Uuid;
 
 const INSTALL: &str = "apt-get install golang-go golang-golang-x-mod-dev";
@@ -137,9 +138,7 @@ fn go_sumdb_accepts_the_ledgers_checkpoints_and_proofs() {
 
     // So is a note checked with a key that did not sign it.
     let mut stranger = case;
-    stranger["vkeys"] = json!([common::signer_for(common::ledger::ORIGIN, 99)
-        .verifier()
-        .to_vkey()]);
+    stranger["vkeys"] = json!([common::signer_for(ORIGIN, 99).verifier().to_vkey()]);
     let (code, output) = go(&stranger);
     assert_eq!(code, 1, "{output}");
     assert!(output.starts_with("FAIL: note.Open"), "{output}");

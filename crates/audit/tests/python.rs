@@ -8,8 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::ledger::{open, Scheme};
+use common::ledger::Scheme;
 use timecredits_ledger::{ExportRange, Ledger};
+use timecredits_testkit::ledger::{config, open};
 
 const INSTALL: &str = "pip install -r tests/python-requirements.txt";
 
@@ -140,9 +141,8 @@ fn the_python_snippet_follows_a_key_rotation() {
     let ledger = Ledger::open(
         &data,
         timecredits_ledger::LedgerConfig {
-            origin: common::ledger::ORIGIN.into(),
             key_overlap: chrono::TimeDelta::zero(),
-            ..Default::default()
+            ..config()
         },
     )
     .unwrap();

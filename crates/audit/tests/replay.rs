@@ -7,12 +7,13 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::*;
-use timecredits_audit::synthetic::{details, History};
 use timecredits_audit::Failure;
 use timecredits_domain::{
     AccountId, AccountKind, Entry, EntryBody, IdempotencyKey, Minutes, Movement, MovementKind,
     RuleViolation,
 };
+use timecredits_testkit::intents::details;
+use timecredits_testkit::synthetic::History;
 use uuid::Uuid;
 
 const MEMBER_A: u128 = 0xa;

@@ -9,11 +9,12 @@ mod common;
 use std::path::Path;
 
 use chrono::TimeDelta;
-use common::ledger::{Scheme, ORIGIN};
+use common::ledger::Scheme;
 use common::*;
 use timecredits_audit::{Failure, Trust};
 use timecredits_domain::export::ExportHeader;
 use timecredits_ledger::{keys, layout, ExportRange, Ledger, LedgerConfig};
+use timecredits_testkit::ledger::{config, ORIGIN};
 use timecredits_tlog::checkpoint::sign_checkpoint;
 use timecredits_tlog::note::NoteSigner;
 
@@ -27,12 +28,10 @@ struct Rotated {
     rotated_at: u64,
 }
 
-fn config(overlap: TimeDelta) -> LedgerConfig {
+fn with_overlap(overlap: TimeDelta) -> LedgerConfig {
     LedgerConfig {
-        origin: ORIGIN.into(),
-        cache_bytes: 8 << 20,
         key_overlap: overlap,
-        ..LedgerConfig::default()
+        ..config()
     }
 }
 
@@ -40,7 +39,7 @@ impl Rotated {
     fn new() -> Rotated {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let ledger = Ledger::open(&data, config(TimeDelta::days(30))).unwrap();
+        let ledger = Ledger::open(&data, with_overlap(TimeDelta::days(30))).unwrap();
         let old = ledger.verifier_key();
         Scheme::build(&ledger);
         let (new, committed) = ledger
@@ -51,7 +50,7 @@ impl Rotated {
             .unwrap();
         let rotated_at = committed.entries[0].seq;
         drop(ledger);
-        let ledger = Ledger::open(&data, config(TimeDelta::zero())).unwrap();
+        let ledger = Ledger::open(&data, with_overlap(TimeDelta::zero())).unwrap();
         Scheme::build(&ledger);
         Rotated {
             dir,

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::ledger::{open, submit, transfer, Scheme, ORIGIN};
+use common::ledger::Scheme;
 use common::*;
 use ed25519_dalek::SigningKey;
 use timecredits_audit::proofs::{check_consistency, check_receipt};
@@ -15,6 +15,8 @@ use timecredits_audit::{Failure, Trust, UsageError};
 use timecredits_domain::export::ExportHeader;
 use timecredits_domain::MovementKind;
 use timecredits_ledger::{ExportRange, Ledger, LedgerError};
+use timecredits_testkit::intents::transfer;
+use timecredits_testkit::ledger::{open, submit, ORIGIN};
 use timecredits_tlog::checkpoint::{sign_checkpoint, Checkpoint};
 use timecredits_tlog::merkle::ProofError;
 use timecredits_tlog::note::NoteSigner;
@@ -454,14 +456,14 @@ fn a_later_export_that_rewrites_history_is_caught_with_the_kept_checkpoint() {
     let forked = open(&forked_dir);
     let partner = uuid::Uuid::now_v7();
     let earn = |to, minutes| transfer(MovementKind::Earn, scheme.budget, to, minutes);
-    submit(&honest, partner, vec![earn(scheme.members[0], 60)]);
-    submit(&forked, partner, vec![earn(scheme.members[1], 600)]);
+    submit(&honest, partner, earn(scheme.members[0], 60)).unwrap();
+    submit(&forked, partner, earn(scheme.members[1], 600)).unwrap();
     let trust = Trust::new(&[honest.verifier_key()], None).unwrap();
     assert_eq!(honest.verifier_key(), forked.verifier_key());
     // The auditor kept the honest ledger's checkpoint...
     let kept = trust.open(&honest.checkpoint().unwrap().note).unwrap();
     // ...and later gets an export of the forked one, grown further.
-    submit(&forked, partner, vec![earn(scheme.members[2], 30)]);
+    submit(&forked, partner, earn(scheme.members[2], 30)).unwrap();
     let path = dir.path().join("forked.jsonl");
     let mut out = std::fs::File::create(&path).unwrap();
     forked
@@ -512,7 +514,7 @@ fn a_later_export_that_rewrites_history_is_caught_with_the_kept_checkpoint() {
         Err(Failure::NotConsistent(_))
     ));
     // The honest ledger's own later export extends the kept checkpoint.
-    submit(&honest, partner, vec![earn(scheme.members[3], 30)]);
+    submit(&honest, partner, earn(scheme.members[3], 30)).unwrap();
     let path = dir.path().join("honest.jsonl");
     let mut out = std::fs::File::create(&path).unwrap();
     honest

@@ -4,16 +4,15 @@
 #![allow(clippy::unwrap_used)]
 #![allow(missing_docs)] // criterion_group! defines a public function without a doc comment // test code, helpers included: a panic is how it fails
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 mod support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use timecredits_ledger::{Ledger, Request};
 
-use common::{fresh, transfer, Scheme};
-use support::Rng;
 use timecredits_domain::{Intent, Minutes, MovementKind};
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::Scheme;
+use timecredits_testkit::rng::Rng;
 
 /// Members in the small ledger.
 const MEMBERS: usize = 10_000;
@@ -29,7 +28,7 @@ fn benches(c: &mut Criterion) {
     let ledger = Ledger::open(dir.path(), support::config()).expect("ledger opens");
     let scheme = Scheme::new(&ledger, Minutes::MAX);
     let members = support::open_members(&ledger, MEMBERS);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
 
     let mut commit = c.benchmark_group("commit");
     // Every iteration waits for an fdatasync: fewer, longer samples than criterion's default.

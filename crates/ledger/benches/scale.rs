@@ -17,8 +17,6 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -33,8 +31,9 @@ use timecredits_ledger::store::LAYOUT;
 use timecredits_ledger::{Ledger, LedgerError, Request};
 use uuid::Uuid;
 
-use common::{fresh, transfer, Scheme};
-use support::Rng;
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::Scheme;
+use timecredits_testkit::rng::Rng;
 
 /// The allocator the `timecredits` binary uses, so that the figures are the service's.
 #[global_allocator]
@@ -100,7 +99,7 @@ fn low_load(table: &mut Table) {
     let ledger = Ledger::open(dir.path(), support::config()).expect("ledger opens");
     let scheme = Scheme::new(&ledger, Minutes::MAX);
     let members = support::open_members(&ledger, MEMBERS);
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut latencies = Vec::with_capacity(COMMITS);
     for i in 0..WARM_UP + COMMITS {
         let request = support::earn(&scheme, *rng.pick(&members), 1);
@@ -333,13 +332,13 @@ impl LargeScheme {
     fn request(&self, rng: &mut Rng) -> Request {
         let s = &self.scheme;
         let n = self.members.len() as u64;
-        let i = rng.next() % n;
+        let i = rng.below(n);
         let member = self.members[i as usize];
-        let intent = match rng.next() % 4 {
+        let intent = match rng.below(4) {
             0 | 1 => transfer(MovementKind::Earn, s.budget, member, 2),
             2 => {
                 // Any other member.
-                let other = self.members[((i + 1 + rng.next() % (n - 1)) % n) as usize];
+                let other = self.members[((i + 1 + rng.below(n - 1)) % n) as usize];
                 transfer(MovementKind::Gift, member, other, 1)
             }
             _ => transfer(MovementKind::Spend, member, s.venue, 1),
@@ -469,7 +468,7 @@ fn load_then_kill(dir: &Path) -> Writing {
         .expect("start the child");
     let stdout = child.stdout.take().expect("piped");
     // Kill at a different moment of the flush cycle each time.
-    let run_for = Duration::from_millis(2_000 + Rng(nanos()).next() % 1_000);
+    let run_for = Duration::from_millis(2_000 + Rng::new(nanos()).below(1_000));
     let mut last = Report::default();
     for line in BufReader::new(stdout).lines() {
         last = Report::parse(&line.expect("read the child"));
@@ -544,7 +543,7 @@ impl Load {
                 let (ledger, request) = (Arc::clone(&ledger), Arc::clone(&request));
                 let (committed, stop) = (Arc::clone(&committed), Arc::clone(&stop));
                 runtime.spawn(async move {
-                    let mut rng = Rng(nanos() ^ task as u64);
+                    let mut rng = Rng::new(nanos() ^ task as u64);
                     while !stop.load(Ordering::Relaxed) {
                         match ledger.submit(request(&mut rng)).await {
                             Ok(c) => {
@@ -588,7 +587,7 @@ fn balance_read_ns(ledger: &Ledger, accounts: &[AccountId]) -> f64 {
     for id in accounts {
         ledger.account(*id).expect("reads").expect("exists");
     }
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let mut rounds: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let picks: Vec<AccountId> = (0..READS).map(|_| *rng.pick(accounts)).collect();

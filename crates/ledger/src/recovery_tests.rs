@@ -11,10 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use timecredits_domain::{
-    AccountId, AccountKind, Details, EntryBody, IdempotencyKey, Intent, Minutes, MovementKind,
-    ShortText, Transfer,
-};
+use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent, MovementKind};
+use timecredits_testkit::intents::{fresh, transfer};
 use uuid::Uuid;
 
 use crate::ledger::{layout, open_state};
@@ -29,10 +27,6 @@ fn config() -> LedgerConfig {
     }
 }
 
-fn fresh() -> IdempotencyKey {
-    IdempotencyKey::new(Uuid::now_v7().to_string()).expect("a valid key")
-}
-
 /// The accounts of a small scheme, and entries the tails act on.
 struct Scheme {
     admin: Uuid,
@@ -45,31 +39,6 @@ struct Scheme {
     carol: AccountId,
     /// An earn committed before the cut batch, for a reversal of an entry the state holds.
     earned: u64,
-}
-
-fn transfer(kind: MovementKind, debit: AccountId, credit: AccountId, minutes: u64) -> Intent {
-    let text = |s: &str| Some(ShortText::new("activity", s).expect("valid text"));
-    let details = match kind {
-        MovementKind::Earn => Details {
-            activity: text("befriending"),
-            ..Details::default()
-        },
-        MovementKind::Spend => Details {
-            activity: text("swimming"),
-            adults: Some(1),
-            children: Some(0),
-            ..Details::default()
-        },
-        _ => Details::default(),
-    };
-    Intent::Transfer(Transfer {
-        kind,
-        debit,
-        credit,
-        minutes: Minutes::new(minutes).expect("valid minutes"),
-        effective: None,
-        details,
-    })
 }
 
 /// Commits one request and returns the sequence number of its first entry.

@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use timecredits_domain::{MovementKind, RuleViolation};
 use timecredits_ledger::LedgerError;
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::{balance, config, open, submit, Scheme};
 
 #[test]
 fn concurrent_spends_never_overdraw_a_wallet() {

@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
-use common::*;
 use timecredits_domain::export::ExportHeader;
 use timecredits_domain::{AccountKind, Intent};
 use timecredits_ledger::{ExportRange, LedgerError, Request};
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::{open, submit, Scheme, ORIGIN};
 use timecredits_tlog::merkle::{leaf_hash, Frontier};
 use timecredits_tlog::note::NoteVerifier;
 use uuid::Uuid;

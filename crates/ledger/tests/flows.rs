@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
-use common::*;
 use timecredits_domain::{AccountKind, EntryBody, EntryKind, Intent, MovementKind, RuleViolation};
 use timecredits_ledger::{layout, HistoryQuery, Ledger, LedgerConfig, LedgerError, Request};
+use timecredits_testkit::intents::{fresh, key, text, transfer};
+use timecredits_testkit::ledger::{balance, config, open, submit, Scheme, ORIGIN};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{self, check_record, check_tree, leaf_hash};
 use timecredits_tlog::note::NoteVerifier;

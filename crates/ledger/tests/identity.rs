@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use timecredits_domain::MovementKind;
 use timecredits_ledger::{layout, LedgerError};
+use timecredits_testkit::intents::transfer;
+use timecredits_testkit::ledger::{config, open, submit, Scheme};
 
 /// A ledger with a scheme and `earns` earns in `dir`; returns the journal's length before the
 /// last earn.

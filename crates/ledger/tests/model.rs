@@ -5,14 +5,13 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
 use proptest::prelude::*;
 use timecredits_domain::{AccountId, AccountKind, Intent, MovementKind};
 use timecredits_ledger::{Ledger, Request};
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::{balance, open, open_account, ORIGIN};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{leaf_hash, root_of_leaves};
 use timecredits_tlog::note::NoteVerifier;

@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 
-use common::*;
 use timecredits_domain::{Intent, MovementKind};
 use timecredits_ledger::{Committed, LedgerError, Request};
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::{balance, open, submit, Scheme};
 use timecredits_tlog::merkle::{check_record, leaf_hash};
 
 #[test]

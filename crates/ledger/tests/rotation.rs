@@ -3,14 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
 use std::path::Path;
 
 use chrono::TimeDelta;
-use common::*;
 use timecredits_domain::{EntryBody, KeyRotation, MovementKind};
 use timecredits_ledger::{layout, Committed, Ledger, LedgerConfig, LedgerError};
+use timecredits_testkit::intents::{fresh, key, transfer};
+use timecredits_testkit::ledger::{config, open, submit, Scheme, ORIGIN};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::note::{open_note, NoteVerifier};
 use uuid::Uuid;

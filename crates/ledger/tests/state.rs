@@ -5,11 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-mod common;
-
-use common::*;
 use timecredits_domain::{Entry, MovementKind};
 use timecredits_ledger::{layout, HistoryQuery, Ledger, Request};
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::{balance, open, submit, Scheme};
 use timecredits_tlog::merkle::{check_record, leaf_hash};
 
 /// Commits a few hundred entries in requests of 1 to 40 parts, so that batches start and end

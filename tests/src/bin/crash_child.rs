@@ -9,10 +9,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use timecredits_domain::{
-    AccountKind, Details, IdempotencyKey, Intent, Minutes, MovementKind, ShortText, Transfer,
-};
-use timecredits_ledger::{Ledger, LedgerConfig, Request};
+use timecredits_domain::{AccountKind, Minutes, MovementKind};
+use timecredits_ledger::Request;
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::{open, open_account, submit};
 use timecredits_tests::first_account;
 use uuid::Uuid;
 
@@ -22,42 +22,19 @@ fn main() {
     let dir = std::env::args()
         .nth(1)
         .expect("usage: crash-child DATA_DIR");
-    let config = LedgerConfig {
-        origin: "crash.test/ledger".into(),
-        cache_bytes: 8 << 20,
-        ..LedgerConfig::default()
-    };
-    let ledger = Arc::new(Ledger::open(dir.as_ref(), config).expect("ledger opens"));
-    let actor = Uuid::nil();
-    let submit = |intent: Intent| {
-        let key = IdempotencyKey::new(Uuid::now_v7().to_string()).unwrap();
-        ledger
-            .submit_blocking(Request::single(actor, key, intent))
-            .expect("setup commits")
-    };
+    let ledger = Arc::new(open(dir.as_ref()));
     if first_account(&ledger, AccountKind::Member)
         .unwrap()
         .is_none()
     {
-        submit(Intent::Open {
-            account_kind: AccountKind::Budget,
-            owner: Some(Uuid::now_v7()),
-        });
-        submit(Intent::Open {
-            account_kind: AccountKind::Member,
-            owner: None,
-        });
+        open_account(&ledger, AccountKind::Budget);
+        open_account(&ledger, AccountKind::Member);
         let budget = first_account(&ledger, AccountKind::Budget)
             .unwrap()
             .unwrap();
-        submit(Intent::Transfer(Transfer {
-            kind: MovementKind::Allocate,
-            debit: ledger.programme_account(),
-            credit: budget,
-            minutes: Minutes::new(Minutes::MAX).unwrap(),
-            effective: None,
-            details: Details::default(),
-        }));
+        let programme = ledger.programme_account();
+        let allocate = transfer(MovementKind::Allocate, programme, budget, Minutes::MAX);
+        submit(&ledger, Uuid::nil(), allocate).expect("setup commits");
     }
     let budget = first_account(&ledger, AccountKind::Budget)
         .unwrap()
@@ -71,23 +48,12 @@ fn main() {
         .map(|_| {
             let (ledger, out) = (Arc::clone(&ledger), Arc::clone(&out));
             std::thread::spawn(move || loop {
-                let key = Uuid::now_v7().to_string();
-                let intent = Intent::Transfer(Transfer {
-                    kind: MovementKind::Earn,
-                    debit: budget,
-                    credit: member,
-                    minutes: Minutes::new(1).unwrap(),
-                    effective: None,
-                    details: Details {
-                        activity: Some(ShortText::new("activity", "crash test").unwrap()),
-                        ..Details::default()
-                    },
-                });
-                let request =
-                    Request::single(actor, IdempotencyKey::new(key.clone()).unwrap(), intent);
+                let key = fresh();
+                let intent = transfer(MovementKind::Earn, budget, member, 1);
+                let request = Request::single(Uuid::nil(), key.clone(), intent);
                 let committed = ledger.submit_blocking(request).expect("commit");
                 let mut out = out.lock().unwrap();
-                writeln!(out, "ACK {} {}", committed.entries[0].seq, key).unwrap();
+                writeln!(out, "ACK {} {}", committed.entries[0].seq, key.as_str()).unwrap();
                 out.flush().unwrap();
             })
         })

@@ -7,13 +7,13 @@
 //! balances equal the sum of every movement; and the checkpoint verifies with the published key.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use timecredits_testkit::rng::{clock_seed, Rng};
 use timecredits_tests::client::{new_key, uuid, Api, Member, Partner};
 use timecredits_tests::server::ChildServer;
-use timecredits_tests::Rng;
 use uuid::Uuid;
 
 const CYCLES: usize = 25;
@@ -258,13 +258,8 @@ async fn assert_kept(api: &Api, admin: &str, a: &Attempt, cycle: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_write_survives_sigkill_and_retries_commit_once() {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("sigkill test seed {seed}");
-    let mut rng = Rng(seed);
+    let seed = clock_seed("sigkill test");
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let server = spawn(dir.path());
     let api = Api::new(server.base());
@@ -294,7 +289,7 @@ async fn every_kind_of_write_survives_sigkill_and_retries_commit_once() {
         let stop = Instant::now() + Duration::from_secs(30);
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let seeded = Rng(rng.below(u64::MAX) | 1);
+                let seeded = Rng::new(rng.next_u64());
                 tokio::spawn(writer(api.clone(), programme.clone(), seeded, w == 0, stop))
             })
             .collect();

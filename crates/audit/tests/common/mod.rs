@@ -42,7 +42,7 @@ impl ExportFile {
     /// A signed full export of `entries`.
     pub fn of_entries(signer: &NoteSigner, entries: &[Entry]) -> ExportFile {
         let file = ExportFile::new("export.jsonl");
-        timecredits_audit::synthetic::write_export(
+        timecredits_testkit::synthetic::write_export(
             &file.path,
             signer,
             entries.iter().map(Entry::encode),
@@ -128,78 +128,11 @@ macro_rules! assert_failure {
 
 /// A real ledger with a realistic history, for exports made the way operators make them.
 pub mod ledger {
-    use std::path::Path;
-
-    use timecredits_domain::{
-        AccountId, AccountKind, EntryBody, IdempotencyKey, Intent, Minutes, MovementKind,
-        ShortText, Transfer,
-    };
-    use timecredits_ledger::{Committed, Ledger, LedgerConfig, Request};
+    use timecredits_domain::{AccountId, AccountKind, Intent, MovementKind};
+    use timecredits_ledger::{Ledger, Request};
+    use timecredits_testkit::intents::{fresh, text, transfer};
+    use timecredits_testkit::ledger::{open_account, submit};
     use uuid::Uuid;
-
-    pub const ORIGIN: &str = "ledger.example/timecredits";
-
-    pub fn open(dir: &Path) -> Ledger {
-        Ledger::open(
-            dir,
-            LedgerConfig {
-                origin: ORIGIN.into(),
-                cache_bytes: 8 << 20,
-                ..LedgerConfig::default()
-            },
-        )
-        .unwrap()
-    }
-
-    fn key() -> IdempotencyKey {
-        IdempotencyKey::new(Uuid::now_v7().to_string()).unwrap()
-    }
-
-    fn text(s: &str) -> ShortText {
-        ShortText::new("text", s).unwrap()
-    }
-
-    pub fn transfer(
-        kind: MovementKind,
-        debit: AccountId,
-        credit: AccountId,
-        minutes: u64,
-    ) -> Intent {
-        Intent::Transfer(Transfer {
-            kind,
-            debit,
-            credit,
-            minutes: Minutes::new(minutes).unwrap(),
-            effective: None,
-            details: timecredits_audit::synthetic::details(kind),
-        })
-    }
-
-    pub fn submit(ledger: &Ledger, actor: Uuid, intents: Vec<Intent>) -> Committed {
-        ledger
-            .submit_blocking(Request {
-                actor,
-                key: key(),
-                intents,
-            })
-            .unwrap()
-    }
-
-    pub fn open_account(ledger: &Ledger, kind: AccountKind) -> AccountId {
-        let owner = kind.has_owner().then(Uuid::now_v7);
-        let committed = submit(
-            ledger,
-            Uuid::now_v7(),
-            vec![Intent::Open {
-                account_kind: kind,
-                owner,
-            }],
-        );
-        match committed.entries[0].body {
-            EntryBody::Open { account, .. } => account,
-            _ => unreachable!("an open makes an open entry"),
-        }
-    }
 
     /// The accounts of [`Scheme::build`].
     pub struct Scheme {
@@ -223,71 +156,67 @@ pub mod ledger {
             let members: Vec<AccountId> = (0..5)
                 .map(|_| open_account(ledger, AccountKind::Member))
                 .collect();
+            submit(ledger, admin, transfer(Allocate, programme, budget, 6000)).unwrap();
             submit(
                 ledger,
                 admin,
-                vec![transfer(Allocate, programme, budget, 6000)],
-            );
-            submit(
-                ledger,
-                admin,
-                vec![transfer(Allocate, programme, other_budget, 600)],
-            );
+                transfer(Allocate, programme, other_budget, 600),
+            )
+            .unwrap();
             let partner = Uuid::now_v7();
-            submit(
-                ledger,
-                partner,
-                vec![transfer(Earn, budget, members[0], 120)],
-            );
-            submit(
-                ledger,
-                partner,
-                members[1..4]
+            submit(ledger, partner, transfer(Earn, budget, members[0], 120)).unwrap();
+            let group = Request {
+                actor: partner,
+                key: fresh(),
+                intents: members[1..4]
                     .iter()
                     .map(|m| transfer(Earn, budget, *m, 90))
                     .collect(),
-            );
-            let wrong = submit(
-                ledger,
-                partner,
-                vec![transfer(Earn, budget, members[0], 45)],
-            );
+            };
+            ledger.submit_blocking(group).unwrap();
+            let wrong = submit(ledger, partner, transfer(Earn, budget, members[0], 45)).unwrap();
             submit(
                 ledger,
                 admin,
-                vec![Intent::Reverse {
+                Intent::Reverse {
                     entry: wrong.entries[0].seq,
                     reference: Some(text("entered twice")),
-                }],
-            );
+                },
+            )
+            .unwrap();
             submit(
                 ledger,
                 Uuid::now_v7(),
-                vec![transfer(Spend, members[0], venue, 60)],
-            );
+                transfer(Spend, members[0], venue, 60),
+            )
+            .unwrap();
             submit(
                 ledger,
                 Uuid::now_v7(),
-                vec![transfer(Spend, members[1], venue, 90)],
-            );
+                transfer(Spend, members[1], venue, 90),
+            )
+            .unwrap();
             submit(
                 ledger,
                 members[2].0,
-                vec![transfer(Gift, members[2], members[3], 30)],
-            );
-            submit(ledger, admin, vec![transfer(Retire, venue, programme, 150)]);
+                transfer(Gift, members[2], members[3], 30),
+            )
+            .unwrap();
+            submit(ledger, admin, transfer(Retire, venue, programme, 150)).unwrap();
             submit(
                 ledger,
                 admin,
-                vec![Intent::Close {
+                Intent::Close {
                     account: members[4],
-                }],
-            );
+                },
+            )
+            .unwrap();
             submit(
                 ledger,
                 partner,
-                vec![transfer(Earn, other_budget, members[3], 30)],
-            );
+                transfer(Earn, other_budget, members[3], 30),
+            )
+            .unwrap();
             Scheme {
                 admin,
                 budget,

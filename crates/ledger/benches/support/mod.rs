@@ -8,7 +8,8 @@ use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent, MovementKind
 use timecredits_ledger::{Ledger, LedgerConfig, Request};
 use uuid::Uuid;
 
-use crate::common::{fresh, transfer, Scheme};
+use timecredits_testkit::intents::{fresh, transfer};
+use timecredits_testkit::ledger::Scheme;
 
 /// The directory benchmark data lives in: `bench-data/` in Cargo's target directory, so that it
 /// is on the disk builds use (not a tmpfs `/tmp`, where `fdatasync` costs nothing) and never in
@@ -78,23 +79,4 @@ pub fn earn(scheme: &Scheme, member: AccountId, minutes: u64) -> Request {
         fresh(),
         transfer(MovementKind::Earn, scheme.budget, member, minutes),
     )
-}
-
-/// A small, fast, deterministic pseudo-random sequence (SplitMix64), so that runs are repeatable
-/// and the benchmarks need no extra dependency.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniformly chosen element of `items`.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
 }

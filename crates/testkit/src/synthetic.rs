@@ -1,7 +1,7 @@
 //! Synthetic ledgers: realistic, valid histories built from the domain types alone, and signed
-//! exports of them, for the verifier's tests and benchmark and for trying the verifier out. The
-//! real ledger is not needed, so a history of millions of entries takes seconds, and a test can
-//! sign a history the ledger would never have accepted.
+//! exports of them, for the verifier's tests and benchmark. The real ledger is not needed, so a
+//! history of millions of entries takes seconds, and a test can sign a history the ledger would
+//! never have accepted.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -11,20 +11,22 @@ use std::path::Path;
 use chrono::{DateTime, Days, Utc};
 use timecredits_domain::export::ExportHeader;
 use timecredits_domain::{
-    AccountId, AccountKind, Details, Entry, EntryBody, IdempotencyKey, Minutes, Movement,
-    MovementKind, ShortText,
+    AccountId, AccountKind, Entry, EntryBody, IdempotencyKey, Minutes, Movement, MovementKind,
 };
 use timecredits_tlog::checkpoint::{sign_checkpoint, Checkpoint};
 use timecredits_tlog::merkle::{leaf_hash, Frontier};
 use timecredits_tlog::note::NoteSigner;
 use uuid::Uuid;
 
+use crate::intents::{details, text};
+use crate::rng::Rng;
+
 /// A deterministic, endless stream of entries that obey every ledger rule: a programme, earn
 /// partners whose budgets it tops up, venues, and a growing population of members who earn,
 /// spend and gift credits, with group issues (multi-part requests), reversals, retirements and
 /// closures. The same seed always gives the same history.
 pub struct History {
-    rng: SplitMix64,
+    rng: Rng,
     seq: u64,
     /// Recorded time of the next entry, in microseconds since 1970.
     now: i64,
@@ -57,7 +59,7 @@ impl History {
     /// A history from `seed`.
     pub fn new(seed: u64) -> History {
         let mut history = History {
-            rng: SplitMix64(seed),
+            rng: Rng::new(seed),
             seq: 0,
             now: 1_790_000_000_000_000, // 2026-09-21
             admin: Uuid::nil(),
@@ -92,8 +94,8 @@ impl History {
     }
 
     fn uuid(&mut self) -> Uuid {
-        let random = self.rng.next().to_le_bytes();
-        let more = self.rng.next().to_le_bytes();
+        let random = self.rng.next_u64().to_le_bytes();
+        let more = self.rng.next_u64().to_le_bytes();
         let mut bytes = [0u8; 10];
         bytes[..8].copy_from_slice(&random);
         bytes[8..].copy_from_slice(&more[..2]);
@@ -350,46 +352,6 @@ impl Iterator for History {
             self.step();
         }
         self.queue.pop_front()
-    }
-}
-
-/// Descriptive details that fit a movement of `kind`: an activity for earns and spends, a party
-/// of one adult for spends, nothing for the others.
-pub fn details(kind: MovementKind) -> Details {
-    match kind {
-        MovementKind::Earn => Details {
-            activity: Some(text("lunch club")),
-            ..Details::default()
-        },
-        MovementKind::Spend => Details {
-            activity: Some(text("swimming")),
-            adults: Some(1),
-            children: Some(0),
-            ..Details::default()
-        },
-        _ => Details::default(),
-    }
-}
-
-fn text(s: &str) -> ShortText {
-    ShortText::new("text", s).unwrap_or_else(|_| unreachable!("texts here are valid"))
-}
-
-/// SplitMix64: a tiny, fast, deterministic generator, plenty for test data.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
