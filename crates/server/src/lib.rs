@@ -20,6 +20,8 @@ pub mod config;
 pub mod drain;
 pub mod idempotency;
 pub mod limits;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod problem;
 pub mod registry;
@@ -158,6 +160,10 @@ pub struct AppState {
     pub credential_replay_window: chrono::Duration,
     /// The graceful stop's state: whether it began, and the requests it waits for.
     pub drain: Arc<Drain>,
+    /// The service's figures, served at `/metrics`.
+    pub metrics: metrics::Metrics,
+    /// The data directory (for the figures read from it).
+    pub data_dir: PathBuf,
 }
 
 impl AppState {
@@ -200,6 +206,8 @@ impl AppState {
             reversal_window: settings.reversal_window,
             credential_replay_window: settings.credential_replay_window,
             drain: Arc::default(),
+            metrics: metrics::Metrics::new(),
+            data_dir: dir.to_owned(),
         })
     }
 }
@@ -215,7 +223,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(problem::path_error))
     .app_data(web::QueryConfig::default().error_handler(problem::query_error))
     .configure(api::routes)
+    .route("/metrics", web::get().to(metrics_text))
     .configure(openapi::routes);
+}
+
+/// `GET /metrics`: every figure in the Prometheus text format (see [`metrics`]). Not rate
+/// limited and needs no credential, like the health checks: keep it from the public at the
+/// proxy (deploy/).
+async fn metrics_text(state: web::Data<AppState>) -> actix_web::HttpResponse {
+    let state = state.into_inner();
+    let text = web::block(move || metrics::render(&state, &state.data_dir))
+        .await
+        .unwrap_or_default();
+    actix_web::HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .body(text)
 }
 
 /// A bound service: run it with [`Service::run`].
@@ -299,6 +321,7 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
                 !cors_allowed_origins.is_empty(),
                 security::cors(&cors_allowed_origins),
             ))
+            .wrap(actix_web::middleware::from_fn(observe::observe))
             .configure(configure)
             .default_service(web::to(problem::no_route))
     })
@@ -349,12 +372,17 @@ fn spawn_scrub(state: &web::Data<AppState>, interval: std::time::Duration) {
             while let Some(state) = service.upgrade() {
                 match state.ledger.scrub(|_, _| {}) {
                     Ok(report) if report.is_sound() => {
+                        state.metrics.scrubs.with_label_values(&["sound"]).inc();
+                        (state.metrics)
+                            .scrub_last_sound
+                            .set(chrono::Utc::now().timestamp() as f64);
                         tracing::info!(
                             entries = report.entries,
                             "the journal scrub found no damage"
                         );
                     }
                     Ok(report) => {
+                        state.metrics.scrubs.with_label_values(&["damaged"]).inc();
                         let reason = format!(
                             "the journal scrub found damage, so the ledger takes no more writes \
                              (run `timecredits check` and restore from a backup): {}",
@@ -364,7 +392,10 @@ fn spawn_scrub(state: &web::Data<AppState>, interval: std::time::Duration) {
                         state.ledger.refuse_writes(&reason);
                         return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "the journal scrub could not run"),
+                    Err(e) => {
+                        state.metrics.scrubs.with_label_values(&["failed"]).inc();
+                        tracing::warn!(error = %e, "the journal scrub could not run");
+                    }
                 }
                 drop(state);
                 std::thread::sleep(interval);

@@ -171,9 +171,10 @@ fn token(header: &[u8]) -> &[u8] {
     token.trim_ascii()
 }
 
-/// Paths that are never limited: health checks, which orchestrators call on their own schedule.
+/// Paths that are never limited: health checks and metrics, which orchestrators and monitors
+/// call on their own schedule.
 fn exempt(path: &str) -> bool {
-    path == "/healthz" || path == "/readyz"
+    path == "/healthz" || path == "/readyz" || path == "/metrics"
 }
 
 /// Whether the request announces a body (a length that is not 0, or one sent in chunks).

@@ -624,9 +624,15 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        // For the access log and the metrics (`crate::observe`), which see only the response.
+        response.extensions_mut().insert(ProblemCode(self.code()));
         response.json(self.problem())
     }
 }
+
+/// The code of the problem a response carries, kept in the response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemCode(pub &'static str);
 
 impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
