@@ -674,37 +674,13 @@ fn missing(seq: u64) -> LedgerError {
     LedgerError::Corrupt(format!("entry {seq} is indexed but missing"))
 }
 
-/// How long opening waits for sled's lock on the state: a ledger dropped in this process
-/// releases it only when sled's I/O threads have finished, shortly after the drop.
-const STATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Opens the sled state, waiting up to [`STATE_LOCK_WAIT`] for its lock. A state that is still
-/// locked after that is in use by another process.
-pub(crate) fn open_state(path: &Path, cache_bytes: u64) -> Result<Store, sled::Error> {
-    let deadline = std::time::Instant::now() + STATE_LOCK_WAIT;
-    loop {
-        match Store::open(path, cache_bytes) {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Opens the sled state; if sled cannot open it, moves it aside so it is rebuilt from the journal.
+/// Opens the sled state (see [`Store::open`]); if it is unreadable, moves it aside so it is
+/// rebuilt from the journal.
 fn open_or_rebuild_state(dir: &Path, cache_bytes: u64) -> Result<Store, LedgerError> {
     let path = dir.join(layout::STATE);
-    match open_state(&path, cache_bytes) {
+    match Store::open(&path, cache_bytes) {
         Ok(store) => Ok(store),
-        Err(
-            e @ (sled::Error::Corruption { .. }
-            | sled::Error::ReportableBug(_)
-            | sled::Error::Unsupported(_)),
-        ) => {
+        Err(e) if e.is_unreadable_state() => {
             let aside: PathBuf = dir.join(format!(
                 "{}.unreadable-{}",
                 layout::STATE,
@@ -846,23 +822,4 @@ fn genesis(writer: &mut Writer) -> Result<(), LedgerError> {
     );
     writer.run_batch(vec![Job { request, reply }]);
     answer.try_recv().map_err(|_| stopped())?.map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opening_waits_for_a_state_that_is_being_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(layout::STATE);
-        let held = Store::open(&path, 1 << 20).unwrap();
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            drop(held);
-        });
-        // Without the wait this fails at once: the lock is held for another 200 ms.
-        open_state(&path, 1 << 20).expect("opens once the lock is released");
-        release.join().unwrap();
-    }
 }

@@ -104,7 +104,7 @@ impl Store {
     /// accounts get their previous records back and its index records are removed. Returns how
     /// many records it put back or removed. Undoing twice (a stop during the undo) is harmless:
     /// the undo record goes last.
-    pub(super) fn undo_interrupted_commit(&self) -> Result<usize, LedgerError> {
+    pub(super) fn undo_cut_batch(&self) -> Result<usize, LedgerError> {
         let Some(v) = self.db.get(META_UNDO)? else {
             return Ok(0);
         };
