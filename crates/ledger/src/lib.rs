@@ -37,6 +37,7 @@ pub mod journal;
 pub mod keys;
 mod ledger;
 mod pending;
+mod recovery;
 #[cfg(test)]
 mod recovery_tests;
 pub mod signed;
