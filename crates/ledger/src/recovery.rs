@@ -195,10 +195,10 @@ pub(crate) fn replay_tail(
             }
         }
         let positions: Vec<_> = chunk.iter().map(|(pos, _)| *pos).collect();
-        let changes = pending.finish();
-        let hashes = changes.extend(frontier);
+        let staged = pending.finish();
+        let hashes = staged.extend(frontier);
         let mut batch = StateBatch::default();
-        changes.add_to(&mut batch, store, &positions, &hashes)?;
+        staged.add_to(&mut batch, store, &positions, &hashes)?;
         store.commit(batch)?;
     }
     if count > 0 {

@@ -98,7 +98,7 @@ impl From<OpenError> for LedgerError {
 }
 
 impl Store {
-    /// Opens the sled database at `path`: waits up to [`LOCK_WAIT`] for its lock, checks its
+    /// Opens the sled database at `path`: waits up to 5 s (`LOCK_WAIT`) for its lock, checks its
     /// [`LAYOUT`] (a new database gets the current one) and undoes a state batch a stop cut short
     /// (see the `undo` module). A lock still held after the wait belongs to another process, and
     /// sled's open fails.
