@@ -3,10 +3,11 @@
 //!
 //! # Invariants
 //! - The steps run in the order `Ledger::open` calls them, and each relies on the ones before it:
-//!   the identity before anything is created, the state before the journal (whose scan starts
-//!   where the state ends), the replay before the keyring (which reads the last `key` entry),
-//!   the signed-tree check before anything is signed.
-//! - No step writes to the journal except genesis, on a new ledger, through the writer.
+//!   the identity before any state or key is made, the state before the journal (whose scan
+//!   starts where the state ends), the replay before the keyring (which reads the last `key`
+//!   entry), the signed-tree check before anything is signed.
+//! - Only genesis appends to the journal (on a new ledger, through the writer); opening the
+//!   journal only cuts off a torn tail, which was never acknowledged.
 //! - Every failure fails the open: the ledger never serves a state it could not check.
 
 use std::path::{Path, PathBuf};
@@ -83,50 +84,6 @@ pub(crate) fn open_or_rebuild_state(dir: &Path, cache_bytes: u64) -> Result<Stor
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Refuses a journal, state or signing key that does not hold the latest tree the ledger signed
-/// (see [`crate::signed`]): a journal shorter than that tree lost its tail, one whose first
-/// entries are another tree was replaced, and a key that did not sign it is not this ledger's.
-/// The record is the `signed-tree` file, or for a ledger made before it existed the state's
-/// latest checkpoint; a new ledger has neither.
-pub(crate) fn check_signed_tree(
-    signed_tree: &SignedTree,
-    store: &Store,
-    frontier: &Frontier,
-    keys: &Keyring,
-) -> Result<(), LedgerError> {
-    let recorded = match signed_tree.read()? {
-        Some(recorded) => recorded,
-        None => match store.checkpoint()? {
-            Some(note) => SignedCheckpoint::from_stored(note)?,
-            None => return Ok(()),
-        },
-    };
-    let signed = recorded.checkpoint.size;
-    if signed > frontier.size() {
-        return Err(LedgerError::LostTail {
-            signed,
-            journal: frontier.size(),
-        });
-    }
-    if merkle::tree_hash(signed, store)? != recorded.checkpoint.root {
-        return Err(LedgerError::Corrupt(format!(
-            "the journal's first {signed} entries are not the tree this ledger signed at that \
-             size ({}): the journal was replaced or altered; restore it from a backup",
-            layout::SIGNED_TREE
-        )));
-    }
-    let verifiers = keys.verifiers();
-    if timecredits_tlog::note::open_note(recorded.note.as_bytes(), &verifiers).is_err() {
-        return Err(LedgerError::Key(format!(
-            "{} is not the key that signed this ledger's checkpoints (the checkpoint of {signed} \
-             entries in {}); restore the ledger's own key from a backup",
-            layout::SIGNING_KEY,
-            layout::SIGNED_TREE
-        )));
-    }
-    Ok(())
 }
 
 /// Reads the frontier of the state's tree of `size` entries, and checks that the state's last
@@ -232,6 +189,50 @@ pub(crate) fn load_keyring(
             _ => None,
         });
     Keyring::open(dir, &config.origin, latest_rotation, config.key_overlap)
+}
+
+/// Refuses a journal, state or signing key that does not hold the latest tree the ledger signed
+/// (see [`crate::signed`]): a journal shorter than that tree lost its tail, one whose first
+/// entries are another tree was replaced, and a key that did not sign it is not this ledger's.
+/// The record is the `signed-tree` file, or for a ledger made before it existed the state's
+/// latest checkpoint; a new ledger has neither.
+pub(crate) fn check_signed_tree(
+    signed_tree: &SignedTree,
+    store: &Store,
+    frontier: &Frontier,
+    keys: &Keyring,
+) -> Result<(), LedgerError> {
+    let recorded = match signed_tree.read()? {
+        Some(recorded) => recorded,
+        None => match store.checkpoint()? {
+            Some(note) => SignedCheckpoint::from_stored(note)?,
+            None => return Ok(()),
+        },
+    };
+    let signed = recorded.checkpoint.size;
+    if signed > frontier.size() {
+        return Err(LedgerError::LostTail {
+            signed,
+            journal: frontier.size(),
+        });
+    }
+    if merkle::tree_hash(signed, store)? != recorded.checkpoint.root {
+        return Err(LedgerError::Corrupt(format!(
+            "the journal's first {signed} entries are not the tree this ledger signed at that \
+             size ({}): the journal was replaced or altered; restore it from a backup",
+            layout::SIGNED_TREE
+        )));
+    }
+    let verifiers = keys.verifiers();
+    if timecredits_tlog::note::open_note(recorded.note.as_bytes(), &verifiers).is_err() {
+        return Err(LedgerError::Key(format!(
+            "{} is not the key that signed this ledger's checkpoints (the checkpoint of {signed} \
+             entries in {}); restore the ledger's own key from a backup",
+            layout::SIGNING_KEY,
+            layout::SIGNED_TREE
+        )));
+    }
+    Ok(())
 }
 
 /// Signs a checkpoint for the current tree, stores it when the state's latest one differs, and
