@@ -9,7 +9,7 @@
 //!   `batch` module); a missing row is corruption.
 
 use timecredits_domain::{AccountId, AccountState};
-use timecredits_tlog::merkle::{split_stored_hash_index, Hash, HashReader, TreeError};
+use timecredits_tlog::merkle::{split_stored_hash_index, Hash, HashReader};
 use uuid::Uuid;
 
 use super::layout::{
@@ -285,12 +285,6 @@ impl HashReader for Store {
             hashes.push(hash);
         }
         Ok(hashes)
-    }
-}
-
-impl From<TreeError> for LedgerError {
-    fn from(e: TreeError) -> Self {
-        LedgerError::Proof(e.to_string())
     }
 }
 
