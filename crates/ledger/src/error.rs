@@ -1,6 +1,7 @@
 //! The ledger's errors. Callers (the HTTP service) map each variant to a response in one place.
 
 use timecredits_domain::{RuleViolation, ValidationError};
+use timecredits_tlog::merkle::TreeError;
 
 /// Why a ledger operation failed.
 #[derive(thiserror::Error, Debug)]
@@ -113,5 +114,11 @@ fn nearest_sizes(below: Option<u64>, above: Option<u64>) -> String {
         (Some(b), None) => format!("the latest is {b}"),
         (None, Some(a)) => format!("the first is {a}"),
         (None, None) => "there is none yet".into(),
+    }
+}
+
+impl From<TreeError> for LedgerError {
+    fn from(e: TreeError) -> Self {
+        LedgerError::Proof(e.to_string())
     }
 }

@@ -4,21 +4,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use crossbeam_channel::Sender;
 use timecredits_domain::{
     AccountId, AccountState, AccountStatus, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
 };
 use timecredits_tlog::checkpoint::{unverified_checkpoint, Checkpoint};
-use timecredits_tlog::merkle::{self, stored_hash_index, Frontier, Hash, HashReader};
+use timecredits_tlog::merkle::{self, Hash};
 use uuid::Uuid;
 
 use crate::error::LedgerError;
 use crate::journal::{Journal, JournalReader};
 use crate::keys::{self, Keyring};
-use crate::pending::{read_entry, Pending};
+use crate::pending::read_entry;
+use crate::recovery;
 use crate::signed::SignedTree;
-use crate::store::{StateBatch, Store};
+use crate::store::Store;
 use crate::writer::{self, Job, Progress, Writer};
 
 /// File names inside a data directory.
@@ -197,56 +198,28 @@ impl Ledger {
     ///
     /// Opening replays only the journal records the state has not applied (at most about a second
     /// of writes after a crash), so it is fast whatever the ledger's size. If the sled state cannot
-    /// be opened at all, it is moved aside and rebuilt from the journal.
+    /// be opened at all, it is moved aside and rebuilt from the journal. The steps, and what each
+    /// checks, are in the `recovery` module.
     pub fn open(dir: &Path, config: LedgerConfig) -> Result<Ledger, LedgerError> {
-        std::fs::create_dir_all(dir)?;
-        let existing = std::fs::metadata(dir.join(layout::JOURNAL)).is_ok_and(|m| m.len() > 0);
-        check_origin(dir, &config.origin, existing)?;
-        if existing && !dir.join(layout::SIGNING_KEY).exists() {
-            // A new key would sign checkpoints no auditor could link to the old ones.
-            return Err(LedgerError::Key(format!(
-                "{} is missing for an existing ledger; restore it from a backup",
-                layout::SIGNING_KEY
-            )));
-        }
-        let store = open_or_rebuild_state(dir, config.cache_bytes)?;
+        // The steps of "Recovery at open" in ARCHITECTURE.md, in its order and by its names.
+        recovery::check_identity(dir, &config.origin)?;
+        let store = recovery::open_or_rebuild_state(dir, config.cache_bytes)?;
         let (size, applied_end) = store.applied()?;
         let (journal, tail) = Journal::open(&dir.join(layout::JOURNAL), applied_end)?;
         let reader = journal.reader()?;
-        let mut frontier = Frontier::from_reader(size, &store)?;
-        let mut last_recorded = check_last_entry(&store, &reader, size, applied_end)?;
-        let replayed = replay(&store, &reader, &mut frontier, tail, &mut last_recorded)?;
-        if replayed > 0 {
-            tracing::info!(
-                entries = replayed,
-                "replayed journal records the state had not applied"
-            );
-        }
-        // Rotations are rare: their index is a handful of keys.
-        let latest_rotation = match store.key_entries()?.last() {
-            Some(&seq) => Some(read_entry(
-                &reader,
-                store.entry_pos(seq)?.ok_or_else(|| missing(seq))?,
-            )?),
-            None => None,
-        };
-        let latest_rotation = latest_rotation
-            .as_ref()
-            .and_then(|entry| match &entry.body {
-                EntryBody::Key(rotation) => Some((rotation, entry.recorded)),
-                _ => None,
-            });
-        let keys = Keyring::open(dir, &config.origin, latest_rotation, config.key_overlap)?;
+        let (mut frontier, mut last_recorded) =
+            recovery::check_last_entry(&store, &reader, size, applied_end)?;
+        recovery::replay_tail(&store, &reader, &mut frontier, tail, &mut last_recorded)?;
+        let keys = recovery::load_keyring(dir, &config, &store, &reader)?;
         let mut signed_tree = SignedTree::new(dir);
-        check_signed_tree(&signed_tree, &store, &frontier, &keys)?;
-        // Signing is deterministic: an unchanged tree gives the stored note back, and no write.
-        let checkpoint = writer::sign(&keys.signers(Utc::now()), &config.origin, &frontier)?;
-        if store.checkpoint()?.as_deref() != Some(checkpoint.note.as_str()) {
-            let mut batch = StateBatch::default();
-            batch.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
-            store.commit(batch)?;
-        }
-        signed_tree.record(&checkpoint)?;
+        recovery::check_signed_tree(&signed_tree, &store, &frontier, &keys)?;
+        let checkpoint = recovery::sign_current_tree(
+            &store,
+            &mut signed_tree,
+            &keys,
+            &config.origin,
+            &frontier,
+        )?;
         let shared_reader = journal.reader()?;
         let keys = Arc::new(Mutex::new(keys));
         let progress = Arc::new(Progress::new(frontier.size()));
@@ -264,25 +237,10 @@ impl Ledger {
             signed_tree,
         };
         if writer.frontier.size() == 0 {
-            genesis(&mut writer)?;
+            recovery::genesis(&mut writer)?;
         }
-        let programme = match read_entry(
-            &writer.reader,
-            store.entry_pos(0)?.ok_or_else(|| missing(0))?,
-        )?
-        .body
-        {
-            EntryBody::Open { account, .. } => account,
-            _ => {
-                return Err(LedgerError::Corrupt(
-                    "entry 0 does not open the programme account".into(),
-                ))
-            }
-        };
-        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
-        let handle = std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || writer.run(rx))?;
+        let programme = recovery::programme_account(&store, &writer.reader)?;
+        let (queue, handle) = recovery::start_writer(writer, config.queue_capacity)?;
         Ok(Ledger {
             shared: Arc::new(Shared {
                 dir: dir.to_owned(),
@@ -293,7 +251,7 @@ impl Ledger {
                 programme,
                 progress,
             }),
-            queue: Some(tx),
+            queue: Some(queue),
             writer: Some(handle),
         })
     }
@@ -645,224 +603,10 @@ fn conflict(key: &IdempotencyKey) -> LedgerError {
     }
 }
 
-fn stopped() -> LedgerError {
+pub(crate) fn stopped() -> LedgerError {
     LedgerError::Unavailable("the ledger writer has stopped".into())
 }
 
-/// Checks the configured origin against the one fixed at creation, or fixes it for a new ledger.
-fn check_origin(dir: &Path, configured: &str, existing: bool) -> Result<(), LedgerError> {
-    let path = dir.join(layout::ORIGIN);
-    match std::fs::read_to_string(&path) {
-        Ok(stored) if stored.trim_end_matches('\n') == configured => Ok(()),
-        Ok(stored) => Err(LedgerError::OriginMismatch {
-            stored: stored.trim_end_matches('\n').to_owned(),
-            configured: configured.to_owned(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !existing => {
-            keys::write_private_file(&path, format!("{configured}\n").as_bytes())?;
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LedgerError::Corrupt(format!(
-            "{} is missing for an existing ledger; restore it (one line: the origin)",
-            path.display()
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn missing(seq: u64) -> LedgerError {
+pub(crate) fn missing(seq: u64) -> LedgerError {
     LedgerError::Corrupt(format!("entry {seq} is indexed but missing"))
-}
-
-/// How long opening waits for sled's lock on the state: a ledger dropped in this process
-/// releases it only when sled's I/O threads have finished, shortly after the drop.
-const STATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Opens the sled state, waiting up to [`STATE_LOCK_WAIT`] for its lock. A state that is still
-/// locked after that is in use by another process.
-pub(crate) fn open_state(path: &Path, cache_bytes: u64) -> Result<Store, sled::Error> {
-    let deadline = std::time::Instant::now() + STATE_LOCK_WAIT;
-    loop {
-        match Store::open(path, cache_bytes) {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Opens the sled state; if sled cannot open it, moves it aside so it is rebuilt from the journal.
-fn open_or_rebuild_state(dir: &Path, cache_bytes: u64) -> Result<Store, LedgerError> {
-    let path = dir.join(layout::STATE);
-    match open_state(&path, cache_bytes) {
-        Ok(store) => Ok(store),
-        Err(
-            e @ (sled::Error::Corruption { .. }
-            | sled::Error::ReportableBug(_)
-            | sled::Error::Unsupported(_)),
-        ) => {
-            let aside: PathBuf = dir.join(format!(
-                "{}.unreadable-{}",
-                layout::STATE,
-                Utc::now().timestamp()
-            ));
-            tracing::error!(error = %e, aside = %aside.display(), "state cannot be opened; rebuilding it from the journal");
-            std::fs::rename(&path, &aside)?;
-            Ok(Store::open(&path, cache_bytes)?)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Refuses a journal, state or signing key that does not hold the latest tree the ledger signed
-/// (see [`crate::signed`]): a journal shorter than that tree lost its tail, one whose first
-/// entries are another tree was replaced, and a key that did not sign it is not this ledger's.
-/// The record is the `signed-tree` file, or for a ledger made before it existed the state's
-/// latest checkpoint; a new ledger has neither.
-fn check_signed_tree(
-    signed_tree: &SignedTree,
-    store: &Store,
-    frontier: &Frontier,
-    keys: &Keyring,
-) -> Result<(), LedgerError> {
-    let recorded = match signed_tree.read()? {
-        Some(recorded) => recorded,
-        None => match store.checkpoint()? {
-            Some(note) => SignedCheckpoint::from_stored(note)?,
-            None => return Ok(()),
-        },
-    };
-    let signed = recorded.checkpoint.size;
-    if signed > frontier.size() {
-        return Err(LedgerError::LostTail {
-            signed,
-            journal: frontier.size(),
-        });
-    }
-    if merkle::tree_hash(signed, store)? != recorded.checkpoint.root {
-        return Err(LedgerError::Corrupt(format!(
-            "the journal's first {signed} entries are not the tree this ledger signed at that \
-             size ({}): the journal was replaced or altered; restore it from a backup",
-            layout::SIGNED_TREE
-        )));
-    }
-    let verifiers = keys.verifiers();
-    if timecredits_tlog::note::open_note(recorded.note.as_bytes(), &verifiers).is_err() {
-        return Err(LedgerError::Key(format!(
-            "{} is not the key that signed this ledger's checkpoints (the checkpoint of {signed} \
-             entries in {}); restore the ledger's own key from a backup",
-            layout::SIGNING_KEY,
-            layout::SIGNED_TREE
-        )));
-    }
-    Ok(())
-}
-
-/// Checks that the state's last entry is the journal record it points to, and returns its time.
-fn check_last_entry(
-    store: &Store,
-    journal: &JournalReader,
-    size: u64,
-    applied_end: u64,
-) -> Result<DateTime<Utc>, LedgerError> {
-    if size == 0 {
-        return Ok(DateTime::<Utc>::MIN_UTC);
-    }
-    let seq = size - 1;
-    let pos = store.entry_pos(seq)?.ok_or_else(|| missing(seq))?;
-    if pos.end() != applied_end {
-        return Err(LedgerError::Corrupt(format!(
-            "entry {seq} does not end where the state says"
-        )));
-    }
-    let bytes = journal.read(pos)?;
-    let stored = store.read_hashes(&[stored_hash_index(0, seq)])?;
-    if stored[0] != merkle::leaf_hash(&bytes) {
-        return Err(LedgerError::Corrupt(format!(
-            "entry {seq} in the journal does not match its Merkle leaf"
-        )));
-    }
-    let entry =
-        Entry::decode(&bytes).map_err(|e| LedgerError::Corrupt(format!("entry {seq}: {e}")))?;
-    Ok(entry.recorded)
-}
-
-/// Applies journal records the state lacks, through the same staging path as live commits.
-fn replay(
-    store: &Store,
-    reader: &JournalReader,
-    frontier: &mut Frontier,
-    tail: Vec<(crate::journal::RecordPos, Vec<u8>)>,
-    last_recorded: &mut DateTime<Utc>,
-) -> Result<usize, LedgerError> {
-    const CHUNK: usize = 10_000;
-    let count = tail.len();
-    for chunk in tail.chunks(CHUNK) {
-        let mut pending = Pending::new(store, reader, frontier.size());
-        for (pos, bytes) in chunk {
-            let corrupt = |what: String| {
-                LedgerError::Corrupt(format!("journal record at offset {}: {what}", pos.offset))
-            };
-            let entry = Entry::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
-            if entry.seq != pending.next_seq() {
-                return Err(corrupt(format!(
-                    "sequence {} where {} was expected",
-                    entry.seq,
-                    pending.next_seq()
-                )));
-            }
-            if entry.recorded < *last_recorded {
-                return Err(corrupt("recorded time goes backwards".into()));
-            }
-            *last_recorded = entry.recorded;
-            if let Err(violation) = pending.stage(entry)? {
-                return Err(corrupt(format!("breaks a ledger rule: {violation}")));
-            }
-        }
-        let positions: Vec<_> = chunk.iter().map(|(pos, _)| *pos).collect();
-        let changes = pending.finish();
-        let hashes = changes.extend(frontier);
-        let mut batch = StateBatch::default();
-        changes.add_to(&mut batch, store, &positions, &hashes)?;
-        store.commit(batch)?;
-    }
-    Ok(count)
-}
-
-/// Commits entry 0, which opens the programme account.
-fn genesis(writer: &mut Writer) -> Result<(), LedgerError> {
-    let (reply, mut answer) = tokio::sync::oneshot::channel();
-    let request = Request::single(
-        Uuid::nil(),
-        IdempotencyKey::new("genesis").expect("valid key"),
-        Intent::Open {
-            account_kind: timecredits_domain::AccountKind::Programme,
-            owner: None,
-        },
-    );
-    writer.run_batch(vec![Job { request, reply }]);
-    answer.try_recv().map_err(|_| stopped())?.map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opening_waits_for_a_state_that_is_being_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(layout::STATE);
-        let held = Store::open(&path, 1 << 20).unwrap();
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            drop(held);
-        });
-        // Without the wait this fails at once: the lock is held for another 200 ms.
-        open_state(&path, 1 << 20).expect("opens once the lock is released");
-        release.join().unwrap();
-    }
 }

@@ -25,7 +25,7 @@
 //! - Every acknowledged entry is on disk and survives `kill -9`.
 //! - Entry `n` is Merkle leaf `n`; the stored tree always equals the tree of the journal's entries.
 //! - The state always reflects a prefix of the journal, batch by batch: a batch a stop cuts
-//!   short is undone at open and replayed (see the `store` module).
+//!   short is undone at open and replayed (see `store::undo` and the `recovery` module).
 //! - The rules of [`timecredits_domain::rules`] hold after every entry.
 
 #![forbid(unsafe_code)]
@@ -37,6 +37,7 @@ pub mod journal;
 pub mod keys;
 mod ledger;
 mod pending;
+mod recovery;
 #[cfg(test)]
 mod recovery_tests;
 pub mod signed;

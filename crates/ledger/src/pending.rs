@@ -4,12 +4,13 @@
 //! entries staged so far, over the committed state in sled. The writer stages every entry of a
 //! batch here (so a later request in the same batch sees the earlier ones: no lost update, no
 //! double spend), writes the batch's journal records, then adds the overlay to a sled state batch
-//! ([`Changes::add_to`]). Replay at startup stages the journal's unapplied records through the
+//! ([`Staged::add_to`]). Replay at startup stages the journal's unapplied records through the
 //! very same path.
 //!
-//! A batch's [`Changes`] outlive its staging: until they are applied to sled, later batches are
-//! staged over them (see [`Pending::over`]), so they see exactly what they would see once they
-//! are applied.
+//! What a batch staged, [`Staged`], outlives its staging: until it is applied to sled, later
+//! batches are staged over it (see [`Pending::over`]), so they see exactly what they would see
+//! once it is applied. (The domain's `rules::Changes` are the account states one entry leaves;
+//! [`Pending::stage`] gathers them into the batch's [`Staged`].)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ enum Undo {
 
 /// What a batch staged: its entries, with their canonical bytes, and the state they change.
 #[derive(Debug, Default)]
-pub struct Changes {
+pub struct Staged {
     /// Sequence number of the first entry.
     base: u64,
     accounts: HashMap<AccountId, AccountState>,
@@ -47,7 +48,7 @@ pub struct Changes {
     entries: Vec<(Entry, Vec<u8>)>,
 }
 
-impl Changes {
+impl Staged {
     /// The staged entries and their canonical bytes.
     pub fn entries(&self) -> &[(Entry, Vec<u8>)] {
         &self.entries
@@ -82,7 +83,7 @@ impl Changes {
 
     /// Adds the entries, written at `positions` in the journal and adding `hashes` to the tree,
     /// to `batch`, which must continue exactly where `store` (and whatever `batch` holds
-    /// already) ends. Several batches of changes can go into one state batch, in order.
+    /// already) ends. Several staged batches can go into one state batch, in order.
     pub fn add_to(
         &self,
         batch: &mut StateBatch,
@@ -140,8 +141,8 @@ pub struct Pending<'a> {
     store: &'a Store,
     journal: &'a JournalReader,
     /// Batches staged before this one and not yet in the store, oldest first.
-    earlier: Vec<Arc<Changes>>,
-    changes: Changes,
+    earlier: Vec<Arc<Staged>>,
+    batch: Staged,
     undo: Vec<Undo>,
 }
 
@@ -152,9 +153,9 @@ impl<'a> Pending<'a> {
             store,
             journal,
             earlier: Vec::new(),
-            changes: Changes {
+            batch: Staged {
                 base,
-                ..Changes::default()
+                ..Staged::default()
             },
             undo: Vec::new(),
         }
@@ -162,10 +163,10 @@ impl<'a> Pending<'a> {
 
     /// The same overlay, over `earlier` too: batches staged and written before this one but
     /// not yet in the store, oldest first, the last of them ending where this one starts.
-    pub fn over(mut self, earlier: Vec<Arc<Changes>>) -> Self {
+    pub fn over(mut self, earlier: Vec<Arc<Staged>>) -> Self {
         debug_assert_eq!(
-            earlier.last().map_or(self.changes.base, |c| c.end()),
-            self.changes.base,
+            earlier.last().map_or(self.batch.base, |c| c.end()),
+            self.batch.base,
             "earlier batches end where this one starts"
         );
         self.earlier = earlier;
@@ -174,17 +175,17 @@ impl<'a> Pending<'a> {
 
     /// The sequence number the next staged entry gets.
     pub fn next_seq(&self) -> u64 {
-        self.changes.end()
+        self.batch.end()
     }
 
     /// What was staged.
-    pub fn finish(self) -> Changes {
-        self.changes
+    pub fn finish(self) -> Staged {
+        self.batch
     }
 
     /// The newest staged value of something, in this batch or an earlier one.
-    fn staged<T>(&self, find: impl Fn(&Changes) -> Option<T>) -> Option<T> {
-        find(&self.changes).or_else(|| self.earlier.iter().rev().find_map(|c| find(c)))
+    fn staged<T>(&self, find: impl Fn(&Staged) -> Option<T>) -> Option<T> {
+        find(&self.batch).or_else(|| self.earlier.iter().rev().find_map(|c| find(c)))
     }
 
     /// An account's state including staged changes.
@@ -197,8 +198,8 @@ impl<'a> Pending<'a> {
 
     /// The entry at `seq`, staged or committed.
     pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
-        if seq >= self.changes.base {
-            return Ok(self.changes.entry(seq).cloned());
+        if seq >= self.batch.base {
+            return Ok(self.batch.entry(seq).cloned());
         }
         if let Some(entry) = self.staged(|c| c.entry(seq).cloned()) {
             return Ok(Some(entry));
@@ -244,15 +245,15 @@ impl<'a> Pending<'a> {
     /// Marks the current state so that a failed request can be undone.
     pub fn savepoint(&self) -> Savepoint {
         Savepoint {
-            entries: self.changes.entries.len(),
+            entries: self.batch.entries.len(),
             undo: self.undo.len(),
         }
     }
 
     /// Undoes everything staged since `sp`.
     pub fn rollback(&mut self, sp: Savepoint) {
-        let changes = &mut self.changes;
-        changes.entries.truncate(sp.entries);
+        let batch = &mut self.batch;
+        batch.entries.truncate(sp.entries);
         while self.undo.len() > sp.undo {
             match self
                 .undo
@@ -260,19 +261,19 @@ impl<'a> Pending<'a> {
                 .expect("undo log is longer than the savepoint")
             {
                 Undo::Account(id, Some(prev)) => {
-                    changes.accounts.insert(id, prev);
+                    batch.accounts.insert(id, prev);
                 }
                 Undo::Account(id, None) => {
-                    changes.accounts.remove(&id);
+                    batch.accounts.remove(&id);
                 }
                 Undo::Reversal(seq) => {
-                    changes.reversals.remove(&seq);
+                    batch.reversals.remove(&seq);
                 }
                 Undo::Idempotency(k, Some(prev)) => {
-                    changes.idempotency.insert(k, prev);
+                    batch.idempotency.insert(k, prev);
                 }
                 Undo::Idempotency(k, None) => {
-                    changes.idempotency.remove(&k);
+                    batch.idempotency.remove(&k);
                 }
             }
         }
@@ -299,17 +300,17 @@ impl<'a> Pending<'a> {
             _ => None,
         };
         let refs: Vec<Option<&AccountState>> = current.iter().map(Option::as_ref).collect();
-        let changes = match rules::apply(&entry, &refs, original.as_ref()) {
-            Ok(changes) => changes,
+        let states = match rules::apply(&entry, &refs, original.as_ref()) {
+            Ok(states) => states,
             Err(violation) => return Ok(Err(violation)),
         };
-        for state in changes {
-            let prev = self.changes.accounts.insert(state.id, state.clone());
+        for state in states {
+            let prev = self.batch.accounts.insert(state.id, state.clone());
             self.undo.push(Undo::Account(state.id, prev));
         }
         if let EntryBody::Move(m) = &entry.body {
             if let Some(orig) = m.reverses {
-                self.changes.reversals.insert(orig, entry.seq);
+                self.batch.reversals.insert(orig, entry.seq);
                 self.undo.push(Undo::Reversal(orig));
             }
         }
@@ -320,10 +321,10 @@ impl<'a> Pending<'a> {
             first_seq: entry.seq - u64::from(entry.part),
             parts: entry.part + 1,
         };
-        let prev = self.changes.idempotency.insert(idem_key.clone(), record);
+        let prev = self.batch.idempotency.insert(idem_key.clone(), record);
         self.undo.push(Undo::Idempotency(idem_key, prev));
         let bytes = entry.encode();
-        self.changes.entries.push((entry, bytes));
+        self.batch.entries.push((entry, bytes));
         Ok(Ok(()))
     }
 }

@@ -15,8 +15,8 @@ use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent, MovementKind
 use timecredits_testkit::intents::{fresh, transfer};
 use uuid::Uuid;
 
-use crate::ledger::{layout, open_state};
-use crate::store::CUT_NEXT_COMMIT;
+use crate::ledger::layout;
+use crate::store::{Store, CUT_NEXT_COMMIT};
 use crate::{Ledger, LedgerConfig, Request};
 
 fn config() -> LedgerConfig {
@@ -182,7 +182,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Copies a data directory whose ledger was dropped: sled finishes writing its state shortly
 /// after, so the copy waits for its lock and is made while nothing else can write.
 fn copy_closed(dir: &Path, to: &Path) {
-    let idle = open_state(&dir.join(layout::STATE), 1 << 20).expect("the state opens");
+    let idle = Store::open(&dir.join(layout::STATE), 1 << 20).expect("the state opens");
     idle.flush().expect("flushes");
     copy_dir(dir, to);
     drop(idle);
@@ -191,7 +191,7 @@ fn copy_closed(dir: &Path, to: &Path) {
 /// Opens and closes the ledger in `dir`, and returns every key and value of its state.
 fn open_and_dump(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     drop(Ledger::open(dir, config()).expect("the ledger opens"));
-    open_state(&dir.join(layout::STATE), 1 << 20)
+    Store::open(&dir.join(layout::STATE), 1 << 20)
         .expect("the state opens")
         .dump()
 }

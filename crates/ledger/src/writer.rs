@@ -7,6 +7,18 @@
 //! batch is one request, under heavy load hundreds share a sync. Because one thread decides every
 //! balance change in order, there is no lost update and no double spend, by construction.
 //!
+//! # A batch's life
+//! A batch has one name at each stage, for its type, its variables and in comments alike:
+//!
+//! | stage    | type | what it is | made by |
+//! |----------|------|------------|---------|
+//! | queued   | [`Job`] | a [`Request`] and the channel its answer goes back on, waiting in the queue | the caller |
+//! | staged   | [`Staged`] | every request of the batch decided in a [`Pending`] overlay, each with its [`Outcome`]: the new entries with their bytes, and the state they change; in memory only | the stager |
+//! | sealed   | [`Sealed`] | the staged entries written to the journal and synced, added to the Merkle tree and covered by a signed checkpoint ([`Unsealed`] says why not) | the stager |
+//! | decided  | [`Decided`] | a staged batch, sealed or not, with its jobs, handed to the applier | the stager |
+//! | answered | — | every job replied to, in order (readers already wait for the batch: [`Progress`] counted it as answered when it was sealed) | the applier |
+//! | applied  | [`StateBatch`] | the sealed batches waiting ([`Unapplied`]) written to sled as one state batch by [`Store::commit`] | the applier |
+//!
 //! # Two stages
 //! The work is split between two threads so that the stager's cycle, which bounds throughput,
 //! holds only what must be serial: deciding, and making the decisions durable and signed.
@@ -43,7 +55,7 @@ use uuid::Uuid;
 use crate::error::LedgerError;
 use crate::journal::{Journal, JournalError, JournalReader, RecordPos};
 use crate::keys::Keyring;
-use crate::pending::{Changes, Pending};
+use crate::pending::{Pending, Staged};
 use crate::signed::SignedTree;
 use crate::store::{StateBatch, Store};
 use crate::{Committed, Request, SignedCheckpoint};
@@ -176,7 +188,7 @@ impl Progress {
 
 /// A batch that is durable and signed, on its way to the store.
 struct Sealed {
-    changes: Arc<Changes>,
+    staged: Arc<Staged>,
     /// Where its entries are in the journal.
     positions: Vec<RecordPos>,
     /// The stored Merkle hashes each entry added.
@@ -190,7 +202,7 @@ struct Decided {
     jobs: Vec<Job>,
     outcomes: Vec<Outcome>,
     /// What the batch staged, with or without new entries.
-    changes: Arc<Changes>,
+    staged: Arc<Staged>,
     /// Its new entries, sealed; or why they could not be.
     sealed: Result<Option<Arc<Sealed>>, Unsealed>,
     /// The sealed batches not yet applied when it was staged, then itself: where a repeated
@@ -362,16 +374,16 @@ impl Stager<'_> {
         let now = truncate_to_micros(Utc::now()).max(*self.last_recorded);
         let mut unapplied = self.unapplied.snapshot();
         let mut pending = Pending::new(self.store, self.reader, self.frontier.size())
-            .over(unapplied.iter().map(|s| Arc::clone(&s.changes)).collect());
+            .over(unapplied.iter().map(|s| Arc::clone(&s.staged)).collect());
         let outcomes: Vec<Outcome> = jobs
             .iter()
             .map(|job| stage_request(&mut pending, &job.request, now, self.keys))
             .collect();
-        let changes = Arc::new(pending.finish());
-        let sealed = if changes.entries().is_empty() {
+        let staged = Arc::new(pending.finish());
+        let sealed = if staged.entries().is_empty() {
             Ok(None)
         } else {
-            self.seal(&changes, now).map(Some)
+            self.seal(&staged, now).map(Some)
         };
         match &sealed {
             Err(Unsealed::Stopped(reason)) => self.progress.halt(reason),
@@ -385,7 +397,7 @@ impl Stager<'_> {
         Some(Decided {
             jobs,
             outcomes,
-            changes,
+            staged,
             sealed,
             unapplied,
             checkpoint: self.checkpoint.clone(),
@@ -395,29 +407,21 @@ impl Stager<'_> {
     /// Makes the batch durable and signs a checkpoint over it. A full disk that left the journal
     /// as it was refuses only this batch; any other failure stops all writes: the callers learn
     /// the outcome is unknown, and a restart recovers from the journal.
-    fn seal(
-        &mut self,
-        changes: &Arc<Changes>,
-        now: DateTime<Utc>,
-    ) -> Result<Arc<Sealed>, Unsealed> {
+    fn seal(&mut self, staged: &Arc<Staged>, now: DateTime<Utc>) -> Result<Arc<Sealed>, Unsealed> {
         let result = (|| -> Result<Arc<Sealed>, LedgerError> {
-            let payloads: Vec<&[u8]> = changes
-                .entries()
-                .iter()
-                .map(|(_, b)| b.as_slice())
-                .collect();
+            let payloads: Vec<&[u8]> = staged.entries().iter().map(|(_, b)| b.as_slice()).collect();
             let positions = self.journal.append(&payloads)?;
             self.journal.sync()?;
-            let hashes = changes.extend(self.frontier);
+            let hashes = staged.extend(self.frontier);
             let mut keys = lock(self.keys);
-            for (entry, _) in changes.entries() {
+            for (entry, _) in staged.entries() {
                 if let EntryBody::Key(rotation) = &entry.body {
                     keys.rotate(rotation.vkey(), entry.recorded)?;
                 }
             }
             let checkpoint = sign(&keys.signers(Utc::now()), self.origin, self.frontier)?;
             Ok(Arc::new(Sealed {
-                changes: Arc::clone(changes),
+                staged: Arc::clone(staged),
                 positions,
                 hashes,
                 checkpoint,
@@ -438,18 +442,18 @@ impl Stager<'_> {
         *self.last_recorded = now;
         *self.checkpoint = sealed.checkpoint.clone();
         self.unapplied.lock().push_back(Arc::clone(&sealed));
-        self.progress.answering(changes.end());
+        self.progress.answering(staged.end());
         Ok(sealed)
     }
 }
 
 /// The answer to a request whose entries are `range` of a batch signed by `checkpoint`.
-fn staged(changes: &Changes, range: Range<u64>, checkpoint: &SignedCheckpoint) -> Committed {
-    let staged = changes.entries();
-    let from = (range.start - changes.base()) as usize;
-    let to = (range.end - changes.base()) as usize;
+fn committed(staged: &Staged, range: Range<u64>, checkpoint: &SignedCheckpoint) -> Committed {
+    let entries = staged.entries();
+    let from = (range.start - staged.base()) as usize;
+    let to = (range.end - staged.base()) as usize;
     Committed {
-        entries: staged[from..to].iter().map(|(e, _)| e.clone()).collect(),
+        entries: entries[from..to].iter().map(|(e, _)| e.clone()).collect(),
         checkpoint: checkpoint.clone(),
         replayed: false,
     }
@@ -493,7 +497,7 @@ impl Applier<'_> {
         let Decided {
             jobs,
             outcomes,
-            changes,
+            staged,
             sealed,
             unapplied,
             checkpoint,
@@ -504,11 +508,11 @@ impl Applier<'_> {
                 (Err(unsealed), Outcome::Staged(_)) => Err(unsealed.error()),
                 // A repeat of a request staged earlier in this batch failed with it.
                 (Err(unsealed), Outcome::Replayed(entries))
-                    if entries.iter().any(|e| e.seq >= changes.base()) =>
+                    if entries.iter().any(|e| e.seq >= staged.base()) =>
                 {
                     Err(unsealed.error())
                 }
-                (_, Outcome::Staged(range)) => Ok(staged(&changes, range, &checkpoint)),
+                (_, Outcome::Staged(range)) => Ok(committed(&staged, range, &checkpoint)),
                 (_, Outcome::Replayed(entries)) => self.replay(entries, &unapplied, &checkpoint),
             };
             // A caller that gave up waiting has dropped its receiver; the entry stands anyway.
@@ -526,7 +530,7 @@ impl Applier<'_> {
         latest: &SignedCheckpoint,
     ) -> Result<Committed, LedgerError> {
         let last = entries.last().map_or(0, |e| e.seq);
-        let unapplied_from = unapplied.first().map_or(u64::MAX, |s| s.changes.base());
+        let unapplied_from = unapplied.first().map_or(u64::MAX, |s| s.staged.base());
         let checkpoint = if last >= unapplied_from {
             // The first batch signed after the entry is the one that holds it.
             unapplied
@@ -557,7 +561,7 @@ impl Applier<'_> {
             let mut state = StateBatch::default();
             for sealed in batches {
                 sealed
-                    .changes
+                    .staged
                     .add_to(&mut state, self.store, &sealed.positions, &sealed.hashes)?;
                 let checkpoint = &sealed.checkpoint;
                 state.put_checkpoint(checkpoint.checkpoint.size, &checkpoint.note);
@@ -575,7 +579,7 @@ impl Applier<'_> {
                     );
                 }
                 drop(unapplied);
-                let size = batches.last().map_or(0, |s| s.changes.end());
+                let size = batches.last().map_or(0, |s| s.staged.end());
                 self.progress.applied(size);
             }
             Err(e) => {
