@@ -57,6 +57,8 @@ pub struct LedgerConfig {
     /// How long after a key rotation the previous key still signs checkpoints beside the new
     /// one.
     pub key_overlap: TimeDelta,
+    /// Told about every sealed batch (the service's metrics); none by default.
+    pub observer: Option<crate::observer::Observer>,
 }
 
 impl Default for LedgerConfig {
@@ -67,6 +69,7 @@ impl Default for LedgerConfig {
             max_batch: 1024,
             queue_capacity: 16 * 1024,
             key_overlap: TimeDelta::days(30),
+            observer: None,
         }
     }
 }
@@ -235,6 +238,7 @@ impl Ledger {
             max_batch: config.max_batch.max(1),
             progress: Arc::clone(&progress),
             signed_tree,
+            observer: config.observer.clone(),
         };
         if writer.frontier.size() == 0 {
             recovery::genesis(&mut writer)?;
@@ -419,6 +423,17 @@ impl Ledger {
             .into_iter()
             .map(|seq| self.entry(seq)?.ok_or_else(|| missing(seq)))
             .collect()
+    }
+
+    /// Requests waiting in the writer's queue (at most [`LedgerConfig::queue_capacity`]).
+    pub fn queued(&self) -> usize {
+        self.queue.as_ref().map_or(0, Sender::len)
+    }
+
+    /// Entries answered but not yet applied to the state: the applier's lag, which reads wait
+    /// out (a bounded number of batches).
+    pub fn unapplied(&self) -> u64 {
+        self.shared.progress.unapplied()
     }
 
     /// The number of committed entries.

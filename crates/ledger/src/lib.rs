@@ -36,6 +36,7 @@ pub mod export;
 pub mod journal;
 pub mod keys;
 mod ledger;
+pub mod observer;
 mod pending;
 mod recovery;
 #[cfg(test)]

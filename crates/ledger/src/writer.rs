@@ -42,6 +42,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, SendError};
@@ -55,6 +56,7 @@ use uuid::Uuid;
 use crate::error::LedgerError;
 use crate::journal::{Journal, JournalError, JournalReader, RecordPos};
 use crate::keys::Keyring;
+use crate::observer::{Observer, SealedBatch};
 use crate::pending::{Pending, Staged};
 use crate::signed::SignedTree;
 use crate::store::{StateBatch, Store};
@@ -93,6 +95,8 @@ pub struct Writer {
     pub progress: Arc<Progress>,
     /// The record of the latest checkpoint signed, kept up to date by the applier.
     pub signed_tree: SignedTree,
+    /// Told about each sealed batch.
+    pub observer: Option<Observer>,
 }
 
 /// How far the writer has got, shared with readers, who must not see a state older than an
@@ -144,6 +148,14 @@ impl Progress {
                 .wait(halted)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Entries answered but not yet in the store: the applier's lag.
+    pub fn unapplied(&self) -> u64 {
+        let applied = self.applied.load(Ordering::Acquire);
+        self.answered
+            .load(Ordering::Acquire)
+            .saturating_sub(applied)
     }
 
     fn answering(&self, size: u64) {
@@ -259,6 +271,9 @@ struct Stager<'w> {
     checkpoint: &'w mut SignedCheckpoint,
     unapplied: &'w Unapplied,
     progress: &'w Progress,
+    observer: Option<&'w Observer>,
+    /// How long the last batch's journal sync took (for the observer).
+    last_sync: Duration,
 }
 
 /// The second stage: answering, then applying sealed batches to the store.
@@ -283,6 +298,8 @@ impl Writer {
             checkpoint: &mut self.checkpoint,
             unapplied,
             progress: &self.progress,
+            observer: self.observer.as_ref(),
+            last_sync: Duration::ZERO,
         };
         let applier = Applier {
             store: &self.store,
@@ -391,6 +408,13 @@ impl Stager<'_> {
             Ok(Some(batch)) => {
                 self.progress.full(false);
                 unapplied.push(Arc::clone(batch));
+                if let Some(observer) = self.observer {
+                    observer.0.sealed(&SealedBatch {
+                        requests: jobs.len(),
+                        entries: staged.entries().len(),
+                        sync: self.last_sync,
+                    });
+                }
             }
             Ok(None) => {}
         }
@@ -411,7 +435,9 @@ impl Stager<'_> {
         let result = (|| -> Result<Arc<Sealed>, LedgerError> {
             let payloads: Vec<&[u8]> = staged.entries().iter().map(|(_, b)| b.as_slice()).collect();
             let positions = self.journal.append(&payloads)?;
+            let sync_started = Instant::now();
             self.journal.sync()?;
+            self.last_sync = sync_started.elapsed();
             let hashes = staged.extend(self.frontier);
             let mut keys = lock(self.keys);
             for (entry, _) in staged.entries() {

@@ -174,10 +174,12 @@ impl AppState {
             path: dir.to_owned(),
             source,
         })?;
+        let metrics = metrics::Metrics::new();
         let config = LedgerConfig {
             origin: settings.origin.clone(),
             key_overlap: settings.key_overlap,
             cache_bytes: settings.state_cache_bytes,
+            observer: Some(metrics.ledger_observer()),
             ..LedgerConfig::default()
         };
         let ledger = Ledger::open(dir, config)?;
@@ -206,7 +208,7 @@ impl AppState {
             reversal_window: settings.reversal_window,
             credential_replay_window: settings.credential_replay_window,
             drain: Arc::default(),
-            metrics: metrics::Metrics::new(),
+            metrics,
             data_dir: dir.to_owned(),
         })
     }

@@ -14,11 +14,14 @@
 //! process (the tests) keep their figures apart.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+use timecredits_ledger::observer::{BatchObserver, Observer, SealedBatch};
 
 use crate::AppState;
 
@@ -27,6 +30,18 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Request latency buckets, in seconds: from a cached read (under a millisecond) to a write
 /// waiting out a full queue.
+/// Requests per group commit: one under light load, up to the writer's bound (1,024) under
+/// heavy load.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// `fdatasync` durations, in seconds: tens of microseconds on a fast SSD with a cache, tens of
+/// milliseconds on a disk that flushes.
+const FSYNC_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -46,7 +61,13 @@ pub struct Metrics {
     pub scrubs: IntCounterVec,
     /// When the last scrub that found no damage ended (Unix seconds).
     pub scrub_last_sound: Gauge,
+    /// Requests per sealed batch (group commit); its count is the ledger's commits.
+    pub batch_requests: Histogram,
+    /// How long each batch's journal `fdatasync` took.
+    pub fsync: Histogram,
     entries: IntGauge,
+    queued: IntGauge,
+    unapplied: IntGauge,
     checkpoint_age: Gauge,
     signing_key_age: Gauge,
     writes_refused: IntGaugeVec,
@@ -101,8 +122,34 @@ impl Metrics {
                 "When the last scrub that found no damage ended (Unix time).",
             )
             .expect("valid metric"),
+            batch_requests: Histogram::with_opts(
+                HistogramOpts::new(
+                    "ledger_batch_requests",
+                    "Requests per group commit; the count is the ledger's commits.",
+                )
+                .buckets(BATCH_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            fsync: Histogram::with_opts(
+                HistogramOpts::new(
+                    "ledger_fsync_seconds",
+                    "How long each commit's journal fdatasync took.",
+                )
+                .buckets(FSYNC_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
             entries: IntGauge::new("ledger_entries", "Entries in the ledger (its tree size).")
                 .expect("valid metric"),
+            queued: IntGauge::new(
+                "ledger_queued_requests",
+                "Requests waiting in the ledger writer's queue.",
+            )
+            .expect("valid metric"),
+            unapplied: IntGauge::new(
+                "ledger_unapplied_entries",
+                "Entries answered but not yet applied to the state (the applier's lag).",
+            )
+            .expect("valid metric"),
             checkpoint_age: Gauge::new(
                 "checkpoint_age_seconds",
                 "Seconds since the last entry, which the latest signed checkpoint covers.",
@@ -150,7 +197,11 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
+            Box::new(self.batch_requests.clone()),
+            Box::new(self.fsync.clone()),
+            Box::new(self.queued.clone()),
+            Box::new(self.unapplied.clone()),
             Box::new(self.requests.clone()),
             Box::new(self.latency.clone()),
             Box::new(self.problems.clone()),
@@ -199,6 +250,29 @@ impl Metrics {
     }
 }
 
+/// The ledger writer's figures, added to by the writer's thread at each sealed batch.
+struct LedgerFigures {
+    batch_requests: Histogram,
+    fsync: Histogram,
+}
+
+impl BatchObserver for LedgerFigures {
+    fn sealed(&self, batch: &SealedBatch) {
+        self.batch_requests.observe(batch.requests as f64);
+        self.fsync.observe(batch.sync.as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// The observer the ledger reports its sealed batches to.
+    pub fn ledger_observer(&self) -> Observer {
+        Observer(Arc::new(LedgerFigures {
+            batch_requests: self.batch_requests.clone(),
+            fsync: self.fsync.clone(),
+        }))
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -215,6 +289,10 @@ pub fn render(state: &AppState, dir: &Path) -> String {
         let entry = ledger.entry(seq).ok()??;
         Some((now - entry.recorded).num_milliseconds().max(0) as f64 / 1000.0)
     };
+    m.queued
+        .set(i64::try_from(ledger.queued()).unwrap_or(i64::MAX));
+    m.unapplied
+        .set(i64::try_from(ledger.unapplied()).unwrap_or(i64::MAX));
     if let Ok(size) = ledger.size() {
         m.entries.set(i64::try_from(size).unwrap_or(i64::MAX));
         if let Some(seconds) = size.checked_sub(1).and_then(age) {
