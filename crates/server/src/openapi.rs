@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
-use crate::problem::CODES;
+use crate::problem::Code;
 
 /// The generated API description.
 #[derive(OpenApi)]
@@ -112,8 +112,13 @@ impl Modify for ErrorCodes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut table =
             String::from("\n\n## Problem codes\n\n| code | status | meaning |\n|---|---|---|\n");
-        for (code, status, meaning) in CODES {
-            table.push_str(&format!("| `{code}` | {status} | {meaning} |\n"));
+        for code in Code::ALL {
+            table.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                code.status().as_u16(),
+                code.meaning()
+            ));
         }
         let description = openapi.info.description.get_or_insert_with(String::new);
         description.push_str(&table);
