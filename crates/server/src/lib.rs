@@ -206,7 +206,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::PathConfig::default().error_handler(problem::path_error))
     .app_data(web::QueryConfig::default().error_handler(problem::query_error))
-    .configure(api::routes)
+    // The routes' OpenAPI operations, collected on the way, serve `openapi::api_doc` only.
+    .configure(|cfg| {
+        api::routes(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+            cfg,
+        ))
+    })
     .configure(openapi::routes);
 }
 

@@ -6,6 +6,7 @@ pub mod health;
 pub mod log;
 pub mod members;
 pub mod movements;
+mod resource;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -18,7 +19,9 @@ use timecredits_ledger::{Committed, Request, SignedCheckpoint};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
 
-use crate::{limits, problem};
+use crate::problem;
+use resource::Resource;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -29,96 +32,74 @@ use crate::AppState;
 /// The header set on an answer that repeats an earlier one for the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
-/// Every route. Each path is one resource; a wrong method gets a 405 problem naming the
-/// resource's methods (see `resource`).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use actix_web::middleware::from_fn;
-    use web::{get, post};
+/// Every route, each registered with its OpenAPI operation: the API description's paths are
+/// collected from this list (see [`crate::openapi::api_doc`]). Each path is one [`Resource`].
+pub fn routes(cfg: &mut ServiceConfig) {
     // Resources are tried in this order, and each `{id}` pattern is a regex run: the two
     // hottest routes (balance reads and earn) come first so they skip the others' matching.
-    cfg.service(resource("/v1/accounts/{id}", "GET").route(get().to(accounts::get_account)))
-        .service(resource("/v1/earn", "POST").route(post().to(movements::earn)))
-        .service(resource("/healthz", "GET").route(get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(get().to(health::readyz)))
-        .service(
-            resource("/v1/partners", "GET, POST")
-                .route(post().to(admin::create_partner))
-                .route(get().to(admin::list_partners)),
+    cfg.service(Resource::of(
+        accounts::get_account,
+        accounts::__path_get_account,
+    ))
+    .service(Resource::of(movements::earn, movements::__path_earn))
+    .service(Resource::of(health::healthz, health::__path_healthz))
+    .service(Resource::of(health::readyz, health::__path_readyz))
+    .service(
+        Resource::of(admin::list_partners, admin::__path_list_partners)
+            .and(admin::create_partner, admin::__path_create_partner),
+    )
+    .service(Resource::of(admin::get_partner, admin::__path_get_partner))
+    .service(
+        Resource::of(admin::list_api_keys, admin::__path_list_api_keys)
+            .and(admin::create_api_key, admin::__path_create_api_key),
+    )
+    .service(Resource::of(admin::revoke_api_key, admin::__path_revoke_api_key).no_body())
+    .service(Resource::of(
+        movements::allocate,
+        movements::__path_allocate,
+    ))
+    .service(Resource::of(admin::close_account, admin::__path_close_account).no_body())
+    .service(Resource::of(admin::register_member, admin::__path_register_member).no_body())
+    .service(
+        Resource::of(
+            members::reissue_credential,
+            members::__path_reissue_credential,
         )
-        .service(resource("/v1/partners/{id}", "GET").route(get().to(admin::get_partner)))
-        .service(
-            resource("/v1/api-keys", "GET, POST")
-                .route(post().to(admin::create_api_key))
-                .route(get().to(admin::list_api_keys)),
+        .no_body(),
+    )
+    .service(
+        Resource::of(
+            members::revoke_credential,
+            members::__path_revoke_credential,
         )
-        .service(
-            resource("/v1/api-keys/{id}/revoke", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::revoke_api_key)),
-        )
-        .service(resource("/v1/allocations", "POST").route(post().to(movements::allocate)))
-        .service(
-            resource("/v1/accounts/{id}/close", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::close_account)),
-        )
-        .service(
-            resource("/v1/members", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::register_member)),
-        )
-        .service(
-            resource("/v1/members/{id}/credential", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(members::reissue_credential)),
-        )
-        .service(
-            resource("/v1/members/{id}/credential/revoke", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(members::revoke_credential)),
-        )
-        .service(
-            resource("/v1/key-rotations", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::rotate_key)),
-        )
-        .service(resource("/v1/me", "GET").route(get().to(accounts::me)))
-        .service(resource("/v1/accounts/{id}/entries", "GET").route(get().to(accounts::history)))
-        .service(
-            resource("/v1/earn/batch", "POST")
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(crate::MAX_BATCH_BODY_BYTES)
-                        .error_handler(problem::json_error),
-                )
-                .route(post().to(movements::earn_batch)),
-        )
-        .service(resource("/v1/spend-codes", "POST").route(post().to(movements::create_spend_code)))
-        .service(resource("/v1/redemptions", "POST").route(post().to(movements::redeem)))
-        .service(resource("/v1/gifts", "POST").route(post().to(movements::gift)))
-        .service(resource("/v1/entries/{id}", "GET").route(get().to(accounts::get_entry)))
-        .service(resource("/v1/entries/{id}/reversal", "POST").route(post().to(movements::reverse)))
-        .service(resource("/v1/entries/{id}/receipt", "GET").route(get().to(accounts::receipt)))
-        .service(resource("/v1/ledger/checkpoint", "GET").route(get().to(log::checkpoint)))
-        .service(resource("/v1/ledger/key", "GET").route(get().to(log::key)))
-        .service(resource("/v1/ledger/consistency", "GET").route(get().to(log::consistency)))
-        .service(resource("/v1/ledger/export", "GET").route(get().to(log::export)));
-}
-
-/// A resource whose routes answer the methods in `allow`; any other method gets a 405 problem
-/// with the `Allow` header RFC 9110 requires (actix's own 405 has none).
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
-        let mut response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
-        });
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(allow),
-        );
-        response
-    }))
+        .no_body(),
+    )
+    .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
+    .service(Resource::of(accounts::me, accounts::__path_me))
+    .service(Resource::of(accounts::history, accounts::__path_history))
+    .service(
+        Resource::of(movements::earn_batch, movements::__path_earn_batch).app_data(
+            web::JsonConfig::default()
+                .limit(crate::MAX_BATCH_BODY_BYTES)
+                .error_handler(problem::json_error),
+        ),
+    )
+    .service(Resource::of(
+        movements::create_spend_code,
+        movements::__path_create_spend_code,
+    ))
+    .service(Resource::of(movements::redeem, movements::__path_redeem))
+    .service(Resource::of(movements::gift, movements::__path_gift))
+    .service(Resource::of(
+        accounts::get_entry,
+        accounts::__path_get_entry,
+    ))
+    .service(Resource::of(movements::reverse, movements::__path_reverse))
+    .service(Resource::of(accounts::receipt, accounts::__path_receipt))
+    .service(Resource::of(log::checkpoint, log::__path_checkpoint))
+    .service(Resource::of(log::key, log::__path_key))
+    .service(Resource::of(log::consistency, log::__path_consistency))
+    .service(Resource::of(log::export, log::__path_export));
 }
 
 /// A committed entry, with exactly the fields (and names) of its canonical encoding.
