@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     begin, commit, created, only_entry, recorded, submit, CheckpointView, EntryView, Remembered,
+    TextField,
 };
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
@@ -21,13 +22,8 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Riverside Lunch Club", "roles": ["earn"]}))]
 pub struct NewPartner {
-    /// The organisation's name (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub name: String,
+    /// The organisation's name.
+    pub name: TextField,
     /// `earn` (issues credits from a budget), `spend` (a venue), or both.
     #[schema(min_items = 1)]
     pub roles: Vec<Role>,
@@ -77,7 +73,7 @@ pub async fn create_partner(
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreatePartner)?;
-    let name = timecredits_domain::ShortText::from_input("name", &body.name)?;
+    let name = body.name.parse("name")?;
     let mut roles = body.roles.clone();
     roles.sort_by_key(|r| *r as u8);
     roles.dedup();
@@ -220,13 +216,8 @@ pub enum KeyHolder {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"label": "front desk till", "holder": {"kind": "partner", "id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10"}}))]
 pub struct NewApiKey {
-    /// A label to tell keys apart (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub label: String,
+    /// A label to tell keys apart.
+    pub label: TextField,
     /// Who the key acts for.
     pub holder: KeyHolder,
 }
@@ -277,7 +268,7 @@ pub async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreateApiKey)?;
     let actor = caller.actor();
-    let label = timecredits_domain::ShortText::from_input("label", &body.label)?;
+    let label = body.label.parse("label")?;
     let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("create_api_key", &*body);
     match state.registry.previous(actor, key.0.as_str(), &print) {

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+mod fields;
 pub mod health;
 pub mod log;
 pub mod members;
@@ -18,6 +19,8 @@ use timecredits_domain::{Entry, EntryBody, Intent, Minutes};
 use timecredits_ledger::{Committed, Request, SignedCheckpoint};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
+
+pub use fields::TextField;
 
 use crate::problem;
 use resource::Resource;

@@ -3,14 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use timecredits_domain::{
-    AccountId, Details, EntryBody, Intent, MovementKind, ShortText, Transfer,
-};
+use timecredits_domain::{AccountId, Details, EntryBody, Intent, MovementKind, Transfer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
+    TextField,
 };
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
@@ -18,13 +17,6 @@ use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
 use crate::spend_codes::{Attempt, By, Prior};
 use crate::AppState;
-
-fn text(field: &'static str, value: &Option<String>) -> Result<Option<ShortText>, ApiError> {
-    Ok(value
-        .as_ref()
-        .map(|v| ShortText::from_input(field, v))
-        .transpose()?)
-}
 
 fn transfer(
     kind: MovementKind,
@@ -60,12 +52,7 @@ pub struct NewAllocation {
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
     /// The programme's reference (invoice, grant).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    pub reference: Option<TextField>,
 }
 
 /// Allocate credits to a partner
@@ -103,7 +90,7 @@ pub async fn allocate(
         ApiError::WrongPartnerRole(format!("partner {} is not an earn partner", partner.id))
     })?;
     let details = Details {
-        reference: text("reference", &body.reference)?,
+        reference: TextField::parse_optional("reference", &body.reference)?,
         ..Details::default()
     };
     let intent = transfer(
@@ -132,29 +119,19 @@ pub struct NewEarn {
     #[schema(maximum = 60000000)]
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
-    /// What the time was given to (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub activity: String,
+    /// What the time was given to.
+    pub activity: TextField,
     /// The day the time was given (default: today). Not after tomorrow (UTC).
     pub date_given: Option<NaiveDate>,
-    /// The partner's own reference (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    /// The partner's own reference.
+    pub reference: Option<TextField>,
 }
 
 impl NewEarn {
     fn intent(&self, budget: AccountId) -> Result<Intent, ApiError> {
         let details = Details {
-            activity: Some(ShortText::from_input("activity", &self.activity)?),
-            reference: text("reference", &self.reference)?,
+            activity: Some(self.activity.parse("activity")?),
+            reference: TextField::parse_optional("reference", &self.reference)?,
             ..Details::default()
         };
         Ok(transfer(
@@ -337,13 +314,8 @@ pub struct NewRedemption {
     #[schema(maximum = 60000000)]
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
-    /// The activity or offer (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub activity: String,
+    /// The activity or offer.
+    pub activity: TextField,
     /// Number of adults in the party.
     #[serde(deserialize_with = "whole::u32")]
     pub adults: u32,
@@ -351,12 +323,7 @@ pub struct NewRedemption {
     #[serde(deserialize_with = "whole::u32")]
     pub children: u32,
     /// The venue's own reference.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    pub reference: Option<TextField>,
 }
 
 /// The party rule of a redemption as JSON Schema (joined to [`NewRedemption`]'s derived schema
@@ -416,8 +383,8 @@ pub async fn redeem(
     let (partner, venue) = caller.partner_account(Scope::Spend)?;
     let minutes = amount(body.hours, body.minutes)?;
     let details = Details {
-        activity: Some(ShortText::from_input("activity", &body.activity)?),
-        reference: text("reference", &body.reference)?,
+        activity: Some(body.activity.parse("activity")?),
+        reference: TextField::parse_optional("reference", &body.reference)?,
         adults: Some(body.adults),
         children: Some(body.children),
     };
@@ -526,12 +493,7 @@ pub struct NewGift {
     #[serde(default, deserialize_with = "whole::option_u64")]
     pub minutes: Option<u64>,
     /// A reference of the member's choosing (no personal data, please).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    pub reference: Option<TextField>,
 }
 
 /// Gift credits
@@ -560,7 +522,7 @@ pub async fn gift(
     caller.permit(Operation::Gift)?;
     let member = caller.member_account()?;
     let details = Details {
-        reference: text("reference", &body.reference)?,
+        reference: TextField::parse_optional("reference", &body.reference)?,
         ..Details::default()
     };
     let intent = transfer(
@@ -579,13 +541,8 @@ pub async fn gift(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reference": "recorded twice by mistake"}))]
 pub struct NewReversal {
-    /// The reason or reference (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    /// The reason or reference.
+    pub reference: Option<TextField>,
 }
 
 /// Reverse an entry
@@ -625,7 +582,7 @@ pub async fn reverse(
     caller.may_reverse(&entry, state.reversal_window, chrono::Utc::now())?;
     let intent = Intent::Reverse {
         entry: entry.seq,
-        reference: text("reference", &body.reference)?,
+        reference: TextField::parse_optional("reference", &body.reference)?,
     };
     recorded(submit(&state, &caller, &key, vec![intent]).await?)
 }
