@@ -7,6 +7,7 @@ use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::responses::{AuthProblems, BodilessWriteProblems, JsonWriteProblems};
 use super::{
     begin, commit, created, only_entry, recorded, submit, CheckpointView, EntryView, Remembered,
     TextField,
@@ -58,12 +59,9 @@ pub struct PartnerList {
     responses(
         (status = 201, description = "The partner and the entries opening its accounts", body = PartnerCreated),
         (status = 400, description = "Malformed body, missing or invalid Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn create_partner(
@@ -149,8 +147,8 @@ pub async fn create_partner(
 #[utoipa::path(get, path = "/v1/partners", tag = "administration",
     responses(
         (status = 200, description = "The partners", body = PartnerList),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or auditor (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list_partners(
@@ -171,8 +169,8 @@ pub async fn list_partners(
     responses(
         (status = 200, description = "The partner", body = Partner),
         (status = 400, description = "The id is not a UUID (`invalid_path`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such partner, or another partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn get_partner(
@@ -251,13 +249,10 @@ pub struct ApiKeyList {
     responses(
         (status = 201, description = "The key and its secret", body = ApiKeyCreated),
         (status = 400, description = "Malformed body or Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A scope the partner's roles do not allow (`wrong_partner_role`), or the key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn create_api_key(
@@ -359,8 +354,8 @@ pub struct KeyFilter {
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list_api_keys(
@@ -385,12 +380,10 @@ pub async fn list_api_keys(
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
         (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key is the one calling (`api_key_in_use`), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn revoke_api_key(
@@ -442,11 +435,9 @@ pub async fn revoke_api_key(
     responses(
         (status = 201, description = "The closing entry", body = super::Recorded),
         (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`unknown_account`, `account_closed`, `account_not_empty`, `programme_account`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn close_account(
@@ -489,11 +480,11 @@ pub struct KeyRotated {
     responses(
         (status = 201, description = "The rotation: the new key, its entry and checkpoint", body = KeyRotated),
         (status = 400, description = "`idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`, `key_overlap_running`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn rotate_key(
@@ -549,11 +540,9 @@ pub struct MemberRegistered {
     responses(
         (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
         (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn register_member(

@@ -8,6 +8,7 @@ pub mod log;
 pub mod members;
 pub mod movements;
 mod resource;
+pub mod responses;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

@@ -7,6 +7,7 @@ use timecredits_domain::{AccountId, Details, EntryBody, Intent, MovementKind, Tr
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::responses::JsonWriteProblems;
 use super::{
     amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
     TextField,
@@ -66,13 +67,10 @@ pub struct NewAllocation {
     responses(
         (status = 201, description = "The allocate entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`partner_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`wrong_partner_role` (not an earn partner), `account_closed`, `amount_overflow`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn allocate(
@@ -155,12 +153,9 @@ impl NewEarn {
     responses(
         (status = 201, description = "The earn entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits` (budget), `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn earn(
@@ -194,12 +189,9 @@ pub struct NewEarnBatch {
     responses(
         (status = 201, description = "The earn entries, in the order given", body = RecordedMany),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn earn_batch(
@@ -261,13 +253,10 @@ pub struct SpendCode {
     responses(
         (status = 201, description = "The code", body = SpendCode),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The member holds the most unused codes allowed (`too_many_spend_codes`); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("member" = [])))]
 pub async fn create_spend_code(
@@ -363,13 +352,10 @@ pub fn party_rule() -> utoipa::openapi::Schema {
     responses(
         (status = 201, description = "The spend entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a spend partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many refused redemptions from this key, partner or address, or from everyone (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn redeem(
@@ -505,12 +491,9 @@ pub struct NewGift {
     responses(
         (status = 201, description = "The gift entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("member" = [])))]
 pub async fn gift(
@@ -560,13 +543,10 @@ pub struct NewReversal {
     responses(
         (status = 201, description = "The reverse entry", body = super::Recorded),
         (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the entry's partner, or a key without the entry's scope (`forbidden`), or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`already_reversed`, `not_reversible`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn reverse(
