@@ -22,9 +22,14 @@ use utoipa::ToSchema;
 pub struct TextField(String);
 
 impl TextField {
+    /// The text as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The text as the ledger takes it, or why it is refused (naming `field`).
     pub fn parse(&self, field: &'static str) -> Result<ShortText, ValidationError> {
-        ShortText::from_input(field, &self.0)
+        ShortText::from_input(field, self.as_str())
     }
 
     /// An optional text field as the ledger takes it.

@@ -5,11 +5,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{begin, created, Remembered};
+use super::created;
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader, InFlightGuard};
 use crate::problem::{ApiError, Problem};
 use crate::registry::{CredentialStatus, Member, Previous, RequestRef};
+use crate::service;
 use crate::AppState;
 
 /// A member's new credential, shown this once.
@@ -79,16 +80,25 @@ struct Started<'a> {
 fn start<'a>(
     state: &'a AppState,
     caller: &Caller,
-    key: &IdemKey,
+    idempotency_key: &IdemKey,
     id: Uuid,
     operation: &str,
 ) -> Result<Started<'a>, ApiError> {
     let (actor, _) = managed_member(state, caller, id)?;
-    let guard = begin(state, actor, key, Remembered::Registry)?;
+    let guard = service::begin(
+        state,
+        actor,
+        &idempotency_key.0,
+        service::Remembered::Registry,
+    )?;
     let print = fingerprint(operation, &id);
-    let previous = state.registry.previous(actor, key.0.as_str(), &print);
+    let previous = state
+        .registry
+        .previous(actor, idempotency_key.0.as_str(), &print);
     if let Previous::Different = previous {
-        return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
+        return Err(ApiError::IdempotencyKeyReused(
+            idempotency_key.0.as_str().into(),
+        ));
     }
     Ok(Started {
         actor,
@@ -99,10 +109,10 @@ fn start<'a>(
 }
 
 /// The request record of a registry write, for its idempotent repeats.
-fn request_ref(actor: Uuid, key: &IdemKey, fingerprint: String) -> RequestRef {
+fn request_ref(actor: Uuid, idempotency_key: &IdemKey, fingerprint: String) -> RequestRef {
     RequestRef {
         actor,
-        key: key.0.as_str().to_owned(),
+        key: idempotency_key.0.as_str().to_owned(),
         fingerprint,
     }
 }
@@ -129,17 +139,17 @@ fn status(state: &AppState, id: Uuid) -> Result<CredentialStatus, ApiError> {
 pub async fn reissue_credential(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let started = start(&state, &caller, &key, id, "reissue_credential")?;
+    let started = start(&state, &caller, &idempotency_key, id, "reissue_credential")?;
     let (actor, previous) = (started.actor, started.previous);
     let credential = match previous {
         Previous::Same(_) => {
             let credential = state.registry.replay_credential(
                 id,
-                Some((actor, key.0.as_str())),
+                Some((actor, idempotency_key.0.as_str())),
                 state.credential_replay_window,
             );
             let status = status(&state, id)?;
@@ -148,7 +158,7 @@ pub async fn reissue_credential(
         // `start` refused `Different`.
         Previous::None | Previous::Different => state
             .registry
-            .reissue_member_credential(id, request_ref(actor, &key, started.print))?,
+            .reissue_member_credential(id, request_ref(actor, &idempotency_key, started.print))?,
     };
     Ok(created(
         false,
@@ -174,16 +184,16 @@ pub async fn reissue_credential(
 pub async fn revoke_credential(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let started = start(&state, &caller, &key, id, "revoke_credential")?;
+    let started = start(&state, &caller, &idempotency_key, id, "revoke_credential")?;
     let (actor, previous) = (started.actor, started.previous);
     if status(&state, id)?.revoked.is_none() {
         state
             .registry
-            .revoke_member_credential(id, request_ref(actor, &key, started.print))?;
+            .revoke_member_credential(id, request_ref(actor, &idempotency_key, started.print))?;
     }
     let mut response = HttpResponse::Ok();
     if matches!(previous, Previous::Same(_)) {

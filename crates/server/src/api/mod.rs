@@ -16,8 +16,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::NaiveDate;
 use serde::Serialize;
-use timecredits_domain::{Entry, EntryBody, Intent, Minutes};
-use timecredits_ledger::{Committed, Request, SignedCheckpoint};
+use timecredits_domain::{Entry, EntryBody, Minutes};
+use timecredits_ledger::{Committed, SignedCheckpoint};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
 
@@ -28,10 +28,7 @@ use resource::Resource;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::idempotency::{IdemKey, InFlightGuard};
 use crate::problem::ApiError;
-use crate::AppState;
 
 /// The header set on an answer that repeats an earlier one for the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
@@ -376,64 +373,6 @@ pub mod whole {
     pub fn option_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Option::<Whole<u64>>::deserialize(d).map(|o| o.map(|w| w.0))
     }
-}
-
-/// Where a kind of write is remembered under its idempotency key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Remembered {
-    /// Entries: in the ledger's (actor, key) index.
-    Ledger,
-    /// API keys and revocations: in the registry.
-    Registry,
-    /// Spend codes: in the spend-code table.
-    SpendCodes,
-}
-
-/// Starts a write under (actor, key): marks it in flight (409 for a concurrent repeat) and
-/// refuses a key that another kind of write by the same caller already used, since keys are
-/// scoped to the caller, not to the endpoint. Each store then answers repeats of its own writes.
-pub fn begin<'a>(
-    state: &'a AppState,
-    actor: Uuid,
-    key: &IdemKey,
-    here: Remembered,
-) -> Result<InFlightGuard<'a>, ApiError> {
-    let guard = state.in_flight.begin(actor, key)?;
-    let k = key.0.as_str();
-    let used_elsewhere = (here != Remembered::Ledger
-        && state.ledger.previous_request(actor, &key.0)?.is_some())
-        || (here != Remembered::Registry && state.registry.knows(actor, k))
-        || (here != Remembered::SpendCodes && state.spend_codes.knows(actor, k));
-    if used_elsewhere {
-        return Err(ApiError::IdempotencyKeyReused(k.to_owned()));
-    }
-    Ok(guard)
-}
-
-/// Submits a request to the ledger on behalf of `caller`, refusing a concurrent repeat.
-pub async fn submit(
-    state: &AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    intents: Vec<Intent>,
-) -> Result<Committed, ApiError> {
-    let _guard = begin(state, caller.actor(), key, Remembered::Ledger)?;
-    commit(state, caller, key, intents).await
-}
-
-/// Submits a request to the ledger for a handler that already holds the in-flight guard.
-pub async fn commit(
-    state: &AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    intents: Vec<Intent>,
-) -> Result<Committed, ApiError> {
-    let request = Request {
-        actor: caller.actor(),
-        key: key.0.clone(),
-        intents,
-    };
-    Ok(state.ledger.submit(request).await?)
 }
 
 /// A 201 (or, for a repeat, the same 201 marked as replayed) with a JSON body.

@@ -3,20 +3,18 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use timecredits_domain::{AccountId, Details, EntryBody, Intent, MovementKind, Transfer};
+use timecredits_domain::{AccountId, Details, Intent, MovementKind, Transfer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::responses::JsonWriteProblems;
-use super::{
-    amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
-    TextField,
-};
+use super::{amount, created, recorded, whole, EntryView, RecordedMany, TextField};
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
-use crate::spend_codes::{Attempt, By, Prior};
+use crate::service::{self, redemptions, redemptions::Redemption};
+use crate::spend_codes::Attempt;
 use crate::AppState;
 
 fn transfer(
@@ -76,7 +74,7 @@ pub struct NewAllocation {
 pub async fn allocate(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewAllocation>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Allocate)?;
@@ -99,7 +97,7 @@ pub async fn allocate(
         None,
         details,
     );
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
 }
 
 /// Time given by a member.
@@ -161,13 +159,13 @@ impl NewEarn {
 pub async fn earn(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewEarn>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Earn)?;
     let (_, budget) = caller.partner_account(Scope::Earn)?;
     let intent = body.intent(budget)?;
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
 }
 
 /// Time given by a group, issued all or nothing.
@@ -197,7 +195,7 @@ pub struct NewEarnBatch {
 pub async fn earn_batch(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewEarnBatch>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Earn)?;
@@ -207,7 +205,7 @@ pub async fn earn_batch(
         .iter()
         .map(|item| item.intent(budget))
         .collect::<Result<Vec<_>, _>>()?;
-    let committed = submit(&state, &caller, &key, intents).await?;
+    let committed = service::submit(&state, &caller, &idempotency_key.0, intents).await?;
     Ok(created(
         committed.replayed,
         &RecordedMany {
@@ -262,7 +260,7 @@ pub struct SpendCode {
 pub async fn create_spend_code(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewSpendCode>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreateSpendCode)?;
@@ -272,12 +270,20 @@ pub async fn create_spend_code(
         .map(timecredits_domain::Minutes::new)
         .transpose()?
         .map(|m| m.get());
-    let _guard = begin(&state, caller.actor(), &key, Remembered::SpendCodes)?;
+    let _guard = service::begin(
+        &state,
+        caller.actor(),
+        &idempotency_key.0,
+        service::Remembered::SpendCodes,
+    )?;
     let print = fingerprint("spend_code", &*body);
-    let (issued, replayed) =
-        state
-            .spend_codes
-            .issue(member.0, key.0.as_str(), &print, cap, chrono::Utc::now())?;
+    let (issued, replayed) = state.spend_codes.issue(
+        member.0,
+        idempotency_key.0.as_str(),
+        &print,
+        cap,
+        chrono::Utc::now(),
+    )?;
     Ok(created(
         replayed,
         &SpendCode {
@@ -362,7 +368,7 @@ pub async fn redeem(
     state: web::Data<AppState>,
     req: HttpRequest,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewRedemption>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Redeem)?;
@@ -381,11 +387,6 @@ pub async fn redeem(
         partner,
         address: req.peer_addr().map(|a| crate::spend_codes::source(a.ip())),
     };
-    let actor = caller.actor();
-    let by = (actor, key.0.as_str().to_owned());
-    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
-    // Before anything looks at the code: a throttled caller learns nothing.
-    state.spend_codes.admit(&who)?;
     // The fingerprint covers the code as the member means it, so a retry typed differently is
     // still the same request.
     let print = {
@@ -393,74 +394,15 @@ pub async fn redeem(
         normalised.code = crate::spend_codes::normalise(&body.code);
         fingerprint("redeem", &normalised)
     };
-    let spend = |member| {
-        let details = details.clone();
-        transfer(MovementKind::Spend, member, venue, minutes, None, details)
+    let redemption = Redemption {
+        code: &body.code,
+        minutes,
+        details,
+        fingerprint: print,
     };
-    let result = redeem_code(
-        &state,
-        &caller,
-        &key,
-        (&by, &print),
-        &body.code,
-        minutes.get(),
-        spend,
-    )
-    .await;
-    if let Err(e) = &result {
-        if e.status().is_client_error() {
-            state.spend_codes.refused(&who, e);
-        }
-    }
-    recorded(result?)
-}
-
-/// The part of [`redeem`] whose every refusal counts against the guess limits.
-async fn redeem_code(
-    state: &AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    (by, print): (&By, &str),
-    code: &str,
-    minutes: u64,
-    spend: impl Fn(AccountId) -> Intent,
-) -> Result<timecredits_ledger::Committed, ApiError> {
-    // A repeat is decided by the fingerprint alone, before the code is looked up, so its
-    // answer cannot depend on whether some other code exists.
-    if state.spend_codes.prior(by, print) == Prior::Different {
-        return Err(ApiError::IdempotencyKeyReused(by.1.clone()));
-    }
-    // A repeat of a committed redemption (its record may be past the outcome window): the member
-    // is the one the first redemption debited, and the ledger compares the rest of the request.
-    if let Some(entries) = state.ledger.previous_request(by.0, &key.0)? {
-        let member = match entries.first().map(|e| &e.body) {
-            Some(EntryBody::Move(m)) => m.debit,
-            _ => return Err(ApiError::IdempotencyKeyReused(by.1.clone())),
-        };
-        let replayed = commit(state, caller, key, vec![spend(member)]).await;
-        if replayed.is_ok() {
-            // Settles a reservation whose outcome an earlier storage failure left open.
-            state.spend_codes.finish(by, true);
-        }
-        return replayed.map_err(|e| e.for_venue(member));
-    }
-    let now = chrono::Utc::now();
-    let member = AccountId(state.spend_codes.reserve(by, print, code, minutes, now)?);
-    let result = commit(state, caller, key, vec![spend(member)]).await;
-    match &result {
-        Ok(_) => state.spend_codes.finish(by, true),
-        // Refused for certain: the code is free again.
-        Err(
-            ApiError::Rule(_)
-            | ApiError::Validation(_)
-            | ApiError::IdempotencyKeyReused(_)
-            | ApiError::LedgerBusy,
-        ) => state.spend_codes.finish(by, false),
-        // The outcome is unknown (storage failure): the reservation stays, and a retry of the
-        // same request, or the next start, settles it from the ledger.
-        Err(_) => {}
-    }
-    result.map_err(|e| e.for_venue(member))
+    let committed =
+        redemptions::redeem(&state, &caller, &idempotency_key.0, venue, &who, redemption).await?;
+    recorded(committed)
 }
 
 /// A gift of credits from one member to another.
@@ -499,7 +441,7 @@ pub struct NewGift {
 pub async fn gift(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewGift>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Gift)?;
@@ -516,7 +458,7 @@ pub async fn gift(
         None,
         details,
     );
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
 }
 
 /// Why an entry is reversed.
@@ -552,17 +494,14 @@ pub struct NewReversal {
 pub async fn reverse(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
     body: web::Json<NewReversal>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let not_found = || ApiError::EntryNotFound(format!("entry {id} does not exist"));
-    let entry = state.ledger.entry_by_id(id)?.ok_or_else(not_found)?;
-    caller.may_reverse(&entry, state.reversal_window, chrono::Utc::now())?;
-    let intent = Intent::Reverse {
-        entry: entry.seq,
-        reference: TextField::parse_optional("reference", &body.reference)?,
-    };
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    let reference = body.reference.as_ref().map(TextField::as_str);
+    let entry_id = id.into_inner();
+    let committed =
+        service::reversals::reverse(&state, &caller, &idempotency_key.0, entry_id, reference)
+            .await?;
+    recorded(committed)
 }
