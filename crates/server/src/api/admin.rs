@@ -11,7 +11,7 @@ use super::{created, only_entry, recorded, CheckpointView, EntryView, TextField}
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
-use crate::registry::{ApiKey, Partner, Previous, Principal, RequestRef, Role};
+use crate::registry::{ApiKey, Partner, Principal, Role};
 use crate::service;
 use crate::AppState;
 
@@ -259,41 +259,12 @@ pub async fn revoke_api_key(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RevokeApiKey)?;
-    let actor = caller.actor();
     let id = id.into_inner();
-    let _guard = service::begin(
-        &state,
-        actor,
-        &idempotency_key.0,
-        service::Remembered::Registry,
-    )?;
     let print = fingerprint("revoke_api_key", &id);
-    let previous = state
-        .registry
-        .previous(actor, idempotency_key.0.as_str(), &print);
-    if let Previous::Different = previous {
-        return Err(ApiError::IdempotencyKeyReused(
-            idempotency_key.0.as_str().into(),
-        ));
-    }
-    let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
-    let existing = state.registry.api_key(id).ok_or_else(not_found)?;
-    if caller.key_id() == Some(id) {
-        return Err(ApiError::ApiKeyInUse(
-            "an administrator cannot revoke the key it is calling with".into(),
-        ));
-    }
-    if existing.revoked.is_none() {
-        let request = RequestRef {
-            actor,
-            key: idempotency_key.0.as_str().to_owned(),
-            fingerprint: print,
-        };
-        state.registry.revoke_api_key(id, request)?;
-    }
-    let revoked = state.registry.api_key(id).ok_or_else(not_found)?;
+    let (revoked, replayed) =
+        service::api_keys::revoke(&state, &caller, &idempotency_key.0, print, id)?;
     let mut response = HttpResponse::Ok();
-    if matches!(previous, Previous::Same(_)) {
+    if replayed {
         response.insert_header((super::REPLAYED_HEADER, "true"));
     }
     Ok(response.json(revoked))
@@ -374,18 +345,9 @@ pub async fn rotate_key(
     idempotency_key: IdemKey,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RotateKey)?;
-    let actor = caller.actor();
-    let _guard = service::begin(
-        &state,
-        actor,
-        &idempotency_key.0,
-        service::Remembered::Ledger,
-    )?;
-    let ledger = state.clone();
-    let request_key = idempotency_key.0.clone();
     // The rotation writes a key file and waits for its entry: off the async workers.
     let (verifier_key, committed) =
-        web::block(move || ledger.ledger.rotate_key(actor, request_key))
+        web::block(move || service::signing_keys::rotate(&state, &caller, &idempotency_key.0))
             .await
             .map_err(|e| ApiError::Internal(format!("the rotation did not finish: {e}")))??;
     let entry = only_entry(&committed)?;

@@ -13,7 +13,7 @@ use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
-use crate::service::{self, redemptions, redemptions::Redemption};
+use crate::service::{self, redemptions::Redemption};
 use crate::spend_codes::Attempt;
 use crate::AppState;
 
@@ -270,20 +270,9 @@ pub async fn create_spend_code(
         .map(timecredits_domain::Minutes::new)
         .transpose()?
         .map(|m| m.get());
-    let _guard = service::begin(
-        &state,
-        caller.actor(),
-        &idempotency_key.0,
-        service::Remembered::SpendCodes,
-    )?;
     let print = fingerprint("spend_code", &*body);
-    let (issued, replayed) = state.spend_codes.issue(
-        member.0,
-        idempotency_key.0.as_str(),
-        &print,
-        cap,
-        chrono::Utc::now(),
-    )?;
+    let (issued, replayed) =
+        service::spend_codes::issue(&state, &caller, &idempotency_key.0, member, print, cap)?;
     Ok(created(
         replayed,
         &SpendCode {
@@ -401,7 +390,8 @@ pub async fn redeem(
         fingerprint: print,
     };
     let committed =
-        redemptions::redeem(&state, &caller, &idempotency_key.0, venue, &who, redemption).await?;
+        service::redemptions::redeem(&state, &caller, &idempotency_key.0, venue, &who, redemption)
+            .await?;
     recorded(committed)
 }
 

@@ -8,10 +8,10 @@ use timecredits_domain::{IdempotencyKey, ShortText};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{begin, Remembered};
+use super::begin_registry_write;
 use crate::auth::Caller;
 use crate::problem::ApiError;
-use crate::registry::{ApiKey, Previous, Principal, RequestRef, Role, Scope};
+use crate::registry::{ApiKey, Previous, Principal, Role, Scope};
 use crate::AppState;
 
 /// Whom a new API key is for.
@@ -56,30 +56,18 @@ pub fn create(
     label: ShortText,
     holder: &KeyHolder,
 ) -> Result<Created, ApiError> {
-    let actor = caller.actor();
-    let _guard = begin(state, actor, idempotency_key, Remembered::Registry)?;
-    match state
-        .registry
-        .previous(actor, idempotency_key.as_str(), &fingerprint)
-    {
-        Previous::Same(id) => {
-            let api_key = state
-                .registry
-                .api_key(id)
-                .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
-            let secret = state.registry.replay_api_key_secret(id);
-            return Ok(Created {
-                api_key,
-                secret,
-                replayed: true,
-            });
-        }
-        Previous::Different => {
-            return Err(ApiError::IdempotencyKeyReused(
-                idempotency_key.as_str().into(),
-            ))
-        }
-        Previous::None => {}
+    let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
+    if let Previous::Same(id) = write.previous {
+        let api_key = state
+            .registry
+            .api_key(id)
+            .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
+        let secret = state.registry.replay_api_key_secret(id);
+        return Ok(Created {
+            api_key,
+            secret,
+            replayed: true,
+        });
     }
     let (principal, scopes) = match holder {
         KeyHolder::Administrator {} => (Principal::Administrator, vec![Scope::Admin]),
@@ -125,17 +113,36 @@ pub fn create(
         created: Utc::now(),
         revoked: None,
     };
-    let request = RequestRef {
-        actor,
-        key: idempotency_key.as_str().to_owned(),
-        fingerprint,
-    };
-    let secret = state.registry.add_api_key(api_key.clone(), request)?;
+    let secret = state.registry.add_api_key(api_key.clone(), write.request)?;
     Ok(Created {
         api_key,
         secret: Some(secret),
         replayed: false,
     })
+}
+
+/// Revokes the API key `id` (a revoked key stays revoked); `fingerprint` identifies the
+/// request. Returns the key's record and whether this answers a repeat.
+pub fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    fingerprint: String,
+    id: Uuid,
+) -> Result<(ApiKey, bool), ApiError> {
+    let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
+    let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
+    let existing = state.registry.api_key(id).ok_or_else(not_found)?;
+    if caller.key_id() == Some(id) {
+        return Err(ApiError::ApiKeyInUse(
+            "an administrator cannot revoke the key it is calling with".into(),
+        ));
+    }
+    if existing.revoked.is_none() {
+        state.registry.revoke_api_key(id, write.request)?;
+    }
+    let revoked = state.registry.api_key(id).ok_or_else(not_found)?;
+    Ok((revoked, matches!(write.previous, Previous::Same(_))))
 }
 
 #[cfg(test)]
@@ -174,5 +181,11 @@ mod tests {
         );
         let other = create(&state, &admin, &key, "c".into(), label(), &all);
         assert!(matches!(other, Err(ApiError::IdempotencyKeyReused(_))));
+        let revoking = testing::idempotency_key("revoke-1");
+        let id = first.api_key.id;
+        let (revoked, replayed) = revoke(&state, &admin, &revoking, "r".into(), id).unwrap();
+        assert!(revoked.revoked.is_some() && !replayed);
+        let (_, replayed) = revoke(&state, &admin, &revoking, "r".into(), id).unwrap();
+        assert!(replayed);
     }
 }

@@ -2,16 +2,19 @@
 //! has authenticated the caller and parsed the body, and before the handler turns the outcome
 //! into a response. Nothing here knows actix; each operation is tested on a bare [`AppState`].
 //!
-//! Every write starts here, under its idempotency key ([`begin`]): it is marked in flight (a
-//! concurrent repeat gets 409), and a key the caller already used for another kind of write is
-//! refused. Where each kind of write is remembered, and answers its own repeats, is
-//! [`Remembered`].
+//! Every write starts here, under its idempotency key, and nowhere else: `begin` (private to
+//! this module, so the operations below are its only callers; handlers of plain ledger writes
+//! call [`submit`]) marks it in flight (a concurrent repeat gets 409) and refuses a key the
+//! caller already used for another kind of write. Where each kind of write is remembered, and
+//! answers its own repeats, is `Remembered`.
 
 pub mod api_keys;
 pub mod members;
 pub mod partners;
 pub mod redemptions;
 pub mod reversals;
+pub mod signing_keys;
+pub mod spend_codes;
 
 use timecredits_domain::{IdempotencyKey, Intent};
 use timecredits_ledger::{Committed, Request};
@@ -20,11 +23,12 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::idempotency::InFlightGuard;
 use crate::problem::ApiError;
+use crate::registry::{Previous, RequestRef};
 use crate::AppState;
 
 /// Where a kind of write is remembered under its idempotency key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Remembered {
+enum Remembered {
     /// Entries: in the ledger's (actor, idempotency key) index.
     Ledger,
     /// API keys and revocations: in the registry.
@@ -37,7 +41,7 @@ pub enum Remembered {
 /// repeat) and refuses a key that another kind of write by the same caller already used, since
 /// keys are scoped to the caller, not to the endpoint. Each store then answers repeats of its
 /// own writes.
-pub fn begin<'a>(
+fn begin<'a>(
     state: &'a AppState,
     actor: Uuid,
     idempotency_key: &IdempotencyKey,
@@ -58,6 +62,45 @@ pub fn begin<'a>(
     Ok(guard)
 }
 
+/// A registry write under way: in flight until dropped, and told what an earlier request under
+/// its idempotency key did.
+struct RegistryWrite<'a> {
+    _in_flight: InFlightGuard<'a>,
+    /// What an earlier request with the same idempotency key did (never
+    /// [`Previous::Different`]: that is refused).
+    previous: Previous,
+    /// The record the registry keeps of this request, to answer its repeats.
+    request: RequestRef,
+}
+
+/// Starts a registry write by `actor` whose request is identified by `fingerprint`: as
+/// [`begin`], and refuses a different request under an idempotency key already used.
+fn begin_registry_write<'a>(
+    state: &'a AppState,
+    actor: Uuid,
+    idempotency_key: &IdempotencyKey,
+    fingerprint: String,
+) -> Result<RegistryWrite<'a>, ApiError> {
+    let in_flight = begin(state, actor, idempotency_key, Remembered::Registry)?;
+    let previous = state
+        .registry
+        .previous(actor, idempotency_key.as_str(), &fingerprint);
+    if let Previous::Different = previous {
+        return Err(ApiError::IdempotencyKeyReused(
+            idempotency_key.as_str().into(),
+        ));
+    }
+    Ok(RegistryWrite {
+        _in_flight: in_flight,
+        previous,
+        request: RequestRef {
+            actor,
+            key: idempotency_key.as_str().to_owned(),
+            fingerprint,
+        },
+    })
+}
+
 /// Submits a request to the ledger on behalf of `caller`, refusing a concurrent repeat.
 pub async fn submit(
     state: &AppState,
@@ -70,7 +113,7 @@ pub async fn submit(
 }
 
 /// Submits a request to the ledger for a write that already holds its in-flight guard.
-pub async fn commit(
+async fn commit(
     state: &AppState,
     caller: &Caller,
     idempotency_key: &IdempotencyKey,
