@@ -34,7 +34,7 @@ use crate::problem::ApiError;
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
 /// Every route, each registered with its OpenAPI operation: the API description's paths are
-/// collected from this list (see [`crate::openapi::api_doc`]). Each path is one [`Resource`].
+/// collected from this list (see [`crate::openapi::api_doc`]). Each path is one `Resource`.
 pub fn routes(cfg: &mut ServiceConfig) {
     // Resources are tried in this order, and each `{id}` pattern is a regex run: the two
     // hottest routes (balance reads and earn) come first so they skip the others' matching.
