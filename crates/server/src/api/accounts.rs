@@ -82,8 +82,10 @@ pub struct Me {
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<Me>, ApiError> {
     let (kind, scopes, partner, own): (_, _, _, Vec<Uuid>) = match &caller {
         Caller::Member(m) => ("member", vec![], None, vec![m.account]),
-        Caller::Key { key, partner, .. } => {
-            let kind = match key.principal {
+        Caller::ApiKey {
+            api_key, partner, ..
+        } => {
+            let kind = match api_key.principal {
                 crate::registry::Principal::Administrator => "administrator",
                 crate::registry::Principal::Auditor { .. } => "auditor",
                 crate::registry::Principal::Partner { .. } => "partner",
@@ -93,7 +95,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<
                 .flat_map(|p| [p.budget_account, p.venue_account])
                 .flatten()
                 .collect();
-            (kind, key.scopes.clone(), partner.clone(), own)
+            (kind, api_key.scopes.clone(), partner.clone(), own)
         }
     };
     let mut accounts = Vec::new();

@@ -371,7 +371,7 @@ pub async fn redeem(
     };
     let who = Attempt {
         api_key: caller
-            .key_id()
+            .api_key_id()
             .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?,
         partner,
         address: req.peer_addr().map(|a| crate::spend_codes::source(a.ip())),

@@ -133,7 +133,7 @@ pub fn revoke(
     let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
     let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
     let existing = state.registry.api_key(id).ok_or_else(not_found)?;
-    if caller.key_id() == Some(id) {
+    if caller.api_key_id() == Some(id) {
         return Err(ApiError::ApiKeyInUse(
             "an administrator cannot revoke the key it is calling with".into(),
         ));

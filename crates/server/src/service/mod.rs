@@ -165,8 +165,8 @@ pub(crate) mod testing {
 
     /// An administrator.
     pub fn administrator() -> Caller {
-        Caller::Key {
-            key: api_key(Principal::Administrator, vec![Scope::Admin]),
+        Caller::ApiKey {
+            api_key: api_key(Principal::Administrator, vec![Scope::Admin]),
             partner: None,
             administrator: Uuid::now_v7(),
             active: vec![Scope::Admin],
@@ -175,8 +175,8 @@ pub(crate) mod testing {
 
     /// A key of `partner` with all its roles' scopes.
     pub fn partner(partner: &Partner, scopes: Vec<Scope>) -> Caller {
-        Caller::Key {
-            key: api_key(Principal::Partner { id: partner.id }, scopes.clone()),
+        Caller::ApiKey {
+            api_key: api_key(Principal::Partner { id: partner.id }, scopes.clone()),
             partner: Some(partner.clone()),
             administrator: Uuid::nil(),
             active: scopes,

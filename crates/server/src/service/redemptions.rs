@@ -173,7 +173,7 @@ mod tests {
             .issue(member.0, "c", "print", None, now)
             .unwrap();
         let who = Attempt {
-            api_key: caller.key_id().unwrap(),
+            api_key: caller.api_key_id().unwrap(),
             partner: partner.id,
             address: None,
         };
