@@ -21,7 +21,7 @@ use timecredits_ledger::{Committed, SignedCheckpoint};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
 
-pub use fields::TextField;
+pub use fields::{HoursField, MinutesField, TextField};
 
 use crate::problem;
 use resource::Resource;
@@ -275,16 +275,21 @@ pub struct RecordedMany {
 }
 
 /// An amount given as minutes, or as hours and minutes (minutes then below 60).
-pub fn amount(hours: Option<u64>, minutes: Option<u64>) -> Result<Minutes, ApiError> {
-    Ok(match (hours, minutes) {
-        (None, None) => {
-            return Err(ApiError::InvalidRequest(
-                "give the amount as `minutes`, or as `hours` and optionally `minutes`".into(),
-            ))
-        }
-        (None, Some(m)) => Minutes::new(m)?,
-        (Some(h), m) => Minutes::from_hours_and_minutes(h, m.unwrap_or(0))?,
-    })
+pub fn amount(
+    hours: Option<HoursField>,
+    minutes: Option<MinutesField>,
+) -> Result<Minutes, ApiError> {
+    Ok(
+        match (hours.map(HoursField::get), minutes.map(MinutesField::get)) {
+            (None, None) => {
+                return Err(ApiError::InvalidRequest(
+                    "give the amount as `minutes`, or as `hours` and optionally `minutes`".into(),
+                ))
+            }
+            (None, Some(m)) => Minutes::new(m)?,
+            (Some(h), m) => Minutes::from_hours_and_minutes(h, m.unwrap_or(0))?,
+        },
+    )
 }
 
 /// The rule [`amount`] applies, as JSON Schema for the request bodies with `hours` and `minutes`
@@ -366,6 +371,11 @@ pub mod whole {
 
     /// For a `u32` field: `#[serde(deserialize_with = "whole::u32")]`.
     pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        Whole::deserialize(d).map(|w| w.0)
+    }
+
+    /// For a `u64` field.
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         Whole::deserialize(d).map(|w| w.0)
     }
 

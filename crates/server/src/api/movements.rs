@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::responses::JsonWriteProblems;
-use super::{amount, created, recorded, whole, EntryView, RecordedMany, TextField};
+use super::{
+    amount, created, recorded, whole, EntryView, HoursField, MinutesField, RecordedMany, TextField,
+};
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
@@ -43,13 +45,11 @@ pub struct NewAllocation {
     /// The earn partner whose budget receives the credits.
     pub partner_id: Uuid,
     /// Whole hours (credits).
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
     /// The programme's reference (invoice, grant).
     pub reference: Option<TextField>,
 }
@@ -108,13 +108,11 @@ pub struct NewEarn {
     /// The member who gave the time.
     pub member_id: Uuid,
     /// Whole hours given.
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
     /// What the time was given to.
     pub activity: TextField,
     /// The day the time was given (default: today). Not after tomorrow (UTC).
@@ -291,13 +289,11 @@ pub struct NewRedemption {
     /// The member's spend code (case, spaces and hyphens do not matter).
     pub code: String,
     /// Whole hours (credits) spent.
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
     /// The activity or offer.
     pub activity: TextField,
     /// Number of adults in the party.
@@ -403,13 +399,11 @@ pub struct NewGift {
     /// The member receiving the credits.
     pub to_member_id: Uuid,
     /// Hours: the whole amount, or with `minutes` below 60.
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
     /// A reference of the member's choosing (no personal data, please).
     pub reference: Option<TextField>,
 }
