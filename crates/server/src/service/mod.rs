@@ -173,7 +173,7 @@ pub(crate) mod testing {
         }
     }
 
-    /// A key of `partner` with all its roles' scopes.
+    /// An API key of `partner` with `scopes`, all of them active.
     pub fn partner(partner: &Partner, scopes: Vec<Scope>) -> Caller {
         Caller::ApiKey {
             api_key: api_key(Principal::Partner { id: partner.id }, scopes.clone()),
