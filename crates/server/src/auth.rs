@@ -52,9 +52,9 @@ use crate::AppState;
 #[derive(Clone, Debug)]
 pub enum Caller {
     /// The holder of an API key (administrator, auditor or partner).
-    Key {
+    ApiKey {
         /// The key's public record.
-        key: ApiKey,
+        api_key: ApiKey,
         /// The partner, for partner keys.
         partner: Option<Partner>,
         /// The administrator's actor id (for administrator keys).
@@ -116,8 +116,8 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         let status = state.ledger.account_status(AccountId(account))?;
         Ok(status == Some(AccountStatus::Open))
     })?;
-    Ok(Caller::Key {
-        key,
+    Ok(Caller::ApiKey {
+        api_key: key,
         partner,
         administrator: registry.administrator(),
         active,
@@ -211,9 +211,11 @@ impl Caller {
     pub fn actor(&self) -> Uuid {
         match self {
             Caller::Member(m) => m.account,
-            Caller::Key {
-                key, administrator, ..
-            } => match key.principal {
+            Caller::ApiKey {
+                api_key,
+                administrator,
+                ..
+            } => match api_key.principal {
                 Principal::Administrator => *administrator,
                 Principal::Auditor { id } | Principal::Partner { id } => id,
             },
@@ -248,7 +250,7 @@ impl Caller {
     }
 
     fn has(&self, scope: Scope) -> bool {
-        matches!(self, Caller::Key { active, .. } if active.contains(&scope))
+        matches!(self, Caller::ApiKey { active, .. } if active.contains(&scope))
     }
 
     /// Refuses unless the caller may reverse `entry` at `now`: an administrator any entry; a
@@ -262,7 +264,7 @@ impl Caller {
         if self.is_admin() {
             return Ok(());
         }
-        let own = matches!(self, Caller::Key { partner: Some(p), .. } if p.id == entry.actor);
+        let own = matches!(self, Caller::ApiKey { partner: Some(p), .. } if p.id == entry.actor);
         let scope = match &entry.body {
             EntryBody::Move(m) if m.kind == MovementKind::Earn => Some(Scope::Earn),
             EntryBody::Move(m) if m.kind == MovementKind::Spend => Some(Scope::Spend),
@@ -307,9 +309,9 @@ impl Caller {
     }
 
     /// The API key's id, for per-key throttling.
-    pub fn key_id(&self) -> Option<Uuid> {
+    pub fn api_key_id(&self) -> Option<Uuid> {
         match self {
-            Caller::Key { key, .. } => Some(key.id),
+            Caller::ApiKey { api_key, .. } => Some(api_key.id),
             Caller::Member(_) => None,
         }
     }
@@ -321,7 +323,7 @@ impl Caller {
             .find(|(op, ..)| *op == operation)
             .ok_or_else(|| ApiError::Internal(format!("{operation:?} has no permission")))?;
         let permitted = match (allowed, self) {
-            (Allowed::Scopes(scopes), Caller::Key { .. }) => scopes.iter().any(|s| self.has(*s)),
+            (Allowed::Scopes(scopes), Caller::ApiKey { .. }) => scopes.iter().any(|s| self.has(*s)),
             (Allowed::Member, Caller::Member(_)) => true,
             _ => false,
         };
@@ -344,7 +346,7 @@ impl Caller {
     /// The partner behind a key with active `scope`, and the account that scope works on (its
     /// budget for `earn`, its venue account for `spend`); call it after [`Caller::permit`].
     pub fn partner_account(&self, scope: Scope) -> Result<(Uuid, AccountId), ApiError> {
-        let Caller::Key {
+        let Caller::ApiKey {
             partner: Some(p), ..
         } = self
         else {
@@ -365,13 +367,13 @@ impl Caller {
     pub fn member_account(&self) -> Result<AccountId, ApiError> {
         match self {
             Caller::Member(m) => Ok(AccountId(m.account)),
-            Caller::Key { .. } => Err(forbidden("act as a member")),
+            Caller::ApiKey { .. } => Err(forbidden("act as a member")),
         }
     }
 
     /// Whether the caller may see partner `id`: readers all, a partner itself.
     pub fn may_see_partner(&self, id: Uuid) -> bool {
-        self.reads_all() || matches!(self, Caller::Key { partner: Some(p), .. } if p.id == id)
+        self.reads_all() || matches!(self, Caller::ApiKey { partner: Some(p), .. } if p.id == id)
     }
 
     /// Whether the caller may see this account: readers all, partners their own, members theirs.
@@ -379,10 +381,10 @@ impl Caller {
         match self {
             _ if self.reads_all() => true,
             Caller::Member(m) => account.id.0 == m.account,
-            Caller::Key {
+            Caller::ApiKey {
                 partner: Some(p), ..
             } => account.kind != AccountKind::Member && account.owner == Some(p.id),
-            Caller::Key { .. } => false,
+            Caller::ApiKey { .. } => false,
         }
     }
 
@@ -399,14 +401,14 @@ impl Caller {
         let accounts = entry.body.accounts();
         match self {
             Caller::Member(m) => accounts.contains(&AccountId(m.account)),
-            Caller::Key {
+            Caller::ApiKey {
                 partner: Some(p), ..
             } => {
                 entry.actor == p.id
                     || accounts.iter().any(|a| owner_of(*a) == Some(p.id))
                     || matches!(entry.body, EntryBody::Open { owner: Some(o), .. } if o == p.id)
             }
-            Caller::Key { .. } => false,
+            Caller::ApiKey { .. } => false,
         }
     }
 

@@ -72,9 +72,13 @@ pub struct InFlightGuard<'a> {
 }
 
 impl InFlight {
-    /// Marks (actor, key) in flight, or refuses with 409 if it already is.
-    pub fn begin(&self, actor: Uuid, key: &IdemKey) -> Result<InFlightGuard<'_>, ApiError> {
-        let entry = (actor, key.0.as_str().to_owned());
+    /// Marks (actor, idempotency key) in flight, or refuses with 409 if it already is.
+    pub fn begin(
+        &self,
+        actor: Uuid,
+        idempotency_key: &IdempotencyKey,
+    ) -> Result<InFlightGuard<'_>, ApiError> {
+        let entry = (actor, idempotency_key.as_str().to_owned());
         let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if !set.insert(entry.clone()) {
             return Err(ApiError::IdempotencyKeyInFlight(entry.1));
@@ -107,7 +111,7 @@ mod tests {
     #[test]
     fn a_key_in_flight_refuses_a_second_until_released() {
         let set = InFlight::default();
-        let key = IdemKey(IdempotencyKey::new("k").unwrap());
+        let key = IdempotencyKey::new("k").unwrap();
         let actor = Uuid::now_v7();
         let guard = set.begin(actor, &key).unwrap();
         assert!(matches!(

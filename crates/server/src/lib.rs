@@ -7,12 +7,13 @@
 //! - [`idempotency`]: the `Idempotency-Key` header;
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
 //! - [`registry`]: partners, API keys and member credentials (the service's own small store);
+//! - [`service`]: what the writes do, without HTTP (the handlers' orchestration);
 //! - [`spend_codes`]: one-time codes with which members consent to a spend;
 //! - [`throttle`]: sliding-window counters for throttling;
 //! - [`openapi`]: the generated OpenAPI document.
 //!
-//! Handlers only translate: they check the caller, turn the body into ledger intents, submit,
-//! and turn the result into JSON. Rules live in `timecredits-domain`, storage in the ledger.
+//! Handlers only translate: they check the caller, turn the body into ledger intents or a
+//! [`service`] call, and turn the result into JSON. Rules live in `timecredits-domain`, storage in the ledger.
 
 pub mod api;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod openapi;
 pub mod problem;
 pub mod registry;
 pub mod security;
+pub mod service;
 pub mod spend_codes;
 pub mod throttle;
 
@@ -224,7 +226,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::PathConfig::default().error_handler(problem::path_error))
     .app_data(web::QueryConfig::default().error_handler(problem::query_error))
-    .configure(api::routes)
+    // The routes' OpenAPI operations, collected on the way, serve `openapi::api_doc` only.
+    .configure(|cfg| {
+        api::routes(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+            cfg,
+        ))
+    })
     .route("/metrics", web::get().to(metrics_text))
     .configure(openapi::routes);
 }

@@ -20,7 +20,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
-use crate::problem::ProblemCode;
+use crate::problem::Code;
 use crate::AppState;
 
 /// The request id header, accepted and returned.
@@ -67,8 +67,8 @@ pub async fn observe(
     let problem = res
         .response()
         .extensions()
-        .get::<ProblemCode>()
-        .map(|c| c.0);
+        .get::<Code>()
+        .map(|c| c.as_str());
     if let Some(state) = &state {
         let method = request.method().as_str();
         (state.metrics).observe_request(route, method, status.as_str(), problem, seconds);

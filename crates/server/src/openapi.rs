@@ -2,17 +2,19 @@
 //! `/openapi.json` with interactive docs at `/docs/` (Swagger UI, vendored: no internet needed).
 //! The committed copy is `openapi/openapi.json`; `timecredits openapi` prints it.
 
-use actix_web::web;
+use actix_web::{web, App};
 use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
-use crate::problem::CODES;
+use crate::problem::Code;
 
-/// The generated API description.
+/// The API description's frame: its info and tags. Its paths and schemas come from the route
+/// list, [`api::routes`], and the modifiers complete it (see [`api_doc`]).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -32,38 +34,6 @@ one (413 `body_not_allowed`); each credential may make 100 requests per second (
 checks answers 429 `rate_limited` with a `Retry-After` header (seconds).",
         license(name = "Apache-2.0")
     ),
-    paths(
-        api::health::healthz,
-        api::health::readyz,
-        api::admin::create_partner,
-        api::admin::list_partners,
-        api::admin::get_partner,
-        api::admin::create_api_key,
-        api::admin::list_api_keys,
-        api::admin::revoke_api_key,
-        api::admin::close_account,
-        api::admin::register_member,
-        api::members::reissue_credential,
-        api::members::revoke_credential,
-        api::admin::rotate_key,
-        api::movements::allocate,
-        api::movements::earn,
-        api::movements::earn_batch,
-        api::movements::create_spend_code,
-        api::movements::redeem,
-        api::movements::gift,
-        api::movements::reverse,
-        api::accounts::me,
-        api::accounts::get_account,
-        api::accounts::history,
-        api::accounts::get_entry,
-        api::accounts::receipt,
-        api::log::checkpoint,
-        api::log::key,
-        api::log::consistency,
-        api::log::export,
-    ),
-    modifiers(&Security, &ErrorCodes, &BodyRules),
     tags(
         (name = "administration", description = "Partners, API keys, account closing (administrators)."),
         (name = "members", description = "Member registration, and reissue or revocation of a member's credential."),
@@ -112,8 +82,13 @@ impl Modify for ErrorCodes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut table =
             String::from("\n\n## Problem codes\n\n| code | status | meaning |\n|---|---|---|\n");
-        for (code, status, meaning) in CODES {
-            table.push_str(&format!("| `{code}` | {status} | {meaning} |\n"));
+        for code in Code::ALL {
+            table.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                code.status().as_u16(),
+                code.meaning()
+            ));
         }
         let description = openapi.info.description.get_or_insert_with(String::new);
         description.push_str(&table);
@@ -162,9 +137,24 @@ impl Modify for BodyRules {
     }
 }
 
+/// The generated API description: the frame, the operations of every route registered by
+/// [`api::routes`] with the schemas they use, and what the modifiers add.
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(api::routes)
+        .split_for_parts();
+    let modifiers: [&dyn Modify; 3] = [&Security, &ErrorCodes, &BodyRules];
+    for modifier in modifiers {
+        modifier.modify(&mut doc);
+    }
+    doc
+}
+
 /// The document as pretty JSON with a final newline: the committed file's exact content.
 pub fn document() -> String {
-    let mut json = ApiDoc::openapi()
+    let mut json = api_doc()
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     json.push('\n');
@@ -177,7 +167,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::redirect("/docs", "/docs/").permanent())
         .service(
             SwaggerUi::new("/docs/{_:.*}")
-                .url("/openapi.json", ApiDoc::openapi())
+                .url("/openapi.json", api_doc())
                 // No validator badge: it makes the browser send the spec's URL to
                 // validator.swagger.io ("none" is Swagger UI's switch; the CSP blocks it too).
                 .config(utoipa_swagger_ui::Config::default().validator_url("none")),

@@ -854,7 +854,7 @@ impl SpendCodes {
             api_key = %who.api_key,
             partner = %who.partner,
             address = ?who.address,
-            code = error.code(),
+            code = error.code().as_str(),
             "spend code redemption refused"
         );
         for limit in full {

@@ -9,6 +9,7 @@ use timecredits_ledger::HistoryQuery;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::responses::AuthProblems;
 use super::EntryView;
 use crate::auth::Caller;
 use crate::problem::{ApiError, Problem};
@@ -75,14 +76,16 @@ pub struct Me {
 #[utoipa::path(get, path = "/v1/me", tag = "accounts",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = []), ("member" = [])))]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<Me>, ApiError> {
     let (kind, scopes, partner, own): (_, _, _, Vec<Uuid>) = match &caller {
         Caller::Member(m) => ("member", vec![], None, vec![m.account]),
-        Caller::Key { key, partner, .. } => {
-            let kind = match key.principal {
+        Caller::ApiKey {
+            api_key, partner, ..
+        } => {
+            let kind = match api_key.principal {
                 crate::registry::Principal::Administrator => "administrator",
                 crate::registry::Principal::Auditor { .. } => "auditor",
                 crate::registry::Principal::Partner { .. } => "partner",
@@ -92,7 +95,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<
                 .flat_map(|p| [p.budget_account, p.venue_account])
                 .flatten()
                 .collect();
-            (kind, key.scopes.clone(), partner.clone(), own)
+            (kind, api_key.scopes.clone(), partner.clone(), own)
         }
     };
     let mut accounts = Vec::new();
@@ -128,8 +131,8 @@ fn visible_account(state: &AppState, caller: &Caller, id: Uuid) -> Result<Accoun
     responses(
         (status = 200, description = "The account", body = AccountView),
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = []), ("member" = [])))]
 pub async fn get_account(
@@ -237,8 +240,8 @@ impl HistoryParams {
     responses(
         (status = 200, description = "A page of entries", body = HistoryPage),
         (status = 400, description = "`invalid_path`, `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = []), ("member" = [])))]
 pub async fn history(
@@ -266,8 +269,8 @@ pub async fn history(
     responses(
         (status = 200, description = "The entry", body = EntryView),
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = []), ("member" = [])))]
 pub async fn get_entry(
@@ -296,8 +299,8 @@ pub async fn get_entry(
         (status = 200, description = "The receipt", body = String, content_type = "text/plain",
          example = "c2sp.org/tlog-proof@v1\nextra eyJzZXEiOjU…\nindex 5\nq1GIqbF5sP0CUoUGV0Ulh7n4YMBL0Ifn0bqhU5UM6oE=\n\nlocalhost/timecredits\n7\nM3apXw9awstMNak1WM7pl4ynGsL18fwhkI/mEPR64gA=\n\n— localhost/timecredits Kwls3PT7…\n"),
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = []), ("member" = [])))]
 pub async fn receipt(

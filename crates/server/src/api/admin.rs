@@ -1,19 +1,18 @@
 //! Programme administration: partners, API keys, member registration, closing accounts.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent};
+use timecredits_domain::{AccountId, Intent};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    begin, commit, created, only_entry, recorded, submit, CheckpointView, EntryView, Remembered,
-};
+use super::responses::{AuthProblems, BodilessWriteProblems, JsonWriteProblems};
+use super::{created, only_entry, recorded, CheckpointView, EntryView, TextField};
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
-use crate::registry::{ApiKey, Member, Partner, Previous, Principal, RequestRef, Role, Scope};
+use crate::registry::{ApiKey, Partner, Principal, Role};
+use crate::service;
 use crate::AppState;
 
 /// A new partner organisation.
@@ -21,13 +20,8 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Riverside Lunch Club", "roles": ["earn"]}))]
 pub struct NewPartner {
-    /// The organisation's name (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub name: String,
+    /// The organisation's name.
+    pub name: TextField,
     /// `earn` (issues credits from a budget), `spend` (a venue), or both.
     #[schema(min_items = 1)]
     pub roles: Vec<Role>,
@@ -62,81 +56,22 @@ pub struct PartnerList {
     responses(
         (status = 201, description = "The partner and the entries opening its accounts", body = PartnerCreated),
         (status = 400, description = "Malformed body, missing or invalid Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn create_partner(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreatePartner)?;
-    let name = timecredits_domain::ShortText::from_input("name", &body.name)?;
-    let mut roles = body.roles.clone();
-    roles.sort_by_key(|r| *r as u8);
-    roles.dedup();
-    if roles.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "a partner needs at least one role: earn, spend or both".into(),
-        ));
-    }
-    // The guard is held until the partner is recorded, so a concurrent repeat cannot race it.
-    let _guard = begin(&state, caller.actor(), &key, Remembered::Ledger)?;
-    // A repeat reuses the partner id of the first attempt, so its intents are the same.
-    let previous = state.ledger.previous_request(caller.actor(), &key.0)?;
-    let id = previous
-        .as_ref()
-        .and_then(|entries| entries.first())
-        .and_then(|e| match e.body {
-            EntryBody::Open { owner, .. } => owner,
-            _ => None,
-        })
-        .unwrap_or_else(Uuid::now_v7);
-    let intents = roles
-        .iter()
-        .map(|role| Intent::Open {
-            account_kind: match role {
-                Role::Earn => AccountKind::Budget,
-                Role::Spend => AccountKind::Venue,
-            },
-            owner: Some(id),
-        })
-        .collect();
-    let committed = commit(&state, &caller, &key, intents).await?;
-    let account = |kind| {
-        committed.entries.iter().find_map(|e| match e.body {
-            EntryBody::Open {
-                account,
-                account_kind,
-                ..
-            } if account_kind == kind => Some(account.0),
-            _ => None,
-        })
-    };
-    let partner = match state.registry.partner(id) {
-        Some(p) if p.name != name.as_str() || p.roles != roles => {
-            return Err(ApiError::IdempotencyKeyReused(key.0.as_str().to_owned()))
-        }
-        Some(p) => p,
-        None => {
-            let p = Partner {
-                id,
-                name: name.as_str().to_owned(),
-                roles,
-                budget_account: account(AccountKind::Budget),
-                venue_account: account(AccountKind::Venue),
-                created: committed.entries[0].recorded,
-            };
-            state.registry.add_partner(p.clone())?;
-            p
-        }
-    };
+    let name = body.name.parse("name")?;
+    let roles = body.roles.clone();
+    let (partner, committed) =
+        service::partners::create(&state, &caller, &idempotency_key.0, name, roles).await?;
     Ok(created(
         committed.replayed,
         &PartnerCreated {
@@ -153,8 +88,8 @@ pub async fn create_partner(
 #[utoipa::path(get, path = "/v1/partners", tag = "administration",
     responses(
         (status = 200, description = "The partners", body = PartnerList),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or auditor (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list_partners(
@@ -175,8 +110,8 @@ pub async fn list_partners(
     responses(
         (status = 200, description = "The partner", body = Partner),
         (status = 400, description = "The id is not a UUID (`invalid_path`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such partner, or another partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn get_partner(
@@ -194,39 +129,15 @@ pub async fn get_partner(
         .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))
 }
 
-/// Whom a new API key is for.
-// Every variant has braces: serde refuses unknown fields in struct variants only (a unit variant
-// of an internally tagged enum ignores them).
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum KeyHolder {
-    /// Another administrator key.
-    Administrator {},
-    /// A new auditor (read-only access and exports).
-    Auditor {},
-    /// A partner; `scopes` may narrow its roles (e.g. a till that only redeems).
-    Partner {
-        /// The partner's id.
-        id: Uuid,
-        /// The roles the key may use; all of the partner's roles when absent.
-        #[serde(default)]
-        #[schema(min_items = 1)]
-        scopes: Option<Vec<Scope>>,
-    },
-}
+pub use crate::service::api_keys::KeyHolder;
 
 /// A new API key.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"label": "front desk till", "holder": {"kind": "partner", "id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10"}}))]
 pub struct NewApiKey {
-    /// A label to tell keys apart (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub label: String,
+    /// A label to tell keys apart.
+    pub label: TextField,
     /// Who the key acts for.
     pub holder: KeyHolder,
 }
@@ -260,93 +171,34 @@ pub struct ApiKeyList {
     responses(
         (status = 201, description = "The key and its secret", body = ApiKeyCreated),
         (status = 400, description = "Malformed body or Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A scope the partner's roles do not allow (`wrong_partner_role`), or the key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn create_api_key(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreateApiKey)?;
-    let actor = caller.actor();
-    let label = timecredits_domain::ShortText::from_input("label", &body.label)?;
-    let _guard = begin(&state, actor, &key, Remembered::Registry)?;
+    let label = body.label.parse("label")?;
     let print = fingerprint("create_api_key", &*body);
-    match state.registry.previous(actor, key.0.as_str(), &print) {
-        Previous::Same(id) => {
-            let key = state
-                .registry
-                .api_key(id)
-                .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
-            let secret = state.registry.replay_api_key_secret(id);
-            return Ok(created(true, &ApiKeyCreated { key, secret }));
-        }
-        Previous::Different => return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into())),
-        Previous::None => {}
-    }
-    let (principal, scopes) = match &body.holder {
-        KeyHolder::Administrator {} => (Principal::Administrator, vec![Scope::Admin]),
-        KeyHolder::Auditor {} => (
-            Principal::Auditor { id: Uuid::now_v7() },
-            vec![Scope::Audit],
-        ),
-        KeyHolder::Partner { id, scopes } => {
-            let partner = state
-                .registry
-                .partner(*id)
-                .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))?;
-            let allowed: Vec<Scope> = partner
-                .roles
-                .iter()
-                .map(|r| match r {
-                    Role::Earn => Scope::Earn,
-                    Role::Spend => Scope::Spend,
-                })
-                .collect();
-            let scopes = match scopes {
-                None => allowed,
-                Some(asked) => {
-                    if let Some(s) = asked.iter().find(|s| !allowed.contains(s)) {
-                        return Err(ApiError::WrongPartnerRole(format!(
-                            "scope {s:?} is not one of the partner's roles"
-                        )));
-                    }
-                    if asked.is_empty() {
-                        return Err(ApiError::InvalidRequest("a key needs a scope".into()));
-                    }
-                    asked.clone()
-                }
-            };
-            (Principal::Partner { id: *id }, scopes)
-        }
-    };
-    let api_key = ApiKey {
-        id: Uuid::now_v7(),
-        label: label.as_str().to_owned(),
-        principal,
-        scopes,
-        created: Utc::now(),
-        revoked: None,
-    };
-    let request = RequestRef {
-        actor,
-        key: key.0.as_str().to_owned(),
-        fingerprint: print,
-    };
-    let secret = state.registry.add_api_key(api_key.clone(), request)?;
+    let made = service::api_keys::create(
+        &state,
+        &caller,
+        &idempotency_key.0,
+        print,
+        label,
+        &body.holder,
+    )?;
     Ok(created(
-        false,
+        made.replayed,
         &ApiKeyCreated {
-            key: api_key,
-            secret: Some(secret),
+            key: made.api_key,
+            secret: made.secret,
         },
     ))
 }
@@ -368,8 +220,8 @@ pub struct KeyFilter {
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
         (status = 400, description = "Bad query (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list_api_keys(
@@ -394,47 +246,25 @@ pub async fn list_api_keys(
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
         (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key (`api_key_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key is the one calling (`api_key_in_use`), or the Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn revoke_api_key(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RevokeApiKey)?;
-    let actor = caller.actor();
     let id = id.into_inner();
-    let _guard = begin(&state, actor, &key, Remembered::Registry)?;
     let print = fingerprint("revoke_api_key", &id);
-    let previous = state.registry.previous(actor, key.0.as_str(), &print);
-    if let Previous::Different = previous {
-        return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
-    }
-    let not_found = || ApiError::ApiKeyNotFound(format!("API key {id} does not exist"));
-    let existing = state.registry.api_key(id).ok_or_else(not_found)?;
-    if caller.key_id() == Some(id) {
-        return Err(ApiError::ApiKeyInUse(
-            "an administrator cannot revoke the key it is calling with".into(),
-        ));
-    }
-    if existing.revoked.is_none() {
-        let request = RequestRef {
-            actor,
-            key: key.0.as_str().to_owned(),
-            fingerprint: print,
-        };
-        state.registry.revoke_api_key(id, request)?;
-    }
-    let revoked = state.registry.api_key(id).ok_or_else(not_found)?;
+    let (revoked, replayed) =
+        service::api_keys::revoke(&state, &caller, &idempotency_key.0, print, id)?;
     let mut response = HttpResponse::Ok();
-    if matches!(previous, Previous::Same(_)) {
+    if replayed {
         response.insert_header((super::REPLAYED_HEADER, "true"));
     }
     Ok(response.json(revoked))
@@ -451,22 +281,26 @@ pub async fn revoke_api_key(
     responses(
         (status = 201, description = "The closing entry", body = super::Recorded),
         (status = 400, description = "Bad id or Idempotency-Key (`invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`unknown_account`, `account_closed`, `account_not_empty`, `programme_account`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn close_account(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CloseAccount)?;
     let account = AccountId(id.into_inner());
-    let committed = submit(&state, &caller, &key, vec![Intent::Close { account }]).await?;
+    let committed = service::submit(
+        &state,
+        &caller,
+        &idempotency_key.0,
+        vec![Intent::Close { account }],
+    )
+    .await?;
     recorded(committed)
 }
 
@@ -498,26 +332,22 @@ pub struct KeyRotated {
     responses(
         (status = 201, description = "The rotation: the new key, its entry and checkpoint", body = KeyRotated),
         (status = 400, description = "`idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_key_in_flight`, `key_rotation_in_progress`, `key_overlap_running`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn rotate_key(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RotateKey)?;
-    let actor = caller.actor();
-    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
-    let ledger = state.clone();
-    let request_key = key.0.clone();
     // The rotation writes a key file and waits for its entry: off the async workers.
     let (verifier_key, committed) =
-        web::block(move || ledger.ledger.rotate_key(actor, request_key))
+        web::block(move || service::signing_keys::rotate(&state, &caller, &idempotency_key.0))
             .await
             .map_err(|e| ApiError::Internal(format!("the rotation did not finish: {e}")))??;
     let entry = only_entry(&committed)?;
@@ -558,49 +388,25 @@ pub struct MemberRegistered {
     responses(
         (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
         (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same key is in flight (`idempotency_key_in_flight`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A body was sent; this request takes none (`body_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn register_member(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RegisterMember)?;
-    let actor = caller.actor();
-    let intent = Intent::Open {
-        account_kind: AccountKind::Member,
-        owner: None,
-    };
-    // The guard is held until the member is recorded, so a concurrent repeat cannot race it.
-    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
-    let committed = commit(&state, &caller, &key, vec![intent]).await?;
-    let entry = &committed.entries[0];
-    let EntryBody::Open { account, .. } = entry.body else {
-        return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
-    };
-    let credential = match state.registry.member(account.0) {
-        Some(_) => {
-            state
-                .registry
-                .replay_credential(account.0, None, state.credential_replay_window)
-        }
-        None => Some(state.registry.add_member(Member {
-            account: account.0,
-            registered_by: actor,
-            registered: entry.recorded,
-        })?),
-    };
+    let registered = service::members::register(&state, &caller, &idempotency_key.0).await?;
+    let committed = &registered.committed;
     Ok(created(
         committed.replayed,
         &MemberRegistered {
-            member_id: account.0,
-            credential,
-            entry: entry.into(),
+            member_id: registered.member_id,
+            credential: registered.credential,
+            entry: only_entry(committed)?.into(),
             checkpoint: (&committed.checkpoint).into(),
         },
     ))

@@ -11,6 +11,7 @@ use timecredits_ledger::{Export, ExportRange};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::responses::AuthProblems;
 use crate::auth::{Caller, Operation};
 use crate::problem::{ApiError, Problem};
 use crate::AppState;
@@ -174,8 +175,8 @@ pub struct ExportParams {
     responses(
         (status = 200, description = "The export (JSON lines)", body = String, content_type = "application/x-ndjson"),
         (status = 400, description = "`invalid_query`, `invalid_size`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or auditor (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = [])))]
 pub async fn export(

@@ -5,11 +5,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{begin, created, Remembered};
+use super::created;
 use crate::auth::{Caller, Operation};
-use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader, InFlightGuard};
+use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
-use crate::registry::{CredentialStatus, Member, Previous, RequestRef};
+use crate::registry::CredentialStatus;
+use crate::service;
 use crate::AppState;
 
 /// A member's new credential, shown this once.
@@ -51,69 +52,6 @@ enum CredentialProblems {
     Unavailable(Problem),
 }
 
-/// The member `id`, if the caller may manage its credential (see [`Caller::may_manage_member`]).
-fn managed_member(state: &AppState, caller: &Caller, id: Uuid) -> Result<(Uuid, Member), ApiError> {
-    caller.permit(Operation::ManageCredential)?;
-    let member = state
-        .registry
-        .member(id)
-        .ok_or_else(|| ApiError::MemberNotFound(format!("member {id} does not exist")))?;
-    caller.may_manage_member(member.registered_by)?;
-    Ok((caller.actor(), member))
-}
-
-/// What both credential operations start with.
-struct Started<'a> {
-    /// The caller's actor id.
-    actor: Uuid,
-    /// Holds the request in flight until the handler answers.
-    _guard: InFlightGuard<'a>,
-    /// The request's fingerprint.
-    print: String,
-    /// What an earlier request with the same key did (never [`Previous::Different`]).
-    previous: Previous,
-}
-
-/// Checks that the caller may manage member `id`'s credential, marks the request in flight, and
-/// refuses a key already used for another request.
-fn start<'a>(
-    state: &'a AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    id: Uuid,
-    operation: &str,
-) -> Result<Started<'a>, ApiError> {
-    let (actor, _) = managed_member(state, caller, id)?;
-    let guard = begin(state, actor, key, Remembered::Registry)?;
-    let print = fingerprint(operation, &id);
-    let previous = state.registry.previous(actor, key.0.as_str(), &print);
-    if let Previous::Different = previous {
-        return Err(ApiError::IdempotencyKeyReused(key.0.as_str().into()));
-    }
-    Ok(Started {
-        actor,
-        _guard: guard,
-        print,
-        previous,
-    })
-}
-
-/// The request record of a registry write, for its idempotent repeats.
-fn request_ref(actor: Uuid, key: &IdemKey, fingerprint: String) -> RequestRef {
-    RequestRef {
-        actor,
-        key: key.0.as_str().to_owned(),
-        fingerprint,
-    }
-}
-
-fn status(state: &AppState, id: Uuid) -> Result<CredentialStatus, ApiError> {
-    state
-        .registry
-        .credential_status(id)
-        .ok_or_else(|| ApiError::Internal(format!("member {id} has no credential record")))
-}
-
 /// Reissue a member credential
 ///
 /// Gives the member a new credential (a lost or stolen card) and revokes the previous one, which
@@ -129,32 +67,19 @@ fn status(state: &AppState, id: Uuid) -> Result<CredentialStatus, ApiError> {
 pub async fn reissue_credential(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::ManageCredential)?;
     let id = id.into_inner();
-    let started = start(&state, &caller, &key, id, "reissue_credential")?;
-    let (actor, previous) = (started.actor, started.previous);
-    let credential = match previous {
-        Previous::Same(_) => {
-            let credential = state.registry.replay_credential(
-                id,
-                Some((actor, key.0.as_str())),
-                state.credential_replay_window,
-            );
-            let status = status(&state, id)?;
-            return Ok(created(true, &CredentialIssued { credential, status }));
-        }
-        // `start` refused `Different`.
-        Previous::None | Previous::Different => state
-            .registry
-            .reissue_member_credential(id, request_ref(actor, &key, started.print))?,
-    };
+    let print = fingerprint("reissue_credential", &id);
+    let reissued =
+        service::members::reissue_credential(&state, &caller, &idempotency_key.0, print, id)?;
     Ok(created(
-        false,
+        reissued.replayed,
         &CredentialIssued {
-            credential: Some(credential),
-            status: status(&state, id)?,
+            credential: reissued.credential,
+            status: reissued.status,
         },
     ))
 }
@@ -174,20 +99,17 @@ pub async fn reissue_credential(
 pub async fn revoke_credential(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::ManageCredential)?;
     let id = id.into_inner();
-    let started = start(&state, &caller, &key, id, "revoke_credential")?;
-    let (actor, previous) = (started.actor, started.previous);
-    if status(&state, id)?.revoked.is_none() {
-        state
-            .registry
-            .revoke_member_credential(id, request_ref(actor, &key, started.print))?;
-    }
+    let print = fingerprint("revoke_credential", &id);
+    let (status, replayed) =
+        service::members::revoke_credential(&state, &caller, &idempotency_key.0, print, id)?;
     let mut response = HttpResponse::Ok();
-    if matches!(previous, Previous::Same(_)) {
+    if replayed {
         response.insert_header((super::REPLAYED_HEADER, "true"));
     }
-    Ok(response.json(status(&state, id)?))
+    Ok(response.json(status))
 }

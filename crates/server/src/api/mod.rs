@@ -2,10 +2,13 @@
 
 pub mod accounts;
 pub mod admin;
+mod fields;
 pub mod health;
 pub mod log;
 pub mod members;
 pub mod movements;
+mod resource;
+pub mod responses;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -13,112 +16,91 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::NaiveDate;
 use serde::Serialize;
-use timecredits_domain::{Entry, EntryBody, Intent, Minutes};
-use timecredits_ledger::{Committed, Request, SignedCheckpoint};
+use timecredits_domain::{Entry, EntryBody, Minutes};
+use timecredits_ledger::{Committed, SignedCheckpoint};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::ToSchema;
 
-use crate::{limits, problem};
+pub use fields::{HoursField, MinutesField, TextField};
+
+use crate::problem;
+use resource::Resource;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::idempotency::{IdemKey, InFlightGuard};
 use crate::problem::ApiError;
-use crate::AppState;
 
 /// The header set on an answer that repeats an earlier one for the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
-/// Every route. Each path is one resource; a wrong method gets a 405 problem naming the
-/// resource's methods (see `resource`).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use actix_web::middleware::from_fn;
-    use web::{get, post};
+/// Every route, each registered with its OpenAPI operation: the API description's paths are
+/// collected from this list (see [`crate::openapi::api_doc`]). Each path is one `Resource`.
+pub fn routes(cfg: &mut ServiceConfig) {
     // Resources are tried in this order, and each `{id}` pattern is a regex run: the two
     // hottest routes (balance reads and earn) come first so they skip the others' matching.
-    cfg.service(resource("/v1/accounts/{id}", "GET").route(get().to(accounts::get_account)))
-        .service(resource("/v1/earn", "POST").route(post().to(movements::earn)))
-        .service(resource("/healthz", "GET").route(get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(get().to(health::readyz)))
-        .service(
-            resource("/v1/partners", "GET, POST")
-                .route(post().to(admin::create_partner))
-                .route(get().to(admin::list_partners)),
+    cfg.service(Resource::of(
+        accounts::get_account,
+        accounts::__path_get_account,
+    ))
+    .service(Resource::of(movements::earn, movements::__path_earn))
+    .service(Resource::of(health::healthz, health::__path_healthz))
+    .service(Resource::of(health::readyz, health::__path_readyz))
+    .service(
+        Resource::of(admin::list_partners, admin::__path_list_partners)
+            .and(admin::create_partner, admin::__path_create_partner),
+    )
+    .service(Resource::of(admin::get_partner, admin::__path_get_partner))
+    .service(
+        Resource::of(admin::list_api_keys, admin::__path_list_api_keys)
+            .and(admin::create_api_key, admin::__path_create_api_key),
+    )
+    .service(Resource::of(admin::revoke_api_key, admin::__path_revoke_api_key).no_body())
+    .service(Resource::of(
+        movements::allocate,
+        movements::__path_allocate,
+    ))
+    .service(Resource::of(admin::close_account, admin::__path_close_account).no_body())
+    .service(Resource::of(admin::register_member, admin::__path_register_member).no_body())
+    .service(
+        Resource::of(
+            members::reissue_credential,
+            members::__path_reissue_credential,
         )
-        .service(resource("/v1/partners/{id}", "GET").route(get().to(admin::get_partner)))
-        .service(
-            resource("/v1/api-keys", "GET, POST")
-                .route(post().to(admin::create_api_key))
-                .route(get().to(admin::list_api_keys)),
+        .no_body(),
+    )
+    .service(
+        Resource::of(
+            members::revoke_credential,
+            members::__path_revoke_credential,
         )
-        .service(
-            resource("/v1/api-keys/{id}/revoke", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::revoke_api_key)),
-        )
-        .service(resource("/v1/allocations", "POST").route(post().to(movements::allocate)))
-        .service(
-            resource("/v1/accounts/{id}/close", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::close_account)),
-        )
-        .service(
-            resource("/v1/members", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::register_member)),
-        )
-        .service(
-            resource("/v1/members/{id}/credential", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(members::reissue_credential)),
-        )
-        .service(
-            resource("/v1/members/{id}/credential/revoke", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(members::revoke_credential)),
-        )
-        .service(
-            resource("/v1/key-rotations", "POST")
-                .wrap(from_fn(limits::no_body))
-                .route(post().to(admin::rotate_key)),
-        )
-        .service(resource("/v1/me", "GET").route(get().to(accounts::me)))
-        .service(resource("/v1/accounts/{id}/entries", "GET").route(get().to(accounts::history)))
-        .service(
-            resource("/v1/earn/batch", "POST")
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(crate::MAX_BATCH_BODY_BYTES)
-                        .error_handler(problem::json_error),
-                )
-                .route(post().to(movements::earn_batch)),
-        )
-        .service(resource("/v1/spend-codes", "POST").route(post().to(movements::create_spend_code)))
-        .service(resource("/v1/redemptions", "POST").route(post().to(movements::redeem)))
-        .service(resource("/v1/gifts", "POST").route(post().to(movements::gift)))
-        .service(resource("/v1/entries/{id}", "GET").route(get().to(accounts::get_entry)))
-        .service(resource("/v1/entries/{id}/reversal", "POST").route(post().to(movements::reverse)))
-        .service(resource("/v1/entries/{id}/receipt", "GET").route(get().to(accounts::receipt)))
-        .service(resource("/v1/ledger/checkpoint", "GET").route(get().to(log::checkpoint)))
-        .service(resource("/v1/ledger/key", "GET").route(get().to(log::key)))
-        .service(resource("/v1/ledger/consistency", "GET").route(get().to(log::consistency)))
-        .service(resource("/v1/ledger/export", "GET").route(get().to(log::export)));
-}
-
-/// A resource whose routes answer the methods in `allow`; any other method gets a 405 problem
-/// with the `Allow` header RFC 9110 requires (actix's own 405 has none).
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
-        let mut response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
-        });
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(allow),
-        );
-        response
-    }))
+        .no_body(),
+    )
+    .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
+    .service(Resource::of(accounts::me, accounts::__path_me))
+    .service(Resource::of(accounts::history, accounts::__path_history))
+    .service(
+        Resource::of(movements::earn_batch, movements::__path_earn_batch).app_data(
+            web::JsonConfig::default()
+                .limit(crate::MAX_BATCH_BODY_BYTES)
+                .error_handler(problem::json_error),
+        ),
+    )
+    .service(Resource::of(
+        movements::create_spend_code,
+        movements::__path_create_spend_code,
+    ))
+    .service(Resource::of(movements::redeem, movements::__path_redeem))
+    .service(Resource::of(movements::gift, movements::__path_gift))
+    .service(Resource::of(
+        accounts::get_entry,
+        accounts::__path_get_entry,
+    ))
+    .service(Resource::of(movements::reverse, movements::__path_reverse))
+    .service(Resource::of(accounts::receipt, accounts::__path_receipt))
+    .service(Resource::of(log::checkpoint, log::__path_checkpoint))
+    .service(Resource::of(log::key, log::__path_key))
+    .service(Resource::of(log::consistency, log::__path_consistency))
+    .service(Resource::of(log::export, log::__path_export));
 }
 
 /// A committed entry, with exactly the fields (and names) of its canonical encoding.
@@ -293,16 +275,21 @@ pub struct RecordedMany {
 }
 
 /// An amount given as minutes, or as hours and minutes (minutes then below 60).
-pub fn amount(hours: Option<u64>, minutes: Option<u64>) -> Result<Minutes, ApiError> {
-    Ok(match (hours, minutes) {
-        (None, None) => {
-            return Err(ApiError::InvalidRequest(
-                "give the amount as `minutes`, or as `hours` and optionally `minutes`".into(),
-            ))
-        }
-        (None, Some(m)) => Minutes::new(m)?,
-        (Some(h), m) => Minutes::from_hours_and_minutes(h, m.unwrap_or(0))?,
-    })
+pub fn amount(
+    hours: Option<HoursField>,
+    minutes: Option<MinutesField>,
+) -> Result<Minutes, ApiError> {
+    Ok(
+        match (hours.map(HoursField::get), minutes.map(MinutesField::get)) {
+            (None, None) => {
+                return Err(ApiError::InvalidRequest(
+                    "give the amount as `minutes`, or as `hours` and optionally `minutes`".into(),
+                ))
+            }
+            (None, Some(m)) => Minutes::new(m)?,
+            (Some(h), m) => Minutes::from_hours_and_minutes(h, m.unwrap_or(0))?,
+        },
+    )
 }
 
 /// The rule [`amount`] applies, as JSON Schema for the request bodies with `hours` and `minutes`
@@ -387,68 +374,15 @@ pub mod whole {
         Whole::deserialize(d).map(|w| w.0)
     }
 
+    /// For a `u64` field.
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Whole::deserialize(d).map(|w| w.0)
+    }
+
     /// For an optional `u64` field (with `#[serde(default)]`, so it may be left out).
     pub fn option_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Option::<Whole<u64>>::deserialize(d).map(|o| o.map(|w| w.0))
     }
-}
-
-/// Where a kind of write is remembered under its idempotency key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Remembered {
-    /// Entries: in the ledger's (actor, key) index.
-    Ledger,
-    /// API keys and revocations: in the registry.
-    Registry,
-    /// Spend codes: in the spend-code table.
-    SpendCodes,
-}
-
-/// Starts a write under (actor, key): marks it in flight (409 for a concurrent repeat) and
-/// refuses a key that another kind of write by the same caller already used, since keys are
-/// scoped to the caller, not to the endpoint. Each store then answers repeats of its own writes.
-pub fn begin<'a>(
-    state: &'a AppState,
-    actor: Uuid,
-    key: &IdemKey,
-    here: Remembered,
-) -> Result<InFlightGuard<'a>, ApiError> {
-    let guard = state.in_flight.begin(actor, key)?;
-    let k = key.0.as_str();
-    let used_elsewhere = (here != Remembered::Ledger
-        && state.ledger.previous_request(actor, &key.0)?.is_some())
-        || (here != Remembered::Registry && state.registry.knows(actor, k))
-        || (here != Remembered::SpendCodes && state.spend_codes.knows(actor, k));
-    if used_elsewhere {
-        return Err(ApiError::IdempotencyKeyReused(k.to_owned()));
-    }
-    Ok(guard)
-}
-
-/// Submits a request to the ledger on behalf of `caller`, refusing a concurrent repeat.
-pub async fn submit(
-    state: &AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    intents: Vec<Intent>,
-) -> Result<Committed, ApiError> {
-    let _guard = begin(state, caller.actor(), key, Remembered::Ledger)?;
-    commit(state, caller, key, intents).await
-}
-
-/// Submits a request to the ledger for a handler that already holds the in-flight guard.
-pub async fn commit(
-    state: &AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    intents: Vec<Intent>,
-) -> Result<Committed, ApiError> {
-    let request = Request {
-        actor: caller.actor(),
-        key: key.0.clone(),
-        intents,
-    };
-    Ok(state.ledger.submit(request).await?)
 }
 
 /// A 201 (or, for a repeat, the same 201 marked as replayed) with a JSON body.

@@ -3,28 +3,21 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use timecredits_domain::{
-    AccountId, Details, EntryBody, Intent, MovementKind, ShortText, Transfer,
-};
+use timecredits_domain::{AccountId, Details, Intent, MovementKind, Transfer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::responses::JsonWriteProblems;
 use super::{
-    amount, begin, commit, created, recorded, submit, whole, EntryView, RecordedMany, Remembered,
+    amount, created, recorded, whole, EntryView, HoursField, MinutesField, RecordedMany, TextField,
 };
 use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
-use crate::spend_codes::{Attempt, By, Prior};
+use crate::service::{self, redemptions::Redemption};
+use crate::spend_codes::Attempt;
 use crate::AppState;
-
-fn text(field: &'static str, value: &Option<String>) -> Result<Option<ShortText>, ApiError> {
-    Ok(value
-        .as_ref()
-        .map(|v| ShortText::from_input(field, v))
-        .transpose()?)
-}
 
 fn transfer(
     kind: MovementKind,
@@ -52,20 +45,13 @@ pub struct NewAllocation {
     /// The earn partner whose budget receives the credits.
     pub partner_id: Uuid,
     /// Whole hours (credits).
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
     /// The programme's reference (invoice, grant).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    pub reference: Option<TextField>,
 }
 
 /// Allocate credits to a partner
@@ -79,19 +65,16 @@ pub struct NewAllocation {
     responses(
         (status = 201, description = "The allocate entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`partner_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`wrong_partner_role` (not an earn partner), `account_closed`, `amount_overflow`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn allocate(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewAllocation>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Allocate)?;
@@ -103,7 +86,7 @@ pub async fn allocate(
         ApiError::WrongPartnerRole(format!("partner {} is not an earn partner", partner.id))
     })?;
     let details = Details {
-        reference: text("reference", &body.reference)?,
+        reference: TextField::parse_optional("reference", &body.reference)?,
         ..Details::default()
     };
     let intent = transfer(
@@ -114,7 +97,7 @@ pub async fn allocate(
         None,
         details,
     );
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
 }
 
 /// Time given by a member.
@@ -125,36 +108,24 @@ pub struct NewEarn {
     /// The member who gave the time.
     pub member_id: Uuid,
     /// Whole hours given.
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
-    /// What the time was given to (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub activity: String,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
+    /// What the time was given to.
+    pub activity: TextField,
     /// The day the time was given (default: today). Not after tomorrow (UTC).
     pub date_given: Option<NaiveDate>,
-    /// The partner's own reference (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    /// The partner's own reference.
+    pub reference: Option<TextField>,
 }
 
 impl NewEarn {
     fn intent(&self, budget: AccountId) -> Result<Intent, ApiError> {
         let details = Details {
-            activity: Some(ShortText::from_input("activity", &self.activity)?),
-            reference: text("reference", &self.reference)?,
+            activity: Some(self.activity.parse("activity")?),
+            reference: TextField::parse_optional("reference", &self.reference)?,
             ..Details::default()
         };
         Ok(transfer(
@@ -178,24 +149,21 @@ impl NewEarn {
     responses(
         (status = 201, description = "The earn entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits` (budget), `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn earn(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewEarn>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Earn)?;
     let (_, budget) = caller.partner_account(Scope::Earn)?;
     let intent = body.intent(budget)?;
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
 }
 
 /// Time given by a group, issued all or nothing.
@@ -217,18 +185,15 @@ pub struct NewEarnBatch {
     responses(
         (status = 201, description = "The earn entries, in the order given", body = RecordedMany),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn earn_batch(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewEarnBatch>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Earn)?;
@@ -238,7 +203,7 @@ pub async fn earn_batch(
         .iter()
         .map(|item| item.intent(budget))
         .collect::<Result<Vec<_>, _>>()?;
-    let committed = submit(&state, &caller, &key, intents).await?;
+    let committed = service::submit(&state, &caller, &idempotency_key.0, intents).await?;
     Ok(created(
         committed.replayed,
         &RecordedMany {
@@ -284,19 +249,16 @@ pub struct SpendCode {
     responses(
         (status = 201, description = "The code", body = SpendCode),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The member holds the most unused codes allowed (`too_many_spend_codes`); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("member" = [])))]
 pub async fn create_spend_code(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewSpendCode>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::CreateSpendCode)?;
@@ -306,12 +268,9 @@ pub async fn create_spend_code(
         .map(timecredits_domain::Minutes::new)
         .transpose()?
         .map(|m| m.get());
-    let _guard = begin(&state, caller.actor(), &key, Remembered::SpendCodes)?;
     let print = fingerprint("spend_code", &*body);
     let (issued, replayed) =
-        state
-            .spend_codes
-            .issue(member.0, key.0.as_str(), &print, cap, chrono::Utc::now())?;
+        service::spend_codes::issue(&state, &caller, &idempotency_key.0, member, print, cap)?;
     Ok(created(
         replayed,
         &SpendCode {
@@ -330,20 +289,13 @@ pub struct NewRedemption {
     /// The member's spend code (case, spaces and hyphens do not matter).
     pub code: String,
     /// Whole hours (credits) spent.
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
-    /// The activity or offer (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub activity: String,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
+    /// The activity or offer.
+    pub activity: TextField,
     /// Number of adults in the party.
     #[serde(deserialize_with = "whole::u32")]
     pub adults: u32,
@@ -351,12 +303,7 @@ pub struct NewRedemption {
     #[serde(deserialize_with = "whole::u32")]
     pub children: u32,
     /// The venue's own reference.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    pub reference: Option<TextField>,
 }
 
 /// The party rule of a redemption as JSON Schema (joined to [`NewRedemption`]'s derived schema
@@ -396,43 +343,35 @@ pub fn party_rule() -> utoipa::openapi::Schema {
     responses(
         (status = 201, description = "The spend entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a spend partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many refused redemptions from this key, partner or address, or from everyone (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn redeem(
     state: web::Data<AppState>,
     req: HttpRequest,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewRedemption>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Redeem)?;
     let (partner, venue) = caller.partner_account(Scope::Spend)?;
     let minutes = amount(body.hours, body.minutes)?;
     let details = Details {
-        activity: Some(ShortText::from_input("activity", &body.activity)?),
-        reference: text("reference", &body.reference)?,
+        activity: Some(body.activity.parse("activity")?),
+        reference: TextField::parse_optional("reference", &body.reference)?,
         adults: Some(body.adults),
         children: Some(body.children),
     };
     let who = Attempt {
         api_key: caller
-            .key_id()
+            .api_key_id()
             .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?,
         partner,
         address: req.peer_addr().map(|a| crate::spend_codes::source(a.ip())),
     };
-    let actor = caller.actor();
-    let by = (actor, key.0.as_str().to_owned());
-    let _guard = begin(&state, actor, &key, Remembered::Ledger)?;
-    // Before anything looks at the code: a throttled caller learns nothing.
-    state.spend_codes.admit(&who)?;
     // The fingerprint covers the code as the member means it, so a retry typed differently is
     // still the same request.
     let print = {
@@ -440,74 +379,16 @@ pub async fn redeem(
         normalised.code = crate::spend_codes::normalise(&body.code);
         fingerprint("redeem", &normalised)
     };
-    let spend = |member| {
-        let details = details.clone();
-        transfer(MovementKind::Spend, member, venue, minutes, None, details)
+    let redemption = Redemption {
+        code: &body.code,
+        minutes,
+        details,
+        fingerprint: print,
     };
-    let result = redeem_code(
-        &state,
-        &caller,
-        &key,
-        (&by, &print),
-        &body.code,
-        minutes.get(),
-        spend,
-    )
-    .await;
-    if let Err(e) = &result {
-        if e.status().is_client_error() {
-            state.spend_codes.refused(&who, e);
-        }
-    }
-    recorded(result?)
-}
-
-/// The part of [`redeem`] whose every refusal counts against the guess limits.
-async fn redeem_code(
-    state: &AppState,
-    caller: &Caller,
-    key: &IdemKey,
-    (by, print): (&By, &str),
-    code: &str,
-    minutes: u64,
-    spend: impl Fn(AccountId) -> Intent,
-) -> Result<timecredits_ledger::Committed, ApiError> {
-    // A repeat is decided by the fingerprint alone, before the code is looked up, so its
-    // answer cannot depend on whether some other code exists.
-    if state.spend_codes.prior(by, print) == Prior::Different {
-        return Err(ApiError::IdempotencyKeyReused(by.1.clone()));
-    }
-    // A repeat of a committed redemption (its record may be past the outcome window): the member
-    // is the one the first redemption debited, and the ledger compares the rest of the request.
-    if let Some(entries) = state.ledger.previous_request(by.0, &key.0)? {
-        let member = match entries.first().map(|e| &e.body) {
-            Some(EntryBody::Move(m)) => m.debit,
-            _ => return Err(ApiError::IdempotencyKeyReused(by.1.clone())),
-        };
-        let replayed = commit(state, caller, key, vec![spend(member)]).await;
-        if replayed.is_ok() {
-            // Settles a reservation whose outcome an earlier storage failure left open.
-            state.spend_codes.finish(by, true);
-        }
-        return replayed.map_err(|e| e.for_venue(member));
-    }
-    let now = chrono::Utc::now();
-    let member = AccountId(state.spend_codes.reserve(by, print, code, minutes, now)?);
-    let result = commit(state, caller, key, vec![spend(member)]).await;
-    match &result {
-        Ok(_) => state.spend_codes.finish(by, true),
-        // Refused for certain: the code is free again.
-        Err(
-            ApiError::Rule(_)
-            | ApiError::Validation(_)
-            | ApiError::IdempotencyKeyReused(_)
-            | ApiError::LedgerBusy,
-        ) => state.spend_codes.finish(by, false),
-        // The outcome is unknown (storage failure): the reservation stays, and a retry of the
-        // same request, or the next start, settles it from the ledger.
-        Err(_) => {}
-    }
-    result.map_err(|e| e.for_venue(member))
+    let committed =
+        service::redemptions::redeem(&state, &caller, &idempotency_key.0, venue, &who, redemption)
+            .await?;
+    recorded(committed)
 }
 
 /// A gift of credits from one member to another.
@@ -518,20 +399,13 @@ pub struct NewGift {
     /// The member receiving the credits.
     pub to_member_id: Uuid,
     /// Hours: the whole amount, or with `minutes` below 60.
-    #[schema(maximum = 1000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub hours: Option<u64>,
+    #[serde(default)]
+    pub hours: Option<HoursField>,
     /// Minutes: the whole amount, or below 60 when `hours` is given.
-    #[schema(maximum = 60000000)]
-    #[serde(default, deserialize_with = "whole::option_u64")]
-    pub minutes: Option<u64>,
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
     /// A reference of the member's choosing (no personal data, please).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    pub reference: Option<TextField>,
 }
 
 /// Gift credits
@@ -543,24 +417,21 @@ pub struct NewGift {
     responses(
         (status = 201, description = "The gift entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a member credential (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("member" = [])))]
 pub async fn gift(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     body: web::Json<NewGift>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Gift)?;
     let member = caller.member_account()?;
     let details = Details {
-        reference: text("reference", &body.reference)?,
+        reference: TextField::parse_optional("reference", &body.reference)?,
         ..Details::default()
     };
     let intent = transfer(
@@ -571,7 +442,7 @@ pub async fn gift(
         None,
         details,
     );
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
 }
 
 /// Why an entry is reversed.
@@ -579,13 +450,8 @@ pub async fn gift(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reference": "recorded twice by mistake"}))]
 pub struct NewReversal {
-    /// The reason or reference (1 to 200 characters; no control or invisible formatting characters; stored in Unicode NFC).
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-    )]
-    pub reference: Option<String>,
+    /// The reason or reference.
+    pub reference: Option<TextField>,
 }
 
 /// Reverse an entry
@@ -603,29 +469,23 @@ pub struct NewReversal {
     responses(
         (status = 201, description = "The reverse entry", body = super::Recorded),
         (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the entry's partner, or a key without the entry's scope (`forbidden`), or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`already_reversed`, `not_reversible`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
     ),
     security(("bearer" = [])))]
 pub async fn reverse(
     state: web::Data<AppState>,
     caller: Caller,
-    key: IdemKey,
+    idempotency_key: IdemKey,
     id: web::Path<Uuid>,
     body: web::Json<NewReversal>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let not_found = || ApiError::EntryNotFound(format!("entry {id} does not exist"));
-    let entry = state.ledger.entry_by_id(id)?.ok_or_else(not_found)?;
-    caller.may_reverse(&entry, state.reversal_window, chrono::Utc::now())?;
-    let intent = Intent::Reverse {
-        entry: entry.seq,
-        reference: text("reference", &body.reference)?,
-    };
-    recorded(submit(&state, &caller, &key, vec![intent]).await?)
+    let reference = body.reference.as_ref().map(TextField::as_str);
+    let entry_id = id.into_inner();
+    let committed =
+        service::reversals::reverse(&state, &caller, &idempotency_key.0, entry_id, reference)
+            .await?;
+    recorded(committed)
 }

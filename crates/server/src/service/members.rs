@@ -1,0 +1,187 @@
+//! Registering a member: a wallet opened in the ledger, then the member recorded in the
+//! registry with a credential derived from the server secret.
+
+use timecredits_domain::{AccountKind, EntryBody, IdempotencyKey, Intent};
+use timecredits_ledger::Committed;
+use uuid::Uuid;
+
+use super::{begin, begin_registry_write, commit, Remembered};
+use crate::auth::Caller;
+use crate::problem::ApiError;
+use crate::registry::{CredentialStatus, Member, Previous};
+use crate::AppState;
+
+/// A member registered, or found again for a repeat.
+#[derive(Debug)]
+pub struct Registered {
+    /// The member's id, which is also their wallet account's id.
+    pub member_id: Uuid,
+    /// Their credential; on a repeat, only while the replay window and the credential last.
+    pub credential: Option<String>,
+    /// The ledger's answer: the `open` entry of the wallet and its checkpoint.
+    pub committed: Committed,
+}
+
+/// Registers a member on behalf of `caller` (an administrator or an earn partner).
+pub async fn register(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+) -> Result<Registered, ApiError> {
+    let actor = caller.actor();
+    let intent = Intent::Open {
+        account_kind: AccountKind::Member,
+        owner: None,
+    };
+    // The guard is held until the member is recorded, so a concurrent repeat cannot race it.
+    let _guard = begin(state, actor, idempotency_key, Remembered::Ledger)?;
+    let committed = commit(state, caller, idempotency_key, vec![intent]).await?;
+    let entry = &committed.entries[0];
+    let EntryBody::Open { account, .. } = entry.body else {
+        return Err(ApiError::IdempotencyKeyReused(
+            idempotency_key.as_str().into(),
+        ));
+    };
+    let credential = match state.registry.member(account.0) {
+        Some(_) => {
+            state
+                .registry
+                .replay_credential(account.0, None, state.credential_replay_window)
+        }
+        None => Some(state.registry.add_member(Member {
+            account: account.0,
+            registered_by: actor,
+            registered: entry.recorded,
+        })?),
+    };
+    Ok(Registered {
+        member_id: account.0,
+        credential,
+        committed,
+    })
+}
+
+/// Checks that `caller` (allowed to manage credentials) may manage member `id`'s: an
+/// administrator any member's, a partner those it registered.
+fn managed_member(state: &AppState, caller: &Caller, id: Uuid) -> Result<Member, ApiError> {
+    let member = state
+        .registry
+        .member(id)
+        .ok_or_else(|| ApiError::MemberNotFound(format!("member {id} does not exist")))?;
+    caller.may_manage_member(member.registered_by)?;
+    Ok(member)
+}
+
+fn status(state: &AppState, id: Uuid) -> Result<CredentialStatus, ApiError> {
+    state
+        .registry
+        .credential_status(id)
+        .ok_or_else(|| ApiError::Internal(format!("member {id} has no credential record")))
+}
+
+/// A member's credential reissued, or found again for a repeat.
+#[derive(Debug)]
+pub struct Reissued {
+    /// The new credential; on a repeat, only while the replay window and the credential last.
+    pub credential: Option<String>,
+    /// The new credential's public record.
+    pub status: CredentialStatus,
+    /// Whether this answers a repeat of the request that reissued it.
+    pub replayed: bool,
+}
+
+/// Gives member `id` a new credential and revokes the previous one; `fingerprint` identifies
+/// the request.
+pub fn reissue_credential(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    fingerprint: String,
+    id: Uuid,
+) -> Result<Reissued, ApiError> {
+    managed_member(state, caller, id)?;
+    let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
+    let (credential, replayed) = match write.previous {
+        Previous::Same(_) => {
+            let repeat = Some((caller.actor(), idempotency_key.as_str()));
+            let window = state.credential_replay_window;
+            let credential = state.registry.replay_credential(id, repeat, window);
+            (credential, true)
+        }
+        // `begin_registry_write` refused `Different`.
+        Previous::None | Previous::Different => {
+            let credential = state
+                .registry
+                .reissue_member_credential(id, write.request)?;
+            (Some(credential), false)
+        }
+    };
+    Ok(Reissued {
+        credential,
+        status: status(state, id)?,
+        replayed,
+    })
+}
+
+/// Revokes member `id`'s credential (a revoked one stays revoked); `fingerprint` identifies the
+/// request. Returns the credential's record and whether this answers a repeat.
+pub fn revoke_credential(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    fingerprint: String,
+    id: Uuid,
+) -> Result<(CredentialStatus, bool), ApiError> {
+    managed_member(state, caller, id)?;
+    let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
+    let replayed = matches!(write.previous, Previous::Same(_));
+    if status(state, id)?.revoked.is_none() {
+        state.registry.revoke_member_credential(id, write.request)?;
+    }
+    Ok((status(state, id)?, replayed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::testing;
+
+    #[actix_web::test]
+    async fn a_repeat_finds_the_same_member_with_the_same_credential() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key("member-1");
+        let first = register(&state, &admin, &key).await.unwrap();
+        assert!(first.credential.is_some() && !first.committed.replayed);
+        let again = register(&state, &admin, &key).await.unwrap();
+        assert_eq!(
+            (again.member_id, again.credential, again.committed.replayed),
+            (first.member_id, first.credential, true)
+        );
+        let other = register(&state, &admin, &testing::idempotency_key("member-2"))
+            .await
+            .unwrap();
+        assert_ne!(other.member_id, first.member_id);
+    }
+
+    #[actix_web::test]
+    async fn a_reissue_revokes_the_old_credential_and_a_revocation_is_kept() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key;
+        let member = register(&state, &admin, &key("m")).await.unwrap().member_id;
+        let nobody = reissue_credential(&state, &admin, &key("n"), "n".into(), Uuid::now_v7());
+        assert!(matches!(nobody, Err(ApiError::MemberNotFound(_))));
+        let reissued = reissue_credential(&state, &admin, &key("r"), "r".into(), member).unwrap();
+        assert!(reissued.credential.is_some() && !reissued.replayed);
+        let again = reissue_credential(&state, &admin, &key("r"), "r".into(), member).unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.status.generation, reissued.status.generation);
+        let (revoked, replayed) =
+            revoke_credential(&state, &admin, &key("v"), "v".into(), member).unwrap();
+        assert!(revoked.revoked.is_some() && !replayed);
+        let (_, replayed) =
+            revoke_credential(&state, &admin, &key("v"), "v".into(), member).unwrap();
+        assert!(replayed);
+    }
+}
