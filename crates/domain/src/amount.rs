@@ -33,6 +33,15 @@ impl Minutes {
     }
 
     /// Validates an amount given as hours and minutes (`minutes` below 60).
+    ///
+    /// ```
+    /// use timecredits_domain::Minutes;
+    ///
+    /// assert_eq!(Minutes::from_hours_and_minutes(1, 30)?.get(), 90);
+    /// assert!(Minutes::from_hours_and_minutes(1, 60).is_err()); // write 2 hours
+    /// assert!(Minutes::from_hours_and_minutes(0, 0).is_err()); // nothing to move
+    /// # Ok::<(), timecredits_domain::ValidationError>(())
+    /// ```
     pub fn from_hours_and_minutes(hours: u64, minutes: u64) -> Result<Self, ValidationError> {
         if minutes >= 60 {
             return Err(ValidationError::MinutesOutOfRange { minutes });

@@ -405,6 +405,17 @@ impl ShortText {
     /// text display differently from what it holds (direction overrides and isolates, zero-width
     /// characters, byte-order marks), then normalises it to NFC, so that the same words are
     /// always the same bytes in the ledger, and checks it as [`ShortText::new`] does.
+    ///
+    /// ```
+    /// use timecredits_domain::entry::ShortText;
+    ///
+    /// // "café" typed with a combining accent is stored as the one precomposed character.
+    /// let typed = ShortText::from_input("activity", "cafe\u{301}")?;
+    /// assert_eq!(typed.as_str(), "caf\u{e9}");
+    /// // A right-to-left override would make the text display as something else: refused.
+    /// assert!(ShortText::from_input("activity", "pool\u{202e}loop").is_err());
+    /// # Ok::<(), timecredits_domain::ValidationError>(())
+    /// ```
     pub fn from_input(field: &'static str, text: &str) -> Result<Self, ValidationError> {
         if let Some(c) = text.chars().find(|c| is_invisible_format(*c)) {
             return Err(ValidationError::InvisibleCharacter {

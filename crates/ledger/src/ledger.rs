@@ -203,6 +203,32 @@ impl Ledger {
     /// of writes after a crash), so it is fast whatever the ledger's size. If the sled state cannot
     /// be opened at all, it is moved aside and rebuilt from the journal. The steps, and what each
     /// checks, are in the `recovery` module.
+    ///
+    /// A ledger's whole life in brief: created, a request committed once (and its repeat answered
+    /// from the first), closed, and opened again with the entry still there.
+    ///
+    /// ```
+    /// use timecredits_domain::{AccountKind, IdempotencyKey, Intent};
+    /// use timecredits_ledger::{Ledger, LedgerConfig, Request};
+    /// use uuid::Uuid;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = LedgerConfig { origin: "credits.example.org/tc".into(), ..LedgerConfig::default() };
+    /// let ledger = Ledger::open(dir.path(), config.clone())?;
+    /// let partner = Uuid::now_v7();
+    /// let open = Intent::Open { account_kind: AccountKind::Venue, owner: Some(partner) };
+    /// let request = Request::single(partner, IdempotencyKey::new("open-venue-1")?, open);
+    /// let first = ledger.submit_blocking(request.clone())?;
+    /// let again = ledger.submit_blocking(request)?; // the same key: answered, not repeated
+    /// assert!(again.replayed && again.entries == first.entries);
+    /// let size = ledger.size()?;
+    /// drop(ledger);
+    ///
+    /// let reopened = Ledger::open(dir.path(), config)?;
+    /// assert_eq!(reopened.size()?, size);
+    /// assert_eq!(reopened.entry(first.entries[0].seq)?, Some(first.entries[0].clone()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: &Path, config: LedgerConfig) -> Result<Ledger, LedgerError> {
         // The steps of "Recovery at open" in ARCHITECTURE.md, in its order and by its names.
         recovery::check_identity(dir, &config.origin)?;

@@ -431,6 +431,21 @@ pub fn prove_tree<R: HashReader>(t: u64, n: u64, r: &R) -> Result<Vec<Hash>, R::
 
 /// Checks that `proof` shows the record with leaf hash `leaf` at index `n`
 /// of the tree of size `t` whose root is `root_t`.
+///
+/// A receipt's whole round trip, from stored hashes to a checked proof:
+///
+/// ```
+/// use timecredits_tlog::merkle::{check_record, leaf_hash, prove_record, tree_hash, MemoryHashes};
+///
+/// let records: Vec<&[u8]> = vec![b"open", b"earn 120", b"spend 60"];
+/// let hashes = MemoryHashes::from_leaves(records.iter().map(|r| leaf_hash(r)));
+/// let root = tree_hash(3, &hashes)?;
+/// let proof = prove_record(3, 1, &hashes)?;
+/// check_record(&proof, 3, &root, 1, &leaf_hash(b"earn 120"))?;
+/// // The same proof does not show another record.
+/// assert!(check_record(&proof, 3, &root, 1, &leaf_hash(b"earn 180")).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check_record(
     proof: &[Hash],
     t: u64,

@@ -360,6 +360,21 @@ fn check_text(text: &str) -> Result<(), NoteError> {
 
 /// Signs `text` with each signer and returns the signed note: the text, a
 /// blank line, and one signature line per signer, in order.
+///
+/// ```
+/// use ed25519_dalek::SigningKey;
+/// use timecredits_tlog::note::{open_note, sign_note, NoteSigner};
+///
+/// let signer = NoteSigner::new("example.org/log", SigningKey::from_bytes(&[7; 32]))?;
+/// let signed = sign_note("hello\n", &[&signer])?;
+/// let (note, verified) = open_note(signed.as_bytes(), &[signer.verifier()])?;
+/// assert_eq!(note.text, "hello\n");
+/// assert_eq!(verified.len(), 1);
+/// // A changed text no longer verifies.
+/// let forged = signed.replace("hello", "hullo");
+/// assert!(open_note(forged.as_bytes(), &[signer.verifier()]).is_err());
+/// # Ok::<(), timecredits_tlog::note::NoteError>(())
+/// ```
 pub fn sign_note(text: &str, signers: &[&NoteSigner]) -> Result<String, NoteError> {
     check_text(text)?;
     if signers.is_empty() {
