@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: the handlers, one module per resource, and the request/response types;
 //! - [`auth`]: credentials and the permission matrix;
+//! - [`data_dir`]: the data directory's lock and on-disk format;
 //! - [`drain`]: the graceful stop;
 //! - [`idempotency`]: the `Idempotency-Key` header;
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod data_dir;
 pub mod drain;
 pub mod idempotency;
 pub mod limits;
@@ -116,6 +118,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory is in use, or in a format this binary does not read.
+    #[error(transparent)]
+    DataDirRefused(#[from] data_dir::DataDirError),
     /// The ledger refused to open (see the error for the file and what to restore).
     #[error(transparent)]
     Ledger(#[from] timecredits_ledger::LedgerError),
@@ -151,6 +156,9 @@ pub struct AppState {
     pub credential_replay_window: chrono::Duration,
     /// The graceful stop's state: whether it began, and the requests it waits for.
     pub drain: Arc<Drain>,
+    /// The data directory's lock, held while the state lives; declared last, so that it is
+    /// released only after the ledger and the registry are closed.
+    _lock: data_dir::DirLock,
 }
 
 impl AppState {
@@ -161,6 +169,7 @@ impl AppState {
             path: dir.to_owned(),
             source,
         })?;
+        let lock = data_dir::claim(dir)?;
         let config = LedgerConfig {
             origin: settings.origin.clone(),
             key_overlap: settings.key_overlap,
@@ -192,6 +201,7 @@ impl AppState {
             reversal_window: settings.reversal_window,
             credential_replay_window: settings.credential_replay_window,
             drain: Arc::default(),
+            _lock: lock,
         })
     }
 }
@@ -268,8 +278,14 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
     Ok((service.server, service.addr))
 }
 
-/// Opens the data directory and binds the service.
+/// Binds the listening socket, then opens the data directory, and returns the service. The
+/// socket comes first, so that a start that cannot listen (the port is taken) leaves nothing
+/// behind: no new data directory, no ledger, no keys.
 pub fn bind(settings: &Settings) -> Result<Service, StartError> {
+    let listener = listen(settings.listen).map_err(|source| StartError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     let state = web::Data::new(AppState::open(settings)?);
     if let Some(interval) = settings.scrub_interval {
         spawn_scrub(&state, interval);
@@ -308,7 +324,7 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     };
     server = server.max_connections(settings.limits.max_connections.div_ceil(workers).max(1));
     let server = server
-        .bind(settings.listen)
+        .listen(listener)
         .map_err(|source| StartError::Listen {
             addr: settings.listen,
             source,
@@ -320,6 +336,20 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
         addr,
         state,
     })
+}
+
+/// The listening socket, made as actix-web's own `bind` makes it (address reuse, a backlog of
+/// 1024 connections).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Scrubs the journal now and then every `interval` on a thread of its own (see

@@ -3,22 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::timecredits;
 use timecredits_domain::EntryBody;
 use timecredits_ledger::{layout, Ledger, LedgerConfig};
-
-fn timecredits(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_timecredits"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8(output.stderr).unwrap() + &String::from_utf8(output.stdout).unwrap();
-    (output.status.success(), text)
-}
 
 fn open(dir: &Path) -> Ledger {
     Ledger::open(dir, LedgerConfig::default()).unwrap()
@@ -121,4 +113,12 @@ fn check_says_sound_then_lists_a_flipped_bit_in_the_middle_of_the_journal() {
         text.contains("DAMAGED") && text.contains("entry "),
         "{text}"
     );
+}
+
+#[test]
+fn version_names_the_crate_version_and_the_commit() {
+    let (ok, text) = timecredits(&["--version"]);
+    assert!(ok, "{text}");
+    let expected = format!("timecredits {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&expected), "{text}");
 }
