@@ -135,26 +135,35 @@ fn holder(file: &mut File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-/// Checks that this binary reads the format of the data directory in `dir`, and records
-/// [`FORMAT`] in a directory without a format file (a new one, or one made before the file
-/// existed, which is format 1). Call it with the lock held, before anything else is read.
-pub fn check_format(dir: &Path) -> Result<(), DataDirError> {
+/// The format of the data directory in `dir`, if this binary reads it: the number in its
+/// format file, or 1 for a directory without one (made before the file existed, or new).
+pub fn read_format(dir: &Path) -> Result<u32, DataDirError> {
     let path = dir.join(layout::FORMAT);
     match std::fs::read_to_string(&path) {
         Ok(text) => match text.trim().parse::<u32>() {
-            Ok(found) if found <= FORMAT => Ok(()),
+            Ok(found) if found <= FORMAT => Ok(found),
             Ok(found) => Err(DataDirError::Newer {
                 dir: dir.to_owned(),
                 found,
             }),
             Err(_) => Err(DataDirError::UnreadableFormat { path, found: text }),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_private_file(&path, format!("{FORMAT}\n").as_bytes())
-                .map_err(|source| DataDirError::Io { path, source })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
         Err(source) => Err(DataDirError::Io { path, source }),
     }
+}
+
+/// Checks that this binary reads the format of the data directory in `dir` (see
+/// [`read_format`]), and records it in a directory without a format file. Call it with the lock
+/// held, before anything else is read.
+pub fn check_format(dir: &Path) -> Result<(), DataDirError> {
+    read_format(dir)?;
+    let path = dir.join(layout::FORMAT);
+    if path.exists() {
+        return Ok(());
+    }
+    write_private_file(&path, format!("{FORMAT}\n").as_bytes())
+        .map_err(|source| DataDirError::Io { path, source })
 }
 
 /// Takes the lock of `dir`, then checks its format (see [`check_format`]).

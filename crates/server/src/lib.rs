@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: the handlers, one module per resource, and the request/response types;
 //! - [`auth`]: credentials and the permission matrix;
+//! - [`backup`]: backups taken while the service runs, and their restore;
 //! - [`data_dir`]: the data directory's lock and on-disk format;
 //! - [`drain`]: the graceful stop;
 //! - [`idempotency`]: the `Idempotency-Key` header;
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod data_dir;
 pub mod drain;
 pub mod idempotency;

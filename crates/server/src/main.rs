@@ -10,6 +10,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
+use timecredits_server::backup::BackupError;
 use timecredits_server::data_dir::{self, DataDirError, DirLock};
 use timecredits_server::limits::Limits;
 use timecredits_server::registry::Registry;
@@ -153,6 +154,29 @@ enum Command {
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Write a backup of the data directory while the service runs (or not): one compressed
+    /// archive with the journal up to a consistent point, the registry, the keys and secrets,
+    /// and a manifest of checksums. The state is left out (a restore rebuilds it). Keep
+    /// backups as safe as the server: they hold the signing key and the server secret.
+    Backup {
+        /// The data directory of the service.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The archive to write (replaced atomically when complete), e.g. backup.tar.gz.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new or empty data directory (never over an existing one): checks
+    /// every file against the manifest, rebuilds the state from the journal and opens the result
+    /// as `serve` would, before it puts the directory in place.
+    Restore {
+        /// The archive written by `timecredits backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to create.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Print the OpenAPI document (the content of openapi/openapi.json).
     Openapi,
 }
@@ -266,6 +290,8 @@ fn main() -> ExitCode {
         Command::RotateServerSecret { data_dir } => {
             report("rotate-server-secret", rotate_server_secret(&data_dir))
         }
+        Command::Backup { data_dir, out } => report("backup", backup(&data_dir, &out)),
+        Command::Restore { from, data_dir } => report("restore", restore(&from, &data_dir)),
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
@@ -493,5 +519,35 @@ fn rotate_key(data_dir: &Path, key_overlap: chrono::Duration) -> Result<String, 
          by the previous key too.\nGive auditors the new key; `timecredits-audit verify` follows the \
          hand-over from the previous key by itself.",
         seq = committed.entries[0].seq,
+    ))
+}
+
+/// Writes a backup of `data_dir` to `out`.
+fn backup(data_dir: &Path, out: &Path) -> Result<String, BackupError> {
+    let written = timecredits_server::backup::create(data_dir, out)?;
+    let manifest = &written.manifest;
+    Ok(format!(
+        "wrote a backup of {} entries (tree root {}; signed-tree at {} entries) and {} files, \
+         {} bytes, to {}; restore it with: timecredits restore --from {} --data-dir NEW_DIR",
+        manifest.entries,
+        manifest.root,
+        manifest.signed_size,
+        manifest.files.len() + 1,
+        written.bytes,
+        out.display(),
+        out.display()
+    ))
+}
+
+/// Restores the backup `archive` into `data_dir`.
+fn restore(archive: &Path, data_dir: &Path) -> Result<String, BackupError> {
+    let restored = timecredits_server::backup::restore(archive, data_dir)?;
+    Ok(format!(
+        "restored {} entries (origin {}, backup of {}) into {}; its state is rebuilt and it \
+         opens: start the service on it",
+        restored.size,
+        restored.manifest.origin,
+        restored.manifest.created.to_rfc3339(),
+        data_dir.display()
     ))
 }

@@ -33,11 +33,11 @@ fn a_start_on_a_taken_port_creates_no_data_directory() {
 fn a_directory_held_by_the_service_is_refused_naming_its_process() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut service = serve(&data);
+    let service = serve(&data);
     let held = format!(
         "the data directory {} is in use by the running service (pid {}); stop it first",
         data.display(),
-        service.id()
+        service.0.id()
     );
     let data_arg = data.to_str().unwrap();
     let out = dir.path().join("export.jsonl");
@@ -60,8 +60,7 @@ fn a_directory_held_by_the_service_is_refused_naming_its_process() {
         );
         assert!(!text.contains("Os {"), "no raw OS error: {text}");
     }
-    service.kill().unwrap();
-    service.wait().unwrap();
+    drop(service);
 }
 
 #[test]

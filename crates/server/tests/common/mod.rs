@@ -7,6 +7,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// A `timecredits serve` process, killed when dropped (a failing test leaves none behind).
+pub struct Service(pub Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `timecredits ARGS`: whether it succeeded, and what it printed.
 pub fn timecredits(args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_timecredits"))
@@ -20,13 +30,14 @@ pub fn timecredits(args: &[&str]) -> (bool, String) {
 }
 
 /// `timecredits serve` on a free loopback port, once it listens.
-pub fn serve(data: &Path) -> Child {
+pub fn serve(data: &Path) -> Service {
     let mut child = Command::new(env!("CARGO_BIN_EXE_timecredits"))
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -42,5 +53,5 @@ pub fn serve(data: &Path) -> Child {
     }
     // Keep draining the log so that the service never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    child
+    Service(child)
 }
