@@ -7,7 +7,7 @@
 //! all three places: `snake_case` in the file, `--kebab-case` as a flag, `TIMECREDITS_` and
 //! `UPPER_CASE` in the environment.
 //!
-//! The table below ([`settings!`]) is the one place a setting is declared: its flag, its
+//! The table below (`settings!`) is the one place a setting is declared: its flag, its
 //! variable, its file key, its type, its default and its description all come from it, and so
 //! do `timecredits config check`'s listing and the test that keeps `docs/configuration.md`
 //! complete. A value is checked when it is read (its type's `FromStr` or `Deserialize`) and the

@@ -3,6 +3,8 @@
 //!
 //! - [`api`]: the handlers, one module per resource, and the request/response types;
 //! - [`auth`]: credentials and the permission matrix;
+//! - [`backup`]: backups taken while the service runs, and their restore;
+//! - [`data_dir`]: the data directory's lock and on-disk format;
 //! - [`drain`]: the graceful stop;
 //! - [`idempotency`]: the `Idempotency-Key` header;
 //! - [`problem`]: every error and its one mapping to RFC 9457 problem+json;
@@ -17,7 +19,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
+pub mod data_dir;
 pub mod drain;
 pub mod idempotency;
 pub mod limits;
@@ -127,6 +131,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory is in use, or in a format this binary does not read.
+    #[error(transparent)]
+    DataDirRefused(#[from] data_dir::DataDirError),
     /// The ledger refused to open (see the error for the file and what to restore).
     #[error(transparent)]
     Ledger(#[from] timecredits_ledger::LedgerError),
@@ -166,6 +173,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The data directory (for the figures read from it).
     pub data_dir: PathBuf,
+    /// The data directory's lock, held while the state lives; declared last, so that it is
+    /// released only after the ledger and the registry are closed.
+    _lock: data_dir::DirLock,
 }
 
 impl AppState {
@@ -177,6 +187,7 @@ impl AppState {
             source,
         })?;
         let metrics = metrics::Metrics::new();
+        let lock = data_dir::claim(dir)?;
         let config = LedgerConfig {
             origin: settings.origin.clone(),
             key_overlap: settings.key_overlap,
@@ -212,6 +223,7 @@ impl AppState {
             drain: Arc::default(),
             metrics,
             data_dir: dir.to_owned(),
+            _lock: lock,
         })
     }
 }
@@ -307,8 +319,14 @@ pub fn start(settings: &Settings) -> Result<(Server, SocketAddr), StartError> {
     Ok((service.server, service.addr))
 }
 
-/// Opens the data directory and binds the service.
+/// Binds the listening socket, then opens the data directory, and returns the service. The
+/// socket comes first, so that a start that cannot listen (the port is taken) leaves nothing
+/// behind: no new data directory, no ledger, no keys.
 pub fn bind(settings: &Settings) -> Result<Service, StartError> {
+    let listener = listen(settings.listen).map_err(|source| StartError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     let state = web::Data::new(AppState::open(settings)?);
     if let Some(interval) = settings.scrub_interval {
         spawn_scrub(&state, interval);
@@ -355,7 +373,7 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     };
     server = server.max_connections(settings.limits.max_connections.div_ceil(workers).max(1));
     let server = server
-        .bind(settings.listen)
+        .listen(listener)
         .map_err(|source| StartError::Listen {
             addr: settings.listen,
             source,
@@ -367,6 +385,20 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
         addr,
         state,
     })
+}
+
+/// The listening socket, made as actix-web's own `bind` makes it (address reuse, a backlog of
+/// 1024 connections).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Scrubs the journal now and then every `interval` on a thread of its own (see

@@ -9,7 +9,9 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use timecredits_domain::IdempotencyKey;
 use timecredits_ledger::{ExportRange, Ledger, LedgerConfig, LedgerError};
+use timecredits_server::backup::BackupError;
 use timecredits_server::config::{self, Config, ConfigError, LogFormat};
+use timecredits_server::data_dir::{self, DataDirError, DirLock};
 use timecredits_server::registry::Registry;
 use timecredits_server::{bind, openapi, Settings};
 use uuid::Uuid;
@@ -20,10 +22,19 @@ use uuid::Uuid;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The version `--version` prints: the crate's, and the git commit it was built from (see
+/// `build.rs`; "unknown" when built outside a git checkout).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TIMECREDITS_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "timecredits",
-    version,
+    version = VERSION,
     about = "A verifiable ledger service for time-credit schemes"
 )]
 struct Cli {
@@ -53,7 +64,8 @@ enum Command {
         data_dir: PathBuf,
     },
     /// Write an auditor's export of the ledger (run it while the service is stopped: the data
-    /// directory is locked by a running service). Verify it with `timecredits-audit verify`.
+    /// directory is locked by a running service, whose `GET /v1/ledger/export` gives the same
+    /// export). Verify it with `timecredits-audit verify`.
     Export {
         /// The data directory of the ledger.
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
@@ -88,6 +100,29 @@ enum Command {
     /// secret, also reissue every member credential and replace every API key (see SECURITY.md).
     RotateServerSecret {
         /// The data directory of the service.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Write a backup of the data directory while the service runs (or not): one compressed
+    /// archive with the journal up to a consistent point, the registry, the keys and secrets,
+    /// and a manifest of checksums. The state is left out (a restore rebuilds it). Keep
+    /// backups as safe as the server: they hold the signing key and the server secret.
+    Backup {
+        /// The data directory of the service.
+        #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The archive to write (replaced atomically when complete), e.g. backup.tar.gz.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new or empty data directory (never over an existing one): checks
+    /// every file against the manifest, rebuilds the state from the journal and opens the result
+    /// as `serve` would, before it puts the directory in place.
+    Restore {
+        /// The archive written by `timecredits backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to create.
         #[arg(long, env = "TIMECREDITS_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
@@ -140,18 +175,22 @@ fn main() -> ExitCode {
             size,
         } => report(
             "export",
-            export(&data_dir, &out, ExportRange { from, size }),
+            export(&data_dir, &out, ExportRange { from, size })
+                .map_err(|e| e.or_while_running("use GET /v1/ledger/export")),
         ),
         Command::RotateKey {
             data_dir,
             key_overlap_days,
         } => report(
             "rotate-key",
-            rotate_key(&data_dir, chrono::Duration::days(key_overlap_days.into())),
+            rotate_key(&data_dir, chrono::Duration::days(key_overlap_days.into()))
+                .map_err(|e| e.or_while_running("use POST /v1/key-rotations")),
         ),
         Command::RotateServerSecret { data_dir } => {
             report("rotate-server-secret", rotate_server_secret(&data_dir))
         }
+        Command::Backup { data_dir, out } => report("backup", backup(&data_dir, &out)),
+        Command::Restore { from, data_dir } => report("restore", restore(&from, &data_dir)),
         Command::Openapi => {
             print!("{}", openapi::document());
             ExitCode::SUCCESS
@@ -226,43 +265,103 @@ fn serve(settings: &Settings) -> ExitCode {
     }
 }
 
-/// Opens the existing ledger in `data_dir` for an operator command (the service must be
-/// stopped: a running service holds the lock).
-fn open_existing(data_dir: &Path, key_overlap: chrono::Duration) -> Result<Ledger, LedgerError> {
-    if data_dir.is_dir() {
-        // Files the ledger creates (sled's) are private, as when the service runs.
-        timecredits_server::security::private_data_dir(data_dir)?;
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+enum OperatorError {
+    /// The data directory is in use by the service, or in a newer format.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The ledger refused to open, or the operation failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Writing the command's output failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        /// The file being written.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl OperatorError {
+    /// The message, and for a directory in use by the service, what does the same while it runs.
+    fn or_while_running(&self, alternative: &str) -> String {
+        match self {
+            OperatorError::DataDir(DataDirError::InUse { .. }) => {
+                format!("{self}, or {alternative}")
+            }
+            _ => self.to_string(),
+        }
     }
-    // The origin was fixed when the ledger was created; a directory without it holds no ledger.
-    let origin = std::fs::read_to_string(data_dir.join(timecredits_ledger::layout::ORIGIN))
-        .map_err(|e| {
-            LedgerError::Io(std::io::Error::new(
-                e.kind(),
-                format!("{} holds no ledger: {e}", data_dir.display()),
-            ))
-        })?;
+}
+
+/// The existing ledger of a data directory, opened by an operator command, and the directory's
+/// lock; the ledger is declared first, so that it is closed before the lock is released.
+struct Opened {
+    ledger: Ledger,
+    _lock: DirLock,
+}
+
+/// Opens the existing ledger in `data_dir` for an operator command; refuses while the service
+/// (or another command) holds the directory, naming its process.
+fn open_existing(data_dir: &Path, key_overlap: chrono::Duration) -> Result<Opened, OperatorError> {
+    let origin_path = data_dir.join(timecredits_ledger::layout::ORIGIN);
+    // The origin was fixed when the ledger was created; a directory without it (or a format
+    // file, in case a later format moves it) holds no ledger, and is left as it is.
+    if !origin_path.exists() && !data_dir.join(data_dir::layout::FORMAT).exists() {
+        return Err(LedgerError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} holds no ledger (there is no {})",
+                data_dir.display(),
+                origin_path.display()
+            ),
+        ))
+        .into());
+    }
+    // Files the ledger creates (sled's) are private, as when the service runs.
+    timecredits_server::security::private_data_dir(data_dir).map_err(LedgerError::Io)?;
+    let lock = data_dir::claim(data_dir)?;
+    let origin = std::fs::read_to_string(&origin_path).map_err(|e| {
+        LedgerError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{} holds no ledger: {e}", data_dir.display()),
+        ))
+    })?;
     let config = LedgerConfig {
         origin: origin.trim_end().to_owned(),
         key_overlap,
         ..LedgerConfig::default()
     };
-    Ledger::open(data_dir, config)
+    Ok(Opened {
+        ledger: Ledger::open(data_dir, config)?,
+        _lock: lock,
+    })
 }
 
 /// Writes an export to a temporary file beside `out`, syncs it, and renames it into place, so
 /// `out` is either the previous file or the complete new export.
-fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, LedgerError> {
-    let ledger = open_existing(data_dir, LedgerConfig::default().key_overlap)?;
+fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, OperatorError> {
+    let opened = open_existing(data_dir, LedgerConfig::default().key_overlap)?;
+    let ledger = &opened.ledger;
     let export = ledger.export(range)?;
     let header = export.header().clone();
     let tmp = out.with_extension("partial");
-    let file = std::fs::File::create(&tmp)?;
+    let output = |source| OperatorError::Output {
+        path: tmp.clone(),
+        source,
+    };
+    let file = std::fs::File::create(&tmp).map_err(output)?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-    let bytes = export.write_to(&ledger, &mut writer)?;
-    writer.flush()?;
-    writer.get_ref().sync_all()?;
+    let bytes = export.write_to(ledger, &mut writer)?;
+    writer.flush().map_err(output)?;
+    writer.get_ref().sync_all().map_err(output)?;
     drop(writer);
-    std::fs::rename(&tmp, out)?;
+    std::fs::rename(&tmp, out).map_err(|source| OperatorError::Output {
+        path: out.to_owned(),
+        source,
+    })?;
     Ok(format!(
         "wrote {} entries ({}..{}), {bytes} bytes, to {}; verify with: timecredits-audit verify --key '{}' {}",
         header.size - header.from,
@@ -276,9 +375,9 @@ fn export(data_dir: &Path, out: &Path, range: ExportRange) -> Result<String, Led
 
 /// Runs the full integrity check of the ledger in `data_dir`, with a progress bar on a terminal.
 fn check(data_dir: &Path) -> ExitCode {
-    let ledger = match open_existing(data_dir, LedgerConfig::default().key_overlap) {
-        Ok(ledger) => ledger,
-        Err(e) => {
+    let opened = match open_existing(data_dir, LedgerConfig::default().key_overlap) {
+        Ok(opened) => opened,
+        Err(OperatorError::Ledger(e)) => {
             // Opening already refuses a journal damaged at its end, a lost tail, another
             // ledger's key or journal: that is damage, not a failure to run.
             eprintln!("timecredits check: the ledger does not open: {e}");
@@ -290,7 +389,12 @@ fn check(data_dir: &Path) -> ExitCode {
                 _ => ExitCode::from(2),
             };
         }
+        Err(e) => {
+            eprintln!("timecredits check: {e}");
+            return ExitCode::from(2);
+        }
     };
+    let ledger = &opened.ledger;
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries {eta}")
             .expect("a valid template"),
@@ -335,17 +439,19 @@ fn check(data_dir: &Path) -> ExitCode {
 /// Rotates the server secret of the registry in `data_dir`, holding the ledger's lock so that a
 /// running service cannot be writing the registry meanwhile.
 fn rotate_server_secret(data_dir: &Path) -> Result<String, String> {
-    let _ledger =
+    let _opened =
         open_existing(data_dir, LedgerConfig::default().key_overlap).map_err(|e| e.to_string())?;
     Registry::rotate_secret(data_dir).map_err(|e| e.to_string())
 }
 
 /// Rotates the signing key of the ledger in `data_dir`.
-fn rotate_key(data_dir: &Path, key_overlap: chrono::Duration) -> Result<String, LedgerError> {
-    let ledger = open_existing(data_dir, key_overlap)?;
+fn rotate_key(data_dir: &Path, key_overlap: chrono::Duration) -> Result<String, OperatorError> {
+    let opened = open_existing(data_dir, key_overlap)?;
+    let ledger = &opened.ledger;
     let previous = ledger.verifier_key();
     // The operator acts as the nil actor, as at genesis; each run is a new request.
-    let key = IdempotencyKey::new(format!("rotate-key-{}", Uuid::now_v7()))?;
+    let key =
+        IdempotencyKey::new(format!("rotate-key-{}", Uuid::now_v7())).map_err(LedgerError::from)?;
     let (vkey, committed) = ledger.rotate_key(Uuid::nil(), key)?;
     Ok(format!(
         "rotated the signing key at entry {seq}\n  previous key: {previous}\n  new key:      {vkey}\n\
@@ -353,5 +459,35 @@ fn rotate_key(data_dir: &Path, key_overlap: chrono::Duration) -> Result<String, 
          by the previous key too.\nGive auditors the new key; `timecredits-audit verify` follows the \
          hand-over from the previous key by itself.",
         seq = committed.entries[0].seq,
+    ))
+}
+
+/// Writes a backup of `data_dir` to `out`.
+fn backup(data_dir: &Path, out: &Path) -> Result<String, BackupError> {
+    let written = timecredits_server::backup::create(data_dir, out)?;
+    let manifest = &written.manifest;
+    Ok(format!(
+        "wrote a backup of {} entries (tree root {}; signed-tree at {} entries) and {} files, \
+         {} bytes, to {}; restore it with: timecredits restore --from {} --data-dir NEW_DIR",
+        manifest.entries,
+        manifest.root,
+        manifest.signed_size,
+        manifest.files.len() + 1,
+        written.bytes,
+        out.display(),
+        out.display()
+    ))
+}
+
+/// Restores the backup `archive` into `data_dir`.
+fn restore(archive: &Path, data_dir: &Path) -> Result<String, BackupError> {
+    let restored = timecredits_server::backup::restore(archive, data_dir)?;
+    Ok(format!(
+        "restored {} entries (origin {}, backup of {}) into {}; its state is rebuilt and it \
+         opens: start the service on it",
+        restored.size,
+        restored.manifest.origin,
+        restored.manifest.created.to_rfc3339(),
+        data_dir.display()
     ))
 }

@@ -9,7 +9,7 @@
 //!   address, method, path (never the query or a header: no credential can reach the log),
 //!   route, status, problem code, microseconds. `RUST_LOG=info,timecredits::access=off` turns
 //!   it off.
-//! - **Figures**: [`Metrics::observe_request`] by route pattern (`/v1/accounts/{id}`, so ids
+//! - **Figures**: [`crate::metrics::Metrics::observe_request`] by route pattern (`/v1/accounts/{id}`, so ids
 //!   do not become labels; `unmatched` for a path no route knows).
 
 use std::time::Instant;

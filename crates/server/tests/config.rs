@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{http, serve_json, timecredits};
+use common::{command, http, serve_json};
 
 #[test]
 fn a_file_the_environment_and_flags_combine_in_their_order() {
@@ -65,7 +65,7 @@ fn a_file_the_environment_and_flags_combine_in_their_order() {
     assert!(head.contains("idempotency-key"), "{head}");
 
     // The effective configuration as `config check` sees it.
-    let output = timecredits(
+    let output = command(
         &[
             "config",
             "check",
@@ -108,7 +108,7 @@ fn without_cors_origins_no_cors_header_is_sent() {
 }
 
 fn refused(args: &[&str], env: &[(&str, &str)], data: &Path) -> String {
-    let output = timecredits(args, env).output().unwrap();
+    let output = command(args, env).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{args:?} {env:?}");
     assert!(
         !data.exists(),
@@ -168,7 +168,7 @@ fn a_refused_setting_is_named_and_nothing_is_created() {
         "{error}"
     );
 
-    let output = timecredits(&["serve", "--listen", "example.org:80"], &[data_env])
+    let output = command(&["serve", "--listen", "example.org:80"], &[data_env])
         .output()
         .unwrap();
     assert!(!output.status.success());

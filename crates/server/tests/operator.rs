@@ -3,22 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::run;
 use timecredits_domain::EntryBody;
 use timecredits_ledger::{layout, Ledger, LedgerConfig};
-
-fn timecredits(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_timecredits"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8(output.stderr).unwrap() + &String::from_utf8(output.stdout).unwrap();
-    (output.status.success(), text)
-}
 
 fn open(dir: &Path) -> Ledger {
     Ledger::open(dir, LedgerConfig::default()).unwrap()
@@ -31,7 +23,7 @@ fn rotate_key_hands_signing_over_and_the_export_names_the_new_key() {
     let old = open(&data).verifier_key();
     let data_arg = data.to_str().unwrap();
 
-    let (ok, text) = timecredits(&["rotate-key", "--data-dir", data_arg]);
+    let (ok, text) = run(&["rotate-key", "--data-dir", data_arg]);
     assert!(ok, "{text}");
     let ledger = open(&data);
     let new = ledger.verifier_key();
@@ -44,7 +36,7 @@ fn rotate_key_hands_signing_over_and_the_export_names_the_new_key() {
     drop(ledger);
 
     let out = dir.path().join("export.jsonl");
-    let (ok, text) = timecredits(&[
+    let (ok, text) = run(&[
         "export",
         "--data-dir",
         data_arg,
@@ -62,7 +54,7 @@ fn rotate_key_hands_signing_over_and_the_export_names_the_new_key() {
 fn operator_commands_refuse_a_directory_without_a_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().to_str().unwrap();
-    let (ok, text) = timecredits(&["rotate-key", "--data-dir", empty]);
+    let (ok, text) = run(&["rotate-key", "--data-dir", empty]);
     assert!(!ok);
     assert!(text.contains("holds no ledger"), "{text}");
     assert!(
@@ -121,4 +113,12 @@ fn check_says_sound_then_lists_a_flipped_bit_in_the_middle_of_the_journal() {
         text.contains("DAMAGED") && text.contains("entry "),
         "{text}"
     );
+}
+
+#[test]
+fn version_names_the_crate_version_and_the_commit() {
+    let (ok, text) = run(&["--version"]);
+    assert!(ok, "{text}");
+    let expected = format!("timecredits {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&expected), "{text}");
 }

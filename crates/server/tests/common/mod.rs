@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_timecredits");
 
 /// `timecredits` with an empty environment but for what the test gives, so an operator's
 /// variables cannot leak into the test.
-pub fn timecredits(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     command.env_clear().args(args);
     for (name, value) in env {
@@ -59,7 +60,7 @@ impl Drop for Service {
 /// line read on the way must be one JSON object. The service goes on logging into the pipe
 /// that [`Service`] holds.
 pub fn serve_json(args: &[&str], env: &[(&str, &str)]) -> Service {
-    let mut child = timecredits(args, env)
+    let mut child = command(args, env)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -88,4 +89,53 @@ pub fn serve_json(args: &[&str], env: &[(&str, &str)]) -> Service {
         }
     }
     service
+}
+
+/// A `timecredits serve` process (text log), killed when dropped (a failing test leaves none behind).
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `timecredits ARGS`: whether it succeeded, and what it printed.
+pub fn run(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_timecredits"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8(output.stderr).unwrap() + &String::from_utf8(output.stdout).unwrap();
+    (output.status.success(), text)
+}
+
+/// `timecredits serve` on a free loopback port, once it listens.
+pub fn serve(data: &Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timecredits"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no start: {log}");
+        log.push_str(&line);
+        if line.contains("timecredits is listening") {
+            break;
+        }
+    }
+    // Keep draining the log so that the service never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    Process(child)
 }
