@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +16,7 @@ use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent, MovementKind
 use timecredits_ledger::{ExportRange, Ledger};
 use timecredits_testkit::intents::{text, transfer_on};
 use timecredits_testkit::ledger::{balance, entries, open, open_account, submit};
+use timecredits_testkit::synthetic::{spread, History};
 use uuid::Uuid;
 
 /// A ledger of several partners, venues and members over four months, with every movement kind,
@@ -255,6 +258,27 @@ fn the_audit_report_is_the_services_byte_for_byte() {
         rows.len(),
         f.csv(&ReportSpec::default()).lines().count() - 1
     );
+}
+
+#[test]
+fn a_long_synthetic_history_reports_the_same_through_the_audit() {
+    // 10,000 entries over about three and a half days (one every 30 seconds): every day has many
+    // partners, members and reversals.
+    let history: Vec<_> = spread(History::new(3).take(10_000), 30).collect();
+    let signer = common::signer();
+    let file = common::ExportFile::of_entries(&signer, &history);
+    let key = signer.verifier().to_vkey();
+    let spec = ReportSpec {
+        period: "day".parse().unwrap(),
+        ..ReportSpec::default()
+    };
+    let mut expected = Vec::new();
+    write_csv(&report(&history, &spec).unwrap(), &mut expected).unwrap();
+    let path = file.path.to_str().unwrap();
+    let (code, stdout, stderr) = audit(&["report", "--key", &key, "--period", "day", path]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.as_bytes(), expected);
+    assert!(stdout.lines().filter(|l| l.contains(",scheme,")).count() > 3 * 4);
 }
 
 #[test]
