@@ -469,12 +469,15 @@ impl Tally {
             DateBasis::Effective => m.effective,
             DateBasis::Recorded => self.spec.zone.day(&entry.recorded),
         };
+        // An earn's partner; a member's first earn counts whatever the date range.
+        let mut earn_partner = None;
         if m.kind == MovementKind::Earn {
             let partner = self.partner_of(debit, AccountKind::Budget, seq)?;
             let member = self.member(credit, seq)?;
             if member.first_earn.is_none_or(|(first, ..)| day < first) {
                 member.first_earn = Some((day, partner, activity));
             }
+            earn_partner = partner;
         }
         if self.spec.to.is_some_and(|to| day > to) {
             return Ok(());
@@ -488,7 +491,7 @@ impl Tally {
         use Figure::*;
         match m.kind {
             MovementKind::Earn => {
-                let partner = self.partner_of(debit, AccountKind::Budget, seq)?;
+                let partner = earn_partner;
                 let cell = self.cell(start, Section::Earn, partner, activity);
                 cell.add(GivenMinutes, minutes);
                 cell.add(Earns, 1);
