@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use timecredits_domain::export::HeaderError;
+use timecredits_domain::report::ReportError;
 use timecredits_domain::{DecodeError, RuleViolation};
 use timecredits_tlog::checkpoint::CheckpointError;
 use timecredits_tlog::merkle::{Hash, ProofError};
@@ -105,6 +106,16 @@ pub enum UsageError {
     /// The evidence to print could not be built (a bug: every hash it needs is in the export).
     #[error("{0}")]
     Evidence(String),
+    /// A report needs every entry from the first: the accounts' owners and kinds are in their
+    /// `open` entries.
+    #[error("this export starts at entry {from}: a report needs a full export (from entry 0)")]
+    PartialExport {
+        /// The export's first entry.
+        from: u64,
+    },
+    /// A verified export that the report cannot count (a bug: the rules replay accepted it).
+    #[error("report: {0}")]
+    Report(ReportError),
     /// The replay keeps account numbers in 32 bits.
     #[error("more than {} accounts: beyond what this verifier replays", u32::MAX)]
     TooManyAccounts,

@@ -7,6 +7,8 @@
 //!   against a checkpoint kept from before, that the log only grew.
 //! - [`proofs::verify_receipt`] checks a member's receipt (a C2SP `tlog-proof@v1`).
 //! - [`proofs::verify_consistency`] checks a consistency proof between two checkpoints.
+//! - [`report::report_file`] verifies an export and re-derives the ledger's impact report from
+//!   it, with the domain's report code (`docs/reports.md`).
 //!
 //! The crate depends on the log-format crate (`timecredits-tlog`) and the domain crate
 //! (`timecredits-domain`, whose [`rules::apply`](timecredits_domain::rules::apply) the ledger
@@ -20,6 +22,7 @@ pub mod keychain;
 pub mod proofs;
 pub mod render;
 pub mod replay;
+pub mod report;
 pub mod trust;
 pub mod verify;
 

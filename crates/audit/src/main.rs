@@ -2,16 +2,20 @@
 //! library. Exit 0: valid; 1: invalid (the first failure is printed); 2: unusable input or
 //! arguments.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use timecredits_audit::report::{report_file, Derived};
 use timecredits_audit::{
     proofs, render, verify_file, Trust, UsageError, VerifyOptions, EXIT_INVALID, EXIT_UNUSABLE,
     EXIT_VALID,
 };
+use timecredits_domain::report::{write_csv, write_json, DateBasis, Period, ReportSpec, Zone};
+use uuid::Uuid;
 
 /// Verifies a timecredits ledger's exports, receipts and consistency proofs offline.
 #[derive(Parser)]
@@ -45,6 +49,39 @@ enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// The export file.
+        export: PathBuf,
+    },
+    /// Verify a full export as `verify` does, then print the ledger's impact report computed from
+    /// it (docs/reports.md defines every figure). Nothing is printed unless the export verifies.
+    Report {
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// The length of the periods: day, week (ISO, from Monday), month, quarter or year.
+        #[arg(long, default_value = "month")]
+        period: Period,
+        /// Which date places a movement in a period: effective (the day the time was given or
+        /// used) or recorded (the local day, in --tz, of the time the ledger wrote it).
+        #[arg(long, default_value = "effective")]
+        date: DateBasis,
+        /// The time zone of local days for --date recorded: an IANA name, UTC, or +HH:MM.
+        #[arg(long, default_value = "UTC")]
+        tz: Zone,
+        /// The first day to report on (YYYY-MM-DD, inclusive).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// The last day to report on (YYYY-MM-DD, inclusive).
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Only this partner's rows (its earn, budget and spend figures).
+        #[arg(long, value_name = "UUID")]
+        partner: Option<Uuid>,
+        /// Only the earn and spend rows of this activity.
+        #[arg(long)]
+        activity: Option<String>,
+        /// csv (RFC 4180) or json.
+        #[arg(long, default_value = "csv")]
+        format: Format,
         /// The export file.
         export: PathBuf,
     },
@@ -100,14 +137,12 @@ fn run(command: Command) -> Result<(String, bool), UsageError> {
             let trust = trust.trust()?;
             let kept = since.map(|path| trust.open_file(&path)).transpose()?;
             let bar = progress_bar();
-            let progress = |done: u64, total: u64| {
-                bar.set_length(total);
-                bar.set_position(done);
-            };
+            let progress = progress_of(&bar);
             let options = VerifyOptions {
                 since: kept.as_ref(),
                 threads: 0,
                 progress: Some(&progress),
+                each_entry: None,
             };
             let report = verify_file(&export, &trust, &options)?;
             bar.finish_and_clear();
@@ -120,6 +155,49 @@ fn run(command: Command) -> Result<(String, bool), UsageError> {
                 render::report(&report)
             };
             Ok((text, report.is_valid()))
+        }
+        Command::Report {
+            trust,
+            period,
+            date,
+            tz,
+            from,
+            to,
+            partner,
+            activity,
+            format,
+            export,
+        } => {
+            let spec = ReportSpec {
+                period,
+                basis: date,
+                zone: tz,
+                from,
+                to,
+                partner,
+                activity,
+            };
+            let bar = progress_bar();
+            let progress = progress_of(&bar);
+            let derived = report_file(&export, &trust.trust()?, &spec, Some(&progress))?;
+            bar.finish_and_clear();
+            match derived {
+                Derived::Invalid(verified) => Ok((render::report(&verified), false)),
+                Derived::Report(report) => {
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    match format {
+                        Format::Csv => write_csv(&report, &mut out),
+                        Format::Json => write_json(&report, &mut out),
+                    }
+                    .and_then(|()| out.flush())
+                    .map_err(|source| UsageError::Io {
+                        path: "standard output".into(),
+                        source,
+                    })?;
+                    Ok((String::new(), true))
+                }
+            }
         }
         Command::Receipt { trust, file } => {
             let result = proofs::verify_receipt(&file, &trust.trust()?)?;
@@ -142,9 +220,24 @@ fn run(command: Command) -> Result<(String, bool), UsageError> {
     }
 }
 
+/// How to write a report.
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Json,
+}
+
 impl TrustArgs {
     fn trust(&self) -> Result<Trust, UsageError> {
         Trust::new(&self.keys, self.origin.as_deref())
+    }
+}
+
+/// What updates `bar` with the entries checked and the entries to check.
+fn progress_of(bar: &ProgressBar) -> impl Fn(u64, u64) + Sync + '_ {
+    |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
     }
 }
 

@@ -52,6 +52,10 @@ pub struct VerifyOptions<'a> {
     pub threads: usize,
     /// Called now and then with the number of entries checked so far and the number to check.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// Called with each entry, in order, once it passed the checks made entry by entry (the
+    /// rules replay included). The checks at the end (the Merkle root, the signing key) come
+    /// after the last call: what was seen counts only if the report is valid.
+    pub each_entry: Option<&'a dyn Fn(&Entry)>,
 }
 
 /// The outcome of verifying an export.
@@ -119,6 +123,7 @@ pub fn verify_file(
                 frontier,
                 next: report.header.from,
                 last_recorded: None,
+                each_entry: options.each_entry,
                 // Sized for the entries the file can hold (a canonical entry is over 128 bytes),
                 // whatever the header claims.
                 replay: (report.header.from == 0)
@@ -550,6 +555,8 @@ struct Run<'a> {
     /// The position of the next entry, i.e. its expected sequence number.
     next: u64,
     last_recorded: Option<DateTime<Utc>>,
+    /// The caller's [`VerifyOptions::each_entry`].
+    each_entry: Option<&'a dyn Fn(&Entry)>,
     /// The rules replay, for a full export.
     replay: Option<Replay>,
     /// The consistency check against a kept checkpoint.
@@ -665,6 +672,9 @@ impl Run<'_> {
             replay.apply(entry, line.fingerprint, &mut |actor, key, before| {
                 first_request(path, header_len, actor, key, before)
             })?;
+        }
+        if let Some(each_entry) = self.each_entry {
+            each_entry(entry);
         }
         self.next += 1;
         Ok(())

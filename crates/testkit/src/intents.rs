@@ -1,5 +1,6 @@
 //! Requests as clients make them: idempotency keys, texts, details and transfers.
 
+use chrono::NaiveDate;
 use timecredits_domain::{
     AccountId, Details, IdempotencyKey, Intent, Minutes, MovementKind, ShortText, Transfer,
 };
@@ -48,5 +49,28 @@ pub fn transfer(kind: MovementKind, debit: AccountId, credit: AccountId, minutes
         minutes: Minutes::new(minutes).expect("a valid number of minutes"),
         effective: None,
         details: details(kind),
+    })
+}
+
+/// A transfer like [`transfer`], dated `effective`, and for earns and spends of `activity`.
+pub fn transfer_on(
+    kind: MovementKind,
+    debit: AccountId,
+    credit: AccountId,
+    minutes: u64,
+    effective: NaiveDate,
+    activity: &str,
+) -> Intent {
+    let mut details = details(kind);
+    if details.activity.is_some() {
+        details.activity = Some(text(activity));
+    }
+    Intent::Transfer(Transfer {
+        kind,
+        debit,
+        credit,
+        minutes: Minutes::new(minutes).expect("a valid number of minutes"),
+        effective: Some(effective),
+        details,
     })
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent, MovementKind};
+use timecredits_domain::{AccountId, AccountKind, Entry, EntryBody, Intent, MovementKind};
 use timecredits_ledger::{Committed, Ledger, LedgerConfig, LedgerError, Request};
 use uuid::Uuid;
 
@@ -51,6 +51,19 @@ pub fn balance(ledger: &Ledger, id: AccountId) -> i64 {
         .expect("the account reads")
         .expect("the account exists")
         .balance
+}
+
+/// Every entry of `ledger`, in log order.
+pub fn entries(ledger: &Ledger) -> Vec<Entry> {
+    let size = ledger.size().expect("the size reads");
+    (0..size)
+        .map(|seq| {
+            ledger
+                .entry(seq)
+                .expect("the entry reads")
+                .expect("the entry exists")
+        })
+        .collect()
 }
 
 /// A small scheme: a budget, a venue and two members.

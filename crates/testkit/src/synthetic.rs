@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Days, TimeDelta, Utc};
 use timecredits_domain::export::ExportHeader;
 use timecredits_domain::{
     AccountId, AccountKind, Entry, EntryBody, IdempotencyKey, Minutes, Movement, MovementKind,
@@ -353,6 +353,27 @@ impl Iterator for History {
         }
         self.queue.pop_front()
     }
+}
+
+/// Spreads a history over time: entry `seq` is recorded `seq * seconds` seconds later than
+/// `entries` had it, and a movement's effective date moves by as many days as its recording day
+/// did. A history of a million entries then spans months instead of minutes (so a report has
+/// many periods), and stays valid: recorded times still never decrease, and no effective date
+/// passes its recording day + 1.
+pub fn spread(entries: impl Iterator<Item = Entry>, seconds: i64) -> impl Iterator<Item = Entry> {
+    entries.map(move |mut entry| {
+        let shift = TimeDelta::seconds(seconds.saturating_mul(entry.seq as i64));
+        let recorded = entry.recorded + shift;
+        let days = (recorded.date_naive() - entry.recorded.date_naive()).num_days();
+        entry.recorded = recorded;
+        if let EntryBody::Move(m) = &mut entry.body {
+            m.effective = m
+                .effective
+                .checked_add_days(Days::new(days as u64))
+                .unwrap_or(m.effective);
+        }
+        entry
+    })
 }
 
 /// Signs the checkpoint of the tree `frontier` describes, for the origin named by the signer.

@@ -89,7 +89,7 @@ pub fn verify_with(path: &Path, trust: &Trust, since: Option<&Verified>) -> Repo
     let options = VerifyOptions {
         since,
         threads: 2,
-        progress: None,
+        ..VerifyOptions::default()
     };
     verify_file(path, trust, &options).unwrap()
 }
