@@ -16,6 +16,7 @@
 //! | read an entry                               | any   | any     | took part    | took part | took part |
 //! | list partners                               | yes   | yes     | itself       | itself |       |
 //! | export, receipts of any entry               | yes   | yes     | receipts of its entries | same | own |
+//! | impact reports                              | all   | all     | its own rows | its own rows |   |
 //! | checkpoint, verifier key, health            | anyone (no credential) |||||
 //!
 //! A partner holding both roles has both columns. Checks refuse with `forbidden` (403) when the
@@ -368,6 +369,23 @@ impl Caller {
         match self {
             Caller::Member(m) => Ok(AccountId(m.account)),
             Caller::ApiKey { .. } => Err(forbidden("act as a member")),
+        }
+    }
+
+    /// The partner whose rows of an impact report the caller may read, given the one it asked
+    /// for: administrators and auditors any (or all, `None`), a partner key only its own (its
+    /// rows whether or not it asked, even with its accounts closed: a report is a read), a
+    /// member none.
+    pub fn report_partner(&self, asked: Option<Uuid>) -> Result<Option<Uuid>, ApiError> {
+        match self {
+            _ if self.reads_all() => Ok(asked),
+            Caller::ApiKey {
+                partner: Some(p), ..
+            } if asked.is_none_or(|id| id == p.id) => Ok(Some(p.id)),
+            Caller::ApiKey {
+                partner: Some(_), ..
+            } => Err(forbidden("read another partner's report")),
+            _ => Err(forbidden("read impact reports")),
         }
     }
 

@@ -40,6 +40,7 @@ checks answers 429 `rate_limited` with a `Retry-After` header (seconds).",
         (name = "movements", description = "Allocate, earn, spend, gift and reverse credits."),
         (name = "accounts", description = "Balances, histories and entries."),
         (name = "ledger", description = "The signed, verifiable log: checkpoints, the verifier key, consistency proofs, exports."),
+        (name = "reports", description = "Impact reports, re-derivable by auditors from a signed export."),
         (name = "operations", description = "Health checks."),
     )
 )]

@@ -17,6 +17,7 @@ mod limits;
 mod permissions;
 mod problems;
 mod readiness;
+mod reports;
 mod restart;
 mod reversal;
 mod security;

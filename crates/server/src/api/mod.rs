@@ -7,6 +7,7 @@ pub mod health;
 pub mod log;
 pub mod members;
 pub mod movements;
+pub mod reports;
 mod resource;
 pub mod responses;
 
@@ -77,6 +78,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     )
     .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
     .service(Resource::of(accounts::me, accounts::__path_me))
+    .service(Resource::of(reports::impact, reports::__path_impact))
     .service(Resource::of(accounts::history, accounts::__path_history))
     .service(
         Resource::of(movements::earn_batch, movements::__path_earn_batch).app_data(

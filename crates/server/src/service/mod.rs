@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod members;
 pub mod partners;
 pub mod redemptions;
+pub mod reports;
 pub mod reversals;
 pub mod signing_keys;
 pub mod spend_codes;

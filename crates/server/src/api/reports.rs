@@ -1,0 +1,132 @@
+//! Impact reports: the programme's figures per period, partner and activity, as CSV or JSON
+//! (docs/reports.md defines every figure).
+
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use timecredits_domain::report::{write_csv, write_json, DateBasis, Period, ReportSpec, Zone};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::responses::AuthProblems;
+use crate::auth::Caller;
+use crate::problem::{ApiError, Problem};
+use crate::service::reports::impact_report;
+use crate::AppState;
+
+/// The header naming the ledger size a report was computed over: an auditor's export of that
+/// size gives the same report (`timecredits-audit report`).
+pub const LEDGER_SIZE_HEADER: &str = "Ledger-Size";
+
+/// What to report on.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// The length of the periods: day, week (ISO, from Monday), month (default), quarter, year.
+    pub period: Option<String>,
+    /// Which date places a movement in a period: `effective` (default: the day the hour was
+    /// given or used) or `recorded` (when the ledger recorded it, as a day in `tz`).
+    pub date: Option<String>,
+    /// The time zone of recorded days: an IANA name (`Europe/London`), `UTC` (default) or a
+    /// fixed offset (`+01:00`).
+    pub tz: Option<String>,
+    /// The first day reported on (inclusive), `YYYY-MM-DD`.
+    pub from: Option<NaiveDate>,
+    /// The last day reported on (inclusive), `YYYY-MM-DD`.
+    pub to: Option<NaiveDate>,
+    /// Only this partner's rows (administrators and auditors; a partner always gets its own).
+    pub partner: Option<Uuid>,
+    /// Only the earn and spend rows of this activity (compared exactly).
+    pub activity: Option<String>,
+    /// `json` (default) or `csv` (RFC 4180, UTF-8, CRLF line ends).
+    pub format: Option<String>,
+}
+
+impl ReportParams {
+    fn spec(&self, partner: Option<Uuid>) -> Result<ReportSpec, ApiError> {
+        fn parse<T: std::str::FromStr<Err = String> + Default>(
+            value: Option<&String>,
+        ) -> Result<T, ApiError> {
+            value.map_or(Ok(T::default()), |v| {
+                v.parse().map_err(ApiError::InvalidQuery)
+            })
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(ApiError::InvalidQuery(format!(
+                    "`from` ({from}) is after `to` ({to})"
+                )));
+            }
+        }
+        Ok(ReportSpec {
+            period: parse::<Period>(self.period.as_ref())?,
+            basis: parse::<DateBasis>(self.date.as_ref())?,
+            zone: parse::<Zone>(self.tz.as_ref())?,
+            from: self.from,
+            to: self.to,
+            partner,
+            activity: self.activity.clone(),
+        })
+    }
+}
+
+/// Impact report
+///
+/// The programme's figures per period: per earn partner and activity (minutes given, members
+/// active and new), per partner's budget, per venue and activity (minutes redeemed, visits,
+/// adults, children), gifts, reversals and the credit in circulation, as rows of `period,
+/// section, partner, activity, figure, value` (docs/reports.md defines each figure). Computed
+/// from the ledger's first `Ledger-Size` entries, by the same code as `timecredits-audit report
+/// --key VKEY EXPORT` over a verified export of that size, which gives the same bytes.
+/// Administrators and auditors read every row; a partner reads its own.
+#[utoipa::path(get, path = "/v1/reports/impact", tag = "reports",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report: JSON rows, or CSV with `format=csv`",
+            headers(("Ledger-Size" = u64, description = "The ledger size the report covers"))),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member, or a partner asking for another's rows (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn impact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<ReportParams>,
+) -> Result<HttpResponse, ApiError> {
+    let partner = caller.report_partner(params.partner)?;
+    let spec = params.spec(partner)?;
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "unknown format {other:?}: json or csv"
+            )))
+        }
+    };
+    let state = state.into_inner();
+    let (report, size) = web::block(move || impact_report(&state, spec))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut body = Vec::new();
+    let written = if csv {
+        write_csv(&report, &mut body)
+    } else {
+        write_json(&report, &mut body)
+    };
+    written.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = HttpResponse::Ok();
+    response.insert_header((LEDGER_SIZE_HEADER, size.to_string()));
+    if csv {
+        response
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"impact-report-{size}.csv\""),
+            ));
+    } else {
+        response.content_type("application/json");
+    }
+    Ok(response.body(body))
+}
