@@ -101,7 +101,7 @@ problem_codes! {
     NotFound = "not_found", NOT_FOUND, "No such route.";
     AccountNotFound = "account_not_found", NOT_FOUND, "No such account, or one the caller may not see.";
     EntryNotFound = "entry_not_found", NOT_FOUND, "No such entry, or one the caller may not see.";
-    PartnerNotFound = "partner_not_found", NOT_FOUND, "No such partner.";
+    PartnerNotFound = "partner_not_found", NOT_FOUND, "No such partner, or one the caller may not see.";
     MemberNotFound = "member_not_found", NOT_FOUND, "No such member.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such API key.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, "The route exists but not with this method.";

@@ -1,8 +1,10 @@
 //! Registering a member: a wallet opened in the ledger, then the member recorded in the
 //! registry with a credential derived from the server secret.
 
-use timecredits_domain::{AccountKind, EntryBody, IdempotencyKey, Intent};
-use timecredits_ledger::Committed;
+use timecredits_domain::{
+    AccountId, AccountKind, AccountState, Entry, EntryBody, IdempotencyKey, Intent, ShortText,
+};
+use timecredits_ledger::{Committed, HistoryQuery};
 use uuid::Uuid;
 
 use super::{begin, begin_registry_write, commit, Remembered};
@@ -22,12 +24,16 @@ pub struct Registered {
     pub committed: Committed,
 }
 
-/// Registers a member on behalf of `caller` (an administrator or an earn partner).
+/// Registers a member on behalf of `caller` (an administrator or an earn partner), with the
+/// caller's own `reference` for them. A repeat must give the same reference: the ledger's
+/// `open` entry does not carry it, so the registry's record is what tells the two apart.
 pub async fn register(
     state: &AppState,
     caller: &Caller,
     idempotency_key: &IdempotencyKey,
+    reference: Option<ShortText>,
 ) -> Result<Registered, ApiError> {
+    let reference = reference.map(|r| r.as_str().to_owned());
     let actor = caller.actor();
     let intent = Intent::Open {
         account_kind: AccountKind::Member,
@@ -43,6 +49,11 @@ pub async fn register(
         ));
     };
     let credential = match state.registry.member(account.0) {
+        Some(member) if member.reference != reference => {
+            return Err(ApiError::IdempotencyKeyReused(
+                idempotency_key.as_str().into(),
+            ))
+        }
         Some(_) => {
             state
                 .registry
@@ -52,6 +63,7 @@ pub async fn register(
             account: account.0,
             registered_by: actor,
             registered: entry.recorded,
+            reference,
         })?),
     };
     Ok(Registered {
@@ -59,6 +71,63 @@ pub async fn register(
         credential,
         committed,
     })
+}
+
+/// A member of a partner's list: the registry's record, their wallet, and the latest entry
+/// in its history.
+#[derive(Debug)]
+pub struct Listed {
+    /// The registry's record (with the registering partner's reference).
+    pub member: Member,
+    /// The wallet's state: balance and status.
+    pub wallet: AccountState,
+    /// The newest entry touching the wallet (its opening, at least).
+    pub last_entry: Entry,
+}
+
+/// Up to `limit` members registered by `registrar`, oldest first, after member `after`, and
+/// whether more follow. Each costs two keyed reads of the ledger (the account, and the first
+/// row of its history index): a page's cost does not grow with the ledger.
+pub fn registered_by(
+    state: &AppState,
+    registrar: Uuid,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<(Vec<Listed>, bool), ApiError> {
+    let (members, more) = state
+        .registry
+        .members_registered_by(registrar, after, limit);
+    let newest = HistoryQuery {
+        before: None,
+        limit: 1,
+        kinds: vec![],
+        from: None,
+        to: None,
+    };
+    let listed = members
+        .into_iter()
+        .map(|member| {
+            let id = AccountId(member.account);
+            let wallet = state.ledger.account(id)?.ok_or_else(|| {
+                ApiError::Internal(format!("member {} has no wallet", member.account))
+            })?;
+            let last_entry = state
+                .ledger
+                .history(id, &newest)?
+                .entries
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::Internal(format!("member {} has no history", member.account))
+                })?;
+            Ok(Listed {
+                member,
+                wallet,
+                last_entry,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok((listed, more))
 }
 
 /// Checks that `caller` (allowed to manage credentials) may manage member `id`'s: an
@@ -151,17 +220,50 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key("member-1");
-        let first = register(&state, &admin, &key).await.unwrap();
+        let first = register(&state, &admin, &key, None).await.unwrap();
         assert!(first.credential.is_some() && !first.committed.replayed);
-        let again = register(&state, &admin, &key).await.unwrap();
+        let again = register(&state, &admin, &key, None).await.unwrap();
         assert_eq!(
             (again.member_id, again.credential, again.committed.replayed),
             (first.member_id, first.credential, true)
         );
-        let other = register(&state, &admin, &testing::idempotency_key("member-2"))
+        let other = register(&state, &admin, &testing::idempotency_key("member-2"), None)
             .await
             .unwrap();
         assert_ne!(other.member_id, first.member_id);
+    }
+
+    #[actix_web::test]
+    async fn a_repeat_with_another_reference_is_refused() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key("member-1");
+        let reference = |r: &str| Some(ShortText::new("reference", r).unwrap());
+        register(&state, &admin, &key, reference("M-1"))
+            .await
+            .unwrap();
+        let other = register(&state, &admin, &key, reference("M-2")).await;
+        assert!(matches!(other, Err(ApiError::IdempotencyKeyReused(_))));
+        let again = register(&state, &admin, &key, reference("M-1")).await;
+        assert!(again.unwrap().committed.replayed);
+    }
+
+    #[actix_web::test]
+    async fn a_listed_member_carries_its_balance_and_last_entry() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key;
+        let first = register(&state, &admin, &key("a"), None).await.unwrap();
+        register(&state, &admin, &key("b"), None).await.unwrap();
+        let (page, more) = registered_by(&state, admin.actor(), None, 1).unwrap();
+        assert!(more);
+        let listed = &page[0];
+        assert_eq!(listed.member.account, first.member_id);
+        assert_eq!(listed.wallet.balance, 0);
+        let opening = &first.committed.entries[0];
+        assert_eq!(listed.last_entry.seq, opening.seq);
+        let (rest, more) = registered_by(&state, admin.actor(), Some(first.member_id), 5).unwrap();
+        assert_eq!((rest.len(), more), (1, false));
     }
 
     #[actix_web::test]
@@ -169,7 +271,10 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key;
-        let member = register(&state, &admin, &key("m")).await.unwrap().member_id;
+        let member = register(&state, &admin, &key("m"), None)
+            .await
+            .unwrap()
+            .member_id;
         let nobody = reissue_credential(&state, &admin, &key("n"), "n".into(), Uuid::now_v7());
         assert!(matches!(nobody, Err(ApiError::MemberNotFound(_))));
         let reissued = reissue_credential(&state, &admin, &key("r"), "r".into(), member).unwrap();
