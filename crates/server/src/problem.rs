@@ -41,6 +41,22 @@ pub struct Problem {
     pub detail: String,
     /// The stable machine-readable error code (see the list in the API description).
     pub code: String,
+    /// For an upload of CSV rows refused (`invalid_request`): every mistake found, each with
+    /// its line (the header row is line 1). Nothing of the upload was recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RowError>,
+}
+
+/// A mistake in one line of an uploaded CSV body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RowError {
+    /// The line it is on, counted from 1 (the header row).
+    pub line: u64,
+    /// The column it is in, when it is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong, in words a coordinator can act on.
+    pub detail: String,
 }
 
 /// Seconds a client waits after `storage_full`: space is freed by an operator, not in a moment.
@@ -242,6 +258,9 @@ pub enum ApiError {
     /// A value the domain refuses, found while building the request.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// Rows of an uploaded CSV body that cannot be read, all of them (a `Code::InvalidRequest`).
+    #[error("{} mistakes in the CSV body, each listed with its line in `errors`; nothing was recorded", .0.len())]
+    InvalidRows(Vec<RowError>),
     /// A ledger rule the request breaks; the code is the rule's own.
     #[error("{0}")]
     Rule(RuleViolation),
@@ -320,7 +339,7 @@ impl ApiError {
             PayloadTooLarge { .. } => Code::PayloadTooLarge,
             InvalidPath(_) => Code::InvalidPath,
             InvalidQuery(_) => Code::InvalidQuery,
-            InvalidRequest(_) | Validation(_) => Code::InvalidRequest,
+            InvalidRequest(_) | Validation(_) | InvalidRows(_) => Code::InvalidRequest,
             NotFound(_) => Code::NotFound,
             MethodNotAllowed { .. } => Code::MethodNotAllowed,
             IdempotencyKeyMissing => Code::IdempotencyKeyMissing,
@@ -386,6 +405,10 @@ impl ApiError {
             status: code.status().as_u16(),
             detail: self.to_string(),
             code: code.as_str().to_owned(),
+            errors: match self {
+                ApiError::InvalidRows(rows) => rows.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

@@ -21,6 +21,7 @@ mod readiness;
 mod restart;
 mod reversal;
 mod security;
+mod sheets;
 mod sigkill;
 mod sigterm;
 mod spend_codes;

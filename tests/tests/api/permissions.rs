@@ -83,6 +83,7 @@ enum Op {
     RegisterMember,
     Earn,
     EarnBatch,
+    EarnBatchCsv,
     CreateSpendCode,
     Redeem,
     Gift,
@@ -138,6 +139,7 @@ const MATRIX: &[(Op, Row, &str)] = {
         (RegisterMember,      only(201, [Y, N, Y, N, Y, N, N, Y, N, N]), ""),
         (Earn,                only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
         (EarnBatch,           only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (EarnBatchCsv,        only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
         (CreateSpendCode,     only(201, [N, N, N, N, N, Y, Y, N, N, N]), ""),
         (Redeem,              only(201, [N, N, N, Y, Y, N, N, N, Y, N]), ""),
         (Gift,                only(201, [N, N, N, N, N, Y, Y, N, N, N]), ""),
@@ -330,6 +332,10 @@ impl World {
             Op::Earn => post("/v1/earn".into(), Some(earn_body)).await,
             Op::EarnBatch => {
                 post("/v1/earn/batch".into(), Some(json!({"items": [earn_body]}))).await
+            }
+            Op::EarnBatchCsv => {
+                let sheet = format!("member_id,hours,activity\n{},0:01,matrix\n", self.member.id);
+                crate::sheets::upload(api, token, &new_key(), &sheet).await
             }
             Op::CreateSpendCode => post("/v1/spend-codes".into(), Some(json!({}))).await,
             Op::Redeem => {

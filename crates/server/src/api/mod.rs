@@ -9,6 +9,7 @@ pub mod members;
 pub mod movements;
 mod resource;
 pub mod responses;
+pub mod sheets;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -83,11 +84,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(Resource::of(accounts::me, accounts::__path_me))
     .service(Resource::of(accounts::history, accounts::__path_history))
     .service(
-        Resource::of(movements::earn_batch, movements::__path_earn_batch).app_data(
-            web::JsonConfig::default()
-                .limit(crate::MAX_BATCH_BODY_BYTES)
-                .error_handler(problem::json_error),
-        ),
+        Resource::of(movements::earn_batch, movements::__path_earn_batch)
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(crate::MAX_BATCH_BODY_BYTES)
+                    .error_handler(problem::json_error),
+            )
+            // A CSV sheet is read as bytes.
+            .app_data(web::PayloadConfig::new(crate::MAX_BATCH_BODY_BYTES)),
     )
     .service(Resource::of(
         movements::create_spend_code,
