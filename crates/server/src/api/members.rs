@@ -180,18 +180,25 @@ pub struct MemberPage {
 /// The media type of a CSV answer (RFC 4180, RFC 7111's `header` parameter).
 const TEXT_CSV: &str = "text/csv; charset=utf-8; header=present";
 
-/// Whether the request asks for CSV: `?format=csv`, or `text/csv` among the media types of its
-/// `Accept` header (parameters and weights aside) when `format` is not given.
+/// Whether the request asks for CSV: `?format=csv`, or `text/csv` among the media types its
+/// `Accept` header accepts (with any weight but 0) when `format` is not given.
 fn wants_csv(req: &HttpRequest, format: Option<ListFormat>) -> bool {
     if let Some(format) = format {
         return format == ListFormat::Csv;
     }
+    let refused = |param: &str| {
+        let q = param.trim().strip_prefix("q=");
+        q.is_some_and(|q| q.starts_with('0') && q.bytes().all(|b| b == b'0' || b == b'.'))
+    };
     req.headers()
         .get_all(header::ACCEPT)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|range| range.split(';').next())
-        .any(|media| media.trim().eq_ignore_ascii_case("text/csv"))
+        .any(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("text/csv") && !parts.any(refused)
+        })
 }
 
 /// List a partner's members
@@ -337,6 +344,24 @@ mod tests {
             "member_id,reference,registered,status,balance_minutes,last_entry_seq,last_entry_recorded\r\n\
              00000000-0000-0000-0000-000000000000,\"a \"\"b\"\", c\",2026-11-23T10:15:00.000000Z,open,90,7,2026-11-24T10:15:00.000000Z\r\n"
         );
+    }
+
+    #[test]
+    fn csv_is_what_the_format_or_accept_header_asks_for() {
+        let asks = |accept: &str, format| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::ACCEPT, accept))
+                .to_http_request();
+            wants_csv(&req, format)
+        };
+        assert!(asks("application/json;q=0.9, text/csv", None));
+        assert!(asks("TEXT/CSV; charset=utf-8", None));
+        assert!(!asks("text/csv;q=0, application/json", None));
+        assert!(!asks("text/csv; q=0.00", None));
+        assert!(asks("text/csv; q=0.1", None));
+        assert!(!asks("*/*", None));
+        assert!(!asks("text/csv", Some(ListFormat::Json)));
+        assert!(asks("application/json", Some(ListFormat::Csv)));
     }
 
     #[test]
