@@ -125,7 +125,7 @@ problem_codes! {
     KeyRotationInProgress = "key_rotation_in_progress", CONFLICT, "Another rotation of the signing key is under way.";
     KeyOverlapRunning = "key_overlap_running", CONFLICT, "The last key rotation's overlap has not ended: one rotation per overlap.";
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body timeout (10 s by default).";
-    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch.";
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch and /v1/members/batch.";
     BodyNotAllowed = "body_not_allowed", PAYLOAD_TOO_LARGE, "The request takes no body, and one was sent.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body is not application/json.";
     IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY, "The key was already used by this caller for a different request.";

@@ -233,7 +233,7 @@ async fn a_batch_of_1000_items_of_maximal_size_fits() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sheet_of_1000_rows_of_maximal_size_fits() {
+async fn sheets_of_1000_rows_of_maximal_size_fit() {
     let scheme = Scheme::start().await;
     let api = &scheme.api;
     let member = scheme.member(0).await;
@@ -256,6 +256,15 @@ async fn a_sheet_of_1000_rows_of_maximal_size_fits() {
     assert_eq!(reply.status, 422, "{}", reply.text);
     let fits = crate::sheets::upload(api, Some(key), &new_key(), &sheet("1:59")).await;
     assert_eq!(fits.expect(201)["entries"].as_array().unwrap().len(), 1000);
+    // So does a registration sheet of 1,000 of the longest references.
+    let references = format!("reference\r\n{}", format!("{text}\r\n").repeat(1000));
+    let registered =
+        crate::sheets::upload_to("/v1/members/batch", api, Some(key), &new_key(), &references)
+            .await;
+    assert_eq!(
+        registered.expect(201)["members"].as_array().unwrap().len(),
+        1000
+    );
     // Beyond the batch limit, 413.
     let huge = "x".repeat(timecredits_server::MAX_BATCH_BODY_BYTES + 1);
     crate::sheets::upload(api, Some(key), &new_key(), &huge)

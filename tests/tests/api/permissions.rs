@@ -81,6 +81,7 @@ enum Op {
     CloseAccount,
     RotateKey,
     RegisterMember,
+    RegisterMembersSheet,
     Earn,
     EarnBatch,
     EarnBatchCsv,
@@ -137,6 +138,7 @@ const MATRIX: &[(Op, Row, &str)] = {
         (CloseAccount,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RotateKey,           only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RegisterMember,      only(201, [Y, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (RegisterMembersSheet, only(201, [Y, N, Y, N, Y, N, N, Y, N, N]), ""),
         (Earn,                only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
         (EarnBatch,           only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
         (EarnBatchCsv,        only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
@@ -329,6 +331,10 @@ impl World {
             }
             Op::RotateKey => post("/v1/key-rotations".into(), None).await,
             Op::RegisterMember => post("/v1/members".into(), None).await,
+            Op::RegisterMembersSheet => {
+                let sheet = "reference\nM-1\n";
+                crate::sheets::upload_to("/v1/members/batch", api, token, &new_key(), sheet).await
+            }
             Op::Earn => post("/v1/earn".into(), Some(earn_body)).await,
             Op::EarnBatch => {
                 post("/v1/earn/batch".into(), Some(json!({"items": [earn_body]}))).await

@@ -8,8 +8,19 @@ use timecredits_tests::client::{new_key, Api, Reply, Scheme};
 /// Uploads `sheet` as a CSV batch earn with credential `token` (if any) and idempotency key
 /// `idempotency_key`.
 pub async fn upload(api: &Api, token: Option<&str>, idempotency_key: &str, sheet: &str) -> Reply {
+    upload_to("/v1/earn/batch", api, token, idempotency_key, sheet).await
+}
+
+/// Uploads `sheet` as CSV to `path`, as [`upload`] does.
+pub async fn upload_to(
+    path: &str,
+    api: &Api,
+    token: Option<&str>,
+    idempotency_key: &str,
+    sheet: &str,
+) -> Reply {
     let mut request = api
-        .request(Method::POST, "/v1/earn/batch")
+        .request(Method::POST, path)
         .header("Idempotency-Key", idempotency_key)
         .header("Content-Type", "text/csv; charset=utf-8")
         .body(sheet.to_owned());
@@ -111,4 +122,66 @@ async fn a_sheet_with_mistakes_records_nothing_and_lists_each_by_line() {
         fields,
         [(json!(1), json!("minutes")), (json!(1), json!("activity"))]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sheet_of_references_registers_members_all_or_nothing() {
+    let scheme = Scheme::start().await;
+    let (api, club) = (&scheme.api, &scheme.earner);
+    let key = new_key();
+    let sheet = "reference\r\nM-1\r\n\"M-2, Jo\"\r\n";
+    let reply = upload_to("/v1/members/batch", api, Some(&club.key), &key, sheet).await;
+    let body = reply.expect(201).clone();
+    let members = body["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[1]["reference"], "M-2, Jo");
+    let entries = body["entries"].as_array().unwrap();
+    for (member, entry) in members.iter().zip(entries) {
+        assert_eq!(entry["account"], member["member_id"]);
+        let credential = member["credential"].as_str().unwrap();
+        let id = timecredits_tests::client::uuid(&member["member_id"]);
+        assert_eq!(api.balance(credential, id).await, 0);
+    }
+    // The club's list has them, with their references.
+    let listed = api
+        .get(
+            &format!("/v1/partners/{}/members", club.id),
+            Some(&club.key),
+        )
+        .await;
+    let references: Vec<_> = listed.expect(200)["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["reference"].clone())
+        .collect();
+    assert_eq!(references, [json!("M-1"), json!("M-2, Jo")]);
+    // A repeat registers no one more; other references with the same key are refused.
+    let again = upload_to("/v1/members/batch", api, Some(&club.key), &key, sheet).await;
+    assert!(again.replayed());
+    assert_eq!(
+        again.expect(201)["members"][0]["member_id"],
+        members[0]["member_id"]
+    );
+    let other = "reference\r\nM-1\r\nM-3\r\n";
+    upload_to("/v1/members/batch", api, Some(&club.key), &key, other)
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+
+    // A sheet with a mistake registers no one.
+    let size = api.ledger_size().await;
+    let bad = "reference\nM-4\n\"\"\n";
+    let reply = upload_to("/v1/members/batch", api, Some(&club.key), &new_key(), bad).await;
+    reply.assert_problem(400, "invalid_request");
+    assert_eq!(reply.json["errors"][0]["line"], 3);
+    assert_eq!(reply.json["errors"][0]["field"], "reference");
+    assert_eq!(api.ledger_size().await, size);
+    // Only CSV.
+    api.post(
+        "/v1/members/batch",
+        Some(&club.key),
+        Some(&json!({"reference": "M-5"})),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
 }

@@ -412,15 +412,14 @@ pub async fn register_member(
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RegisterMember)?;
     let reference = TextField::parse_optional("reference", &query.reference)?;
-    let registered =
+    let (registered, committed) =
         service::members::register(&state, &caller, &idempotency_key.0, reference).await?;
-    let committed = &registered.committed;
     Ok(created(
         committed.replayed,
         &MemberRegistered {
             member_id: registered.member_id,
             credential: registered.credential,
-            entry: only_entry(committed)?.into(),
+            entry: only_entry(&committed)?.into(),
             checkpoint: (&committed.checkpoint).into(),
         },
     ))

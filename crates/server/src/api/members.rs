@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::accounts::{decode_cursor, encode_cursor, page_size, AccountView};
 use super::created;
-use super::responses::AuthProblems;
+use super::responses::{AuthProblems, JsonWriteProblems};
+use super::sheets::{self, CsvBody};
 use crate::auth::{not_visible, Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
@@ -117,6 +118,82 @@ pub async fn revoke_credential(
         response.insert_header((super::REPLAYED_HEADER, "true"));
     }
     Ok(response.json(status))
+}
+
+/// A member registered from a sheet, with their credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SheetMember {
+    /// The member's id, which is also their wallet account's id.
+    pub member_id: Uuid,
+    /// The reference given for them on the sheet.
+    pub reference: Option<String>,
+    /// The member credential, shown as at a single registration (and, on a repeat, under the
+    /// same conditions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The members a registration sheet made, in row order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersRegistered {
+    /// The members, one per row, in row order.
+    pub members: Vec<SheetMember>,
+    /// The `open` entries of their wallets, in the same order.
+    pub entries: Vec<super::EntryView>,
+    /// A signed checkpoint whose tree includes them.
+    pub checkpoint: super::CheckpointView,
+}
+
+/// Register members from a sheet
+///
+/// Registers a member for each row of a CSV sheet (`Content-Type: text/csv`, RFC 4180, UTF-8):
+/// a header row `reference`, then one row per member with the partner's own reference for
+/// them, at most 1,000. All or nothing: every wallet is opened in one ledger request, or none
+/// is. A sheet with mistakes is refused whole with `invalid_request`, its `errors` listing
+/// every mistake with its line (the header is line 1). Administrators and earn partners.
+#[utoipa::path(post, path = "/v1/members/batch", tag = "members",
+    params(IdempotencyKeyHeader),
+    request_body(content(
+        (String = "text/csv", example = "reference\r\nM-1042\r\nM-1043\r\n"),
+    )),
+    responses(
+        (status = 201, description = "The members, their credentials and the opening entries", body = MembersRegistered),
+        (status = 400, description = "`invalid_request` (with `errors`), `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used for a different request, or with other references (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn register_members(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    sheet: CsvBody,
+) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::RegisterMember)?;
+    let references = sheets::member_references(&sheet.0)?;
+    let references = references.into_iter().map(Some).collect();
+    let (members, committed) =
+        service::members::register_many(&state, &caller, &idempotency_key.0, references).await?;
+    Ok(created(
+        committed.replayed,
+        &MembersRegistered {
+            members: members
+                .into_iter()
+                .map(|m| SheetMember {
+                    member_id: m.member_id,
+                    reference: m.reference,
+                    credential: m.credential,
+                })
+                .collect(),
+            entries: committed
+                .entries
+                .iter()
+                .map(super::EntryView::from)
+                .collect(),
+            checkpoint: (&committed.checkpoint).into(),
+        },
+    ))
 }
 
 /// Which page of a partner's members to return, and how.

@@ -67,6 +67,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(Resource::of(admin::close_account, admin::__path_close_account).no_body())
     .service(Resource::of(admin::register_member, admin::__path_register_member).no_body())
     .service(
+        Resource::of(members::register_members, members::__path_register_members)
+            .app_data(web::PayloadConfig::new(crate::MAX_BATCH_BODY_BYTES)),
+    )
+    .service(
         Resource::of(
             members::reissue_credential,
             members::__path_reissue_credential,

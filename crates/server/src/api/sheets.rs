@@ -1,6 +1,6 @@
-//! Coordinators' sheets: a batch of earns uploaded as CSV (`POST /v1/earn/batch` with
-//! `Content-Type: text/csv`), read into the same intents as the JSON batch, with every mistake
-//! reported by its line.
+//! Coordinators' sheets: a batch of earns (`POST /v1/earn/batch` with `Content-Type:
+//! text/csv`, read into the same intents as the JSON batch) or of member registrations
+//! (`POST /v1/members/batch`) uploaded as CSV, with every mistake reported by its line.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,26 +19,31 @@ use crate::problem::{ApiError, RowError};
 /// `reference` or `date_given` is none.
 pub const EARN_COLUMNS: [&str; 5] = ["member_id", "hours", "activity", "reference", "date_given"];
 
-/// The body of a batch earn: JSON, or a CSV sheet (by its `Content-Type`).
-pub enum EarnBatchBody {
-    /// `application/json`.
-    Json(web::Json<NewEarnBatch>),
-    /// `text/csv`, unread.
-    Csv(web::Bytes),
+/// The columns of a registration sheet: the registering partner's reference for each member,
+/// required (a sheet is how a partner's own list becomes members).
+pub const MEMBER_COLUMNS: [&str; 1] = ["reference"];
+
+/// A CSV body (`Content-Type: text/csv`), unread; any other type is refused (415).
+pub struct CsvBody(pub web::Bytes);
+
+fn is_csv(req: &HttpRequest) -> bool {
+    req.content_type().eq_ignore_ascii_case("text/csv")
 }
 
-impl FromRequest for EarnBatchBody {
+impl FromRequest for CsvBody {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        if !req.content_type().eq_ignore_ascii_case("text/csv") {
-            let json = web::Json::<NewEarnBatch>::from_request(req, payload);
-            return Box::pin(async move { json.await.map(EarnBatchBody::Json) });
+        if !is_csv(req) {
+            let refused = ApiError::UnsupportedMediaType(
+                "the body must be CSV with Content-Type: text/csv".into(),
+            );
+            return Box::pin(std::future::ready(Err(refused.into())));
         }
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            bytes.await.map(EarnBatchBody::Csv).map_err(|e| {
+            bytes.await.map(CsvBody).map_err(|e| {
                 match e.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => ApiError::PayloadTooLarge {
                         limit: crate::MAX_BATCH_BODY_BYTES,
@@ -52,53 +57,122 @@ impl FromRequest for EarnBatchBody {
     }
 }
 
-/// The intents of an earn sheet from `budget`, in row order; or every mistake in it, by line.
-pub fn earn_intents(sheet: &[u8], budget: AccountId) -> Result<Vec<Intent>, ApiError> {
-    let mut reader = csv::Reader::from_reader(sheet);
-    let header_error = |field: Option<&str>, detail: String| RowError {
+/// The body of a batch earn: JSON, or a CSV sheet (by its `Content-Type`).
+pub enum EarnBatchBody {
+    /// `application/json`.
+    Json(web::Json<NewEarnBatch>),
+    /// `text/csv`, unread.
+    Csv(web::Bytes),
+}
+
+impl FromRequest for EarnBatchBody {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if is_csv(req) {
+            let csv = CsvBody::from_request(req, payload);
+            return Box::pin(async move { csv.await.map(|c| EarnBatchBody::Csv(c.0)) });
+        }
+        let json = web::Json::<NewEarnBatch>::from_request(req, payload);
+        Box::pin(async move { json.await.map(EarnBatchBody::Json) })
+    }
+}
+
+/// A mistake on the header row.
+fn header_error(field: Option<&str>, detail: String) -> RowError {
+    RowError {
         line: 1,
         field: field.map(str::to_owned),
         detail,
-    };
+    }
+}
+
+/// The header row of a sheet whose columns are `known`, the first `required` of them required;
+/// or its mistakes.
+fn header(
+    reader: &mut csv::Reader<&[u8]>,
+    known: &[&str],
+    required: usize,
+) -> Result<csv::StringRecord, ApiError> {
     let headers = reader
         .headers()
         .map_err(|e| ApiError::InvalidRows(vec![header_error(None, e.to_string())]))?
         .clone();
     let mut errors: Vec<RowError> = headers
         .iter()
-        .filter(|h| !EARN_COLUMNS.contains(h))
+        .filter(|h| !known.contains(h))
         .map(|h| {
-            let known = EARN_COLUMNS.join(", ");
-            header_error(Some(h), format!("not a column of an earn sheet ({known})"))
+            let detail = format!("not a column of this sheet ({})", known.join(", "));
+            header_error(Some(h), detail)
         })
         .collect();
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    for required in &EARN_COLUMNS[..3] {
-        if column(required).is_none() {
-            errors.push(header_error(
-                Some(required),
-                "this column is missing".into(),
-            ));
+    for name in &known[..required] {
+        if !headers.iter().any(|h| h == *name) {
+            errors.push(header_error(Some(name), "this column is missing".into()));
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidRows(errors));
+    if errors.is_empty() {
+        Ok(headers)
+    } else {
+        Err(ApiError::InvalidRows(errors))
     }
+}
+
+/// The line a record starts on.
+fn line_of(position: Option<&csv::Position>) -> u64 {
+    position.map_or(0, csv::Position::line)
+}
+
+/// The references of a registration sheet, in row order; or every mistake in it, by line.
+pub fn member_references(sheet: &[u8]) -> Result<Vec<ShortText>, ApiError> {
+    let mut reader = csv::Reader::from_reader(sheet);
+    header(&mut reader, &MEMBER_COLUMNS, MEMBER_COLUMNS.len())?;
+    let mut references = Vec::new();
+    let mut errors = Vec::new();
+    for record in reader.records() {
+        let read = record.map_err(|e| (line_of(e.position()), None, e.to_string()));
+        let reference = read.and_then(|r| {
+            let line = line_of(r.position());
+            ShortText::from_input("reference", r.get(0).unwrap_or(""))
+                .map_err(|e| (line, Some("reference".to_owned()), e.to_string()))
+        });
+        match reference {
+            Ok(reference) => references.push(reference),
+            Err((line, field, detail)) => errors.push(RowError {
+                line,
+                field,
+                detail,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(references)
+    } else {
+        Err(ApiError::InvalidRows(errors))
+    }
+}
+
+/// The intents of an earn sheet from `budget`, in row order; or every mistake in it, by line.
+pub fn earn_intents(sheet: &[u8], budget: AccountId) -> Result<Vec<Intent>, ApiError> {
+    let mut reader = csv::Reader::from_reader(sheet);
+    let headers = header(&mut reader, &EARN_COLUMNS, 3)?;
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let mut errors = Vec::new();
     let mut intents = Vec::new();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
                 errors.push(RowError {
-                    line,
+                    line: line_of(e.position()),
                     field: None,
                     detail: e.to_string(),
                 });
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_of(record.position());
         let cell = |name: &str| column(name).and_then(|i| record.get(i)).unwrap_or("");
         let mut mistake = |field: &str, detail: String| {
             errors.push(RowError {
@@ -213,6 +287,20 @@ mod tests {
             ]
         );
         assert!(rows(&sheet)[0].detail.contains("79.8 minutes"));
+    }
+
+    #[test]
+    fn a_registration_sheet_is_its_references_each_checked() {
+        let refs = member_references(b"reference\r\nM-1\r\n\"M-2, Jo\"\r\n").unwrap();
+        let refs: Vec<_> = refs.iter().map(ShortText::as_str).collect();
+        assert_eq!(refs, ["M-1", "M-2, Jo"]);
+        let Err(ApiError::InvalidRows(found)) =
+            member_references("reference\nM-1\n\"M\u{202e}2\"\nM-3,x\n".as_bytes())
+        else {
+            panic!("refused by rows");
+        };
+        let found: Vec<_> = found.into_iter().map(|r| (r.line, r.field)).collect();
+        assert_eq!(found, [(3, Some("reference".into())), (4, None)]);
     }
 
     #[test]

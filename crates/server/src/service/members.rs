@@ -20,57 +20,85 @@ pub struct Registered {
     pub member_id: Uuid,
     /// Their credential; on a repeat, only while the replay window and the credential last.
     pub credential: Option<String>,
-    /// The ledger's answer: the `open` entry of the wallet and its checkpoint.
-    pub committed: Committed,
+    /// The registering partner's reference for them.
+    pub reference: Option<String>,
 }
 
 /// Registers a member on behalf of `caller` (an administrator or an earn partner), with the
-/// caller's own `reference` for them. A repeat must give the same reference: the ledger's
-/// `open` entry does not carry it, so the registry's record is what tells the two apart.
+/// caller's own `reference` for them: [`register_many`] of one.
 pub async fn register(
     state: &AppState,
     caller: &Caller,
     idempotency_key: &IdempotencyKey,
     reference: Option<ShortText>,
-) -> Result<Registered, ApiError> {
-    let reference = reference.map(|r| r.as_str().to_owned());
+) -> Result<(Registered, Committed), ApiError> {
+    let (mut members, committed) =
+        register_many(state, caller, idempotency_key, vec![reference]).await?;
+    let member = members
+        .pop()
+        .ok_or_else(|| ApiError::Internal("a registration opened no wallet".into()))?;
+    Ok((member, committed))
+}
+
+/// Registers a member for each of `references` (the caller's own reference for each, if any),
+/// all in one ledger request: every wallet is opened, or none. A repeat must give the same
+/// references: the ledger's `open` entries do not carry them, so the registry's records are what
+/// tell the two apart.
+pub async fn register_many(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    references: Vec<Option<ShortText>>,
+) -> Result<(Vec<Registered>, Committed), ApiError> {
     let actor = caller.actor();
     let intent = Intent::Open {
         account_kind: AccountKind::Member,
         owner: None,
     };
-    // The guard is held until the member is recorded, so a concurrent repeat cannot race it.
+    let reused = || ApiError::IdempotencyKeyReused(idempotency_key.as_str().into());
+    // The guard is held until the members are recorded, so a concurrent repeat cannot race it.
     let _guard = begin(state, actor, idempotency_key, Remembered::Ledger)?;
-    let committed = commit(state, caller, idempotency_key, vec![intent]).await?;
-    let entry = &committed.entries[0];
-    let EntryBody::Open { account, .. } = entry.body else {
-        return Err(ApiError::IdempotencyKeyReused(
-            idempotency_key.as_str().into(),
-        ));
-    };
-    let credential = match state.registry.member(account.0) {
-        Some(member) if member.reference != reference => {
-            return Err(ApiError::IdempotencyKeyReused(
-                idempotency_key.as_str().into(),
-            ))
+    let intents = vec![intent; references.len()];
+    let committed = commit(state, caller, idempotency_key, intents).await?;
+    let references: Vec<Option<String>> = references
+        .into_iter()
+        .map(|r| r.map(|r| r.as_str().to_owned()))
+        .collect();
+    if committed.entries.len() != references.len() {
+        return Err(reused());
+    }
+    // Checked for all before any is recorded: a repeat with other references changes nothing.
+    let mut opened = Vec::with_capacity(references.len());
+    for (entry, reference) in committed.entries.iter().zip(&references) {
+        let EntryBody::Open { account, .. } = entry.body else {
+            return Err(reused());
+        };
+        let known = state.registry.member(account.0);
+        if known.as_ref().is_some_and(|m| &m.reference != reference) {
+            return Err(reused());
         }
-        Some(_) => {
-            state
-                .registry
-                .replay_credential(account.0, None, state.credential_replay_window)
-        }
-        None => Some(state.registry.add_member(Member {
-            account: account.0,
-            registered_by: actor,
-            registered: entry.recorded,
+        opened.push((account.0, entry.recorded, known.is_some()));
+    }
+    let mut registered = Vec::with_capacity(opened.len());
+    for ((account, recorded, known), reference) in opened.into_iter().zip(references) {
+        let credential = if known {
+            let window = state.credential_replay_window;
+            state.registry.replay_credential(account, None, window)
+        } else {
+            Some(state.registry.add_member(Member {
+                account,
+                registered_by: actor,
+                registered: recorded,
+                reference: reference.clone(),
+            })?)
+        };
+        registered.push(Registered {
+            member_id: account,
+            credential,
             reference,
-        })?),
-    };
-    Ok(Registered {
-        member_id: account.0,
-        credential,
-        committed,
-    })
+        });
+    }
+    Ok((registered, committed))
 }
 
 /// A member of a partner's list: the registry's record, their wallet, and the latest entry
@@ -220,14 +248,14 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key("member-1");
-        let first = register(&state, &admin, &key, None).await.unwrap();
-        assert!(first.credential.is_some() && !first.committed.replayed);
-        let again = register(&state, &admin, &key, None).await.unwrap();
+        let (first, committed) = register(&state, &admin, &key, None).await.unwrap();
+        assert!(first.credential.is_some() && !committed.replayed);
+        let (again, committed) = register(&state, &admin, &key, None).await.unwrap();
         assert_eq!(
-            (again.member_id, again.credential, again.committed.replayed),
+            (again.member_id, again.credential, committed.replayed),
             (first.member_id, first.credential, true)
         );
-        let other = register(&state, &admin, &testing::idempotency_key("member-2"), None)
+        let (other, _) = register(&state, &admin, &testing::idempotency_key("member-2"), None)
             .await
             .unwrap();
         assert_ne!(other.member_id, first.member_id);
@@ -244,8 +272,10 @@ mod tests {
             .unwrap();
         let other = register(&state, &admin, &key, reference("M-2")).await;
         assert!(matches!(other, Err(ApiError::IdempotencyKeyReused(_))));
-        let again = register(&state, &admin, &key, reference("M-1")).await;
-        assert!(again.unwrap().committed.replayed);
+        let (_, again) = register(&state, &admin, &key, reference("M-1"))
+            .await
+            .unwrap();
+        assert!(again.replayed);
     }
 
     #[actix_web::test]
@@ -253,14 +283,14 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key;
-        let first = register(&state, &admin, &key("a"), None).await.unwrap();
+        let (first, committed) = register(&state, &admin, &key("a"), None).await.unwrap();
         register(&state, &admin, &key("b"), None).await.unwrap();
         let (page, more) = registered_by(&state, admin.actor(), None, 1).unwrap();
         assert!(more);
         let listed = &page[0];
         assert_eq!(listed.member.account, first.member_id);
         assert_eq!(listed.wallet.balance, 0);
-        let opening = &first.committed.entries[0];
+        let opening = &committed.entries[0];
         assert_eq!(listed.last_entry.seq, opening.seq);
         let (rest, more) = registered_by(&state, admin.actor(), Some(first.member_id), 5).unwrap();
         assert_eq!((rest.len(), more), (1, false));
@@ -274,6 +304,7 @@ mod tests {
         let member = register(&state, &admin, &key("m"), None)
             .await
             .unwrap()
+            .0
             .member_id;
         let nobody = reissue_credential(&state, &admin, &key("n"), "n".into(), Uuid::now_v7());
         assert!(matches!(nobody, Err(ApiError::MemberNotFound(_))));

@@ -138,7 +138,8 @@ mod tests {
         let venue = AccountId(partner.venue_account.unwrap());
         let member = members::register(&state, &admin, &key("m"), None)
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         let member = AccountId(member.member_id);
         let transfer = |kind, debit, credit, details| {
             Intent::Transfer(Transfer {

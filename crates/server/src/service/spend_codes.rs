@@ -43,7 +43,8 @@ mod tests {
         let key = testing::idempotency_key;
         let registered = members::register(&state, &admin, &key("m"), None)
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         let member = AccountId(registered.member_id);
         let (first, replayed) = issue(&state, &admin, &key("c"), member, "a".into(), None).unwrap();
         assert!(!replayed);
