@@ -51,6 +51,20 @@ pub enum ValidationError {
         /// The minutes given.
         minutes: u64,
     },
+    /// Hours written in none of the accepted forms (see [`Minutes::from_hours_text`]).
+    #[error("{text:?} is not an amount of hours: write whole hours (2), decimal hours with a point (1.5, 0.25) or hours:minutes (1:30)")]
+    BadHours {
+        /// The text given.
+        text: String,
+    },
+    /// Decimal hours that are not a whole number of minutes (1.33 hours is 79.8 minutes).
+    #[error("{text} hours is {minutes} minutes: an amount is a whole number of minutes (write 1:20 or 1.35 hours, not 1.33)")]
+    HoursNotWholeMinutes {
+        /// The text given.
+        text: String,
+        /// What it comes to, exactly, as a decimal number of minutes.
+        minutes: String,
+    },
     /// An idempotency key that is empty, too long or not visible ASCII.
     #[error("idempotency key must be 1 to {max} visible ASCII characters", max = IdempotencyKey::MAX_LEN)]
     BadIdempotencyKey,

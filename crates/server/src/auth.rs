@@ -12,15 +12,29 @@
 //! | redeem a spend code (into its own account)  |       |         |              | yes   |        |
 //! | create spend codes, gift                    |       |         |              |       | own    |
 //! | reverse an entry (see below)                | any   |         | own earns, window | own spends, window | |
-//! | read an account and its history             | any   | any     | own accounts | own accounts | own |
-//! | read an entry                               | any   | any     | took part    | took part | took part |
-//! | list partners                               | yes   | yes     | itself       | itself |       |
+//! | read an account and its history             | any   | any     | own accounts, members it registered | own accounts | own |
+//! | read an entry                               | any   | any     | took part, or in a wallet it registered | took part | took part |
+//! | list partners                               | yes   | yes     |              |       |        |
+//! | read a partner                              | any   | any     | itself       | itself | any   |
+//! | list the members a partner registered       | any partner's |  | its own     | its own (none) |  |
 //! | export, receipts of any entry               | yes   | yes     | receipts of its entries | same | own |
 //! | impact reports                              | all   | all     | its own rows | its own rows |   |
 //! | checkpoint, verifier key, health            | anyone (no credential) |||||
 //!
 //! A partner holding both roles has both columns. Checks refuse with `forbidden` (403) when the
-//! caller is known but may not act, and with `unauthorized` (401) when it is not known.
+//! caller is known but may not act, and with `unauthorized` (401) when it is not known. A read
+//! of something the caller may not see is answered as not found (404), with a detail that says
+//! no such thing *this credential may read* ([`not_visible`]) rather than that it does not
+//! exist: the answer is the same whether it exists or not.
+//!
+//! # Members and the partners they meet
+//! A member belongs, for reading, to the partner that registered them (its *keeper*): that
+//! partner lists its members with its own reference for each, and reads their wallets'
+//! balances and whole histories. Any earn partner may credit any member whose id it is given
+//! (a member registered at a lunch club may give an hour at a food bank): the food bank sees
+//! the earn entries it made, and nothing else of the member: not their balance, not their
+//! history, not their other entries. Members may read every partner (its name, roles and
+//! account ids), so that they can name the charities and venues in their history.
 //!
 //! # Scopes, narrowed keys and closed partners
 //! A partner key acts only with the scopes it holds (a key narrowed to `spend` cannot earn or
@@ -37,9 +51,7 @@
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use timecredits_domain::{
-    AccountId, AccountKind, AccountState, AccountStatus, Entry, EntryBody, MovementKind,
-};
+use timecredits_domain::{AccountId, AccountState, AccountStatus, Entry, EntryBody, MovementKind};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
@@ -127,6 +139,12 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
 
 fn forbidden(what: &str) -> ApiError {
     ApiError::Forbidden(format!("this credential may not {what}"))
+}
+
+/// The detail of a 404 for something the caller may not see or that does not exist: the same
+/// words either way, so that the answer does not tell one from the other.
+pub fn not_visible(what: &str, id: Uuid) -> String {
+    format!("no {what} {id} that this credential may read")
 }
 
 /// An operation whose permission does not depend on what it touches (reads of one account,
@@ -389,29 +407,54 @@ impl Caller {
         }
     }
 
-    /// Whether the caller may see partner `id`: readers all, a partner itself.
+    /// Whether the caller may see partner `id`: readers all, a partner itself, members every
+    /// partner (the charities and venues they give time to and spend at are public).
     pub fn may_see_partner(&self, id: Uuid) -> bool {
-        self.reads_all() || matches!(self, Caller::ApiKey { partner: Some(p), .. } if p.id == id)
+        match self {
+            _ if self.reads_all() => true,
+            Caller::Member(_) => true,
+            Caller::ApiKey {
+                partner: Some(p), ..
+            } => p.id == id,
+            Caller::ApiKey { .. } => false,
+        }
     }
 
-    /// Whether the caller may see this account: readers all, partners their own, members theirs.
-    pub fn may_see_account(&self, account: &AccountState) -> bool {
+    /// Refuses unless the caller may list the members partner `id` registered: an
+    /// administrator, or the partner itself. A caller that may not even see the partner is
+    /// told it is not found.
+    pub fn may_list_members(&self, id: Uuid) -> Result<(), ApiError> {
+        let itself = matches!(self, Caller::ApiKey { partner: Some(p), .. } if p.id == id);
+        if self.is_admin() || itself {
+            Ok(())
+        } else if self.may_see_partner(id) {
+            Err(forbidden("list another partner's members"))
+        } else {
+            Err(ApiError::PartnerNotFound(not_visible("partner", id)))
+        }
+    }
+
+    /// Whether the caller may see this account, whose keeper (the partner owning a budget or
+    /// venue account, or that registered a member's wallet: `Registry::keeper_of`) is
+    /// `keeper`: readers all, members their own wallet, partners the accounts they keep.
+    pub fn may_see_account(&self, account: &AccountState, keeper: Option<Uuid>) -> bool {
         match self {
             _ if self.reads_all() => true,
             Caller::Member(m) => account.id.0 == m.account,
             Caller::ApiKey {
                 partner: Some(p), ..
-            } => account.kind != AccountKind::Member && account.owner == Some(p.id),
+            } => keeper == Some(p.id),
             Caller::ApiKey { .. } => false,
         }
     }
 
     /// Whether the caller may see this entry: readers all, others the entries they took part in
-    /// (as actor or as the owner of an account it touches).
+    /// (as actor or as the keeper of an account it touches, `keeper_of`: so a partner sees
+    /// every entry in the history of a member it registered).
     pub fn may_see_entry(
         &self,
         entry: &Entry,
-        owner_of: impl Fn(AccountId) -> Option<Uuid>,
+        keeper_of: impl Fn(AccountId) -> Option<Uuid>,
     ) -> bool {
         if self.reads_all() {
             return true;
@@ -423,7 +466,7 @@ impl Caller {
                 partner: Some(p), ..
             } => {
                 entry.actor == p.id
-                    || accounts.iter().any(|a| owner_of(*a) == Some(p.id))
+                    || accounts.iter().any(|a| keeper_of(*a) == Some(p.id))
                     || matches!(entry.body, EntryBody::Open { owner: Some(o), .. } if o == p.id)
             }
             Caller::ApiKey { .. } => false,

@@ -27,9 +27,10 @@ Amounts are integers in minutes (60 minutes = 1 time credit). Every POST needs a
 and a repeat while the first is still in flight gets 409 `idempotency_key_in_flight`. Every \
 error is an RFC 9457 `application/problem+json` body with a stable `code`.\n\n\
 Limits (the defaults; each is configurable): a body is at most 64 KiB (2 MiB for \
-`/v1/earn/batch`, so that 1,000 items of maximal size fit) and must arrive within 10 s of the \
-request head (else 408 `request_timeout`); the POSTs documented without a request body refuse \
-one (413 `body_not_allowed`); each credential may make 100 requests per second (bursts of \
+`/v1/earn/batch` and `/v1/members/batch`, so that 1,000 items of maximal size fit, as JSON or \
+as CSV) and must arrive \
+within 10 s of the request head (else 408 `request_timeout`); the POSTs documented without a \
+request body refuse one (413 `body_not_allowed`); each credential may make 100 requests per second (bursts of \
 200) and each source address 200 (bursts of 400), beyond which any route but the health \
 checks answers 429 `rate_limited` with a `Retry-After` header (seconds).",
         license(name = "Apache-2.0")

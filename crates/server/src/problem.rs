@@ -41,6 +41,22 @@ pub struct Problem {
     pub detail: String,
     /// The stable machine-readable error code (see the list in the API description).
     pub code: String,
+    /// For an upload of CSV rows refused (`invalid_request`): every mistake found, each with
+    /// its line (the header row is line 1). Nothing of the upload was recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RowError>,
+}
+
+/// A mistake in one line of an uploaded CSV body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RowError {
+    /// The line it is on, counted from 1 (the header row).
+    pub line: u64,
+    /// The column it is in, when it is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong, in words a coordinator can act on.
+    pub detail: String,
 }
 
 /// Seconds a client waits after `storage_full`: space is freed by an operator, not in a moment.
@@ -101,7 +117,7 @@ problem_codes! {
     NotFound = "not_found", NOT_FOUND, "No such route.";
     AccountNotFound = "account_not_found", NOT_FOUND, "No such account, or one the caller may not see.";
     EntryNotFound = "entry_not_found", NOT_FOUND, "No such entry, or one the caller may not see.";
-    PartnerNotFound = "partner_not_found", NOT_FOUND, "No such partner.";
+    PartnerNotFound = "partner_not_found", NOT_FOUND, "No such partner, or one the caller may not see.";
     MemberNotFound = "member_not_found", NOT_FOUND, "No such member.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such API key.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, "The route exists but not with this method.";
@@ -109,7 +125,7 @@ problem_codes! {
     KeyRotationInProgress = "key_rotation_in_progress", CONFLICT, "Another rotation of the signing key is under way.";
     KeyOverlapRunning = "key_overlap_running", CONFLICT, "The last key rotation's overlap has not ended: one rotation per overlap.";
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body timeout (10 s by default).";
-    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch.";
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch and /v1/members/batch.";
     BodyNotAllowed = "body_not_allowed", PAYLOAD_TOO_LARGE, "The request takes no body, and one was sent.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body is not application/json.";
     IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY, "The key was already used by this caller for a different request.";
@@ -242,6 +258,9 @@ pub enum ApiError {
     /// A value the domain refuses, found while building the request.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// Rows of an uploaded CSV body that cannot be read, all of them (a `Code::InvalidRequest`).
+    #[error("{} mistakes in the CSV body, each listed with its line in `errors`; nothing was recorded", .0.len())]
+    InvalidRows(Vec<RowError>),
     /// A ledger rule the request breaks; the code is the rule's own.
     #[error("{0}")]
     Rule(RuleViolation),
@@ -320,7 +339,7 @@ impl ApiError {
             PayloadTooLarge { .. } => Code::PayloadTooLarge,
             InvalidPath(_) => Code::InvalidPath,
             InvalidQuery(_) => Code::InvalidQuery,
-            InvalidRequest(_) | Validation(_) => Code::InvalidRequest,
+            InvalidRequest(_) | Validation(_) | InvalidRows(_) => Code::InvalidRequest,
             NotFound(_) => Code::NotFound,
             MethodNotAllowed { .. } => Code::MethodNotAllowed,
             IdempotencyKeyMissing => Code::IdempotencyKeyMissing,
@@ -386,6 +405,10 @@ impl ApiError {
             status: code.status().as_u16(),
             detail: self.to_string(),
             code: code.as_str().to_owned(),
+            errors: match self {
+                ApiError::InvalidRows(rows) => rows.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

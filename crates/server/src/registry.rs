@@ -24,7 +24,8 @@ mod file;
 #[cfg(test)]
 pub(crate) use self::file::Fault;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
@@ -175,6 +176,10 @@ pub struct Member {
     pub registered_by: Uuid,
     /// When the member was registered.
     pub registered: DateTime<Utc>,
+    /// The registering partner's own reference for the member (a membership number), if it
+    /// gave one. Records written before references existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The idempotency record of a registry-only write.
@@ -241,6 +246,9 @@ struct State {
     keys: HashMap<Uuid, ApiKey>,
     key_by_hash: HashMap<String, Uuid>,
     members: HashMap<Uuid, Member>,
+    /// The members each administrator or partner registered, by id (UUIDv7: oldest first), so
+    /// that a page of them is found without a scan.
+    members_by_registrar: HashMap<Uuid, BTreeSet<Uuid>>,
     member_by_hash: HashMap<String, Uuid>,
     requests: HashMap<(Uuid, String), (String, Uuid)>,
     /// The fingerprint of the current server secret, once recorded.
@@ -316,6 +324,10 @@ impl State {
                         request: None,
                     },
                 );
+                self.members_by_registrar
+                    .entry(member.registered_by)
+                    .or_default()
+                    .insert(member.account);
                 self.members.insert(member.account, member);
             }
             Event::MemberCredentialIssued {
@@ -618,13 +630,49 @@ impl Registry {
     }
 
     /// The partner owning a budget or venue account.
-    pub fn owner_of(&self, account: Uuid) -> Option<Uuid> {
-        self.read().account_owner.get(&account).copied()
+    pub fn partner_owning(&self, account: Uuid) -> Option<Partner> {
+        let state = self.read();
+        let id = state.account_owner.get(&account)?;
+        state.partners.get(id).cloned()
+    }
+
+    /// The partner answerable for `account`: the owner of a budget or venue account, or the
+    /// partner that registered a member's wallet (an administrator's id for a member an
+    /// administrator registered). What a partner may read follows it (see `auth`).
+    pub fn keeper_of(&self, account: Uuid) -> Option<Uuid> {
+        let state = self.read();
+        state
+            .account_owner
+            .get(&account)
+            .or_else(|| state.members.get(&account).map(|m| &m.registered_by))
+            .copied()
     }
 
     /// The member whose wallet is `account`, if registered.
     pub fn member(&self, account: Uuid) -> Option<Member> {
         self.read().members.get(&account).cloned()
+    }
+
+    /// Up to `limit` members registered by `registrar`, oldest first, after member `after`;
+    /// and whether more follow.
+    pub fn members_registered_by(
+        &self,
+        registrar: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> (Vec<Member>, bool) {
+        let state = self.read();
+        let Some(ids) = state.members_by_registrar.get(&registrar) else {
+            return (Vec::new(), false);
+        };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page = ids.range((start, Bound::Unbounded));
+        let members = page
+            .by_ref()
+            .take(limit)
+            .filter_map(|id| state.members.get(id).cloned())
+            .collect();
+        (members, page.next().is_some())
     }
 
     /// The API key with this id, revoked or not.
@@ -866,6 +914,49 @@ mod tests {
         }
     }
 
+    /// A registration recorded before members had a reference is still read, with none.
+    #[test]
+    fn a_member_recorded_without_a_reference_is_read() {
+        let line = r#"{"event":"member_registered","member":{"account":"0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12","registered_by":"00000000-0000-0000-0000-000000000000","registered":"2026-11-23T10:15:00Z"},"hash":"h"}"#;
+        let Event::MemberRegistered { member, .. } = serde_json::from_str(line).unwrap() else {
+            panic!("not a registration");
+        };
+        assert_eq!(member.reference, None);
+    }
+
+    #[test]
+    fn a_registrar_s_members_come_in_pages_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let (club, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut ids = Vec::new();
+        for (i, registrar) in [club, other, club, club].into_iter().enumerate() {
+            let member = Member {
+                account: Uuid::now_v7(),
+                registered_by: registrar,
+                registered: Utc::now(),
+                reference: Some(format!("M-{i}")),
+            };
+            if registrar == club {
+                ids.push(member.account);
+            }
+            registry.add_member(member).unwrap();
+        }
+        let (first, more) = registry.members_registered_by(club, None, 2);
+        assert!(more);
+        assert_eq!(
+            first.iter().map(|m| m.account).collect::<Vec<_>>(),
+            ids[..2]
+        );
+        let (rest, more) = registry.members_registered_by(club, Some(ids[1]), 2);
+        assert!(!more);
+        assert_eq!(rest.iter().map(|m| m.account).collect::<Vec<_>>(), ids[2..]);
+        assert_eq!(
+            registry.members_registered_by(Uuid::now_v7(), None, 2),
+            (vec![], false)
+        );
+    }
+
     #[test]
     fn first_open_creates_an_administrator_key_that_authenticates() {
         let dir = tempfile::tempdir().unwrap();
@@ -904,6 +995,7 @@ mod tests {
                 account: Uuid::now_v7(),
                 registered_by: Uuid::nil(),
                 registered: Utc::now(),
+                reference: None,
             };
             let credential = registry.add_member(member.clone()).unwrap();
             assert!(
@@ -1143,6 +1235,7 @@ mod tests {
             account: Uuid::now_v7(),
             registered_by: Uuid::nil(),
             registered: Utc::now(),
+            reference: Some("M-1".into()),
         };
         let (credential, key) = {
             let registry = Registry::open(dir.path(), false).unwrap();

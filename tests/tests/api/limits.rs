@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use timecredits_tests::client::{Api, Reply, Scheme};
+use timecredits_tests::client::{new_key, Api, Reply, Scheme};
 use timecredits_tests::server::TestServer;
 
 /// Sends `count` GETs of `path` one after the other and returns the first refusal, if any.
@@ -228,6 +228,46 @@ async fn a_batch_of_1000_items_of_maximal_size_fits() {
     let mut huge = fits.clone();
     huge["items"][0]["activity"] = json!("x".repeat(timecredits_server::MAX_BATCH_BODY_BYTES));
     api.post("/v1/earn/batch", Some(&scheme.earner.key), Some(&huge))
+        .await
+        .assert_problem(413, "payload_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sheets_of_1000_rows_of_maximal_size_fit() {
+    let scheme = Scheme::start().await;
+    let api = &scheme.api;
+    let member = scheme.member(0).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    // The longest a text may be in CSV: 200 quotation marks, each doubled, the field quoted.
+    let text = format!("\"{}\"", "\"\"".repeat(200));
+    let sheet = |hours: &str| {
+        let row = format!("{},{hours},{text},{text},{today}\r\n", member.id);
+        format!(
+            "member_id,hours,activity,reference,date_given\r\n{}",
+            row.repeat(1000)
+        )
+    };
+    // The longest amount, as the longest hours a sheet may hold.
+    let maximal = sheet("999999.000000000000000000");
+    assert!(maximal.len() > 4 * 64 * 1024, "{} bytes", maximal.len());
+    let key = &scheme.earner.key;
+    // Read whole and judged on its content: the budget does not cover it.
+    let reply = crate::sheets::upload(api, Some(key), &new_key(), &maximal).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let fits = crate::sheets::upload(api, Some(key), &new_key(), &sheet("1:59")).await;
+    assert_eq!(fits.expect(201)["entries"].as_array().unwrap().len(), 1000);
+    // So does a registration sheet of 1,000 of the longest references.
+    let references = format!("reference\r\n{}", format!("{text}\r\n").repeat(1000));
+    let registered =
+        crate::sheets::upload_to("/v1/members/batch", api, Some(key), &new_key(), &references)
+            .await;
+    assert_eq!(
+        registered.expect(201)["members"].as_array().unwrap().len(),
+        1000
+    );
+    // Beyond the batch limit, 413.
+    let huge = "x".repeat(timecredits_server::MAX_BATCH_BODY_BYTES + 1);
+    crate::sheets::upload(api, Some(key), &new_key(), &huge)
         .await
         .assert_problem(413, "payload_too_large");
 }

@@ -73,6 +73,7 @@ enum Op {
     CreatePartner,
     ListPartners,
     GetPartner,
+    ListMembers,
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
@@ -80,8 +81,10 @@ enum Op {
     CloseAccount,
     RotateKey,
     RegisterMember,
+    RegisterMembersSheet,
     Earn,
     EarnBatch,
+    EarnBatchCsv,
     CreateSpendCode,
     Redeem,
     Gift,
@@ -111,6 +114,13 @@ enum Op {
     Readyz,
 }
 
+/// The earn partner's list of members: the partner itself and administrators read it; callers
+/// that may see the partner (an auditor, members) are refused; other partners are told it is
+/// not found.
+const LIST_MEMBERS: Row = [
+    200, 403, 200, 404, 404, 403, 403, 404, 404, 404, 401, 401, 401,
+];
+
 /// What each operation answers to each actor.
 #[rustfmt::skip]
 const MATRIX: &[(Op, Row, &str)] = {
@@ -119,7 +129,8 @@ const MATRIX: &[(Op, Row, &str)] = {
     &[
         (CreatePartner,       only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListPartners,        only(200, [Y, Y, N, N, N, N, N, N, N, N]), ""),
-        (GetPartner,          sees(     [Y, Y, Y, N, N, N, N, N, N, N]), PARTNER),
+        (GetPartner,          sees(     [Y, Y, Y, N, N, Y, Y, N, N, N]), PARTNER),
+        (ListMembers,         LIST_MEMBERS, PARTNER),
         (CreateApiKey,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListApiKeys,         only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RevokeApiKey,        only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
@@ -127,8 +138,10 @@ const MATRIX: &[(Op, Row, &str)] = {
         (CloseAccount,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RotateKey,           only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RegisterMember,      only(201, [Y, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (RegisterMembersSheet, only(201, [Y, N, Y, N, Y, N, N, Y, N, N]), ""),
         (Earn,                only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
         (EarnBatch,           only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
+        (EarnBatchCsv,        only(201, [N, N, Y, N, Y, N, N, Y, N, N]), ""),
         (CreateSpendCode,     only(201, [N, N, N, N, N, Y, Y, N, N, N]), ""),
         (Redeem,              only(201, [N, N, N, Y, Y, N, N, N, Y, N]), ""),
         (Gift,                only(201, [N, N, N, N, N, Y, Y, N, N, N]), ""),
@@ -137,19 +150,19 @@ const MATRIX: &[(Op, Row, &str)] = {
         (ReverseSpendByVenue, only(201, [Y, N, N, Y, N, N, N, N, N, N]), ""),
         (ReverseSpendByBoth,  only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
         (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
-        (MemberAccount,       sees(     [Y, Y, N, N, N, Y, N, N, N, N]), ACCOUNT),
-        (MemberHistory,       sees(     [Y, Y, N, N, N, Y, N, N, N, N]), ACCOUNT),
+        (MemberAccount,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
+        (MemberHistory,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
         (BudgetAccount,       sees(     [Y, Y, Y, N, N, N, N, N, N, N]), ACCOUNT),
         (BudgetHistory,       sees(     [Y, Y, Y, N, N, N, N, N, N, N]), ACCOUNT),
         (VenueAccount,        sees(     [Y, Y, N, Y, N, N, N, N, N, N]), ACCOUNT),
         (BothVenueAccount,    sees(     [Y, Y, N, N, Y, N, N, Y, Y, N]), ACCOUNT),
         (ClosedVenueAccount,  sees(     [Y, Y, N, N, N, N, N, N, N, Y]), ACCOUNT),
         (EarnEntry,           sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ENTRY),
-        (SpendEntry,          sees(     [Y, Y, N, Y, N, Y, N, N, N, N]), ENTRY),
-        (GiftEntry,           sees(     [Y, Y, N, N, N, Y, Y, N, N, N]), ENTRY),
+        (SpendEntry,          sees(     [Y, Y, Y, Y, N, Y, N, N, N, N]), ENTRY),
+        (GiftEntry,           sees(     [Y, Y, Y, N, N, Y, Y, N, N, N]), ENTRY),
         (BudgetOpenEntry,     sees(     [Y, Y, Y, N, N, N, N, N, N, N]), ENTRY),
         (EarnReceipt,         sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ENTRY),
-        (GiftReceipt,         sees(     [Y, Y, N, N, N, Y, Y, N, N, N]), ENTRY),
+        (GiftReceipt,         sees(     [Y, Y, Y, N, N, Y, Y, N, N, N]), ENTRY),
         (Export,              only(200, [Y, Y, N, N, N, N, N, N, N, N]), ""),
         (Consistency,         [200; 13], ""),
         (Checkpoint,          [200; 13], ""),
@@ -296,6 +309,7 @@ impl World {
             }
             Op::ListPartners => get("/v1/partners".into()).await,
             Op::GetPartner => get(format!("/v1/partners/{}", earner.id)).await,
+            Op::ListMembers => get(format!("/v1/partners/{}/members", earner.id)).await,
             Op::CreateApiKey => {
                 let body = json!({"label": "k", "holder": {"kind": "partner", "id": venue.id}});
                 post("/v1/api-keys".into(), Some(body)).await
@@ -317,9 +331,17 @@ impl World {
             }
             Op::RotateKey => post("/v1/key-rotations".into(), None).await,
             Op::RegisterMember => post("/v1/members".into(), None).await,
+            Op::RegisterMembersSheet => {
+                let sheet = "reference\nM-1\n";
+                crate::sheets::upload_to("/v1/members/batch", api, token, &new_key(), sheet).await
+            }
             Op::Earn => post("/v1/earn".into(), Some(earn_body)).await,
             Op::EarnBatch => {
                 post("/v1/earn/batch".into(), Some(json!({"items": [earn_body]}))).await
+            }
+            Op::EarnBatchCsv => {
+                let sheet = format!("member_id,hours,activity\n{},0:01,matrix\n", self.member.id);
+                crate::sheets::upload(api, token, &new_key(), &sheet).await
             }
             Op::CreateSpendCode => post("/v1/spend-codes".into(), Some(json!({}))).await,
             Op::Redeem => {
@@ -390,6 +412,11 @@ fn check(reply: &Reply, expected: u16, not_found: &str) -> Result<(), String> {
         _ => "",
     };
     let got = reply.json["code"].as_str().unwrap_or("");
+    // Not found must not claim that the thing does not exist: it may, for another caller.
+    let detail = reply.json["detail"].as_str().unwrap_or("");
+    if expected == 404 && detail.contains("does not exist") {
+        return Err(format!("a 404 that claims too much: {detail}"));
+    }
     let problem = reply.header("content-type") == Some(timecredits_tests::client::PROBLEM_JSON);
     if reply.status == expected && got == code && problem {
         Ok(())

@@ -1,5 +1,7 @@
 //! Reading: who am I, accounts and their balances, histories, entries.
 
+use std::collections::BTreeMap;
+
 use actix_web::web;
 use base64::Engine;
 use chrono::NaiveDate;
@@ -11,7 +13,7 @@ use uuid::Uuid;
 
 use super::responses::AuthProblems;
 use super::EntryView;
-use crate::auth::Caller;
+use crate::auth::{not_visible, Caller};
 use crate::problem::{ApiError, Problem};
 use crate::registry::{Partner, Scope};
 use crate::AppState;
@@ -117,15 +119,15 @@ fn visible_account(state: &AppState, caller: &Caller, id: Uuid) -> Result<Accoun
     state
         .ledger
         .account(AccountId(id))?
-        .filter(|a| caller.may_see_account(a))
-        .ok_or_else(|| ApiError::AccountNotFound(format!("account {id} does not exist")))
+        .filter(|a| caller.may_see_account(a, state.registry.keeper_of(id)))
+        .ok_or_else(|| ApiError::AccountNotFound(not_visible("account", id)))
 }
 
 /// Get an account
 ///
 /// An account's kind, status and balance (one keyed read). Administrators and auditors see
-/// every account, partners their own budget and venue accounts, members their own wallet;
-/// anything else is reported as not found.
+/// every account, partners their own budget and venue accounts and the wallets of the members
+/// they registered, members their own wallet; anything else is reported as not found.
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = Uuid, Path, description = "The account's id (for members, the member id)")),
     responses(
@@ -177,30 +179,50 @@ pub struct HistoryPage {
     /// Pass as `cursor` to get the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// The partners owning the budget and venue accounts this page's entries move credits
+    /// from or to, by account id: who paid a member for time given, where they spent it. Beside
+    /// the entries, whose fields are exactly their canonical encoding.
+    pub partners: BTreeMap<Uuid, PartnerName>,
 }
 
-fn encode_cursor(seq: u64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seq.to_be_bytes())
+/// A partner as a history names it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerName {
+    /// The partner's id (readable by members: `GET /v1/partners/{id}`).
+    pub partner_id: Uuid,
+    /// Its name.
+    pub name: String,
 }
 
-fn decode_cursor(cursor: &str) -> Result<u64, ApiError> {
+/// An opaque page cursor: a position (a sequence number, a member id) in unpadded base64url.
+pub(super) fn encode_cursor(position: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
+}
+
+/// The position an [`encode_cursor`] cursor holds, if it is one.
+pub(super) fn decode_cursor<const N: usize>(cursor: &str) -> Result<[u8; N], ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_be_bytes)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
         .ok_or_else(|| ApiError::InvalidQuery("the cursor is not one this API returned".into()))
+}
+
+/// A page size asked for (1 to [`HistoryQuery::MAX_LIMIT`], 50 when not given).
+pub(super) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=HistoryQuery::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be between 1 and {}",
+            HistoryQuery::MAX_LIMIT
+        )));
+    }
+    Ok(limit)
 }
 
 impl HistoryParams {
     fn query(&self) -> Result<HistoryQuery, ApiError> {
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=HistoryQuery::MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::InvalidQuery(format!(
-                "limit must be between 1 and {}",
-                HistoryQuery::MAX_LIMIT
-            )));
-        }
+        let limit = page_size(self.limit)?;
         let kinds = match &self.kind {
             None => vec![],
             Some(list) => list
@@ -222,7 +244,11 @@ impl HistoryParams {
             }
         }
         Ok(HistoryQuery {
-            before: self.cursor.as_deref().map(decode_cursor).transpose()?,
+            before: self
+                .cursor
+                .as_deref()
+                .map(|c| decode_cursor(c).map(u64::from_be_bytes))
+                .transpose()?,
             limit,
             kinds,
             from: self.from,
@@ -234,7 +260,8 @@ impl HistoryParams {
 /// List an account's entries
 ///
 /// The account's history, newest first, with cursor pagination and filters by kind and
-/// effective date. Same visibility as the account itself.
+/// effective date, with the names of the partners whose accounts the entries touch. Same
+/// visibility as the account itself.
 #[utoipa::path(get, path = "/v1/accounts/{id}/entries", tag = "accounts",
     params(("id" = Uuid, Path, description = "The account's id"), HistoryParams),
     responses(
@@ -253,10 +280,24 @@ pub async fn history(
     let query = params.query()?;
     let account = visible_account(&state, &caller, id.into_inner())?;
     let page = state.ledger.history(account.id, &query)?;
+    let mut partners = BTreeMap::new();
+    for id in page.entries.iter().flat_map(|e| e.body.accounts()) {
+        if partners.contains_key(&id.0) {
+            continue;
+        }
+        if let Some(p) = state.registry.partner_owning(id.0) {
+            let name = PartnerName {
+                partner_id: p.id,
+                name: p.name,
+            };
+            partners.insert(id.0, name);
+        }
+    }
     Ok(web::Json(HistoryPage {
+        partners,
         entries: page.entries.iter().map(EntryView::from).collect(),
         has_more: page.next.is_some(),
-        next_cursor: page.next.map(encode_cursor),
+        next_cursor: page.next.map(|seq| encode_cursor(&seq.to_be_bytes())),
     }))
 }
 
@@ -282,9 +323,9 @@ pub async fn get_entry(
     state
         .ledger
         .entry_by_id(id)?
-        .filter(|e| caller.may_see_entry(e, |a| state.registry.owner_of(a.0)))
+        .filter(|e| caller.may_see_entry(e, |a| state.registry.keeper_of(a.0)))
         .map(|e| web::Json(EntryView::from(&e)))
-        .ok_or_else(|| ApiError::EntryNotFound(format!("entry {id} does not exist")))
+        .ok_or_else(|| ApiError::EntryNotFound(not_visible("entry", id)))
 }
 
 /// Get a receipt for an entry
@@ -312,8 +353,8 @@ pub async fn receipt(
     let entry = state
         .ledger
         .entry_by_id(id)?
-        .filter(|e| caller.may_see_entry(e, |a| state.registry.owner_of(a.0)))
-        .ok_or_else(|| ApiError::EntryNotFound(format!("entry {id} does not exist")))?;
+        .filter(|e| caller.may_see_entry(e, |a| state.registry.keeper_of(a.0)))
+        .ok_or_else(|| ApiError::EntryNotFound(not_visible("entry", id)))?;
     let proof = state.ledger.receipt(entry.seq)?;
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

@@ -3,12 +3,12 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use timecredits_domain::{AccountId, Intent};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::responses::{AuthProblems, BodilessWriteProblems, JsonWriteProblems};
 use super::{created, only_entry, recorded, CheckpointView, EntryView, TextField};
-use crate::auth::{Caller, Operation};
+use crate::auth::{not_visible, Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::{ApiKey, Partner, Principal, Role};
@@ -104,16 +104,17 @@ pub async fn list_partners(
 
 /// Get a partner
 ///
-/// One partner with its account ids. Administrators, auditors, and the partner itself.
+/// One partner with its name, roles and account ids. Administrators, auditors, members (so
+/// that they can name the partners in their history), and the partner itself.
 #[utoipa::path(get, path = "/v1/partners/{id}", tag = "administration",
     params(("id" = Uuid, Path, description = "The partner's id")),
     responses(
         (status = 200, description = "The partner", body = Partner),
         (status = 400, description = "The id is not a UUID (`invalid_path`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such partner, or another partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner, or another partner's (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = []), ("member" = [])))]
 pub async fn get_partner(
     state: web::Data<AppState>,
     caller: Caller,
@@ -126,7 +127,7 @@ pub async fn get_partner(
         .partner(id)
         .filter(|_| visible)
         .map(web::Json)
-        .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))
+        .ok_or_else(|| ApiError::PartnerNotFound(not_visible("partner", id)))
 }
 
 pub use crate::service::api_keys::KeyHolder;
@@ -378,18 +379,28 @@ pub struct MemberRegistered {
     pub checkpoint: CheckpointView,
 }
 
+/// What a registration may say about the member, as query parameters (it has no body).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// The registering partner's own reference for the member (a membership number), shown in
+    /// its list of members. Kept by the service, not in the ledger; a repeat of the request
+    /// must give the same.
+    pub reference: Option<TextField>,
+}
+
 /// Register a member
 ///
 /// Opens a member wallet and returns the member's credential. There is no body: names and
-/// contact details stay with the partner, and the ledger holds only the opaque id.
-/// Administrators and earn partners.
+/// contact details stay with the partner, and the ledger holds only the opaque id; the
+/// partner may give its own `reference` for the member. Administrators and earn partners.
 #[utoipa::path(post, path = "/v1/members", tag = "members",
-    params(IdempotencyKeyHeader),
+    params(NewMember, IdempotencyKeyHeader),
     responses(
         (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
-        (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`), a bad query (`invalid_query`) or reference (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used for a different request, or with another reference (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
         BodilessWriteProblems,
     ),
     security(("bearer" = [])))]
@@ -397,16 +408,18 @@ pub async fn register_member(
     state: web::Data<AppState>,
     caller: Caller,
     idempotency_key: IdemKey,
+    query: web::Query<NewMember>,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::RegisterMember)?;
-    let registered = service::members::register(&state, &caller, &idempotency_key.0).await?;
-    let committed = &registered.committed;
+    let reference = TextField::parse_optional("reference", &query.reference)?;
+    let (registered, committed) =
+        service::members::register(&state, &caller, &idempotency_key.0, reference).await?;
     Ok(created(
         committed.replayed,
         &MemberRegistered {
             member_id: registered.member_id,
             credential: registered.credential,
-            entry: only_entry(committed)?.into(),
+            entry: only_entry(&committed)?.into(),
             checkpoint: (&committed.checkpoint).into(),
         },
     ))

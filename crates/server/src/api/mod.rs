@@ -10,6 +10,7 @@ pub mod movements;
 pub mod reports;
 mod resource;
 pub mod responses;
+pub mod sheets;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -51,6 +52,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .and(admin::create_partner, admin::__path_create_partner),
     )
     .service(Resource::of(admin::get_partner, admin::__path_get_partner))
+    .service(Resource::of(
+        members::list_members,
+        members::__path_list_members,
+    ))
     .service(
         Resource::of(admin::list_api_keys, admin::__path_list_api_keys)
             .and(admin::create_api_key, admin::__path_create_api_key),
@@ -62,6 +67,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
     ))
     .service(Resource::of(admin::close_account, admin::__path_close_account).no_body())
     .service(Resource::of(admin::register_member, admin::__path_register_member).no_body())
+    .service(
+        Resource::of(members::register_members, members::__path_register_members)
+            .app_data(web::PayloadConfig::new(crate::MAX_BATCH_BODY_BYTES)),
+    )
     .service(
         Resource::of(
             members::reissue_credential,
@@ -81,11 +90,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(Resource::of(reports::impact, reports::__path_impact))
     .service(Resource::of(accounts::history, accounts::__path_history))
     .service(
-        Resource::of(movements::earn_batch, movements::__path_earn_batch).app_data(
-            web::JsonConfig::default()
-                .limit(crate::MAX_BATCH_BODY_BYTES)
-                .error_handler(problem::json_error),
-        ),
+        Resource::of(movements::earn_batch, movements::__path_earn_batch)
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(crate::MAX_BATCH_BODY_BYTES)
+                    .error_handler(problem::json_error),
+            )
+            // A CSV sheet is read as bytes.
+            .app_data(web::PayloadConfig::new(crate::MAX_BATCH_BODY_BYTES)),
     )
     .service(Resource::of(
         movements::create_spend_code,

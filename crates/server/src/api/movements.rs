@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::responses::JsonWriteProblems;
+use super::sheets::{self, EarnBatchBody};
 use super::{
     amount, created, recorded, whole, EntryView, HoursField, MinutesField, RecordedMany, TextField,
 };
@@ -19,7 +20,7 @@ use crate::service::{self, redemptions::Redemption};
 use crate::spend_codes::Attempt;
 use crate::AppState;
 
-fn transfer(
+pub(super) fn transfer(
     kind: MovementKind,
     debit: AccountId,
     credit: AccountId,
@@ -179,12 +180,23 @@ pub struct NewEarnBatch {
 ///
 /// Issues credits to many members in one atomic request: every movement is committed, or none
 /// is (for example when the budget does not cover them all). Earn partners only.
+///
+/// The batch is JSON, or a CSV sheet (`Content-Type: text/csv`, RFC 4180, UTF-8): a header row
+/// naming the columns `member_id`, `hours`, `activity` (required) and `reference`,
+/// `date_given` (optional, empty for none), in any order, then one row per earn, at most
+/// 1,000. `hours` is written as people write it: `2`, `1.5`, `0.25` or `1:30`, converted
+/// exactly to minutes; hours that are not a whole number of minutes (`1.33`) are refused. A
+/// sheet with mistakes is refused whole with `invalid_request`, its `errors` listing every
+/// mistake with its line (the header is line 1) and column.
 #[utoipa::path(post, path = "/v1/earn/batch", tag = "movements",
     params(IdempotencyKeyHeader),
-    request_body = NewEarnBatch,
+    request_body(content(
+        (NewEarnBatch = "application/json"),
+        (String = "text/csv", example = "member_id,hours,activity,reference,date_given\r\n0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12,1.5,lunch club,R-1042,2026-11-22\r\n0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e13,1:30,lunch club,,\r\n"),
+    )),
     responses(
         (status = 201, description = "The earn entries, in the order given", body = RecordedMany),
-        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`, `invalid_request` (for a sheet, with `errors`), `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
@@ -194,15 +206,18 @@ pub async fn earn_batch(
     state: web::Data<AppState>,
     caller: Caller,
     idempotency_key: IdemKey,
-    body: web::Json<NewEarnBatch>,
+    body: EarnBatchBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.permit(Operation::Earn)?;
     let (_, budget) = caller.partner_account(Scope::Earn)?;
-    let intents = body
-        .items
-        .iter()
-        .map(|item| item.intent(budget))
-        .collect::<Result<Vec<_>, _>>()?;
+    let intents = match body {
+        EarnBatchBody::Json(batch) => batch
+            .items
+            .iter()
+            .map(|item| item.intent(budget))
+            .collect::<Result<Vec<_>, _>>()?,
+        EarnBatchBody::Csv(sheet) => sheets::earn_intents(&sheet, budget)?,
+    };
     let committed = service::submit(&state, &caller, &idempotency_key.0, intents).await?;
     Ok(created(
         committed.replayed,

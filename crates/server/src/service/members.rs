@@ -1,8 +1,10 @@
 //! Registering a member: a wallet opened in the ledger, then the member recorded in the
 //! registry with a credential derived from the server secret.
 
-use timecredits_domain::{AccountKind, EntryBody, IdempotencyKey, Intent};
-use timecredits_ledger::Committed;
+use timecredits_domain::{
+    AccountId, AccountKind, AccountState, Entry, EntryBody, IdempotencyKey, Intent, ShortText,
+};
+use timecredits_ledger::{Committed, HistoryQuery};
 use uuid::Uuid;
 
 use super::{begin, begin_registry_write, commit, Remembered};
@@ -18,47 +20,142 @@ pub struct Registered {
     pub member_id: Uuid,
     /// Their credential; on a repeat, only while the replay window and the credential last.
     pub credential: Option<String>,
-    /// The ledger's answer: the `open` entry of the wallet and its checkpoint.
-    pub committed: Committed,
+    /// The registering partner's reference for them.
+    pub reference: Option<String>,
 }
 
-/// Registers a member on behalf of `caller` (an administrator or an earn partner).
+/// Registers a member on behalf of `caller` (an administrator or an earn partner), with the
+/// caller's own `reference` for them: [`register_many`] of one.
 pub async fn register(
     state: &AppState,
     caller: &Caller,
     idempotency_key: &IdempotencyKey,
-) -> Result<Registered, ApiError> {
+    reference: Option<ShortText>,
+) -> Result<(Registered, Committed), ApiError> {
+    let (mut members, committed) =
+        register_many(state, caller, idempotency_key, vec![reference]).await?;
+    let member = members
+        .pop()
+        .ok_or_else(|| ApiError::Internal("a registration opened no wallet".into()))?;
+    Ok((member, committed))
+}
+
+/// Registers a member for each of `references` (the caller's own reference for each, if any),
+/// all in one ledger request: every wallet is opened, or none. A repeat must give the same
+/// references: the ledger's `open` entries do not carry them, so the registry's records are what
+/// tell the two apart.
+pub async fn register_many(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    references: Vec<Option<ShortText>>,
+) -> Result<(Vec<Registered>, Committed), ApiError> {
     let actor = caller.actor();
     let intent = Intent::Open {
         account_kind: AccountKind::Member,
         owner: None,
     };
-    // The guard is held until the member is recorded, so a concurrent repeat cannot race it.
+    let reused = || ApiError::IdempotencyKeyReused(idempotency_key.as_str().into());
+    // The guard is held until the members are recorded, so a concurrent repeat cannot race it.
     let _guard = begin(state, actor, idempotency_key, Remembered::Ledger)?;
-    let committed = commit(state, caller, idempotency_key, vec![intent]).await?;
-    let entry = &committed.entries[0];
-    let EntryBody::Open { account, .. } = entry.body else {
-        return Err(ApiError::IdempotencyKeyReused(
-            idempotency_key.as_str().into(),
-        ));
-    };
-    let credential = match state.registry.member(account.0) {
-        Some(_) => {
-            state
-                .registry
-                .replay_credential(account.0, None, state.credential_replay_window)
+    let intents = vec![intent; references.len()];
+    let committed = commit(state, caller, idempotency_key, intents).await?;
+    let references: Vec<Option<String>> = references
+        .into_iter()
+        .map(|r| r.map(|r| r.as_str().to_owned()))
+        .collect();
+    if committed.entries.len() != references.len() {
+        return Err(reused());
+    }
+    // Checked for all before any is recorded: a repeat with other references changes nothing.
+    let mut opened = Vec::with_capacity(references.len());
+    for (entry, reference) in committed.entries.iter().zip(&references) {
+        let EntryBody::Open { account, .. } = entry.body else {
+            return Err(reused());
+        };
+        let known = state.registry.member(account.0);
+        if known.as_ref().is_some_and(|m| &m.reference != reference) {
+            return Err(reused());
         }
-        None => Some(state.registry.add_member(Member {
-            account: account.0,
-            registered_by: actor,
-            registered: entry.recorded,
-        })?),
+        opened.push((account.0, entry.recorded, known.is_some()));
+    }
+    let mut registered = Vec::with_capacity(opened.len());
+    for ((account, recorded, known), reference) in opened.into_iter().zip(references) {
+        let credential = if known {
+            let window = state.credential_replay_window;
+            state.registry.replay_credential(account, None, window)
+        } else {
+            Some(state.registry.add_member(Member {
+                account,
+                registered_by: actor,
+                registered: recorded,
+                reference: reference.clone(),
+            })?)
+        };
+        registered.push(Registered {
+            member_id: account,
+            credential,
+            reference,
+        });
+    }
+    Ok((registered, committed))
+}
+
+/// A member of a partner's list: the registry's record, their wallet, and the latest entry
+/// in its history.
+#[derive(Debug)]
+pub struct Listed {
+    /// The registry's record (with the registering partner's reference).
+    pub member: Member,
+    /// The wallet's state: balance and status.
+    pub wallet: AccountState,
+    /// The newest entry touching the wallet (its opening, at least).
+    pub last_entry: Entry,
+}
+
+/// Up to `limit` members registered by `registrar`, oldest first, after member `after`, and
+/// whether more follow. Each costs two keyed reads of the ledger (the account, and the first
+/// row of its history index): a page's cost does not grow with the ledger.
+pub fn registered_by(
+    state: &AppState,
+    registrar: Uuid,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<(Vec<Listed>, bool), ApiError> {
+    let (members, more) = state
+        .registry
+        .members_registered_by(registrar, after, limit);
+    let newest = HistoryQuery {
+        before: None,
+        limit: 1,
+        kinds: vec![],
+        from: None,
+        to: None,
     };
-    Ok(Registered {
-        member_id: account.0,
-        credential,
-        committed,
-    })
+    let listed = members
+        .into_iter()
+        .map(|member| {
+            let id = AccountId(member.account);
+            let wallet = state.ledger.account(id)?.ok_or_else(|| {
+                ApiError::Internal(format!("member {} has no wallet", member.account))
+            })?;
+            let last_entry = state
+                .ledger
+                .history(id, &newest)?
+                .entries
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::Internal(format!("member {} has no history", member.account))
+                })?;
+            Ok(Listed {
+                member,
+                wallet,
+                last_entry,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok((listed, more))
 }
 
 /// Checks that `caller` (allowed to manage credentials) may manage member `id`'s: an
@@ -151,17 +248,52 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key("member-1");
-        let first = register(&state, &admin, &key).await.unwrap();
-        assert!(first.credential.is_some() && !first.committed.replayed);
-        let again = register(&state, &admin, &key).await.unwrap();
+        let (first, committed) = register(&state, &admin, &key, None).await.unwrap();
+        assert!(first.credential.is_some() && !committed.replayed);
+        let (again, committed) = register(&state, &admin, &key, None).await.unwrap();
         assert_eq!(
-            (again.member_id, again.credential, again.committed.replayed),
+            (again.member_id, again.credential, committed.replayed),
             (first.member_id, first.credential, true)
         );
-        let other = register(&state, &admin, &testing::idempotency_key("member-2"))
+        let (other, _) = register(&state, &admin, &testing::idempotency_key("member-2"), None)
             .await
             .unwrap();
         assert_ne!(other.member_id, first.member_id);
+    }
+
+    #[actix_web::test]
+    async fn a_repeat_with_another_reference_is_refused() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key("member-1");
+        let reference = |r: &str| Some(ShortText::new("reference", r).unwrap());
+        register(&state, &admin, &key, reference("M-1"))
+            .await
+            .unwrap();
+        let other = register(&state, &admin, &key, reference("M-2")).await;
+        assert!(matches!(other, Err(ApiError::IdempotencyKeyReused(_))));
+        let (_, again) = register(&state, &admin, &key, reference("M-1"))
+            .await
+            .unwrap();
+        assert!(again.replayed);
+    }
+
+    #[actix_web::test]
+    async fn a_listed_member_carries_its_balance_and_last_entry() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key;
+        let (first, committed) = register(&state, &admin, &key("a"), None).await.unwrap();
+        register(&state, &admin, &key("b"), None).await.unwrap();
+        let (page, more) = registered_by(&state, admin.actor(), None, 1).unwrap();
+        assert!(more);
+        let listed = &page[0];
+        assert_eq!(listed.member.account, first.member_id);
+        assert_eq!(listed.wallet.balance, 0);
+        let opening = &committed.entries[0];
+        assert_eq!(listed.last_entry.seq, opening.seq);
+        let (rest, more) = registered_by(&state, admin.actor(), Some(first.member_id), 5).unwrap();
+        assert_eq!((rest.len(), more), (1, false));
     }
 
     #[actix_web::test]
@@ -169,7 +301,11 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key;
-        let member = register(&state, &admin, &key("m")).await.unwrap().member_id;
+        let member = register(&state, &admin, &key("m"), None)
+            .await
+            .unwrap()
+            .0
+            .member_id;
         let nobody = reissue_credential(&state, &admin, &key("n"), "n".into(), Uuid::now_v7());
         assert!(matches!(nobody, Err(ApiError::MemberNotFound(_))));
         let reissued = reissue_credential(&state, &admin, &key("r"), "r".into(), member).unwrap();

@@ -136,7 +136,10 @@ mod tests {
             .unwrap();
         let budget = AccountId(partner.budget_account.unwrap());
         let venue = AccountId(partner.venue_account.unwrap());
-        let member = members::register(&state, &admin, &key("m")).await.unwrap();
+        let member = members::register(&state, &admin, &key("m"), None)
+            .await
+            .unwrap()
+            .0;
         let member = AccountId(member.member_id);
         let transfer = |kind, debit, credit, details| {
             Intent::Transfer(Transfer {

@@ -41,7 +41,10 @@ mod tests {
         let (_dir, state) = testing::open();
         let admin = testing::administrator();
         let key = testing::idempotency_key;
-        let registered = members::register(&state, &admin, &key("m")).await.unwrap();
+        let registered = members::register(&state, &admin, &key("m"), None)
+            .await
+            .unwrap()
+            .0;
         let member = AccountId(registered.member_id);
         let (first, replayed) = issue(&state, &admin, &key("c"), member, "a".into(), None).unwrap();
         assert!(!replayed);
