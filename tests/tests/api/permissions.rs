@@ -76,6 +76,8 @@ enum Op {
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
+    SuspendPartner,
+    ReinstatePartner,
     Allocate,
     CloseAccount,
     RotateKey,
@@ -89,6 +91,9 @@ enum Op {
     ReverseEarnByBoth,
     ReverseSpendByVenue,
     ReverseSpendByBoth,
+    SettleBothVenue,
+    SettleBothBudget,
+    LeaveMember,
     Me,
     MemberAccount,
     MemberHistory,
@@ -123,6 +128,8 @@ const MATRIX: &[(Op, Row, &str)] = {
         (CreateApiKey,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListApiKeys,         only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RevokeApiKey,        only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (SuspendPartner,      only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (ReinstatePartner,    only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (Allocate,            only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (CloseAccount,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RotateKey,           only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
@@ -136,6 +143,9 @@ const MATRIX: &[(Op, Row, &str)] = {
         (ReverseEarnByBoth,   only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
         (ReverseSpendByVenue, only(201, [Y, N, N, Y, N, N, N, N, N, N]), ""),
         (ReverseSpendByBoth,  only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
+        (SettleBothVenue,     only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
+        (SettleBothBudget,    only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
+        (LeaveMember,         only(201, [Y, N, Y, N, N, N, N, N, N, N]), ""),
         (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
         (MemberAccount,       sees(     [Y, Y, N, N, N, Y, N, N, N, N]), ACCOUNT),
         (MemberHistory,       sees(     [Y, Y, N, N, N, Y, N, N, N, N]), ACCOUNT),
@@ -199,6 +209,8 @@ impl World {
         }
         let member = scheme.member(60_000).await;
         let other = scheme.member(60_000).await;
+        // Credits in the two-role partner's venue account, for its settlements.
+        api.spend(&member, &both.key, 60).await;
         // The earn partner's first key, replaced by a new one and revoked (a key rotation).
         let revoked = scheme.earner.key.clone();
         let earn_entry = uuid_of(&api.earn(&revoked, member.id, 60).await);
@@ -307,6 +319,19 @@ impl World {
                     .await;
                 post(format!("/v1/api-keys/{id}/revoke"), None).await
             }
+            Op::SuspendPartner | Op::ReinstatePartner => {
+                // A partner of its own for each call, suspended first to be reinstated.
+                let partner = api.create_partner(self.admin(), "Brief", &["spend"]).await;
+                let path = |action: &str| format!("/v1/partners/{}/{action}", partner.id);
+                if let Op::ReinstatePartner = op {
+                    api.post(&path("suspend"), Some(self.admin()), None)
+                        .await
+                        .expect(200);
+                    post(path("reinstate"), None).await
+                } else {
+                    post(path("suspend"), None).await
+                }
+            }
             Op::Allocate => {
                 let body = json!({"partner_id": earner.id, "minutes": 60});
                 post("/v1/allocations".into(), Some(body)).await
@@ -351,6 +376,20 @@ impl World {
                 };
                 let entry = self.movement_by(&by.key, spend).await;
                 post(format!("/v1/entries/{entry}/reversal"), Some(json!({}))).await
+            }
+            Op::SettleBothVenue | Op::SettleBothBudget => {
+                let account = match op {
+                    Op::SettleBothVenue => "venue",
+                    _ => "budget",
+                };
+                let body = json!({"partner_id": both.id, "account": account, "minutes": 1});
+                post("/v1/settlements".into(), Some(body)).await
+            }
+            Op::LeaveMember => {
+                // A fresh member of the earn partner's, with credits to retire.
+                let leaving = self.scheme.member(5).await;
+                let body = json!({"remaining": "retire"});
+                post(format!("/v1/members/{}/leave", leaving.id), Some(body)).await
             }
             Op::Me => get("/v1/me".into()).await,
             Op::MemberAccount => get(format!("/v1/accounts/{}", self.member.id)).await,

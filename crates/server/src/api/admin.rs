@@ -270,11 +270,99 @@ pub async fn revoke_api_key(
     Ok(response.json(revoked))
 }
 
+/// The problems suspending and reinstating answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the OpenAPI document, never built
+enum SuspensionProblems {
+    /// `invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Not an administrator (`forbidden`)
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such partner (`partner_not_found`)
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The Idempotency-Key was used for a different request (`idempotency_key_reused`)
+    #[response(status = 422, content_type = "application/problem+json")]
+    Reused(Problem),
+}
+
+/// Suspend a partner
+///
+/// From this moment every write by the partner's keys (earn, redeem, register members, settle,
+/// reverse, …) is refused with 403 `partner_suspended`; its keys still read. Nothing in the
+/// ledger changes: a suspension is recorded in the registry, kept across restarts, and undone by
+/// a reinstatement. Suspending a suspended partner changes nothing. There is no body.
+/// Administrators only.
+#[utoipa::path(post, path = "/v1/partners/{id}/suspend", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id"), IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The partner, with the time it was suspended", body = Partner),
+        SuspensionProblems,
+        BodilessWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn suspend_partner(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_suspended(&state, &caller, &idempotency_key, id.into_inner(), true)
+}
+
+/// Reinstate a partner
+///
+/// Ends a partner's suspension: its keys write again. Reinstating a partner that is not
+/// suspended changes nothing. There is no body. Administrators only.
+#[utoipa::path(post, path = "/v1/partners/{id}/reinstate", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id"), IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The partner, no longer suspended", body = Partner),
+        SuspensionProblems,
+        BodilessWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn reinstate_partner(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_suspended(&state, &caller, &idempotency_key, id.into_inner(), false)
+}
+
+/// What both suspension handlers do, `suspend` telling which.
+fn set_suspended(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdemKey,
+    id: Uuid,
+    suspend: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::SuspendPartner)?;
+    let route = if suspend {
+        "suspend_partner"
+    } else {
+        "reinstate_partner"
+    };
+    let print = fingerprint(route, &id);
+    let (partner, replayed) =
+        service::partners::set_suspended(state, caller, &idempotency_key.0, print, id, suspend)?;
+    let mut response = HttpResponse::Ok();
+    if replayed {
+        response.insert_header((super::REPLAYED_HEADER, "true"));
+    }
+    Ok(response.json(partner))
+}
+
 /// Close an account
 ///
 /// Closes a member wallet, a budget or a venue account for good. Only an empty account can be
-/// closed (retire or reverse its credits first); the closing is an entry in the ledger.
-/// Administrators only.
+/// closed: one that still holds credits is refused with 422 `account_not_empty`, so settle a
+/// venue account or a budget first (`POST /v1/settlements`), then close it. The closing is an
+/// entry in the ledger. Administrators only.
 #[utoipa::path(post, path = "/v1/accounts/{id}/close", tag = "administration",
     params(("id" = Uuid, Path, description = "The account's id"),
         IdempotencyKeyHeader),
@@ -388,7 +476,7 @@ pub struct MemberRegistered {
     responses(
         (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
         (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or earn partner (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
         BodilessWriteProblems,
     ),

@@ -55,6 +55,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .and(admin::create_api_key, admin::__path_create_api_key),
     )
     .service(Resource::of(admin::revoke_api_key, admin::__path_revoke_api_key).no_body())
+    .service(Resource::of(admin::suspend_partner, admin::__path_suspend_partner).no_body())
+    .service(Resource::of(admin::reinstate_partner, admin::__path_reinstate_partner).no_body())
     .service(Resource::of(
         movements::allocate,
         movements::__path_allocate,
@@ -75,6 +77,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         )
         .no_body(),
     )
+    .service(Resource::of(members::leave, members::__path_leave))
     .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
     .service(Resource::of(accounts::me, accounts::__path_me))
     .service(Resource::of(accounts::history, accounts::__path_history))
@@ -96,6 +99,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         accounts::__path_get_entry,
     ))
     .service(Resource::of(movements::reverse, movements::__path_reverse))
+    .service(Resource::of(movements::settle, movements::__path_settle))
     .service(Resource::of(accounts::receipt, accounts::__path_receipt))
     .service(Resource::of(log::checkpoint, log::__path_checkpoint))
     .service(Resource::of(log::key, log::__path_key))
