@@ -18,6 +18,7 @@
 //! | read an account and its history             | any   | any     | own accounts | own accounts | own |
 //! | read an entry                               | any   | any     | took part    | took part | took part |
 //! | list partners                               | yes   | yes     | itself       | itself |       |
+//! | a partner's year-end statement (CSV)        | yes   | yes     | itself       | itself |       |
 //! | export, receipts of any entry               | yes   | yes     | receipts of its entries | same | own |
 //! | checkpoint, verifier key, health            | anyone (no credential) |||||
 //!

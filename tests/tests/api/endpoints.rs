@@ -589,3 +589,62 @@ async fn a_suspended_partner_reads_but_does_not_write_until_reinstated() {
     assert!(reinstated.expect(200).get("suspended").is_none());
     api.earn(&earner.key, alice.id, 60).await;
 }
+
+/// A partner's year-end statement: for each account its opening balance, every movement of the
+/// year with the other side's kind, and its closing balance, as CSV.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_gets_its_year_end_statement_as_csv() {
+    let scheme = Scheme::start().await;
+    let (api, admin, venue) = (&scheme.api, scheme.admin.as_str(), &scheme.venue);
+    let alice = scheme.member(90).await;
+    let spend = api.spend(&alice, &venue.key, 60).await;
+    let body = json!({"partner_id": venue.id, "account": "venue", "reference": "run, \"one\""});
+    let settled = api
+        .post("/v1/settlements", Some(&venue.key), Some(&body))
+        .await;
+    let retire = recorded(settled.expect(201)).clone();
+    let year = Utc::now().format("%Y").to_string();
+    let path = format!("/v1/partners/{}/statement?year={year}", venue.id);
+    let reply = api.get(&path, Some(&venue.key)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    let today = Utc::now().date_naive();
+    let expected = [
+        "account_kind,line,date,seq,kind,minutes,counterparty_kind,reference,balance_minutes"
+            .to_owned(),
+        format!("venue,opening,{year}-01-01,,,,,,0"),
+        format!(
+            "venue,movement,{today},{},spend,60,member,,60",
+            spend["seq"]
+        ),
+        format!(
+            "venue,movement,{today},{},retire,-60,programme,\"run, \"\"one\"\"\",0",
+            retire["seq"]
+        ),
+        format!("venue,closing,{year}-12-31,,,,,,0"),
+    ];
+    assert_eq!(reply.text, expected.join("\r\n") + "\r\n");
+    // An earlier year: nothing moved, nothing held.
+    let earlier = api
+        .get(
+            &format!("/v1/partners/{}/statement?year=2020", venue.id),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(
+        earlier.text.lines().skip(1).collect::<Vec<_>>(),
+        [
+            "venue,opening,2020-01-01,,,,,,0",
+            "venue,closing,2020-12-31,,,,,,0"
+        ]
+    );
+    for bad in ["year=1969", "year=two", ""] {
+        let path = format!("/v1/partners/{}/statement?{bad}", venue.id);
+        api.get(&path, Some(admin))
+            .await
+            .assert_problem(400, "invalid_query");
+    }
+}

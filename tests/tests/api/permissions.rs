@@ -73,6 +73,7 @@ enum Op {
     CreatePartner,
     ListPartners,
     GetPartner,
+    Statement,
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
@@ -125,6 +126,7 @@ const MATRIX: &[(Op, Row, &str)] = {
         (CreatePartner,       only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListPartners,        only(200, [Y, Y, N, N, N, N, N, N, N, N]), ""),
         (GetPartner,          sees(     [Y, Y, Y, N, N, N, N, N, N, N]), PARTNER),
+        (Statement,           sees(     [Y, Y, Y, N, N, N, N, N, N, N]), PARTNER),
         (CreateApiKey,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListApiKeys,         only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RevokeApiKey,        only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
@@ -308,6 +310,10 @@ impl World {
             }
             Op::ListPartners => get("/v1/partners".into()).await,
             Op::GetPartner => get(format!("/v1/partners/{}", earner.id)).await,
+            Op::Statement => {
+                let year = chrono::Utc::now().format("%Y");
+                get(format!("/v1/partners/{}/statement?year={year}", earner.id)).await
+            }
             Op::CreateApiKey => {
                 let body = json!({"label": "k", "holder": {"kind": "partner", "id": venue.id}});
                 post("/v1/api-keys".into(), Some(body)).await

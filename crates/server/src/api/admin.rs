@@ -129,6 +129,56 @@ pub async fn get_partner(
         .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))
 }
 
+/// The year of a statement.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQuery {
+    /// The calendar year (UTC) the statement covers, e.g. 2026.
+    // The limits are `service::statements::YEARS`, which refuses any other year.
+    #[param(minimum = 1970, maximum = 9999)]
+    pub year: i32,
+}
+
+/// A partner's year-end statement
+///
+/// CSV (RFC 4180: UTF-8, CRLF line ends, a header line) with, for each of the partner's
+/// accounts (budget, venue): an `opening` line with the balance on 1 January, a `movement` line
+/// for each movement in or out of the account recorded during the year (UTC day, sequence
+/// number, kind, signed minutes, the kind of the account on the other side, the reference, the
+/// balance after it), and a `closing` line with the balance on 31 December (or now, for the
+/// current year). Administrators, auditors, and the partner itself.
+#[utoipa::path(get, path = "/v1/partners/{id}/statement", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id"), StatementQuery),
+    responses(
+        (status = 200, description = "The statement", body = String, content_type = "text/csv",
+            example = json!("account_kind,line,date,seq,kind,minutes,counterparty_kind,reference,balance_minutes\r\nvenue,opening,2026-01-01,,,,,,0\r\nvenue,movement,2026-11-23,6,spend,60,member,,60\r\nvenue,movement,2026-11-30,9,retire,-60,programme,November,0\r\nvenue,closing,2026-12-31,,,,,,0\r\n")),
+        (status = 400, description = "`invalid_path`, `invalid_query` (no year, or one out of range)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner, or another partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn statement(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    query: web::Query<StatementQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let partner = state
+        .registry
+        .partner(id)
+        .filter(|_| caller.may_see_partner(id))
+        .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))?;
+    let csv = service::statements::statement(&state, &partner, query.year)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"statement-{id}-{}.csv\"", query.year),
+        ))
+        .body(csv))
+}
+
 pub use crate::service::api_keys::KeyHolder;
 
 /// A new API key.

@@ -50,6 +50,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .and(admin::create_partner, admin::__path_create_partner),
     )
     .service(Resource::of(admin::get_partner, admin::__path_get_partner))
+    .service(Resource::of(admin::statement, admin::__path_statement))
     .service(
         Resource::of(admin::list_api_keys, admin::__path_list_api_keys)
             .and(admin::create_api_key, admin::__path_create_api_key),

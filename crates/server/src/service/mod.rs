@@ -16,6 +16,7 @@ pub mod reversals;
 pub mod settlements;
 pub mod signing_keys;
 pub mod spend_codes;
+pub mod statements;
 
 use timecredits_domain::{
     AccountId, Balance, EntryBody, IdempotencyKey, Intent, Minutes, RuleViolation,
