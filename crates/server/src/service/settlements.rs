@@ -97,13 +97,21 @@ fn everything(
         return Ok(minutes);
     }
     let balance = balance(state, account)?;
-    Minutes::new(u64::try_from(balance).unwrap_or(0)).map_err(|_| {
-        ApiError::Rule(RuleViolation::InsufficientCredits {
+    match u64::try_from(balance) {
+        Ok(0) | Err(_) => Err(ApiError::Rule(RuleViolation::InsufficientCredits {
             account,
             balance,
             needed: 1,
-        })
-    })
+        })),
+        // One movement carries at most `Minutes::MAX`: more is settled in parts.
+        Ok(held) => Minutes::new(held).map_err(|_| {
+            ApiError::InvalidRequest(format!(
+                "account {account} holds {held} minutes, more than one settlement moves ({}); \
+                 settle it in parts, with `minutes`",
+                Minutes::MAX
+            ))
+        }),
+    }
 }
 
 #[cfg(test)]
