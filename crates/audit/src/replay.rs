@@ -88,7 +88,7 @@ pub struct MovementTotals {
     pub gifted: u64,
     /// By reversals, in either direction.
     pub reversed: u64,
-    /// Venues back to the programme.
+    /// Venues, budgets and wallets back to the programme (out of circulation).
     pub retired: u64,
 }
 

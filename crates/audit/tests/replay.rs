@@ -147,6 +147,51 @@ fn a_valid_hand_built_history_verifies_and_adds_up() {
     assert_eq!(summary.holdings.wallets, 90);
 }
 
+/// A retirement may empty a venue, a budget (a partner hands back what it will not give out) or a
+/// wallet (a member leaves, then the wallet closes); the replay accepts all three.
+#[test]
+fn retirements_from_a_venue_a_budget_and_a_leaving_wallet_verify() {
+    let mut book = Book::new();
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 90);
+    book.transfer(MovementKind::Spend, MEMBER_A, VENUE, 30);
+    book.transfer(MovementKind::Retire, VENUE, 1, 30);
+    book.transfer(MovementKind::Retire, BUDGET, 1, 510);
+    book.transfer(MovementKind::Retire, MEMBER_A, 1, 60);
+    book.push(EntryBody::Close {
+        account: account(MEMBER_A),
+    });
+    let report = book.verify();
+    assert!(report.is_valid(), "{:?}", report.failure);
+    let summary = report.summary.expect("a full export is replayed");
+    assert_eq!(summary.moved.retired, 600);
+    assert_eq!(summary.in_circulation, 0);
+    assert_eq!(summary.accounts.closed, 1);
+}
+
+/// A retirement goes to the programme and nowhere else, whatever it empties.
+#[test]
+fn a_retirement_into_another_account_is_caught() {
+    let mut book = Book::new();
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 90);
+    let bad = book.transfer(MovementKind::Retire, MEMBER_A, MEMBER_B, 60);
+    assert_failure!(
+        book.verify(),
+        Failure::Rule {
+            violation: RuleViolation::WrongAccountKind {
+                movement: MovementKind::Retire,
+                expected: AccountKind::Programme,
+                found: AccountKind::Member,
+                ..
+            },
+            ..
+        },
+        &format!(
+            "entry {bad}: account {} is a member account; a retire needs a programme account here",
+            account(MEMBER_B)
+        )
+    );
+}
+
 #[test]
 fn an_overdraft_under_a_valid_signature_is_caught_by_the_replay() {
     let mut book = Book::new();

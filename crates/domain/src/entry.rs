@@ -232,21 +232,26 @@ pub enum MovementKind {
     Gift,
     /// The mirror of an earlier movement.
     Reverse,
-    /// Venue -> programme: clearing redeemed credits.
+    /// Venue, budget or member -> programme: credits leave circulation (a venue settles what it
+    /// redeemed, an earn partner hands back unused budget, a leaving member's wallet is emptied).
     Retire,
 }
 
 impl MovementKind {
-    /// The account kinds this movement goes from and to, or `None` for a reversal, whose
-    /// accounts are those of the original swapped.
-    pub fn route(self) -> Option<(AccountKind, AccountKind)> {
+    /// The account kinds this movement may go from (any of them) and the kind it goes to, or
+    /// `None` for a reversal, whose accounts are those of the original swapped.
+    ///
+    /// Only a retirement has more than one source: every credit that is not the programme's may
+    /// leave circulation, and the entry needs no other field to say why, so its encoding is the
+    /// same whichever account it empties.
+    pub fn route(self) -> Option<(&'static [AccountKind], AccountKind)> {
         use AccountKind::*;
         match self {
-            MovementKind::Allocate => Some((Programme, Budget)),
-            MovementKind::Earn => Some((Budget, Member)),
-            MovementKind::Spend => Some((Member, Venue)),
-            MovementKind::Gift => Some((Member, Member)),
-            MovementKind::Retire => Some((Venue, Programme)),
+            MovementKind::Allocate => Some((&[Programme], Budget)),
+            MovementKind::Earn => Some((&[Budget], Member)),
+            MovementKind::Spend => Some((&[Member], Venue)),
+            MovementKind::Gift => Some((&[Member], Member)),
+            MovementKind::Retire => Some((&[Venue, Budget, Member], Programme)),
             MovementKind::Reverse => None,
         }
     }
@@ -281,7 +286,7 @@ pub enum EntryKind {
     Gift,
     /// The mirror of an earlier movement.
     Reverse,
-    /// Venue to programme: clearing redeemed credits.
+    /// Venue, budget or member to programme: credits leave circulation.
     Retire,
     /// A new checkpoint signing key takes over (see [`KeyRotation`]).
     Key,

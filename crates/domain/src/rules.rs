@@ -97,7 +97,8 @@ pub enum RuleViolation {
     },
     /// A `close` of an account that still holds credits (I1: an account closes only at 0).
     #[error(
-        "account {account} still holds {balance} minutes; only an empty account can be closed"
+        "account {account} still holds {balance} minutes; only an empty account can be closed: \
+         retire (settle) or reverse its credits first"
     )]
     AccountNotEmpty {
         /// The account to close.
@@ -215,7 +216,7 @@ pub fn apply(
             match m.kind.route() {
                 Some((from, to)) => {
                     expect_kind(debit, m.kind, from)?;
-                    expect_kind(credit, m.kind, to)?;
+                    expect_kind(credit, m.kind, &[to])?;
                 }
                 None => check_reversal(m, original)?,
             }
@@ -238,16 +239,18 @@ fn open_account(
     Ok(state)
 }
 
+/// Refuses an account whose kind is not one of `expected`; the refusal names the first, the
+/// movement's usual source (a retirement's only refused source is the programme itself).
 fn expect_kind(
     state: &AccountState,
     movement: MovementKind,
-    expected: AccountKind,
+    expected: &[AccountKind],
 ) -> Result<(), RuleViolation> {
-    if state.kind != expected {
+    if !expected.contains(&state.kind) {
         return Err(RuleViolation::WrongAccountKind {
             account: state.id,
             movement,
-            expected,
+            expected: expected[0],
             found: state.kind,
         });
     }
@@ -372,17 +375,53 @@ mod tests {
         use MovementKind::*;
         let kinds = [Programme, Budget, Venue, Member];
         for mk in [Allocate, Earn, Spend, Gift, Retire] {
-            let (from_kind, to_kind) = mk.route().unwrap();
+            let (from_kinds, to_kind) = mk.route().unwrap();
             for &fk in &kinds {
                 for &tk in &kinds {
                     let from = account(fk, if fk == Programme { 0 } else { 600 });
                     let to = account(tk, 0);
                     let result = apply_move(movement(mk, &from, &to, 60), &from, &to);
-                    let allowed = fk == from_kind && tk == to_kind;
+                    let allowed = from_kinds.contains(&fk) && tk == to_kind;
                     assert_eq!(result.is_ok(), allowed, "{mk} {fk}->{tk}: {result:?}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_account_but_the_programme_may_retire_its_credits() {
+        use AccountKind::*;
+        let programme = account(Programme, -600);
+        for kind in [Venue, Budget, Member] {
+            let from = account(kind, 90);
+            let m = movement(MovementKind::Retire, &from, &programme, 90);
+            let changes = apply_move(m.clone(), &from, &programme).unwrap();
+            assert_eq!(
+                (changes[0].balance, changes[1].balance),
+                (0, -510),
+                "{kind}"
+            );
+            let short = AccountState {
+                balance: 89,
+                ..from.clone()
+            };
+            assert!(matches!(
+                apply_move(m, &short, &programme),
+                Err(RuleViolation::InsufficientCredits { .. })
+            ));
+        }
+        let other = account(Programme, 0);
+        assert!(matches!(
+            apply_move(
+                movement(MovementKind::Retire, &other, &programme, 60),
+                &other,
+                &programme
+            ),
+            Err(RuleViolation::WrongAccountKind {
+                found: Programme,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -100,8 +100,8 @@ impl Scheme {
         transfer(MovementKind::Gift, self.alice, self.bob, 30)
     }
 
-    fn retire(&self) -> Intent {
-        transfer(MovementKind::Retire, self.venue, self.programme, 60)
+    fn retire(&self, from: AccountId, minutes: u64) -> Intent {
+        transfer(MovementKind::Retire, from, self.programme, minutes)
     }
 
     fn reverse(&self, entry: u64) -> Intent {
@@ -141,7 +141,14 @@ const TAILS: &[(&str, Tail)] = &[
         commit(l, s.admin, vec![s.reverse(s.earned)]);
     }),
     ("retire", |l, s| {
-        commit(l, s.admin, vec![s.retire()]);
+        commit(l, s.admin, vec![s.retire(s.venue, 60)]);
+    }),
+    ("retire from a budget", |l, s| {
+        commit(l, s.admin, vec![s.retire(s.budget, 60)]);
+    }),
+    ("a member leaves", |l, s| {
+        let close = Intent::Close { account: s.bob };
+        commit(l, s.admin, vec![s.retire(s.bob, 120), close]);
     }),
     ("key", |l, _| {
         l.rotate_key(Uuid::nil(), fresh()).expect("rotates");
@@ -160,7 +167,7 @@ const TAILS: &[(&str, Tail)] = &[
         commit(l, s.admin, vec![s.gift()]);
         commit(l, s.admin, vec![s.reverse(s.earned)]);
         commit(l, s.admin, vec![s.reverse(earn)]);
-        commit(l, s.admin, vec![s.retire()]);
+        commit(l, s.admin, vec![s.retire(s.venue, 60)]);
         l.rotate_key(Uuid::nil(), fresh()).expect("rotates");
         commit(l, s.admin, vec![s.earn(s.alice, 90)]);
     }),

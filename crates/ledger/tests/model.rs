@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 use timecredits_domain::{AccountId, AccountKind, Intent, MovementKind};
@@ -42,9 +42,14 @@ enum Op {
         to: usize,
         minutes: u64,
     },
+    /// Retire credits from the n-th account that may retire: budgets, then venues, then members.
     Retire {
-        venue: usize,
+        from: usize,
         minutes: u64,
+    },
+    /// A member leaves: their whole balance retired and their wallet closed, in one request.
+    Leave {
+        member: usize,
     },
     /// Reverse the n-th movement committed so far (modulo their number).
     Reverse {
@@ -82,7 +87,9 @@ fn op() -> impl Strategy<Value = Op> {
             to,
             minutes
         }),
-        (0..VENUES, minutes.clone()).prop_map(|(venue, minutes)| Op::Retire { venue, minutes }),
+        (0..BUDGETS + VENUES + MEMBERS, minutes.clone())
+            .prop_map(|(from, minutes)| Op::Retire { from, minutes }),
+        (0..MEMBERS).prop_map(|member| Op::Leave { member }),
         any::<usize>().prop_map(|nth| Op::Reverse { nth }),
         (0..BUDGETS, proptest::collection::vec(minutes, 1..=MEMBERS))
             .prop_map(|(budget, minutes)| Op::GroupEarn { budget, minutes }),
@@ -103,6 +110,7 @@ struct ModelMove {
 struct Model {
     balances: HashMap<AccountId, i64>,
     programme: AccountId,
+    closed: HashSet<AccountId>,
     moves: Vec<ModelMove>,
 }
 
@@ -113,11 +121,12 @@ impl Model {
             .all(|(a, b)| *a == self.programme || *b >= 0)
     }
 
-    /// Applies movements (debit, credit, minutes) atomically if no floor breaks.
+    /// Applies movements (debit, credit, minutes) atomically if no floor breaks and no account
+    /// is closed.
     fn try_apply(&mut self, moves: &[(AccountId, AccountId, i64)]) -> bool {
         let mut next = self.balances.clone();
         for (debit, credit, minutes) in moves {
-            if debit == credit {
+            if debit == credit || self.closed.contains(debit) || self.closed.contains(credit) {
                 return false;
             }
             *next.get_mut(debit).unwrap() -= minutes;
@@ -182,6 +191,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut model = Model {
         balances: HashMap::new(),
         programme,
+        closed: HashSet::new(),
         moves: Vec::new(),
     };
     for a in budgets
@@ -221,15 +231,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Gift { from, to, minutes } => {
                 vec![(MovementKind::Gift, m[*from], m[*to], *minutes)]
             }
-            Op::Retire { venue, minutes } => {
-                vec![(MovementKind::Retire, v[*venue], programme, *minutes)]
+            Op::Retire { from, minutes } => {
+                let sources: Vec<_> = b.iter().chain(v).chain(m).collect();
+                vec![(MovementKind::Retire, *sources[*from], programme, *minutes)]
             }
             Op::GroupEarn { budget, minutes } => minutes
                 .iter()
                 .enumerate()
                 .map(|(i, minutes)| (MovementKind::Earn, b[*budget], m[i], *minutes))
                 .collect(),
-            Op::Reverse { .. } | Op::Repeat { .. } | Op::Restart => vec![],
+            Op::Reverse { .. } | Op::Repeat { .. } | Op::Restart | Op::Leave { .. } => vec![],
         };
         match op {
             Op::Restart => {
@@ -249,6 +260,44 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     seqs
                 );
                 prop_assert_eq!(world.ledger().size().unwrap(), size);
+            }
+            Op::Leave { member } => {
+                let wallet = world.members[member];
+                let left = model.balances[&wallet];
+                let mut intents = Vec::new();
+                if left > 0 {
+                    intents.push(transfer(
+                        MovementKind::Retire,
+                        wallet,
+                        programme,
+                        left as u64,
+                    ));
+                }
+                intents.push(Intent::Close { account: wallet });
+                let request = Request {
+                    actor: world.actor,
+                    key: fresh(),
+                    intents,
+                };
+                let result = world.ledger().submit_blocking(request.clone());
+                let expected = !model.closed.contains(&wallet);
+                prop_assert_eq!(result.is_ok(), expected, "{:?}: {:?}", op, result);
+                if let Ok(c) = result {
+                    if left > 0 {
+                        model.try_apply(&[(wallet, programme, left)]);
+                        model.moves.push(ModelMove {
+                            seq: c.entries[0].seq,
+                            debit: wallet,
+                            credit: programme,
+                            minutes: left,
+                            reversible: true,
+                        });
+                    }
+                    model.closed.insert(wallet);
+                    world
+                        .sent
+                        .push((request, c.entries.iter().map(|e| e.seq).collect()));
+                }
             }
             Op::Reverse { nth } => {
                 if model.moves.is_empty() {

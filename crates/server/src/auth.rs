@@ -6,10 +6,13 @@
 //! | operation                                   | admin | auditor | earn partner | venue | member |
 //! |---------------------------------------------|-------|---------|--------------|-------|--------|
 //! | create partners, API keys; revoke keys      | yes   |         |              |       |        |
+//! | suspend and reinstate partners              | yes   |         |              |       |        |
 //! | allocate credits, close accounts, rotate the signing key | yes |  |           |       |        |
 //! | register members                            | yes   |         | yes          |       |        |
+//! | a member leaves (credits out, wallet closed, credential revoked) | yes | | those it registered | | |
 //! | earn (from its own budget)                  |       |         | yes          |       |        |
 //! | redeem a spend code (into its own account)  |       |         |              | yes   |        |
+//! | settle: retire a venue's credits, return a budget | any partner's | | own budget | own venue account | |
 //! | create spend codes, gift                    |       |         |              |       | own    |
 //! | reverse an entry (see below)                | any   |         | own earns, window | own spends, window | |
 //! | read an account and its history             | any   | any     | own accounts, members it registered | own accounts | own |
@@ -17,6 +20,7 @@
 //! | list partners                               | yes   | yes     |              |       |        |
 //! | read a partner                              | any   | any     | itself       | itself | any   |
 //! | list the members a partner registered       | any partner's |  | its own     | its own (none) |  |
+//! | a partner's year-end statement (CSV)        | yes   | yes     | itself       | itself |       |
 //! | export, receipts of any entry               | yes   | yes     | receipts of its entries | same | own |
 //! | impact reports                              | all   | all     | its own rows | its own rows |   |
 //! | checkpoint, verifier key, health            | anyone (no credential) |||||
@@ -40,7 +44,9 @@
 //! A partner key acts only with the scopes it holds (a key narrowed to `spend` cannot earn or
 //! register members), and only with those whose account is open: a partner whose budget account
 //! was closed has no `earn` scope left, one whose venue account was closed no `spend` scope, so a
-//! partner whose accounts are all closed can only read. A reversal needs the scope that made the
+//! partner whose accounts are all closed can only read. A suspended partner has no scope left
+//! either: it reads, and every write it would otherwise be allowed is refused with
+//! `partner_suspended` (403) rather than `forbidden`, so that it knows why. A reversal needs the scope that made the
 //! entry it reverses (`earn` for an earn or a member registration, `spend` for a spend), besides
 //! being the entry's own partner within the reversal window; administrators reverse any movement
 //! at any time. All of this is decided here: [`PERMISSIONS`] (checked by [`Caller::permit`])
@@ -161,6 +167,8 @@ pub enum Operation {
     ListApiKeys,
     /// Revoke an API key.
     RevokeApiKey,
+    /// Suspend or reinstate a partner.
+    SuspendPartner,
     /// Allocate credits from the programme to a budget.
     Allocate,
     /// Close an empty account.
@@ -171,6 +179,8 @@ pub enum Operation {
     RegisterMember,
     /// Revoke or reissue a member's credential (which member: `may_manage_member`).
     ManageCredential,
+    /// Record that a member leaves (which member: `may_manage_member`).
+    LeaveMember,
     /// Earn: credit a member for time given, one at a time or in a batch.
     Earn,
     /// Redeem a member's spend code at a venue.
@@ -179,6 +189,9 @@ pub enum Operation {
     CreateSpendCode,
     /// Gift credits to another member.
     Gift,
+    /// Settle a partner's account: retire a venue's redeemed credits, or return unused budget
+    /// (whose account: `may_act_for`).
+    Settle,
     /// Export the ledger for an auditor.
     Export,
 }
@@ -203,6 +216,11 @@ pub const PERMISSIONS: &[(Operation, Allowed, &str)] = {
         (CreateApiKey, Scopes(&[Admin]), "create API keys"),
         (ListApiKeys, Scopes(&[Admin]), "list API keys"),
         (RevokeApiKey, Scopes(&[Admin]), "revoke API keys"),
+        (
+            SuspendPartner,
+            Scopes(&[Admin]),
+            "suspend or reinstate partners",
+        ),
         (Allocate, Scopes(&[Admin]), "allocate credits"),
         (CloseAccount, Scopes(&[Admin]), "close accounts"),
         (RotateKey, Scopes(&[Admin]), "rotate the signing key"),
@@ -216,10 +234,20 @@ pub const PERMISSIONS: &[(Operation, Allowed, &str)] = {
             Scopes(&[Admin, EarnScope]),
             "revoke or reissue member credentials",
         ),
+        (
+            LeaveMember,
+            Scopes(&[Admin, EarnScope]),
+            "record that a member leaves",
+        ),
         (Earn, Scopes(&[EarnScope]), "issue credits"),
         (Redeem, Scopes(&[Spend]), "redeem spend codes"),
         (CreateSpendCode, Member, "create spend codes"),
         (Gift, Member, "gift credits"),
+        (
+            Settle,
+            Scopes(&[Admin, EarnScope, Spend]),
+            "settle accounts",
+        ),
         (Export, Scopes(&[Admin, Audit]), "export the ledger"),
     ]
 };
@@ -242,7 +270,8 @@ impl Caller {
     }
 
     /// The scopes of `key` that may be used now: all of them for administrators and auditors;
-    /// for a partner, those whose account (budget for `earn`, venue for `spend`) is open.
+    /// for a partner, those whose account (budget for `earn`, venue for `spend`) is open, and
+    /// none while it is suspended.
     pub fn active(
         key: &ApiKey,
         partner: Option<&Partner>,
@@ -258,6 +287,7 @@ impl Caller {
             };
             let usable = match account {
                 None => true,
+                Some(_) if partner.is_some_and(|p| p.suspended.is_some()) => false,
                 Some(Some(account)) => is_open(account)?,
                 Some(None) => false,
             };
@@ -270,6 +300,22 @@ impl Caller {
 
     fn has(&self, scope: Scope) -> bool {
         matches!(self, Caller::ApiKey { active, .. } if active.contains(&scope))
+    }
+
+    /// The refusal of an act that needs one of `scopes`: `partner_suspended` if the caller's
+    /// key holds one of them and only its partner's suspension stands in the way, else
+    /// `refused`.
+    fn refusal(&self, scopes: &[Scope], refused: ApiError) -> ApiError {
+        match self {
+            Caller::ApiKey {
+                api_key,
+                partner: Some(p),
+                ..
+            } if p.suspended.is_some() && scopes.iter().any(|s| api_key.scopes.contains(s)) => {
+                ApiError::PartnerSuspended(p.id)
+            }
+            _ => refused,
+        }
     }
 
     /// Refuses unless the caller may reverse `entry` at `now`: an administrator any entry; a
@@ -297,11 +343,16 @@ impl Caller {
             None => self.has(Scope::Earn) || self.has(Scope::Spend),
         };
         if !own || !scoped {
-            return Err(ApiError::Forbidden(
+            let refused = ApiError::Forbidden(
                 "only the partner that made an entry, with a key holding the scope that made it \
                  (earn or spend), or an administrator, may reverse it"
                     .into(),
-            ));
+            );
+            let needed = match &scope {
+                Some(s) => std::slice::from_ref(s),
+                None => &[Scope::Earn, Scope::Spend],
+            };
+            return Err(self.refusal(needed, refused));
         }
         let deadline = entry.recorded + window;
         if now > deadline {
@@ -325,6 +376,29 @@ impl Caller {
              credential"
                 .into(),
         ))
+    }
+
+    /// Refuses unless the caller may act on partner `id`'s account that `scope` works on (its
+    /// budget for `earn`, its venue account for `spend`): an administrator on any partner's, a
+    /// partner key only on its own, with `scope` active.
+    pub fn may_act_for(&self, id: Uuid, scope: Scope) -> Result<(), ApiError> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        match self.partner_account(scope) {
+            Ok((own, _)) if own == id => Ok(()),
+            Err(ApiError::PartnerSuspended(p)) => Err(ApiError::PartnerSuspended(p)),
+            _ => {
+                let (scope, account) = match scope {
+                    Scope::Earn => ("earn", "budget"),
+                    _ => ("spend", "venue account"),
+                };
+                Err(ApiError::Forbidden(format!(
+                    "only an administrator, or partner {id} with a key holding the `{scope}` \
+                     scope on an open account, may act on its {account}"
+                )))
+            }
+        }
     }
 
     /// The API key's id, for per-key throttling.
@@ -353,7 +427,7 @@ impl Caller {
             Allowed::Member => ApiError::Forbidden(format!(
                 "only a member, with their member credential, may {what}"
             )),
-            Allowed::Scopes(_) => forbidden(what),
+            Allowed::Scopes(scopes) => self.refusal(scopes, forbidden(what)),
         })
     }
 
@@ -378,7 +452,7 @@ impl Caller {
         };
         match account {
             Some(a) if self.has(scope) => Ok((p.id, AccountId(a))),
-            _ => Err(forbidden("act with this scope")),
+            _ => Err(self.refusal(&[scope], forbidden("act with this scope"))),
         }
     }
 
@@ -429,6 +503,21 @@ impl Caller {
             Ok(())
         } else if self.may_see_partner(id) {
             Err(forbidden("list another partner's members"))
+        } else {
+            Err(ApiError::PartnerNotFound(not_visible("partner", id)))
+        }
+    }
+
+    /// Refuses unless the caller may read partner `id`'s year-end statement (its books): an
+    /// administrator or auditor, or the partner itself. A member, who may see the partner but
+    /// not its books, is refused; a caller that may not even see the partner is told it is not
+    /// found.
+    pub fn may_read_statement(&self, id: Uuid) -> Result<(), ApiError> {
+        let itself = matches!(self, Caller::ApiKey { partner: Some(p), .. } if p.id == id);
+        if self.reads_all() || itself {
+            Ok(())
+        } else if self.may_see_partner(id) {
+            Err(forbidden("read another partner's statement"))
         } else {
             Err(ApiError::PartnerNotFound(not_visible("partner", id)))
         }
@@ -503,6 +592,7 @@ mod tests {
             budget_account: Some(budget),
             venue_account: Some(venue),
             created: chrono::Utc::now(),
+            suspended: None,
         };
         let key = ApiKey {
             id: Uuid::now_v7(),

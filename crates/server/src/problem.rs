@@ -113,6 +113,7 @@ problem_codes! {
     IdempotencyKeyInvalid = "idempotency_key_invalid", BAD_REQUEST, "The Idempotency-Key header is empty, too long or not visible ASCII.";
     Unauthorized = "unauthorized", UNAUTHORIZED, "No credential, or one that is unknown or revoked.";
     Forbidden = "forbidden", FORBIDDEN, "The credential may not do this (see the permission matrix).";
+    PartnerSuspended = "partner_suspended", FORBIDDEN, "The partner is suspended: its keys may read, not write, until an administrator reinstates it.";
     ReversalWindowPassed = "reversal_window_passed", FORBIDDEN, "A partner may reverse its own entries only within the reversal window.";
     NotFound = "not_found", NOT_FOUND, "No such route.";
     AccountNotFound = "account_not_found", NOT_FOUND, "No such account, or one the caller may not see.";
@@ -271,6 +272,9 @@ pub enum ApiError {
     /// See [`Code::ReversalWindowPassed`].
     #[error("{0}")]
     ReversalWindowPassed(String),
+    /// See [`Code::PartnerSuspended`].
+    #[error("partner {0} is suspended: its keys may read, not write, until it is reinstated")]
+    PartnerSuspended(uuid::Uuid),
     /// See [`Code::InvalidSize`].
     #[error("{0}")]
     InvalidSize(String),
@@ -363,6 +367,7 @@ impl ApiError {
             Rule(v) => rule_code(v),
             MemberCannotPay(code) => *code,
             ReversalWindowPassed(_) => Code::ReversalWindowPassed,
+            PartnerSuspended(_) => Code::PartnerSuspended,
             InvalidSize(_) => Code::InvalidSize,
             SpendCodeInvalid => Code::SpendCodeInvalid,
             SpendCodeExpired => Code::SpendCodeExpired,

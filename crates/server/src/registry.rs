@@ -147,6 +147,10 @@ pub struct Partner {
     pub venue_account: Option<Uuid>,
     /// When it was recorded.
     pub created: DateTime<Utc>,
+    /// When it was suspended, if it is now: its keys may read but not write until an
+    /// administrator reinstates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<DateTime<Utc>>,
 }
 
 /// An API key's public record (the secret is never stored).
@@ -228,6 +232,17 @@ enum Event {
     MemberCredentialRevoked {
         account: Uuid,
         at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A partner suspended: its keys may read, not write.
+    PartnerSuspended {
+        id: Uuid,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A suspended partner reinstated: its keys write again.
+    PartnerReinstated {
+        id: Uuid,
         request: RequestRef,
     },
     /// The fingerprint of the server secret credentials are derived with from here on: the
@@ -363,6 +378,20 @@ impl State {
                 }
                 self.requests
                     .insert((request.actor, request.key), (request.fingerprint, account));
+            }
+            Event::PartnerSuspended { id, at, request } => {
+                if let Some(partner) = self.partners.get_mut(&id) {
+                    partner.suspended.get_or_insert(at);
+                }
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, id));
+            }
+            Event::PartnerReinstated { id, request } => {
+                if let Some(partner) = self.partners.get_mut(&id) {
+                    partner.suspended = None;
+                }
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, id));
             }
             Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
         }
@@ -730,6 +759,20 @@ impl Registry {
             at: Utc::now(),
             request,
         }])
+    }
+
+    /// Suspends partner `id`: its keys may read, not write, until [`Registry::reinstate_partner`].
+    pub fn suspend_partner(&self, id: Uuid, request: RequestRef) -> Result<(), RegistryError> {
+        self.append(vec![Event::PartnerSuspended {
+            id,
+            at: Utc::now(),
+            request,
+        }])
+    }
+
+    /// Reinstates suspended partner `id`: its keys write again.
+    pub fn reinstate_partner(&self, id: Uuid, request: RequestRef) -> Result<(), RegistryError> {
+        self.append(vec![Event::PartnerReinstated { id, request }])
     }
 
     /// Records a member whose wallet the ledger has opened, and returns the member credential.

@@ -427,3 +427,224 @@ async fn text_fields_refuse_invisible_characters_and_are_stored_normalised() {
         .await;
     assert_eq!(entry.expect(201)["entry"]["activity"], "caf\u{00E9}");
 }
+
+/// A venue settles what it redeemed and an earn partner hands back its unused budget (`retire`
+/// entries to the programme); a repeat is answered, not settled twice; then, and only then, the
+/// emptied accounts close.
+#[tokio::test(flavor = "multi_thread")]
+async fn partners_settle_their_accounts_and_then_close_them() {
+    let scheme = Scheme::start().await;
+    let (api, admin) = (&scheme.api, scheme.admin.as_str());
+    let (earner, venue) = (&scheme.earner, &scheme.venue);
+    let alice = scheme.member(180).await;
+    api.spend(&alice, &venue.key, 150).await;
+    let settle = |token: &str, key: &str, body: Value| {
+        let (api, token, key) = (api.clone(), token.to_owned(), key.to_owned());
+        async move {
+            api.post_keyed("/v1/settlements", Some(&token), &key, Some(&body))
+                .await
+        }
+    };
+
+    // Part of the venue's credits, by the venue itself.
+    let body =
+        json!({"partner_id": venue.id, "account": "venue", "hours": 1, "reference": "run 1"});
+    let part = settle(&venue.key, "settle-1", body).await;
+    let entry = recorded(part.expect(201)).clone();
+    assert_eq!(entry["kind"], "retire");
+    assert_eq!(entry["debit"], json!(venue.venue()));
+    assert_eq!(entry["minutes"], 60);
+    assert_eq!(entry["reference"], "run 1");
+    let programme = uuid(&entry["credit"]);
+    assert_eq!(api.balance(admin, venue.venue()).await, 90);
+
+    // The rest, by an administrator, without an amount; its repeat answers the same entry
+    // although the account is empty by then.
+    let all = json!({"partner_id": venue.id, "account": "venue"});
+    let rest = settle(admin, "settle-2", all.clone()).await;
+    let rest_entry = recorded(rest.expect(201)).clone();
+    assert_eq!(rest_entry["minutes"], 90);
+    assert_eq!(api.balance(admin, venue.venue()).await, 0);
+    let again = settle(admin, "settle-2", all).await;
+    assert!(again.replayed());
+    assert_eq!(again.expect(201)["entry"], rest_entry);
+
+    // The earn partner returns its unused budget.
+    let budget = api.balance(admin, earner.budget()).await;
+    let body = json!({"partner_id": earner.id, "account": "budget"});
+    let returned = settle(&earner.key, "return-1", body).await;
+    let returned = recorded(returned.expect(201)).clone();
+    assert_eq!(returned["debit"], json!(earner.budget()));
+    assert_eq!(returned["credit"], json!(programme));
+    assert_eq!(returned["minutes"], json!(budget));
+    // In circulation now: only what Alice still holds.
+    assert_eq!(api.balance(admin, programme).await, -30);
+
+    // Settled, the accounts close.
+    api.close_account(admin, venue.venue()).await.expect(201);
+    api.close_account(admin, earner.budget()).await.expect(201);
+}
+
+/// A member leaves: their credits retired or gifted and their wallet closed in one request, then
+/// their credential refused; a repeat answers the same entries.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_leaves_with_their_credits_retired_or_gifted() {
+    let scheme = Scheme::start().await;
+    let (api, admin) = (&scheme.api, scheme.admin.as_str());
+    let alice = scheme.member(90).await;
+    let bob = scheme.member(30).await;
+
+    // Alice gives what she has left to Bob, recorded by the partner that registered her.
+    let path = format!("/v1/members/{}/leave", alice.id);
+    let body = json!({"remaining": {"gift_to": bob.id}});
+    let left = api
+        .post_keyed(&path, Some(&scheme.earner.key), "leave-alice", Some(&body))
+        .await;
+    let left = left.expect(201).clone();
+    let entries = left["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["kind"], "gift");
+    assert_eq!(entries[0]["minutes"], 90);
+    assert_eq!(entries[0]["credit"], json!(bob.id));
+    assert_eq!(entries[1]["kind"], "close");
+    assert_eq!(entries[1]["account"], json!(alice.id));
+    assert_eq!(entries[1]["key"], entries[0]["key"]);
+    assert!(left["credential"]["revoked"].is_string());
+    assert_eq!(api.balance(admin, bob.id).await, 120);
+    api.get("/v1/me", Some(&alice.credential))
+        .await
+        .assert_problem(401, "unauthorized");
+    let again = api
+        .post_keyed(&path, Some(&scheme.earner.key), "leave-alice", Some(&body))
+        .await;
+    assert!(again.replayed());
+    assert_eq!(again.expect(201)["entries"], left["entries"]);
+
+    // Bob's credits leave circulation, on an administrator's word.
+    let path = format!("/v1/members/{}/leave", bob.id);
+    let left = api
+        .post(&path, Some(admin), Some(&json!({"remaining": "retire"})))
+        .await;
+    let entries = left.expect(201)["entries"].as_array().unwrap().clone();
+    assert_eq!(entries[0]["kind"], "retire");
+    assert_eq!(entries[0]["minutes"], 120);
+    assert_eq!(entries[1]["kind"], "close");
+    let wallet = api
+        .get(&format!("/v1/accounts/{}", bob.id), Some(admin))
+        .await;
+    assert_eq!(wallet.expect(200)["status"], "closed");
+
+    // An empty wallet just closes.
+    let carol = scheme.member(0).await;
+    let path = format!("/v1/members/{}/leave", carol.id);
+    let left = api
+        .post(&path, Some(admin), Some(&json!({"remaining": "retire"})))
+        .await;
+    let entries = left.expect(201)["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["kind"], "close");
+}
+
+/// A suspended partner reads but does not write, across a restart, until it is reinstated; both
+/// are answered again for a repeat.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_partner_reads_but_does_not_write_until_reinstated() {
+    let mut scheme = Scheme::start().await;
+    let admin = scheme.admin.clone();
+    let earner = scheme.earner.clone();
+    let alice = scheme.member(0).await;
+    let suspend = format!("/v1/partners/{}/suspend", earner.id);
+    let suspended = scheme
+        .api
+        .post_keyed(&suspend, Some(&admin), "suspend-1", None)
+        .await;
+    let at = suspended.expect(200)["suspended"].clone();
+    assert!(at.is_string(), "{at}");
+    let again = scheme
+        .api
+        .post_keyed(&suspend, Some(&admin), "suspend-1", None)
+        .await;
+    assert!(again.replayed());
+    assert_eq!(again.expect(200)["suspended"], at);
+
+    scheme.restart();
+    let api = &scheme.api;
+    api.earn_reply(&earner.key, alice.id, 60)
+        .await
+        .assert_problem(403, "partner_suspended");
+    let budget = api
+        .get(
+            &format!("/v1/accounts/{}", earner.budget()),
+            Some(&earner.key),
+        )
+        .await;
+    budget.expect(200);
+    let partner = api
+        .get(&format!("/v1/partners/{}", earner.id), Some(&earner.key))
+        .await;
+    assert_eq!(partner.expect(200)["suspended"], at);
+
+    let reinstate = format!("/v1/partners/{}/reinstate", earner.id);
+    let reinstated = api.post(&reinstate, Some(&admin), None).await;
+    assert!(reinstated.expect(200).get("suspended").is_none());
+    api.earn(&earner.key, alice.id, 60).await;
+}
+
+/// A partner's year-end statement: for each account its opening balance, every movement of the
+/// year with the other side's kind, and its closing balance, as CSV.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_gets_its_year_end_statement_as_csv() {
+    let scheme = Scheme::start().await;
+    let (api, admin, venue) = (&scheme.api, scheme.admin.as_str(), &scheme.venue);
+    let alice = scheme.member(90).await;
+    let spend = api.spend(&alice, &venue.key, 60).await;
+    let body = json!({"partner_id": venue.id, "account": "venue", "reference": "run, \"one\""});
+    let settled = api
+        .post("/v1/settlements", Some(&venue.key), Some(&body))
+        .await;
+    let retire = recorded(settled.expect(201)).clone();
+    let year = Utc::now().format("%Y").to_string();
+    let path = format!("/v1/partners/{}/statement?year={year}", venue.id);
+    let reply = api.get(&path, Some(&venue.key)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    let today = Utc::now().date_naive();
+    let expected = [
+        "account_kind,line,date,seq,kind,minutes,counterparty_kind,reference,balance_minutes"
+            .to_owned(),
+        format!("venue,opening,{year}-01-01,,,,,,0"),
+        format!(
+            "venue,movement,{today},{},spend,60,member,,60",
+            spend["seq"]
+        ),
+        format!(
+            "venue,movement,{today},{},retire,-60,programme,\"run, \"\"one\"\"\",0",
+            retire["seq"]
+        ),
+        format!("venue,closing,{year}-12-31,,,,,,0"),
+    ];
+    assert_eq!(reply.text, expected.join("\r\n") + "\r\n");
+    // An earlier year: nothing moved, nothing held.
+    let earlier = api
+        .get(
+            &format!("/v1/partners/{}/statement?year=2020", venue.id),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(
+        earlier.text.lines().skip(1).collect::<Vec<_>>(),
+        [
+            "venue,opening,2020-01-01,,,,,,0",
+            "venue,closing,2020-12-31,,,,,,0"
+        ]
+    );
+    for bad in ["year=1969", "year=two", ""] {
+        let path = format!("/v1/partners/{}/statement?{bad}", venue.id);
+        api.get(&path, Some(admin))
+            .await
+            .assert_problem(400, "invalid_query");
+    }
+}

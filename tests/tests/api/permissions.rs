@@ -74,9 +74,12 @@ enum Op {
     ListPartners,
     GetPartner,
     ListMembers,
+    Statement,
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
+    SuspendPartner,
+    ReinstatePartner,
     Allocate,
     CloseAccount,
     RotateKey,
@@ -92,6 +95,9 @@ enum Op {
     ReverseEarnByBoth,
     ReverseSpendByVenue,
     ReverseSpendByBoth,
+    SettleBothVenue,
+    SettleBothBudget,
+    LeaveMember,
     Me,
     MemberAccount,
     MemberHistory,
@@ -121,6 +127,12 @@ const LIST_MEMBERS: Row = [
     200, 403, 200, 404, 404, 403, 403, 404, 404, 404, 401, 401, 401,
 ];
 
+/// A partner's statement: its books, for readers of everything and the partner itself; members
+/// see the partner but not its books (403); other partners do not see it (404).
+const STATEMENT: Row = [
+    200, 200, 200, 404, 404, 403, 403, 404, 404, 404, 401, 401, 401,
+];
+
 /// What each operation answers to each actor.
 #[rustfmt::skip]
 const MATRIX: &[(Op, Row, &str)] = {
@@ -131,9 +143,12 @@ const MATRIX: &[(Op, Row, &str)] = {
         (ListPartners,        only(200, [Y, Y, N, N, N, N, N, N, N, N]), ""),
         (GetPartner,          sees(     [Y, Y, Y, N, N, Y, Y, N, N, N]), PARTNER),
         (ListMembers,         LIST_MEMBERS, PARTNER),
+        (Statement,           STATEMENT, PARTNER),
         (CreateApiKey,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListApiKeys,         only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RevokeApiKey,        only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (SuspendPartner,      only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (ReinstatePartner,    only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (Allocate,            only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (CloseAccount,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RotateKey,           only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
@@ -149,6 +164,9 @@ const MATRIX: &[(Op, Row, &str)] = {
         (ReverseEarnByBoth,   only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
         (ReverseSpendByVenue, only(201, [Y, N, N, Y, N, N, N, N, N, N]), ""),
         (ReverseSpendByBoth,  only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
+        (SettleBothVenue,     only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
+        (SettleBothBudget,    only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
+        (LeaveMember,         only(201, [Y, N, Y, N, N, N, N, N, N, N]), ""),
         (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
         (MemberAccount,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
         (MemberHistory,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
@@ -212,6 +230,8 @@ impl World {
         }
         let member = scheme.member(60_000).await;
         let other = scheme.member(60_000).await;
+        // Credits in the two-role partner's venue account, for its settlements.
+        api.spend(&member, &both.key, 60).await;
         // The earn partner's first key, replaced by a new one and revoked (a key rotation).
         let revoked = scheme.earner.key.clone();
         let earn_entry = uuid_of(&api.earn(&revoked, member.id, 60).await);
@@ -310,6 +330,10 @@ impl World {
             Op::ListPartners => get("/v1/partners".into()).await,
             Op::GetPartner => get(format!("/v1/partners/{}", earner.id)).await,
             Op::ListMembers => get(format!("/v1/partners/{}/members", earner.id)).await,
+            Op::Statement => {
+                let year = chrono::Utc::now().format("%Y");
+                get(format!("/v1/partners/{}/statement?year={year}", earner.id)).await
+            }
             Op::CreateApiKey => {
                 let body = json!({"label": "k", "holder": {"kind": "partner", "id": venue.id}});
                 post("/v1/api-keys".into(), Some(body)).await
@@ -320,6 +344,19 @@ impl World {
                     .create_key(self.admin(), json!({"kind": "auditor"}))
                     .await;
                 post(format!("/v1/api-keys/{id}/revoke"), None).await
+            }
+            Op::SuspendPartner | Op::ReinstatePartner => {
+                // A partner of its own for each call, suspended first to be reinstated.
+                let partner = api.create_partner(self.admin(), "Brief", &["spend"]).await;
+                let path = |action: &str| format!("/v1/partners/{}/{action}", partner.id);
+                if let Op::ReinstatePartner = op {
+                    api.post(&path("suspend"), Some(self.admin()), None)
+                        .await
+                        .expect(200);
+                    post(path("reinstate"), None).await
+                } else {
+                    post(path("suspend"), None).await
+                }
             }
             Op::Allocate => {
                 let body = json!({"partner_id": earner.id, "minutes": 60});
@@ -373,6 +410,20 @@ impl World {
                 };
                 let entry = self.movement_by(&by.key, spend).await;
                 post(format!("/v1/entries/{entry}/reversal"), Some(json!({}))).await
+            }
+            Op::SettleBothVenue | Op::SettleBothBudget => {
+                let account = match op {
+                    Op::SettleBothVenue => "venue",
+                    _ => "budget",
+                };
+                let body = json!({"partner_id": both.id, "account": account, "minutes": 1});
+                post("/v1/settlements".into(), Some(body)).await
+            }
+            Op::LeaveMember => {
+                // A fresh member of the earn partner's, with credits to retire.
+                let leaving = self.scheme.member(5).await;
+                let body = json!({"remaining": "retire"});
+                post(format!("/v1/members/{}/leave", leaving.id), Some(body)).await
             }
             Op::Me => get("/v1/me".into()).await,
             Op::MemberAccount => get(format!("/v1/accounts/{}", self.member.id)).await,

@@ -77,7 +77,10 @@ const FAMILIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("invalid values", &["invalid_request"]),
-    ("credentials", &["unauthorized", "forbidden"]),
+    (
+        "credentials",
+        &["unauthorized", "forbidden", "partner_suspended"],
+    ),
     ("routes", &["not_found", "method_not_allowed"]),
     (
         "missing things",
@@ -553,6 +556,39 @@ async fn a_missing_or_insufficient_credential_is_refused() {
     );
     let reply = api.earn_reply(&alice.credential, alice.id, 1).await;
     seen.check("a member issuing credits", &reply, 403, "forbidden");
+    let earner = &scheme.earner;
+    let suspend = format!("/v1/partners/{}/suspend", earner.id);
+    api.post(&suspend, Some(admin), None).await.expect(200);
+    let reply = api.earn_reply(&earner.key, alice.id, 1).await;
+    seen.check(
+        "a suspended partner issuing credits",
+        &reply,
+        403,
+        "partner_suspended",
+    );
+    let body = json!({"partner_id": earner.id, "account": "budget", "minutes": 1});
+    let reply = post(api, "/v1/settlements", &earner.key, body).await;
+    seen.check(
+        "a suspended partner settling",
+        &reply,
+        403,
+        "partner_suspended",
+    );
+    let reply = api.post("/v1/members", Some(&earner.key), None).await;
+    seen.check(
+        "a suspended partner registering a member",
+        &reply,
+        403,
+        "partner_suspended",
+    );
+    // What the partner could never do is still only forbidden.
+    let reply = api.get("/v1/partners", Some(&earner.key)).await;
+    seen.check(
+        "a suspended partner listing partners",
+        &reply,
+        403,
+        "forbidden",
+    );
 
     seen.done();
 }
@@ -659,6 +695,19 @@ async fn things_that_do_not_exist_are_not_found() {
     seen.check("allocating to nobody", &reply, 404, "partner_not_found");
     let reply = post(
         api,
+        "/v1/settlements",
+        admin,
+        json!({"partner_id": nobody, "account": "venue"}),
+    )
+    .await;
+    seen.check(
+        "settling nobody's account",
+        &reply,
+        404,
+        "partner_not_found",
+    );
+    let reply = post(
+        api,
         "/v1/api-keys",
         admin,
         json!({"label": "k", "holder": {"kind": "partner", "id": nobody}}),
@@ -677,6 +726,14 @@ async fn things_that_do_not_exist_are_not_found() {
         )
         .await;
     seen.check("a credential for nobody", &reply, 404, "member_not_found");
+    let reply = post(
+        api,
+        &format!("/v1/members/{nobody}/leave"),
+        admin,
+        json!({"remaining": "retire"}),
+    )
+    .await;
+    seen.check("nobody leaves", &reply, 404, "member_not_found");
 
     seen.done();
 }
@@ -835,6 +892,67 @@ async fn the_ledgers_and_the_registrys_rules_are_kept() {
         &reply,
         422,
         "account_not_empty",
+    );
+    // Settlements: no more than the account holds, nothing from an empty one, only from an
+    // account the partner has; a venue with credits closes only once settled.
+    let settle = |partner: Uuid, account: &str, minutes: Option<u64>| {
+        let mut body = json!({"partner_id": partner, "account": account});
+        if let Some(m) = minutes {
+            body["minutes"] = json!(m);
+        }
+        post(api, "/v1/settlements", admin, body)
+    };
+    api.spend(&alice, &venue.key, 30).await;
+    seen.check(
+        "settling more than the venue holds",
+        &settle(venue.id, "venue", Some(31)).await,
+        422,
+        "insufficient_credits",
+    );
+    let unfunded = api.create_partner(admin, "Unfunded", &["earn"]).await;
+    seen.check(
+        "settling an empty budget",
+        &settle(unfunded.id, "budget", None).await,
+        422,
+        "insufficient_credits",
+    );
+    seen.check(
+        "settling the venue account of an earn partner",
+        &settle(earner.id, "venue", None).await,
+        422,
+        "wrong_partner_role",
+    );
+    seen.check(
+        "closing a venue account that holds credits",
+        &api.close_account(admin, venue.venue()).await,
+        422,
+        "account_not_empty",
+    );
+    let former = api.create_partner(admin, "Former", &["spend"]).await;
+    api.close_account(admin, former.venue()).await.expect(201);
+    seen.check(
+        "settling a closed venue account",
+        &settle(former.id, "venue", Some(1)).await,
+        422,
+        "account_closed",
+    );
+    let leave = |member: Uuid, remaining: Value| {
+        let path = format!("/v1/members/{member}/leave");
+        async move { post(api, &path, admin, json!({ "remaining": remaining })).await }
+    };
+    let dave = scheme.member(10).await;
+    seen.check(
+        "a leaving member's credits given to a budget",
+        &leave(dave.id, json!({"gift_to": earner.budget()})).await,
+        422,
+        "wrong_account_kind",
+    );
+    leave(dave.id, json!("retire")).await.expect(201);
+    seen.check(
+        "a member who left leaves again",
+        &leave(dave.id, json!("retire")).await,
+        422,
+        "account_closed",
     );
     let carol = scheme.member(0).await;
     api.close_account(admin, carol.id).await.expect(201);

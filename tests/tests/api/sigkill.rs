@@ -1,7 +1,7 @@
 //! The service killed with SIGKILL, over and over, while partners, venues, members and the
 //! administrator make every kind of write the API has: earns, batch earns, gifts, spend codes and
-//! their redemptions, reversals, allocations, member registrations, account closes and key
-//! rotations. After each kill the service must start again by itself; every write it acknowledged
+//! their redemptions, reversals, allocations, settlements, member registrations, account closes
+//! and key rotations. After each kill the service must start again by itself; every write it acknowledged
 //! (HTTP 201) is there, with its sequence number and idempotency key; every unanswered write,
 //! sent again with its key, commits exactly once (now, or before the kill and is replayed); the
 //! balances equal the sum of every movement; and the checkpoint verifies with the published key.
@@ -209,11 +209,22 @@ async fn writer(api: Api, p: Programme, mut rng: Rng, rotate: bool, stop: Instan
                     )
                     .await
                 }
-                88..=91 => {
+                88..=89 => {
                     let body = json!({"partner_id": p.earner.id, "minutes": minutes});
                     // The nil id stands for the programme account, read once at the start.
                     let moves = vec![(Uuid::nil(), budget, minutes)];
                     attempt(&api, write("/v1/allocations", &p.admin, Some(body), moves)).await
+                }
+                90..=91 => {
+                    // The earn partner hands a little budget back: a settlement (`retire`).
+                    let body =
+                        json!({"partner_id": p.earner.id, "account": "budget", "minutes": minutes});
+                    let moves = vec![(budget, Uuid::nil(), minutes)];
+                    attempt(
+                        &api,
+                        write("/v1/settlements", &p.earner.key, Some(body), moves),
+                    )
+                    .await
                 }
                 _ => {
                     // A member who joins and leaves at once: a registration, then a close.
@@ -324,14 +335,12 @@ async fn every_kind_of_write_survives_sigkill_and_retries_commit_once() {
         }
         for a in &attempts {
             size += a.entries.as_ref().map_or(0, Vec::len) as u64;
+            // The nil id stands for the programme account (allocations' debit, settlements'
+            // credit).
+            let account = |id: &Uuid| if id.is_nil() { programme_account } else { *id };
             for (from, to, minutes) in &a.write.moves {
-                let from = if from.is_nil() {
-                    &programme_account
-                } else {
-                    from
-                };
-                *expected.entry(*from).or_default() -= *minutes as i64;
-                *expected.entry(*to).or_default() += *minutes as i64;
+                *expected.entry(account(from)).or_default() -= *minutes as i64;
+                *expected.entry(account(to)).or_default() += *minutes as i64;
             }
         }
         for (account, balance) in &expected {

@@ -130,6 +130,57 @@ pub async fn get_partner(
         .ok_or_else(|| ApiError::PartnerNotFound(not_visible("partner", id)))
 }
 
+/// The year of a statement.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQuery {
+    /// The calendar year (UTC) the statement covers, e.g. 2026.
+    // The limits are `service::statements::YEARS`, which refuses any other year.
+    #[param(minimum = 1970, maximum = 9999)]
+    pub year: i32,
+}
+
+/// A partner's year-end statement
+///
+/// CSV (RFC 4180: UTF-8, CRLF line ends, a header line) with, for each of the partner's
+/// accounts (budget, venue): an `opening` line with the balance on 1 January, a `movement` line
+/// for each movement in or out of the account recorded during the year (UTC day, sequence
+/// number, kind, signed minutes, the kind of the account on the other side, the reference, the
+/// balance after it), and a `closing` line with the balance on 31 December (or now, for the
+/// current year). Administrators, auditors, and the partner itself.
+#[utoipa::path(get, path = "/v1/partners/{id}/statement", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id"), StatementQuery),
+    responses(
+        (status = 200, description = "The statement", body = String, content_type = "text/csv",
+            example = json!("account_kind,line,date,seq,kind,minutes,counterparty_kind,reference,balance_minutes\r\nvenue,opening,2026-01-01,,,,,,0\r\nvenue,movement,2026-11-23,6,spend,60,member,,60\r\nvenue,movement,2026-11-30,9,retire,-60,programme,November,0\r\nvenue,closing,2026-12-31,,,,,,0\r\n")),
+        (status = 400, description = "`invalid_path`, `invalid_query` (no year, or one out of range)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member (`forbidden`): partners are public, their books are not", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner, or another partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn statement(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    query: web::Query<StatementQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    caller.may_read_statement(id)?;
+    let partner = state
+        .registry
+        .partner(id)
+        .ok_or_else(|| ApiError::PartnerNotFound(format!("partner {id} does not exist")))?;
+    let csv = service::statements::statement(&state, &partner, query.year)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"statement-{id}-{}.csv\"", query.year),
+        ))
+        .body(csv))
+}
+
 pub use crate::service::api_keys::KeyHolder;
 
 /// A new API key.
@@ -271,11 +322,99 @@ pub async fn revoke_api_key(
     Ok(response.json(revoked))
 }
 
+/// The problems suspending and reinstating answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the OpenAPI document, never built
+enum SuspensionProblems {
+    /// `invalid_path`, `idempotency_key_missing`, `idempotency_key_invalid`
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Not an administrator (`forbidden`)
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such partner (`partner_not_found`)
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The Idempotency-Key was used for a different request (`idempotency_key_reused`)
+    #[response(status = 422, content_type = "application/problem+json")]
+    Reused(Problem),
+}
+
+/// Suspend a partner
+///
+/// From this moment every write by the partner's keys (earn, redeem, register members, settle,
+/// reverse, …) is refused with 403 `partner_suspended`; its keys still read. Nothing in the
+/// ledger changes: a suspension is recorded in the registry, kept across restarts, and undone by
+/// a reinstatement. Suspending a suspended partner changes nothing. There is no body.
+/// Administrators only.
+#[utoipa::path(post, path = "/v1/partners/{id}/suspend", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id"), IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The partner, with the time it was suspended", body = Partner),
+        SuspensionProblems,
+        BodilessWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn suspend_partner(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_suspended(&state, &caller, &idempotency_key, id.into_inner(), true)
+}
+
+/// Reinstate a partner
+///
+/// Ends a partner's suspension: its keys write again. Reinstating a partner that is not
+/// suspended changes nothing. There is no body. Administrators only.
+#[utoipa::path(post, path = "/v1/partners/{id}/reinstate", tag = "administration",
+    params(("id" = Uuid, Path, description = "The partner's id"), IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The partner, no longer suspended", body = Partner),
+        SuspensionProblems,
+        BodilessWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn reinstate_partner(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_suspended(&state, &caller, &idempotency_key, id.into_inner(), false)
+}
+
+/// What both suspension handlers do, `suspend` telling which.
+fn set_suspended(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdemKey,
+    id: Uuid,
+    suspend: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::SuspendPartner)?;
+    let route = if suspend {
+        "suspend_partner"
+    } else {
+        "reinstate_partner"
+    };
+    let print = fingerprint(route, &id);
+    let (partner, replayed) =
+        service::partners::set_suspended(state, caller, &idempotency_key.0, print, id, suspend)?;
+    let mut response = HttpResponse::Ok();
+    if replayed {
+        response.insert_header((super::REPLAYED_HEADER, "true"));
+    }
+    Ok(response.json(partner))
+}
+
 /// Close an account
 ///
 /// Closes a member wallet, a budget or a venue account for good. Only an empty account can be
-/// closed (retire or reverse its credits first); the closing is an entry in the ledger.
-/// Administrators only.
+/// closed: one that still holds credits is refused with 422 `account_not_empty`, so settle a
+/// venue account or a budget first (`POST /v1/settlements`), then close it. The closing is an
+/// entry in the ledger. Administrators only.
 #[utoipa::path(post, path = "/v1/accounts/{id}/close", tag = "administration",
     params(("id" = Uuid, Path, description = "The account's id"),
         IdempotencyKeyHeader),
@@ -399,7 +538,7 @@ pub struct NewMember {
     responses(
         (status = 201, description = "The member, their credential and the opening entry", body = MemberRegistered),
         (status = 400, description = "Missing or invalid Idempotency-Key (`idempotency_key_missing`, `idempotency_key_invalid`), a bad query (`invalid_query`) or reference (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator or earn partner (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or earn partner (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The key was used for a different request, or with another reference (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
         BodilessWriteProblems,
     ),

@@ -1,5 +1,5 @@
-//! Members: a partner's list of those it registered, and their credentials' reissue (a lost
-//! card) and revocation.
+//! Members: a partner's list of those it registered, their credentials' reissue (a lost card)
+//! and revocation, and a member's leaving.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,14 +9,14 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::accounts::{decode_cursor, encode_cursor, page_size, AccountView};
-use super::created;
 use super::responses::{AuthProblems, JsonWriteProblems};
 use super::sheets::{self, CsvBody};
+use super::{created, CheckpointView, EntryView};
 use crate::auth::{not_visible, Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::CredentialStatus;
-use crate::service;
+use crate::service::{self, members::Remaining};
 use crate::AppState;
 
 /// A member's new credential, shown this once.
@@ -41,7 +41,8 @@ enum CredentialProblems {
     /// No valid credential (`unauthorized`)
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem),
-    /// Not an administrator or the registering partner (`forbidden`)
+    /// Not an administrator or the registering partner (`forbidden`), or its partner is
+    /// suspended (`partner_suspended`)
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
     /// No such member (`member_not_found`)
@@ -447,4 +448,72 @@ mod tests {
         assert!(csv.ends_with(b"last_entry_recorded\r\n"));
         assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 1);
     }
+}
+/// A member's leaving: where their remaining credits go.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"remaining": {"gift_to": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e13"}}))]
+pub struct NewLeaving {
+    /// `"retire"` (out of circulation), or `{"gift_to": MEMBER_ID}` (to another member's open
+    /// wallet).
+    pub remaining: Remaining,
+}
+
+/// A member who left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberLeft {
+    /// The entries: the `retire` or `gift` of the remaining credits (none if the wallet was
+    /// empty), then the wallet's `close`.
+    pub entries: Vec<EntryView>,
+    /// A signed checkpoint whose tree includes them.
+    pub checkpoint: CheckpointView,
+    /// The member's credential, revoked.
+    pub credential: CredentialStatus,
+}
+
+/// A member leaves
+///
+/// In one atomic ledger request, the member's remaining credits are retired to the programme or
+/// gifted to another member, and their wallet is closed for good; then their credential is
+/// revoked. A repeat with the same Idempotency-Key answers the same entries. Administrators, and
+/// the earn partner that registered the member (recording what the member asked for).
+#[utoipa::path(post, path = "/v1/members/{id}/leave", tag = "members",
+    params(("id" = Uuid, Path, description = "The member's id"), IdempotencyKeyHeader),
+    request_body = NewLeaving,
+    responses(
+        (status = 201, description = "The entries and the revoked credential", body = MemberLeft),
+        (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request` (a gift to the leaving member), `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator or the registering partner (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such member (`member_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`account_closed` (the member already left, or the recipient's wallet is closed), `unknown_account`, `wrong_account_kind` (the recipient is not a member), `account_not_empty` (credits arrived meanwhile: send it again), `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn leave(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    id: web::Path<Uuid>,
+    body: web::Json<NewLeaving>,
+) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::LeaveMember)?;
+    let id = id.into_inner();
+    let print = fingerprint("leave", &(id, &body.remaining));
+    let (committed, credential) = service::members::leave(
+        &state,
+        &caller,
+        &idempotency_key.0,
+        print,
+        id,
+        body.remaining,
+    )
+    .await?;
+    Ok(created(
+        committed.replayed,
+        &MemberLeft {
+            entries: committed.entries.iter().map(EntryView::from).collect(),
+            checkpoint: (&committed.checkpoint).into(),
+            credential,
+        },
+    ))
 }

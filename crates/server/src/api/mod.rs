@@ -56,11 +56,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
         members::list_members,
         members::__path_list_members,
     ))
+    .service(Resource::of(admin::statement, admin::__path_statement))
     .service(
         Resource::of(admin::list_api_keys, admin::__path_list_api_keys)
             .and(admin::create_api_key, admin::__path_create_api_key),
     )
     .service(Resource::of(admin::revoke_api_key, admin::__path_revoke_api_key).no_body())
+    .service(Resource::of(admin::suspend_partner, admin::__path_suspend_partner).no_body())
+    .service(Resource::of(admin::reinstate_partner, admin::__path_reinstate_partner).no_body())
     .service(Resource::of(
         movements::allocate,
         movements::__path_allocate,
@@ -85,6 +88,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         )
         .no_body(),
     )
+    .service(Resource::of(members::leave, members::__path_leave))
     .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
     .service(Resource::of(accounts::me, accounts::__path_me))
     .service(Resource::of(reports::impact, reports::__path_impact))
@@ -110,6 +114,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         accounts::__path_get_entry,
     ))
     .service(Resource::of(movements::reverse, movements::__path_reverse))
+    .service(Resource::of(movements::settle, movements::__path_settle))
     .service(Resource::of(accounts::receipt, accounts::__path_receipt))
     .service(Resource::of(log::checkpoint, log::__path_checkpoint))
     .service(Resource::of(log::key, log::__path_key))

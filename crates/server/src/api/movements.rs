@@ -1,4 +1,4 @@
-//! Moving credits: allocate, earn, spend (with the member's consent), gift, reverse.
+//! Moving credits: allocate, earn, spend (with the member's consent), gift, reverse, settle.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
@@ -16,7 +16,7 @@ use crate::auth::{Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
-use crate::service::{self, redemptions::Redemption};
+use crate::service::{self, redemptions::Redemption, settlements::Settled};
 use crate::spend_codes::Attempt;
 use crate::AppState;
 
@@ -150,7 +150,7 @@ impl NewEarn {
     responses(
         (status = 201, description = "The earn entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an earn partner key (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits` (budget), `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
     ),
@@ -197,7 +197,7 @@ pub struct NewEarnBatch {
     responses(
         (status = 201, description = "The earn entries, in the order given", body = RecordedMany),
         (status = 400, description = "`malformed_json`, `invalid_request` (for a sheet, with `errors`), `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an earn partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an earn partner key (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_credits`, `unknown_account`, `wrong_account_kind`, `account_closed`, `effective_date_in_future`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
     ),
@@ -358,7 +358,7 @@ pub fn party_rule() -> utoipa::openapi::Schema {
     responses(
         (status = 201, description = "The spend entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a spend partner key (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a spend partner key (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many refused redemptions from this key, partner or address, or from everyone (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
@@ -484,7 +484,7 @@ pub struct NewReversal {
     responses(
         (status = 201, description = "The reverse entry", body = super::Recorded),
         (status = 400, description = "`invalid_path`, `malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the entry's partner, or a key without the entry's scope (`forbidden`), or too late (`reversal_window_passed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the entry's partner, or a key without the entry's scope (`forbidden`), or too late (`reversal_window_passed`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`entry_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`already_reversed`, `not_reversible`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
@@ -502,5 +502,71 @@ pub async fn reverse(
     let committed =
         service::reversals::reverse(&state, &caller, &idempotency_key.0, entry_id, reference)
             .await?;
+    recorded(committed)
+}
+
+/// Credits a partner takes out of circulation.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"partner_id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e14", "account": "venue", "reference": "settlement 2026-11"}))]
+pub struct NewSettlement {
+    /// The partner whose account is settled.
+    pub partner_id: Uuid,
+    /// `venue` (the credits it redeemed) or `budget` (credits it will not give out).
+    pub account: Settled,
+    /// Whole hours; with `minutes` left out too, everything the account holds.
+    #[serde(default)]
+    pub hours: Option<HoursField>,
+    /// Minutes: the whole amount, or below 60 when `hours` is given; with `hours` left out
+    /// too, everything the account holds.
+    #[serde(default)]
+    pub minutes: Option<MinutesField>,
+    /// The partner's or programme's reference (an invoice, a settlement run).
+    pub reference: Option<TextField>,
+}
+
+/// Settle a partner's account
+///
+/// Retires credits from a venue account (the credits it redeemed, which the programme then
+/// settles with the venue outside the ledger) or from an earn partner's budget (credits it hands
+/// back unused) to the programme: a `retire` entry, after which the credits are out of
+/// circulation. Without an amount, everything the account holds is settled (a repeat with the
+/// same Idempotency-Key answers the first settlement, whatever the balance is by then). An
+/// account is settled before it is closed. The partner itself, with a key holding `spend` for
+/// its venue account or `earn` for its budget, or an administrator.
+#[utoipa::path(post, path = "/v1/settlements", tag = "movements",
+    params(IdempotencyKeyHeader),
+    request_body = NewSettlement,
+    responses(
+        (status = 201, description = "The retire entry", body = super::Recorded),
+        (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator, nor the partner with the account's scope (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`partner_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_credits` (more than the account holds, or nothing to settle), `wrong_partner_role` (the partner has no such account), `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn settle(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    body: web::Json<NewSettlement>,
+) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::Settle)?;
+    let minutes = match (body.hours, body.minutes) {
+        (None, None) => None,
+        (hours, minutes) => Some(amount(hours, minutes)?),
+    };
+    let reference = TextField::parse_optional("reference", &body.reference)?;
+    let committed = service::settlements::settle(
+        &state,
+        &caller,
+        &idempotency_key.0,
+        body.partner_id,
+        body.account,
+        minutes,
+        reference,
+    )
+    .await?;
     recorded(committed)
 }

@@ -1,16 +1,20 @@
 //! Registering a member: a wallet opened in the ledger, then the member recorded in the
-//! registry with a credential derived from the server secret.
+//! registry with a credential derived from the server secret. Their credential's reissue and
+//! revocation, and their leaving: the wallet emptied and closed, then the credential revoked.
 
+use serde::{Deserialize, Serialize};
 use timecredits_domain::{
-    AccountId, AccountKind, AccountState, Entry, EntryBody, IdempotencyKey, Intent, ShortText,
+    AccountId, AccountKind, AccountState, Details, Entry, EntryBody, IdempotencyKey, Intent,
+    Minutes, MovementKind, ShortText, Transfer,
 };
 use timecredits_ledger::{Committed, HistoryQuery};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{begin, begin_registry_write, commit, Remembered};
+use super::{balance, begin, begin_registry_write, commit, moved_before, Remembered};
 use crate::auth::Caller;
 use crate::problem::ApiError;
-use crate::registry::{CredentialStatus, Member, Previous};
+use crate::registry::{CredentialStatus, Member, Previous, RequestRef};
 use crate::AppState;
 
 /// A member registered, or found again for a repeat.
@@ -238,6 +242,71 @@ pub fn revoke_credential(
     Ok((status(state, id)?, replayed))
 }
 
+/// Where a leaving member's remaining credits go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Remaining {
+    /// Retired to the programme: out of circulation (`retire`).
+    Retire,
+    /// Given to another member (`gift`), whose wallet must be open.
+    GiftTo(Uuid),
+}
+
+/// Member `id` leaves (see [`Caller::may_manage_member`] for who may say so): in one ledger
+/// request, their remaining credits go where `remaining` says and their wallet is closed; then
+/// their credential is revoked. `fingerprint` identifies the request to the registry.
+///
+/// The ledger answers a repeat; the revocation, made after the ledger's answer, is made again
+/// by a repeat if it was not made the first time (a crash between the two).
+pub async fn leave(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    fingerprint: String,
+    id: Uuid,
+    remaining: Remaining,
+) -> Result<(Committed, CredentialStatus), ApiError> {
+    managed_member(state, caller, id)?;
+    let actor = caller.actor();
+    let _guard = begin(
+        state,
+        actor,
+        idempotency_key,
+        Remembered::LedgerThenRegistry,
+    )?;
+    let wallet = AccountId(id);
+    let minutes = match moved_before(state, caller, idempotency_key)? {
+        Some(moved) => moved,
+        None => Minutes::new(u64::try_from(balance(state, wallet)?).unwrap_or(0)).ok(),
+    };
+    let mut intents = Vec::with_capacity(2);
+    if let Some(minutes) = minutes {
+        let (kind, credit) = match remaining {
+            Remaining::Retire => (MovementKind::Retire, state.ledger.programme_account()),
+            Remaining::GiftTo(to) => (MovementKind::Gift, AccountId(to)),
+        };
+        intents.push(Intent::Transfer(Transfer {
+            kind,
+            debit: wallet,
+            credit,
+            minutes,
+            effective: None,
+            details: Details::default(),
+        }));
+    }
+    intents.push(Intent::Close { account: wallet });
+    let committed = commit(state, caller, idempotency_key, intents).await?;
+    if status(state, id)?.revoked.is_none() {
+        let request = RequestRef {
+            actor,
+            key: idempotency_key.as_str().to_owned(),
+            fingerprint,
+        };
+        state.registry.revoke_member_credential(id, request)?;
+    }
+    Ok((committed, status(state, id)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +363,50 @@ mod tests {
         assert_eq!(listed.last_entry.seq, opening.seq);
         let (rest, more) = registered_by(&state, admin.actor(), Some(first.member_id), 5).unwrap();
         assert_eq!((rest.len(), more), (1, false));
+    }
+
+    #[actix_web::test]
+    async fn a_member_leaves_once_with_their_credits_and_loses_their_credential() {
+        let (_dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key;
+        let (member, _) = register(&state, &admin, &key("m"), None).await.unwrap();
+        let credential = member.credential.unwrap();
+        let id = member.member_id;
+        let (left, status) = leave(&state, &admin, &key("l"), "l".into(), id, Remaining::Retire)
+            .await
+            .unwrap();
+        // An empty wallet: only its close.
+        assert!(matches!(left.entries[..], [ref e] if matches!(e.body, EntryBody::Close { .. })));
+        assert!(status.revoked.is_some());
+        assert!(state.registry.member_by_credential(&credential).is_none());
+        let (again, _) = leave(&state, &admin, &key("l"), "l".into(), id, Remaining::Retire)
+            .await
+            .unwrap();
+        assert!(again.replayed);
+        let twice = leave(
+            &state,
+            &admin,
+            &key("l2"),
+            "l2".into(),
+            id,
+            Remaining::Retire,
+        )
+        .await;
+        assert_eq!(
+            twice.unwrap_err().code(),
+            crate::problem::Code::AccountClosed
+        );
+        let nobody = leave(
+            &state,
+            &admin,
+            &key("n"),
+            "n".into(),
+            Uuid::now_v7(),
+            Remaining::Retire,
+        )
+        .await;
+        assert!(matches!(nobody, Err(ApiError::MemberNotFound(_))));
     }
 
     #[actix_web::test]

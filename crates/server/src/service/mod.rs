@@ -14,10 +14,14 @@ pub mod partners;
 pub mod redemptions;
 pub mod reports;
 pub mod reversals;
+pub mod settlements;
 pub mod signing_keys;
 pub mod spend_codes;
+pub mod statements;
 
-use timecredits_domain::{IdempotencyKey, Intent};
+use timecredits_domain::{
+    AccountId, Balance, EntryBody, IdempotencyKey, Intent, Minutes, RuleViolation,
+};
 use timecredits_ledger::{Committed, Request};
 use uuid::Uuid;
 
@@ -36,6 +40,17 @@ enum Remembered {
     Registry,
     /// Spend codes: in the spend-code table.
     SpendCodes,
+    /// A member's leaving: its entries in the ledger, which answers repeats, then the
+    /// revocation of their credential in the registry under the same key.
+    LedgerThenRegistry,
+}
+
+impl Remembered {
+    fn uses(self, store: Remembered) -> bool {
+        self == store
+            || (self == Remembered::LedgerThenRegistry
+                && matches!(store, Remembered::Ledger | Remembered::Registry))
+    }
 }
 
 /// Starts a write under (actor, idempotency key): marks it in flight (409 for a concurrent
@@ -50,13 +65,13 @@ fn begin<'a>(
 ) -> Result<InFlightGuard<'a>, ApiError> {
     let guard = state.in_flight.begin(actor, idempotency_key)?;
     let k = idempotency_key.as_str();
-    let used_elsewhere = (here != Remembered::Ledger
+    let used_elsewhere = (!here.uses(Remembered::Ledger)
         && state
             .ledger
             .previous_request(actor, idempotency_key)?
             .is_some())
-        || (here != Remembered::Registry && state.registry.knows(actor, k))
-        || (here != Remembered::SpendCodes && state.spend_codes.knows(actor, k));
+        || (!here.uses(Remembered::Registry) && state.registry.knows(actor, k))
+        || (!here.uses(Remembered::SpendCodes) && state.spend_codes.knows(actor, k));
     if used_elsewhere {
         return Err(ApiError::IdempotencyKeyReused(k.to_owned()));
     }
@@ -111,6 +126,35 @@ pub async fn submit(
 ) -> Result<Committed, ApiError> {
     let _guard = begin(state, caller.actor(), idempotency_key, Remembered::Ledger)?;
     commit(state, caller, idempotency_key, intents).await
+}
+
+/// What an earlier request by `caller` under `idempotency_key` moved: `None` if there was no
+/// such request, `Some(None)` if it moved nothing, else the minutes of its first movement. A
+/// write whose amount is "everything the account holds" asks this first, so that its repeat
+/// asks for what the first request moved (the balance is zero by then) and is answered.
+fn moved_before(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+) -> Result<Option<Option<Minutes>>, ApiError> {
+    let previous = state
+        .ledger
+        .previous_request(caller.actor(), idempotency_key)?;
+    Ok(previous.map(|entries| {
+        entries.iter().find_map(|e| match &e.body {
+            EntryBody::Move(m) => Some(m.minutes),
+            _ => None,
+        })
+    }))
+}
+
+/// The balance of `account`, which must exist.
+fn balance(state: &AppState, account: AccountId) -> Result<Balance, ApiError> {
+    Ok(state
+        .ledger
+        .account(account)?
+        .ok_or(ApiError::Rule(RuleViolation::UnknownAccount(account)))?
+        .balance)
 }
 
 /// Submits a request to the ledger for a write that already holds its in-flight guard.

@@ -1,15 +1,16 @@
 //! Creating a partner: its accounts are opened in the ledger, then it is recorded in the
 //! registry; a crash in between is repaired by the client's retry, which finds the ledger's
-//! entries under its idempotency key and records the partner then.
+//! entries under its idempotency key and records the partner then. Suspending and reinstating
+//! a partner: registry records, read back at every start.
 
 use timecredits_domain::{AccountKind, EntryBody, IdempotencyKey, Intent, ShortText};
 use timecredits_ledger::Committed;
 use uuid::Uuid;
 
-use super::{begin, commit, Remembered};
+use super::{begin, begin_registry_write, commit, Remembered};
 use crate::auth::Caller;
 use crate::problem::ApiError;
-use crate::registry::{Partner, Role};
+use crate::registry::{Partner, Previous, Role};
 use crate::AppState;
 
 /// Creates (or, for a repeat, finds) the partner `name` with `roles` (in any order, repeats
@@ -78,12 +79,36 @@ pub async fn create(
                 budget_account: account(AccountKind::Budget),
                 venue_account: account(AccountKind::Venue),
                 created: committed.entries[0].recorded,
+                suspended: None,
             };
             state.registry.add_partner(p.clone())?;
             p
         }
     };
     Ok((partner, committed))
+}
+
+/// Suspends partner `id` (`suspend`) or reinstates it; suspending a suspended partner, or
+/// reinstating one that is not, changes nothing. `fingerprint` identifies the request. Returns
+/// the partner's record and whether this answers a repeat.
+pub fn set_suspended(
+    state: &AppState,
+    caller: &Caller,
+    idempotency_key: &IdempotencyKey,
+    fingerprint: String,
+    id: Uuid,
+    suspend: bool,
+) -> Result<(Partner, bool), ApiError> {
+    let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
+    let not_found = || ApiError::PartnerNotFound(format!("partner {id} does not exist"));
+    let partner = state.registry.partner(id).ok_or_else(not_found)?;
+    match (suspend, partner.suspended.is_some()) {
+        (true, false) => state.registry.suspend_partner(id, write.request)?,
+        (false, true) => state.registry.reinstate_partner(id, write.request)?,
+        _ => {}
+    }
+    let partner = state.registry.partner(id).ok_or_else(not_found)?;
+    Ok((partner, matches!(write.previous, Previous::Same(_))))
 }
 
 #[cfg(test)]
@@ -123,6 +148,38 @@ mod tests {
             other.await,
             Err(ApiError::IdempotencyKeyReused(_))
         ));
+    }
+
+    #[actix_web::test]
+    async fn a_suspension_is_kept_until_a_reinstatement_and_repeats_change_nothing() {
+        let (dir, state) = testing::open();
+        let admin = testing::administrator();
+        let key = testing::idempotency_key;
+        let (partner, _) = create(&state, &admin, &key("p"), name("Club"), vec![Role::Earn])
+            .await
+            .unwrap();
+        let suspend = |k: &str| set_suspended(&state, &admin, &key(k), k.into(), partner.id, true);
+        let (suspended, replayed) = suspend("s1").unwrap();
+        assert!(suspended.suspended.is_some() && !replayed);
+        let (again, replayed) = suspend("s1").unwrap();
+        assert_eq!((again.suspended, replayed), (suspended.suspended, true));
+        let (twice, _) = suspend("s2").unwrap();
+        assert_eq!(twice.suspended, suspended.suspended);
+        let nobody = set_suspended(&state, &admin, &key("n"), "n".into(), Uuid::now_v7(), true);
+        assert!(matches!(nobody, Err(ApiError::PartnerNotFound(_))));
+        // The suspension is in the registry's file: a restart reads it back.
+        drop(state);
+        let settings = crate::Settings::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let state = AppState::open(&settings).unwrap();
+        assert!(state
+            .registry
+            .partner(partner.id)
+            .unwrap()
+            .suspended
+            .is_some());
+        let (reinstated, _) =
+            set_suspended(&state, &admin, &key("r"), "r".into(), partner.id, false).unwrap();
+        assert!(reinstated.suspended.is_none());
     }
 
     #[actix_web::test]
