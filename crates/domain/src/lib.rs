@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod amount;
+pub mod csv;
 pub mod entry;
 pub mod export;
 pub mod report;

@@ -3,7 +3,8 @@
 //! CSV: UTF-8 without a byte-order mark, the header [`CSV_HEADER`] first, every record ended by
 //! CRLF. A field is quoted when it holds a comma, a double quote, CR or LF, with each double
 //! quote inside doubled; no other field is quoted. Absent values (a scheme-wide row's partner,
-//! a budget row's activity) are empty fields. Numbers are plain decimal integers.
+//! a budget row's activity) are empty fields. Numbers are plain decimal integers. An activity
+//! (typed by a partner) is written as [`crate::csv::text`] makes it safe for a spreadsheet.
 
 use std::io::{self, Write};
 
@@ -27,7 +28,7 @@ pub fn write_csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
 /// Appends `row` as one CSV record, CRLF included.
 fn csv_record(row: &Row, line: &mut String) {
     use std::fmt::Write as _;
-    csv_field(&row.period, line);
+    crate::csv::push_field(line, &row.period);
     line.push(',');
     line.push_str(row.section.as_str());
     line.push(',');
@@ -37,27 +38,11 @@ fn csv_record(row: &Row, line: &mut String) {
     }
     line.push(',');
     if let Some(activity) = &row.activity {
-        csv_field(activity, line);
+        crate::csv::push_field(line, &crate::csv::text(activity));
     }
     line.push(',');
     line.push_str(row.figure.as_str());
     let _ = write!(line, ",{}\r\n", row.value);
-}
-
-/// Appends `field`, quoted as RFC 4180 requires when it holds `,`, `"`, CR or LF.
-fn csv_field(field: &str, line: &mut String) {
-    if !field.contains([',', '"', '\r', '\n']) {
-        line.push_str(field);
-        return;
-    }
-    line.push('"');
-    for c in field.chars() {
-        if c == '"' {
-            line.push('"');
-        }
-        line.push(c);
-    }
-    line.push('"');
 }
 
 /// Writes `report` as a JSON array of row objects, one per line, to `out`:

@@ -4,6 +4,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use timecredits_domain::csv;
 use timecredits_domain::entry::format_time;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -348,8 +349,7 @@ pub async fn list_members(
             next_cursor,
         }));
     }
-    let body = to_csv(&members)
-        .map_err(|e| ApiError::Internal(format!("the CSV could not be written: {e}")))?;
+    let body = to_csv(&members);
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = next_cursor {
         response.insert_header((
@@ -360,18 +360,23 @@ pub async fn list_members(
     Ok(response.content_type(TEXT_CSV).body(body))
 }
 
-/// `members` as CSV: the header row (written here, so that an empty page has one too), then a
-/// row each, CRLF line ends.
-fn to_csv(members: &[RegisteredMember]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let mut csv = csv::WriterBuilder::new()
-        .has_headers(false)
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    csv.write_record(RegisteredMember::CSV_HEADER)?;
-    for member in members {
-        csv.serialize(member)?;
+/// `members` as CSV (`timecredits_domain::csv`): the header row (written here, so that an empty
+/// page has one too), then a row each; the partner's references made safe for a spreadsheet.
+fn to_csv(members: &[RegisteredMember]) -> Vec<u8> {
+    let mut out = csv::record(&RegisteredMember::CSV_HEADER);
+    for m in members {
+        let reference = csv::text(m.reference.as_deref().unwrap_or(""));
+        out += &csv::record(&[
+            &m.member_id.to_string(),
+            &reference,
+            &m.registered,
+            &m.status,
+            &m.balance_minutes.to_string(),
+            &m.last_entry_seq.to_string(),
+            &m.last_entry_recorded,
+        ]);
     }
-    Ok(csv.into_inner()?)
+    out.into_bytes()
 }
 
 impl RegisteredMember {
@@ -387,68 +392,6 @@ impl RegisteredMember {
     ];
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(reference: Option<&str>) -> RegisteredMember {
-        RegisteredMember {
-            member_id: Uuid::nil(),
-            reference: reference.map(str::to_owned),
-            registered: "2026-11-23T10:15:00.000000Z".into(),
-            status: "open".into(),
-            balance_minutes: 90,
-            last_entry_seq: 7,
-            last_entry_recorded: "2026-11-24T10:15:00.000000Z".into(),
-        }
-    }
-
-    #[test]
-    fn the_csv_header_names_the_json_fields_in_order() {
-        let json = serde_json::to_value(member(None)).unwrap();
-        let names: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str())
-            .collect();
-        let mut sorted = RegisteredMember::CSV_HEADER.to_vec();
-        sorted.sort_unstable();
-        // serde_json's map is sorted; the header's order is checked by the row below.
-        assert_eq!(names, sorted);
-        let csv = String::from_utf8(to_csv(&[member(Some("a \"b\", c"))]).unwrap()).unwrap();
-        assert_eq!(
-            csv,
-            "member_id,reference,registered,status,balance_minutes,last_entry_seq,last_entry_recorded\r\n\
-             00000000-0000-0000-0000-000000000000,\"a \"\"b\"\", c\",2026-11-23T10:15:00.000000Z,open,90,7,2026-11-24T10:15:00.000000Z\r\n"
-        );
-    }
-
-    #[test]
-    fn csv_is_what_the_format_or_accept_header_asks_for() {
-        let asks = |accept: &str, format| {
-            let req = actix_web::test::TestRequest::default()
-                .insert_header((header::ACCEPT, accept))
-                .to_http_request();
-            wants_csv(&req, format)
-        };
-        assert!(asks("application/json;q=0.9, text/csv", None));
-        assert!(asks("TEXT/CSV; charset=utf-8", None));
-        assert!(!asks("text/csv;q=0, application/json", None));
-        assert!(!asks("text/csv; q=0.00", None));
-        assert!(asks("text/csv; q=0.1", None));
-        assert!(!asks("*/*", None));
-        assert!(!asks("text/csv", Some(ListFormat::Json)));
-        assert!(asks("application/json", Some(ListFormat::Csv)));
-    }
-
-    #[test]
-    fn an_empty_page_is_its_header() {
-        let csv = to_csv(&[]).unwrap();
-        assert!(csv.ends_with(b"last_entry_recorded\r\n"));
-        assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 1);
-    }
-}
 /// A member's leaving: where their remaining credits go.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -516,4 +459,73 @@ pub async fn leave(
             credential,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(reference: Option<&str>) -> RegisteredMember {
+        RegisteredMember {
+            member_id: Uuid::nil(),
+            reference: reference.map(str::to_owned),
+            registered: "2026-11-23T10:15:00.000000Z".into(),
+            status: "open".into(),
+            balance_minutes: 90,
+            last_entry_seq: 7,
+            last_entry_recorded: "2026-11-24T10:15:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_csv_header_names_the_json_fields_in_order() {
+        let json = serde_json::to_value(member(None)).unwrap();
+        let names: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut sorted = RegisteredMember::CSV_HEADER.to_vec();
+        sorted.sort_unstable();
+        // serde_json's map is sorted; the header's order is checked by the row below.
+        assert_eq!(names, sorted);
+        let csv = String::from_utf8(to_csv(&[member(Some("a \"b\", c"))])).unwrap();
+        assert_eq!(
+            csv,
+            "member_id,reference,registered,status,balance_minutes,last_entry_seq,last_entry_recorded\r\n\
+             00000000-0000-0000-0000-000000000000,\"a \"\"b\"\", c\",2026-11-23T10:15:00.000000Z,open,90,7,2026-11-24T10:15:00.000000Z\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_is_what_the_format_or_accept_header_asks_for() {
+        let asks = |accept: &str, format| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::ACCEPT, accept))
+                .to_http_request();
+            wants_csv(&req, format)
+        };
+        assert!(asks("application/json;q=0.9, text/csv", None));
+        assert!(asks("TEXT/CSV; charset=utf-8", None));
+        assert!(!asks("text/csv;q=0, application/json", None));
+        assert!(!asks("text/csv; q=0.00", None));
+        assert!(asks("text/csv; q=0.1", None));
+        assert!(!asks("*/*", None));
+        assert!(!asks("text/csv", Some(ListFormat::Json)));
+        assert!(asks("application/json", Some(ListFormat::Csv)));
+    }
+
+    #[test]
+    fn a_reference_cannot_start_a_spreadsheet_formula() {
+        let csv = String::from_utf8(to_csv(&[member(Some("=HYPERLINK(\"x\")"))])).unwrap();
+        assert!(csv.contains(",\"'=HYPERLINK(\"\"x\"\")\","), "{csv}");
+    }
+
+    #[test]
+    fn an_empty_page_is_its_header() {
+        let csv = to_csv(&[]);
+        assert!(csv.ends_with(b"last_entry_recorded\r\n"));
+        assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 1);
+    }
 }

@@ -3,7 +3,7 @@
 //! with, as CSV (RFC 4180: UTF-8, CRLF line ends, fields quoted when they must be).
 
 use chrono::NaiveDate;
-use timecredits_domain::{AccountId, AccountKind, Balance, Entry, EntryBody};
+use timecredits_domain::{csv, AccountId, AccountKind, Balance, Entry, EntryBody};
 use timecredits_ledger::HistoryQuery;
 
 use crate::problem::ApiError;
@@ -64,7 +64,8 @@ pub fn statement(state: &AppState, partner: &Partner, year: i32) -> Result<Strin
             }
             let counterparty = state.ledger.account(other)?.map_or("", |a| a.kind.as_str());
             let reference = m.details.reference.as_ref().map_or("", |r| r.as_str());
-            movements += &line(&[
+            let reference = csv::text(reference);
+            movements += &csv::record(&[
                 kind.as_str(),
                 "movement",
                 &day.to_string(),
@@ -72,13 +73,13 @@ pub fn statement(state: &AppState, partner: &Partner, year: i32) -> Result<Strin
                 m.kind.as_str(),
                 &delta.to_string(),
                 counterparty,
-                reference,
+                &reference,
                 &balance.to_string(),
             ]);
         }
         let total = |name: &str, day: NaiveDate, minutes: Balance| {
             let (day, minutes) = (day.to_string(), minutes.to_string());
-            line(&[kind.as_str(), name, &day, "", "", "", "", "", &minutes])
+            csv::record(&[kind.as_str(), name, &day, "", "", "", "", "", &minutes])
         };
         csv += &total("opening", first, opening);
         csv += &movements;
@@ -107,33 +108,4 @@ fn oldest_first(state: &AppState, account: AccountId) -> Result<Vec<Entry>, ApiE
     }
     entries.reverse();
     Ok(entries)
-}
-
-/// One CSV line of `fields`, each quoted if it holds a comma, a quote or a line break (RFC 4180).
-fn line(fields: &[&str]) -> String {
-    let quoted: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\r', '\n']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                (*f).to_owned()
-            }
-        })
-        .collect();
-    quoted.join(",") + "\r\n"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_quoted_only_when_they_must_be() {
-        assert_eq!(line(&["a", "b c", ""]), "a,b c,\r\n");
-        assert_eq!(
-            line(&["x,y", "say \"hi\""]),
-            "\"x,y\",\"say \"\"hi\"\"\"\r\n"
-        );
-    }
 }
