@@ -11,8 +11,9 @@
 //! is shorter than that tree, or whose first entries are not that tree, or a signing key that did
 //! not sign it (see `Ledger::open`).
 //!
-//! The file is rewritten at open, at most every [`RECORD_EVERY`] while writes are answered, and
-//! at shutdown; each rewrite is synced. So a tail lost within the last [`RECORD_EVERY`] of writes
+//! The file is rewritten at open, at most every [`RECORD_EVERY`] while writes are answered, once
+//! writes pause for [`RECORD_EVERY`] (so a quiet ledger's file holds its whole tree: a backup
+//! cuts there), and at shutdown; each rewrite is synced. So a tail lost within the last [`RECORD_EVERY`] of writes
 //! before a power cut can still go unnoticed: the file narrows the window in which a lost tail
 //! becomes a fork, it does not close it. The state's own copy of the latest checkpoint (in sled)
 //! serves as the record of a ledger made before this file existed.
@@ -65,15 +66,18 @@ impl SignedTree {
 
     /// Records `checkpoint` unless the file was written less than [`RECORD_EVERY`] ago or
     /// already holds its size. A failure is logged, not returned: the journal, not this file,
-    /// holds the ledger, and the next record tries again.
-    pub fn record_now_and_then(&mut self, checkpoint: &SignedCheckpoint) {
-        let due = self.last.is_none_or(|(at, size)| {
-            size != checkpoint.checkpoint.size && at.elapsed() >= RECORD_EVERY
-        });
+    /// holds the ledger, and the next record tries again. Returns whether the file holds
+    /// `checkpoint`'s size afterwards (if not, the caller records it later).
+    pub fn record_now_and_then(&mut self, checkpoint: &SignedCheckpoint) -> bool {
+        let size = checkpoint.checkpoint.size;
+        let due = self
+            .last
+            .is_none_or(|(at, recorded)| recorded != size && at.elapsed() >= RECORD_EVERY);
         if due {
             if let Err(e) = self.record(checkpoint) {
                 tracing::error!(error = %e, path = %self.path.display(), "recording the latest signed checkpoint failed");
             }
         }
+        self.last.is_some_and(|(_, recorded)| recorded == size)
     }
 }

@@ -21,8 +21,9 @@
 //! 4. The cut: the smallest size of a checkpoint recorded in `signed-tree` that is at least `E`
 //!    (the service records one at least every 100 ms while it takes writes). A checkpoint is
 //!    signed at the end of a batch, so the cut never splits a request; the copied entries are
-//!    checked against the checkpoint's root. When the service takes no writes, `signed-tree`
-//!    may stay behind the journal's last batch; once the journal has not grown for
+//!    checked against the checkpoint's root. The service also records the whole tree once
+//!    writes pause for 100 ms, so an idle service's `signed-tree` holds its journal's end. Where
+//!    it still lags (a writer stopped by a storage failure), once the journal has not grown for
 //!    [`QUIET`], no append is under way, and the cut is its end (whole batches only).
 //! 5. The identity files are read again: if a key rotation changed them meanwhile, the backup
 //!    starts over. With them unchanged, the keys match the copied journal as they did at the
