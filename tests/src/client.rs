@@ -29,6 +29,27 @@ pub fn uuid(value: &Value) -> Uuid {
         .unwrap_or_else(|| panic!("not a UUID: {value}"))
 }
 
+/// The hashes of a proof as the API gives them: a JSON array of base64 SHA-256 hashes.
+#[track_caller]
+pub fn proof_hashes(value: &Value) -> Vec<[u8; 32]> {
+    use base64::Engine;
+    let hashes = value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array of hashes: {value}"));
+    hashes
+        .iter()
+        .map(|h| {
+            let bytes = h
+                .as_str()
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .unwrap_or_else(|| panic!("not a base64 hash: {h}"));
+            bytes
+                .try_into()
+                .unwrap_or_else(|b: Vec<u8>| panic!("a hash of {} bytes, not 32", b.len()))
+        })
+        .collect()
+}
+
 /// An HTTP answer, read whole.
 #[derive(Clone, Debug)]
 pub struct Reply {

@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use timecredits_audit::{proofs::check_consistency, Trust};
 use timecredits_testkit::rng::Rng;
-use timecredits_tests::client::{uuid, Api};
+use timecredits_tests::client::{proof_hashes, uuid, Api};
 use timecredits_tests::server::ChildServer;
 use timecredits_tlog::merkle::Hash;
 use uuid::Uuid;
@@ -130,17 +129,7 @@ async fn a_backup_under_load_restores_the_balances_and_tree_of_its_cut() {
         )
         .await;
     assert_eq!(proof.status, 200, "{}", proof.text);
-    let hashes: Vec<Hash> = proof.json["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(h.as_str().unwrap())
-                .unwrap();
-            Hash::try_from(bytes).unwrap()
-        })
-        .collect();
+    let hashes: Vec<Hash> = proof_hashes(&proof.json["proof"]);
     let trust = Trust::new(&[vkey], None).unwrap();
     let old = trust.open(&copy_note).unwrap();
     let new = trust.open(&live_note).unwrap();

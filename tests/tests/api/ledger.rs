@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use serde_json::Value;
-use timecredits_tests::client::{Api, Scheme};
+use timecredits_tests::client::{proof_hashes, Api, Scheme};
 use timecredits_tlog::checkpoint::{open_checkpoint, Checkpoint};
 use timecredits_tlog::merkle::{check_tree, leaf_hash, root_of_leaves};
 use timecredits_tlog::note::NoteVerifier;
@@ -179,17 +179,7 @@ async fn consistency_proofs_link_older_checkpoints_to_newer_ones() {
             (body["from"].as_u64(), body["to"].as_u64()),
             (Some(from), Some(new.size))
         );
-        let proof: Vec<[u8; 32]> = body["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(h.as_str().unwrap())
-                    .unwrap();
-                bytes.try_into().expect("32-byte hashes")
-            })
-            .collect();
+        let proof = proof_hashes(&body["proof"]);
         if from == old.size {
             check_tree(&proof, new.size, &new.root, old.size, &old.root)
                 .expect("the old checkpoint's tree is a prefix of the new one");
