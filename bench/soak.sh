@@ -50,29 +50,30 @@ start_service "$target/timecredits" "$data" "$port" "$work/server.log" \
 echo "== soak: $minutes min at $rate requests/s on port $port (pid $server_pid)" >&2
 
 end=$((SECONDS + minutes * 60))
-(
-    while ((SECONDS < end)); do
-        "$target/timecredits-loadgen" --addr "127.0.0.1:$port" \
-            --admin-key-file "$data/admin-api-key" --connections 16 --rate "$rate" \
-            --duration "$scenario_seconds" --warmup 0 --members "$members" \
-            --scenario earn,balance,receipt >/dev/null 2>"$work/loadgen.log" || {
-            echo "the load generator failed:" >&2
-            cat "$work/loadgen.log" >&2
-            exit 1
-        }
-    done
-) &
+# One generator for the whole soak: its partner, key and members are registered once, so the
+# registry does not grow under the measurement (only the ledger does).
+rounds=$(((minutes * 60 + 3 * scenario_seconds - 1) / (3 * scenario_seconds)))
+"$target/timecredits-loadgen" --addr "127.0.0.1:$port" \
+    --admin-key-file "$data/admin-api-key" --connections 16 --rate "$rate" \
+    --duration "$scenario_seconds" --warmup 0 --members "$members" --rounds "$rounds" \
+    --scenario earn,balance,receipt >/dev/null 2>"$work/loadgen.log" &
 load_pid=$!
 
 echo "seconds,rss_kib,entries" >"$out"
 start=$SECONDS
 while ((SECONDS < end)); do
+    if ! kill -0 "$load_pid" 2>/dev/null; then
+        echo "the load generator stopped early:" >&2
+        cat "$work/loadgen.log" >&2
+        exit 1
+    fi
     rss="$(awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status")"
     entries="$(curl -fs "http://127.0.0.1:$port/readyz" | python3 -c 'import json, sys; print(json.load(sys.stdin)["entries"])' || echo "")"
     echo "$((SECONDS - start)),$rss,$entries" >>"$out"
     sleep "$sample"
 done
-wait "$load_pid" || true
+kill "$load_pid" 2>/dev/null || true
+wait "$load_pid" 2>/dev/null || true
 load_pid=""
 
 python3 - "$out" "$row_minutes" "$rate" "$minutes" <<'EOF'

@@ -69,6 +69,10 @@ struct Cli {
     /// Generator threads. One is the least CPU taken from the server on a 2-core machine.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// How many times to run the scenarios, in order, on the one setup. A soak uses many
+    /// rounds so that its members, partner and key are registered once, not once per round.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// The scenarios to run, in order.
     #[arg(
         long,
@@ -192,10 +196,12 @@ async fn run(cli: &Cli) -> Result<(), Error> {
         std::fs::write(path, out.to_string())?;
     }
     let mut reports = Vec::new();
-    for &scenario in &cli.scenario {
-        let report = measure(cli, &fixture, scenario).await?;
-        print_report(&report);
-        reports.push(report);
+    for _ in 0..cli.rounds {
+        for &scenario in &cli.scenario {
+            let report = measure(cli, &fixture, scenario).await?;
+            print_report(&report);
+            reports.push(report);
+        }
     }
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_vec_pretty(&reports)?)?;
