@@ -124,6 +124,14 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             .ok_or_else(unknown);
     }
     let key = registry.api_key_by_token(token).ok_or_else(unknown)?;
+    caller_with_key(state, key)
+}
+
+/// The caller acting with API key `key` (found by its bearer token, or by a staff login's
+/// session in the pages): refused if the key is revoked.
+pub fn caller_with_key(state: &AppState, key: ApiKey) -> Result<Caller, ApiError> {
+    let unknown = || ApiError::Unauthorized("the credential is not valid".into());
+    let registry = &state.registry;
     if key.revoked.is_some() {
         return Err(ApiError::Unauthorized("this API key was revoked".into()));
     }

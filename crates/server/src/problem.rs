@@ -123,6 +123,7 @@ problem_codes! {
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such API key.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, "The route exists but not with this method.";
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT, "A request with this key is still being processed.";
+    UsernameTaken = "username_taken", CONFLICT, "Another staff login already has this username.";
     KeyRotationInProgress = "key_rotation_in_progress", CONFLICT, "Another rotation of the signing key is under way.";
     KeyOverlapRunning = "key_overlap_running", CONFLICT, "The last key rotation's overlap has not ended: one rotation per overlap.";
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body timeout (10 s by default).";
@@ -253,6 +254,9 @@ pub enum ApiError {
     /// See [`Code::ApiKeyInUse`].
     #[error("{0}")]
     ApiKeyInUse(String),
+    /// See [`Code::UsernameTaken`].
+    #[error("{0}")]
+    UsernameTaken(String),
     /// See [`Code::WrongPartnerRole`].
     #[error("{0}")]
     WrongPartnerRole(String),
@@ -363,6 +367,7 @@ impl ApiError {
             MemberNotFound(_) => Code::MemberNotFound,
             ApiKeyNotFound(_) => Code::ApiKeyNotFound,
             ApiKeyInUse(_) => Code::ApiKeyInUse,
+            UsernameTaken(_) => Code::UsernameTaken,
             WrongPartnerRole(_) => Code::WrongPartnerRole,
             Rule(v) => rule_code(v),
             MemberCannotPay(code) => *code,

@@ -20,6 +20,7 @@
 //! (the replay window) and derived with the current secret.
 
 mod file;
+pub mod staff;
 
 #[cfg(test)]
 pub(crate) use self::file::Fault;
@@ -245,6 +246,15 @@ enum Event {
         id: Uuid,
         request: RequestRef,
     },
+    /// A staff login for the pages: a person's username and password hash, acting with `key`
+    /// (an API key recorded by this event, which has no bearer token: it is used only through
+    /// the login). Revoking the key revokes the login.
+    StaffLoginCreated {
+        key: ApiKey,
+        username: String,
+        password_hash: String,
+        request: RequestRef,
+    },
     /// The fingerprint of the server secret credentials are derived with from here on: the
     /// first record of a new registry, so a start with another secret is refused.
     ServerSecret {
@@ -270,6 +280,8 @@ struct State {
     secret_fingerprint: Option<String>,
     /// Each member's current credential.
     credentials: HashMap<Uuid, Credential>,
+    /// Staff logins by username.
+    staff_logins: HashMap<String, staff::StaffLogin>,
 }
 
 /// A member's current credential, as the registry knows it (never the credential itself).
@@ -392,6 +404,24 @@ impl State {
                 }
                 self.requests
                     .insert((request.actor, request.key), (request.fingerprint, id));
+            }
+            Event::StaffLoginCreated {
+                key,
+                username,
+                password_hash,
+                request,
+            } => {
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, key.id));
+                self.staff_logins.insert(
+                    username.clone(),
+                    staff::StaffLogin {
+                        username,
+                        key: key.id,
+                        password_hash,
+                    },
+                );
+                self.keys.insert(key.id, key);
             }
             Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
         }
@@ -569,7 +599,21 @@ impl Registry {
 
     /// Appends events durably, then applies them.
     fn append(&self, events: Vec<Event>) -> Result<(), RegistryError> {
+        self.append_checked(events, |_| true).map(|_| ())
+    }
+
+    /// Appends `events` if `check` allows it on the state they would apply to: decided under
+    /// the file's lock, so no other append comes between the check and the write. Returns
+    /// whether they were appended.
+    fn append_checked(
+        &self,
+        events: Vec<Event>,
+        check: impl FnOnce(&State) -> bool,
+    ) -> Result<bool, RegistryError> {
         let mut file = self.file();
+        if !check(&self.read()) {
+            return Ok(false);
+        }
         let payloads: Vec<Vec<u8>> = events
             .iter()
             .map(|e| serde_json::to_vec(e).expect("registry events always serialize"))
@@ -580,7 +624,7 @@ impl Registry {
         for event in events {
             state.apply(event);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Makes the next appends fail as `fault` says (tests only).

@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use super::responses::AuthProblems;
 use super::EntryView;
-use crate::auth::{not_visible, Caller};
+use crate::auth::Caller;
 use crate::problem::{ApiError, Problem};
 use crate::registry::{Partner, Scope};
+use crate::service;
 use crate::AppState;
 
 /// An account and its balance.
@@ -115,14 +116,6 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<
     }))
 }
 
-fn visible_account(state: &AppState, caller: &Caller, id: Uuid) -> Result<AccountState, ApiError> {
-    state
-        .ledger
-        .account(AccountId(id))?
-        .filter(|a| caller.may_see_account(a, state.registry.keeper_of(id)))
-        .ok_or_else(|| ApiError::AccountNotFound(not_visible("account", id)))
-}
-
 /// Get an account
 ///
 /// An account's kind, status and balance (one keyed read). Administrators and auditors see
@@ -142,7 +135,7 @@ pub async fn get_account(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<AccountView>, ApiError> {
-    let account = visible_account(&state, &caller, id.into_inner())?;
+    let account = service::accounts::visible_account(&state, &caller, id.into_inner())?;
     Ok(web::Json((&account).into()))
 }
 
@@ -278,21 +271,18 @@ pub async fn history(
     params: web::Query<HistoryParams>,
 ) -> Result<web::Json<HistoryPage>, ApiError> {
     let query = params.query()?;
-    let account = visible_account(&state, &caller, id.into_inner())?;
-    let page = state.ledger.history(account.id, &query)?;
-    let mut partners = BTreeMap::new();
-    for id in page.entries.iter().flat_map(|e| e.body.accounts()) {
-        if partners.contains_key(&id.0) {
-            continue;
-        }
-        if let Some(p) = state.registry.partner_owning(id.0) {
+    let page = service::accounts::history(&state, &caller, id.into_inner(), &query)?;
+    let partners = page
+        .partners
+        .into_iter()
+        .map(|(account, p)| {
             let name = PartnerName {
                 partner_id: p.id,
                 name: p.name,
             };
-            partners.insert(id.0, name);
-        }
-    }
+            (account, name)
+        })
+        .collect();
     Ok(web::Json(HistoryPage {
         partners,
         entries: page.entries.iter().map(EntryView::from).collect(),
@@ -319,13 +309,8 @@ pub async fn get_entry(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<EntryView>, ApiError> {
-    let id = id.into_inner();
-    state
-        .ledger
-        .entry_by_id(id)?
-        .filter(|e| caller.may_see_entry(e, |a| state.registry.keeper_of(a.0)))
-        .map(|e| web::Json(EntryView::from(&e)))
-        .ok_or_else(|| ApiError::EntryNotFound(not_visible("entry", id)))
+    let entry = service::accounts::visible_entry(&state, &caller, id.into_inner())?;
+    Ok(web::Json(EntryView::from(&entry)))
 }
 
 /// Get a receipt for an entry
@@ -349,14 +334,8 @@ pub async fn receipt(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let entry = state
-        .ledger
-        .entry_by_id(id)?
-        .filter(|e| caller.may_see_entry(e, |a| state.registry.keeper_of(a.0)))
-        .ok_or_else(|| ApiError::EntryNotFound(not_visible("entry", id)))?;
-    let proof = state.ledger.receipt(entry.seq)?;
+    let text = service::accounts::receipt(&state, &caller, id.into_inner())?;
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(proof.to_text()))
+        .body(text))
 }

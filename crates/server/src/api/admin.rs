@@ -11,6 +11,7 @@ use super::{created, only_entry, recorded, CheckpointView, EntryView, TextField}
 use crate::auth::{not_visible, Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
+use crate::registry::staff::Username;
 use crate::registry::{ApiKey, Partner, Principal, Role};
 use crate::service;
 use crate::AppState;
@@ -253,6 +254,129 @@ pub async fn create_api_key(
             secret: made.secret,
         },
     ))
+}
+
+/// A staff login to make: a person who signs in to the pages.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "ana@lunchclub.org", "label": "Ana, coordinator", "holder": {"kind": "partner", "id": "0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e10"}}))]
+pub struct NewStaffLogin {
+    /// What the person types to sign in: 3 to 64 characters, `a-z`, `0-9`, `.`, `_`, `-`, `@`
+    /// (upper case is taken as lower case).
+    #[schema(min_length = 3, max_length = 64)]
+    pub username: String,
+    /// Who the person is, to tell logins apart (the label of the login's key).
+    pub label: TextField,
+    /// Whom the login acts for, with which scopes: as for an API key.
+    pub holder: KeyHolder,
+}
+
+/// A created staff login with its password, shown to the administrator to hand over.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffLoginCreated {
+    /// The username.
+    pub username: String,
+    /// The key the login acts with: revoke it (`POST /v1/api-keys/{id}/revoke`) to revoke the
+    /// login.
+    pub key: ApiKey,
+    /// The password (24 characters). Only its Argon2id hash is stored; a repeat of the request
+    /// shows it again while the server secret is the same.
+    pub password: String,
+}
+
+/// A staff login's public record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffLoginView {
+    /// The username.
+    pub username: String,
+    /// The key the login acts with (its principal, scopes and revocation).
+    pub key: ApiKey,
+}
+
+/// The staff logins.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffLoginList {
+    /// Every staff login, by username, revoked ones included.
+    pub logins: Vec<StaffLoginView>,
+}
+
+/// Create a staff login
+///
+/// A login to the pages (`/app/`) for a person: a username and a generated password, acting
+/// with an API key of its own made for `holder` as `POST /v1/api-keys` would make it (same
+/// principal, same scopes), which has no bearer token. Revoking that key revokes the login, at
+/// once. Administrators only.
+#[utoipa::path(post, path = "/v1/staff-logins", tag = "administration",
+    params(IdempotencyKeyHeader),
+    request_body = NewStaffLogin,
+    responses(
+        (status = 201, description = "The login and its password", body = StaffLoginCreated),
+        (status = 400, description = "Malformed body or Idempotency-Key (`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such partner (`partner_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The username is taken (`username_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A scope the partner's roles do not allow (`wrong_partner_role`), or the key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        JsonWriteProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn create_staff_login(
+    state: web::Data<AppState>,
+    caller: Caller,
+    idempotency_key: IdemKey,
+    body: web::Json<NewStaffLogin>,
+) -> Result<HttpResponse, ApiError> {
+    caller.permit(Operation::CreateApiKey)?;
+    let username = Username::from_input(&body.username)
+        .map_err(|e| ApiError::InvalidRequest(format!("username: {e}")))?;
+    let label = body.label.parse("label")?;
+    let print = fingerprint("create_staff_login", &*body);
+    let made = service::staff_logins::create(
+        &state,
+        &caller,
+        &idempotency_key.0,
+        print,
+        username,
+        label,
+        &body.holder,
+    )?;
+    Ok(created(
+        made.replayed,
+        &StaffLoginCreated {
+            username: made.username.into(),
+            key: made.api_key,
+            password: made.password,
+        },
+    ))
+}
+
+/// List staff logins
+///
+/// Every staff login (never a password), by username. Administrators only.
+#[utoipa::path(get, path = "/v1/staff-logins", tag = "administration",
+    responses(
+        (status = 200, description = "The logins", body = StaffLoginList),
+        (status = 403, description = "Not an administrator (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn list_staff_logins(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<web::Json<StaffLoginList>, ApiError> {
+    caller.permit(Operation::ListApiKeys)?;
+    let logins = state
+        .registry
+        .staff_logins()
+        .into_iter()
+        .filter_map(|login| {
+            let key = state.registry.api_key(login.key)?;
+            Some(StaffLoginView {
+                username: login.username,
+                key,
+            })
+        })
+        .collect();
+    Ok(web::Json(StaffLoginList { logins }))
 }
 
 /// Filter for listing API keys.

@@ -61,6 +61,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         Resource::of(admin::list_api_keys, admin::__path_list_api_keys)
             .and(admin::create_api_key, admin::__path_create_api_key),
     )
+    .service(
+        Resource::of(admin::list_staff_logins, admin::__path_list_staff_logins)
+            .and(admin::create_staff_login, admin::__path_create_staff_login),
+    )
     .service(Resource::of(admin::revoke_api_key, admin::__path_revoke_api_key).no_body())
     .service(Resource::of(admin::suspend_partner, admin::__path_suspend_partner).no_body())
     .service(Resource::of(admin::reinstate_partner, admin::__path_reinstate_partner).no_body())

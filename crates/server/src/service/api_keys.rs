@@ -69,7 +69,30 @@ pub fn create(
             replayed: true,
         });
     }
-    let (principal, scopes) = match holder {
+    let (principal, scopes) = principal_and_scopes(state, holder)?;
+    let api_key = ApiKey {
+        id: Uuid::now_v7(),
+        label: label.as_str().to_owned(),
+        principal,
+        scopes,
+        created: Utc::now(),
+        revoked: None,
+    };
+    let secret = state.registry.add_api_key(api_key.clone(), write.request)?;
+    Ok(Created {
+        api_key,
+        secret: Some(secret),
+        replayed: false,
+    })
+}
+
+/// The principal and scopes of a new key for `holder`: a partner's key takes its roles' scopes,
+/// all of them or those asked for.
+pub(super) fn principal_and_scopes(
+    state: &AppState,
+    holder: &KeyHolder,
+) -> Result<(Principal, Vec<Scope>), ApiError> {
+    Ok(match holder {
         KeyHolder::Administrator {} => (Principal::Administrator, vec![Scope::Admin]),
         KeyHolder::Auditor {} => (
             Principal::Auditor { id: Uuid::now_v7() },
@@ -104,20 +127,6 @@ pub fn create(
             };
             (Principal::Partner { id: *id }, scopes)
         }
-    };
-    let api_key = ApiKey {
-        id: Uuid::now_v7(),
-        label: label.as_str().to_owned(),
-        principal,
-        scopes,
-        created: Utc::now(),
-        revoked: None,
-    };
-    let secret = state.registry.add_api_key(api_key.clone(), write.request)?;
-    Ok(Created {
-        api_key,
-        secret: Some(secret),
-        replayed: false,
     })
 }
 

@@ -8,6 +8,7 @@
 //! caller already used for another kind of write. Where each kind of write is remembered, and
 //! answers its own repeats, is `Remembered`.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod members;
 pub mod partners;
@@ -17,6 +18,7 @@ pub mod reversals;
 pub mod settlements;
 pub mod signing_keys;
 pub mod spend_codes;
+pub mod staff_logins;
 pub mod statements;
 
 use timecredits_domain::{
