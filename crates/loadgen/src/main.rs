@@ -118,6 +118,9 @@ impl Scenario {
 struct Fixture {
     /// A unique prefix for this run's idempotency keys.
     run: String,
+    /// Earns sent so far, in every round: each gets the next number in its idempotency key, so
+    /// a later round's earns are new requests, not repeats of the first round's.
+    earns: std::sync::atomic::AtomicU64,
     partner_auth: HeaderValue,
     members: Vec<MemberFixture>,
 }
@@ -306,6 +309,7 @@ async fn setup(cli: &Cli, admin_key: &str) -> Result<Fixture, Error> {
     }
     Ok(Fixture {
         run,
+        earns: Default::default(),
         partner_auth,
         members,
     })
@@ -420,7 +424,10 @@ async fn drive(
         n += 1;
         let outcome = match scenario {
             Scenario::Earn => {
-                let key = format!("{}-earn-{c}-{n}", fixture.run);
+                let serial = fixture
+                    .earns
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let key = format!("{}-earn-{serial}", fixture.run);
                 let body = format!(
                     r#"{{"member_id":"{}","minutes":1,"activity":"load test"}}"#,
                     m.id

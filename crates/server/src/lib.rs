@@ -12,7 +12,8 @@
 //! - [`service`]: what the writes do, without HTTP (the handlers' orchestration);
 //! - [`spend_codes`]: one-time codes with which members consent to a spend;
 //! - [`throttle`]: sliding-window counters for throttling;
-//! - [`openapi`]: the generated OpenAPI document.
+//! - [`openapi`]: the generated OpenAPI document;
+//! - [`pages`]: the pages under `/app/` for the people of a scheme, over the same service layer.
 //!
 //! Handlers only translate: they check the caller, turn the body into ledger intents or a
 //! [`service`] call, and turn the result into JSON. Rules live in `timecredits-domain`, storage in the ledger.
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod registry;
 pub mod security;
@@ -334,11 +336,13 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     }
     let data = state.clone();
     let rate_limits = web::Data::new(limits::RateLimits::new(&settings.limits));
+    let pages = web::Data::new(pages::Pages::default());
     let cors_allowed_origins = settings.cors_allowed_origins.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(rate_limits.clone())
+            .app_data(pages.clone())
             .wrap(ErrorHandlers::new().default_handler(problem::status_problem))
             .wrap(actix_web::middleware::from_fn(drain::guard))
             .wrap(actix_web::middleware::from_fn(limits::enforce))
@@ -351,6 +355,7 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
             ))
             .wrap(actix_web::middleware::from_fn(observe::observe))
             .configure(configure)
+            .configure(pages::configure)
             .default_service(web::to(problem::no_route))
     })
     // After the drain every request received is answered: what remains are idle connections.

@@ -555,12 +555,15 @@ pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// Middleware hook: gives any error response actix made without a problem body (a 405 from a
 /// resource, a 404, a 400 from a malformed header) a problem+json body with a matching code.
 pub fn status_problem<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
+    // A problem already, or a page's own error page (HTML, for a person, in their language).
+    let answered = res
         .response()
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == HeaderValue::from_static(PROBLEM_JSON));
-    if is_problem {
+        .is_some_and(|v| {
+            v == HeaderValue::from_static(PROBLEM_JSON) || v.as_bytes().starts_with(b"text/html")
+        });
+    if answered {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let (req, response) = res.into_parts();

@@ -25,7 +25,9 @@ frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 /// - `Cache-Control: no-store` on every `/v1` response: most carry a secret (a key, a
 ///   credential, a spend code) or a member's data, and one rule for all cannot miss one;
 /// - on `/docs`, the [`DOCS_CSP`] content policy and `X-Frame-Options: DENY` (for browsers that
-///   ignore `frame-ancestors`).
+///   ignore `frame-ancestors`);
+/// - on the pages (`/app/`), `no-store` but for the stylesheet, and the pages' content policy
+///   ([`crate::pages::PAGES_CSP`]) unless the page set its own, with `X-Frame-Options: DENY`.
 pub async fn headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -33,6 +35,8 @@ pub async fn headers(
     let path = req.path();
     let api = path.starts_with("/v1/");
     let docs = path == "/docs" || path.starts_with("/docs/");
+    let pages = path == "/app" || path.starts_with("/app/");
+    let page_asset = path.starts_with("/app/static/");
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     headers.insert(
@@ -43,8 +47,16 @@ pub async fn headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if api {
+    if api || (pages && !page_asset) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    // A page that sets its own policy (the verifier page's inline script) keeps it.
+    if pages && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::pages::PAGES_CSP),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     if docs {
         headers.insert(

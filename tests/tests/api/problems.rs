@@ -105,6 +105,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
         "rules",
         &[
             "api_key_in_use",
+            "username_taken",
             "wrong_partner_role",
             "insufficient_credits",
             "unknown_account",
@@ -817,6 +818,19 @@ async fn the_ledgers_and_the_registrys_rules_are_kept() {
         &own,
         422,
         "api_key_in_use",
+    );
+    let login = json!({"username": "ana", "label": "Ana", "holder": {"kind": "administrator"}});
+    api.post("/v1/staff-logins", Some(admin), Some(&login))
+        .await
+        .expect(201);
+    let taken = api
+        .post("/v1/staff-logins", Some(admin), Some(&login))
+        .await;
+    seen.check(
+        "a staff login's username twice",
+        &taken,
+        409,
+        "username_taken",
     );
     let refused_roles = [
         (

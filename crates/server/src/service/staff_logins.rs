@@ -116,10 +116,14 @@ mod tests {
         assert!(matches!(taken, Err(ApiError::UsernameTaken(_))));
 
         let registry = &state.registry;
-        let signed_in = registry.check_staff_password("ana", &made.password).unwrap();
+        let signed_in = registry
+            .check_staff_password("ana", &made.password)
+            .unwrap();
         assert_eq!(signed_in.id, made.api_key.id);
         assert!(registry.check_staff_password("ana", "wrong").is_none());
-        assert!(registry.check_staff_password("bob", &made.password).is_none());
+        assert!(registry
+            .check_staff_password("bob", &made.password)
+            .is_none());
         // The key has no bearer token of its own.
         let token = registry.api_key_secret(made.api_key.id);
         assert!(registry.api_key_by_token(&token).is_none());
@@ -127,6 +131,8 @@ mod tests {
         let revoking = testing::idempotency_key("revoke");
         let id = made.api_key.id;
         crate::service::api_keys::revoke(&state, &admin, &revoking, "r".into(), id).unwrap();
-        assert!(registry.check_staff_password("ana", &made.password).is_none());
+        assert!(registry
+            .check_staff_password("ana", &made.password)
+            .is_none());
     }
 }

@@ -1,0 +1,473 @@
+//! The pages under `/app/`, driven as a browser without JavaScript drives them: GETs, form
+//! POSTs, cookies, redirects. The whole story (hours recorded at the desk, a code made in the
+//! wallet, credits taken at the till, the receipt), and the attacks on sign-in: forged forms,
+//! guessed passwords, revoked logins, an open redirect.
+
+use std::collections::HashMap;
+
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::json;
+use timecredits_tests::client::{uuid, Scheme};
+
+/// A browser: a cookie jar, no redirect followed (the test looks at each).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+    lang: &'static str,
+}
+
+/// A page as the browser received it.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// The value of the first form field `name` on the page.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.body))
+            + marker.len();
+        self.body[start..][..self.body[start..].find('"').unwrap()].to_owned()
+    }
+
+    /// The text of the element whose opening tag contains `marker`.
+    fn text_after(&self, marker: &str) -> String {
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no {marker}"));
+        let rest = &self.body[start..];
+        let open = rest.find('>').unwrap() + 1;
+        rest[open..][..rest[open..].find('<').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            cookies: HashMap::new(),
+            lang: "en",
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = request
+            .header(COOKIE, cookie)
+            .header(ACCEPT_LANGUAGE, self.lang)
+            .send()
+            .await
+            .unwrap();
+        for set in response.headers().get_all(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let pair = set.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || set.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        Page {
+            status,
+            location,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    /// Signs in with the staff form and follows to the person's home.
+    async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/app/").await;
+        let csrf = form.field("csrf");
+        let signed = self
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &csrf),
+                    ("username", username),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+        let home = self.get("/app/").await;
+        assert_eq!(home.status, StatusCode::SEE_OTHER);
+        self.get(&home.location.unwrap()).await
+    }
+}
+
+/// A staff login made with the API; returns its key's id and password.
+async fn staff_login(
+    scheme: &Scheme,
+    username: &str,
+    holder: serde_json::Value,
+) -> (String, String) {
+    let made = scheme
+        .api
+        .post(
+            "/v1/staff-logins",
+            Some(&scheme.admin),
+            Some(&json!({"username": username, "label": username, "holder": holder})),
+        )
+        .await;
+    let body = made.expect(201);
+    (
+        body["key"]["id"].as_str().unwrap().to_owned(),
+        body["password"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_coordinator_a_member_and_a_till_run_the_scheme_from_the_pages() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (_, desk_password) = staff_login(
+        &scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": scheme.earner.id}),
+    )
+    .await;
+    let (_, till_password) = staff_login(
+        &scheme,
+        "till",
+        json!({"kind": "partner", "id": scheme.venue.id}),
+    )
+    .await;
+
+    // The coordinator registers a member and records two and a half hours for them.
+    let mut desk = Browser::new(&base);
+    let page = desk.sign_in("coordinator", &desk_password).await;
+    assert!(page.body.contains("<h1>Partner desk</h1>"), "{}", page.body);
+    let csrf = page.field("csrf");
+    let key = page.field("idempotency_key");
+    let registered = desk
+        .post(
+            "/app/desk/members",
+            &[
+                ("csrf", &csrf),
+                ("idempotency_key", &format!("{key}-m")),
+                ("reference", "R-7"),
+            ],
+        )
+        .await;
+    assert_eq!(registered.status, StatusCode::OK);
+    let credential = registered.text_after("class=\"secret\"");
+    assert!(credential.starts_with("tcm_"));
+    let member = scheme.api.get("/v1/me", Some(&credential)).await;
+    let member_id = uuid(&member.expect(200)["actor"]).to_string();
+    let earn = [
+        ("csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("member", member_id.as_str()),
+        ("activity", "lunch club"),
+        ("hours", "2"),
+        ("minutes", "30"),
+    ];
+    let recorded = desk.post("/app/desk/earn", &earn).await;
+    assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);
+    assert!(recorded.body.contains("Recorded 1 entries"));
+    // The same form sent again (a double click) records nothing more.
+    let again = desk.post("/app/desk/earn", &earn).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        scheme
+            .api
+            .balance(&credential, uuid(&json!(member_id)))
+            .await,
+        150
+    );
+
+    // The member signs in with their credential, in Spanish, and makes a spend code.
+    let mut wallet = Browser::new(&base);
+    wallet.lang = "es-ES,es;q=0.9";
+    let form = wallet.get("/app/").await;
+    assert!(form.body.contains("<h1>Iniciar sesión</h1>"));
+    let signed = wallet
+        .post(
+            "/app/member-sign-in",
+            &[("csrf", &form.field("csrf")), ("credential", &credential)],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    let home = wallet.get("/app/wallet").await;
+    assert!(home.body.contains("<h1>Mi monedero</h1>"));
+    assert_eq!(home.text_after("id=\"balance\""), "2:30 horas");
+    assert!(
+        home.body.contains("Riverside Lunch Club"),
+        "partner names in the history"
+    );
+    let code_page = wallet
+        .post(
+            "/app/wallet/spend-code",
+            &[
+                ("csrf", &home.field("csrf")),
+                ("idempotency_key", &home.field("idempotency_key")),
+            ],
+        )
+        .await;
+    let code = code_page.text_after("class=\"code\"");
+    assert_eq!(code.len(), 8);
+
+    // The till takes an hour with it, for one adult and two children.
+    let mut till = Browser::new(&base);
+    let page = till.sign_in("till", &till_password).await;
+    assert!(page.body.contains("<h1>Venue till</h1>"));
+    let taken = till
+        .post(
+            "/app/till/redeem",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("idempotency_key", &page.field("idempotency_key")),
+                ("code", &code.to_lowercase()),
+                ("activity", "swim"),
+                ("hours", "1"),
+                ("adults", "1"),
+                ("children", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    assert!(taken.body.contains("Credits taken."));
+    let receipt_path = {
+        let start = taken.body.find("/app/receipts/").unwrap();
+        taken.body[start..][..taken.body[start..].find('"').unwrap()].to_owned()
+    };
+    let receipt = till.get(&receipt_path).await;
+    assert_eq!(receipt.status, StatusCode::OK);
+    assert!(receipt.body.starts_with("c2sp.org/tlog-proof@v1"));
+    // The member sees the spend and its receipt; the code is used up.
+    let home = wallet.get("/app/wallet").await;
+    assert_eq!(home.text_after("id=\"balance\""), "1:30 horas");
+    assert_eq!(wallet.get(&receipt_path).await.status, StatusCode::OK);
+    let reused = till
+        .post(
+            "/app/till/redeem",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("idempotency_key", "another"),
+                ("code", &code),
+                ("activity", "swim"),
+                ("hours", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reused.body.contains("already used"), "{}", reused.body);
+    // Neither may use the other's pages.
+    assert_eq!(till.get("/app/desk").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        wallet.get("/app/office").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(desk.get("/app/wallet").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_token_changes_nothing() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (_, password) = staff_login(
+        &scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": scheme.earner.id}),
+    )
+    .await;
+    let member = scheme.member(0).await;
+    let id = member.id.to_string();
+    let mut desk = Browser::new(&base);
+    let page = desk.sign_in("coordinator", &password).await;
+    let key = page.field("idempotency_key");
+    let mut other = Browser::new(&base);
+    let other_page = other.sign_in("coordinator", &password).await;
+    for csrf in ["", "forged", other_page.field("csrf").as_str()] {
+        let refused = desk
+            .post(
+                "/app/desk/earn",
+                &[
+                    ("csrf", csrf),
+                    ("idempotency_key", &key),
+                    ("member", &id),
+                    ("activity", "x"),
+                    ("hours", "1"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "csrf {csrf:?}");
+    }
+    assert_eq!(scheme.api.balance(&member.credential, member.id).await, 0);
+    // A sign-in form's token is tied to its cookie: one posted without it is refused.
+    let mut stranger = Browser::new(&base);
+    let refused = stranger
+        .post(
+            "/app/sign-in",
+            &[
+                ("csrf", "x"),
+                ("username", "coordinator"),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!stranger.cookies.contains_key("tc_session"));
+}
+
+#[tokio::test]
+async fn guessing_a_password_is_throttled_and_a_revoked_login_is_out_at_once() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (key_id, password) = staff_login(
+        &scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": scheme.earner.id}),
+    )
+    .await;
+    let mut signed_in = Browser::new(&base);
+    let desk = signed_in.sign_in("coordinator", &password).await;
+    assert_eq!(desk.status, StatusCode::OK);
+
+    let mut guesser = Browser::new(&base);
+    let mut statuses = Vec::new();
+    for guess in 0..6 {
+        let form = guesser.get("/app/").await;
+        let tried = guesser
+            .post(
+                "/app/sign-in",
+                &[
+                    ("csrf", &form.field("csrf")),
+                    ("username", "Coordinator"),
+                    ("password", &format!("guess-{guess}")),
+                ],
+            )
+            .await;
+        statuses.push(tried.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    // Now even the right password waits, and says for how long.
+    let form = guesser.get("/app/").await;
+    let right = guesser
+        .post(
+            "/app/sign-in",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("username", "coordinator"),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(right.body.contains("minutes"));
+
+    // Revoking the login's key ends its session on the next request.
+    scheme
+        .api
+        .revoke_key(&scheme.admin, key_id.parse().unwrap())
+        .await;
+    let after = signed_in.get("/app/desk").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert_eq!(after.location.as_deref(), Some("/app/?session=ended"));
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session_of_the_person() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (_, password) = staff_login(
+        &scheme,
+        "till",
+        json!({"kind": "partner", "id": scheme.venue.id}),
+    )
+    .await;
+    let mut phone = Browser::new(&base);
+    let mut tablet = Browser::new(&base);
+    phone.sign_in("till", &password).await;
+    let page = tablet.sign_in("till", &password).await;
+    let out = tablet
+        .post("/app/sign-out-everywhere", &[("csrf", &page.field("csrf"))])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(phone.get("/app/till").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(tablet.get("/app/till").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn pages_are_small_private_and_switch_language_without_an_open_redirect() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (_, password) = staff_login(&scheme, "office", json!({"kind": "administrator"})).await;
+    let mut browser = Browser::new(&base);
+    let office = browser.sign_in("office", &password).await;
+    assert!(office.body.contains("<h1>Programme office</h1>"));
+    assert!(office.body.contains("Riverside Lunch Club"));
+    for path in [
+        "/app/",
+        "/app/office",
+        "/app/static/app.css",
+        "/app/nowhere",
+    ] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() <= 150 * 1024, "{path} is {} bytes", body.len());
+        if path != "/app/static/app.css" {
+            let policy = headers["content-security-policy"].to_str().unwrap();
+            assert!(
+                policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'")
+            );
+            assert_eq!(headers["cache-control"], "no-store");
+        }
+    }
+    assert_eq!(
+        browser.get("/app/nowhere").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let switched = browser.get("/app/lang/es?back=/app/office").await;
+    assert_eq!(switched.location.as_deref(), Some("/app/office"));
+    assert!(browser
+        .get("/app/office")
+        .await
+        .body
+        .contains("<h1>Oficina del programa</h1>"));
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/app//evil.example",
+    ] {
+        let switched = browser.get(&format!("/app/lang/en?back={evil}")).await;
+        assert_eq!(switched.location.as_deref(), Some("/app/"), "{evil}");
+    }
+}
