@@ -9,6 +9,7 @@
 //! answers its own repeats, is `Remembered`.
 
 pub mod api_keys;
+pub mod cards;
 pub mod members;
 pub mod partners;
 pub mod redemptions;
