@@ -614,12 +614,16 @@ impl Registry {
         registry.append(vec![Event::ServerSecret {
             fingerprint: secret_fingerprint(&secret),
         }])?;
+        // Card numbers and PINs are kept as hashes keyed with the secret: those keys change.
+        let cards = registry.read().cards.len();
         drop(registry);
         finish_rotation(dir, Some(&secret_fingerprint(&secret)))?;
         Ok(format!(
             "replaced {}; credentials already handed out keep working, repeats of earlier \
              registrations no longer show them, and new or reissued credentials use the new \
-             secret. Back up the new secret with `{}`.",
+             secret. Member cards were keyed with the old secret and are refused from now on: \
+             {cards} must be issued again (POST /v1/members/{{id}}/card). Back up the new secret \
+             with `{}`.",
             dir.join(layout::SERVER_SECRET).display(),
             layout::REGISTRY
         ))

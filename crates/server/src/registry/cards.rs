@@ -346,4 +346,27 @@ mod tests {
             assert!(!text.contains(&quoted), "{pin} is stored in the clear");
         }
     }
+
+    #[test]
+    fn a_rotation_of_the_server_secret_says_how_many_cards_must_be_issued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = Uuid::now_v7();
+        let number = {
+            let registry = Registry::open(dir.path(), false).unwrap();
+            registry
+                .issue_card(member, &pin("1234"), request("i"))
+                .unwrap()
+        };
+        let summary = Registry::rotate_secret(dir.path()).unwrap();
+        assert!(summary.contains("1 must be issued again"), "{summary}");
+        let registry = Registry::open(dir.path(), true).unwrap();
+        let check = registry.check_card(&number, &pin("1234"), 5).unwrap();
+        assert_eq!(check, CardVerdict::Refused);
+        assert_eq!(registry.card_number(member), None, "not printable either");
+        let again = registry
+            .issue_card(member, &pin("1234"), request("r"))
+            .unwrap();
+        let check = registry.check_card(&again, &pin("1234"), 5).unwrap();
+        assert_eq!(check, CardVerdict::Accepted(member));
+    }
 }
