@@ -365,6 +365,47 @@ impl Api {
         json!({"code": code, "minutes": minutes, "activity": "swim", "adults": 1, "children": 0})
     }
 
+    /// The body of a redemption of `minutes` with a member's card `number` and `pin`, for one
+    /// adult.
+    pub fn card_redemption(number: &str, pin: &str, minutes: u64) -> Value {
+        json!({"card_number": number, "pin": pin, "minutes": minutes, "activity": "swim", "adults": 1, "children": 0})
+    }
+    /// Issues `member` a card with `registrar`'s key and `pin` (generated if `None`); returns
+    /// the card's number and the PIN.
+    pub async fn issue_card(
+        &self,
+        registrar: &str,
+        member: Uuid,
+        pin: Option<&str>,
+    ) -> (String, String) {
+        let body = json!({"pin": pin});
+        let reply = self
+            .post(
+                &format!("/v1/members/{member}/card"),
+                Some(registrar),
+                Some(&body),
+            )
+            .await;
+        let issued = reply.expect(201);
+        let number = issued["card_number"].as_str().expect("a number").to_owned();
+        let pin = pin.map_or_else(
+            || issued["pin"].as_str().expect("a generated PIN").to_owned(),
+            str::to_owned,
+        );
+        (number, pin)
+    }
+    /// Redeems `minutes` with a member's card `number` and `pin`, with a venue's key.
+    pub async fn redeem_card(
+        &self,
+        venue_key: &str,
+        number: &str,
+        pin: &str,
+        minutes: u64,
+    ) -> Reply {
+        let body = Api::card_redemption(number, pin, minutes);
+        self.post("/v1/redemptions", Some(venue_key), Some(&body))
+            .await
+    }
     /// Redeems `code` for `minutes` with a venue's key.
     pub async fn redeem(&self, venue_key: &str, code: &str, minutes: u64) -> Reply {
         let body = Api::redemption(code, minutes);

@@ -189,6 +189,9 @@ pub enum Operation {
     ManageCredential,
     /// Record that a member leaves (which member: `may_manage_member`).
     LeaveMember,
+    /// Issue, reissue, print or block a member's card, or reset its PIN (which member:
+    /// `may_manage_member`).
+    ManageCard,
     /// Earn: credit a member for time given, one at a time or in a batch.
     Earn,
     /// Redeem a member's spend code at a venue.
@@ -246,6 +249,11 @@ pub const PERMISSIONS: &[(Operation, Allowed, &str)] = {
             LeaveMember,
             Scopes(&[Admin, EarnScope]),
             "record that a member leaves",
+        ),
+        (
+            ManageCard,
+            Scopes(&[Admin, EarnScope]),
+            "issue, print or block member cards",
         ),
         (Earn, Scopes(&[EarnScope]), "issue credits"),
         (Redeem, Scopes(&[Spend]), "redeem spend codes"),

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cards::Config as CardConfig;
 use crate::limits::Limits;
 use crate::spend_codes::{Config as SpendCodeConfig, GuessLimits};
 use crate::Settings;
@@ -119,6 +120,11 @@ settings! {
     /// Refused redemptions allowed per minute for the whole service; past it every redemption
     /// gets 429 until the minute has passed (a breaker on the code space; 0: no limit).
     guesses_global: usize = GuessLimits::default().global, "TIMECREDITS_GUESSES_GLOBAL";
+    /// The programme's name, printed on members' cards.
+    programme_name: String = CardConfig::default().programme_name, "TIMECREDITS_PROGRAMME_NAME";
+    /// Wrong PINs in a row after which a member card is locked, until the partner that
+    /// registered the member resets its PIN or reissues it (1 to 10).
+    card_pin_attempts: u32 = CardConfig::default().pin_attempts, "TIMECREDITS_CARD_PIN_ATTEMPTS";
     /// Sustained requests per second per credential (API key or member credential); 0: no limit.
     rate_per_key: u32 = Limits::default().per_key_per_second, "TIMECREDITS_RATE_PER_KEY";
     /// Requests a credential may make at once above its rate.
@@ -232,7 +238,21 @@ impl Config {
                 "must be at most 3600 (an hour)",
             ));
         }
+        if !(1..=10).contains(&self.card_pin_attempts) {
+            return Err(invalid("card_pin_attempts", "must be 1 to 10"));
+        }
+        let name = self.programme_name.trim();
+        if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "programme_name",
+                "must be 1 to 60 characters, none of them a control character",
+            ));
+        }
         let mut settings = Settings::new(self.data_dir.clone(), self.listen.0);
+        settings.cards = CardConfig {
+            programme_name: name.to_owned(),
+            pin_attempts: self.card_pin_attempts,
+        };
         settings.origin = self.origin.clone();
         settings.workers = self.workers;
         settings.cors_allowed_origins = self.cors_allowed_origins.0.clone();

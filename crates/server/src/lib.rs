@@ -21,6 +21,7 @@
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod cards;
 pub mod config;
 pub mod data_dir;
 pub mod drain;
@@ -93,6 +94,8 @@ pub struct Settings {
     pub handle_signals: bool,
     /// Spend codes: lifetime, codes per member, guess limits.
     pub spend_codes: spend_codes::Config,
+    /// Member cards: the name printed on them, the wrong PINs that lock one.
+    pub cards: cards::Config,
     /// Request rates, timeouts and the connection cap.
     pub limits: limits::Limits,
     /// Bytes of memory for the ledger state's page cache.
@@ -116,6 +119,7 @@ impl Settings {
             drain_timeout: Duration::from_secs(30),
             handle_signals: true,
             spend_codes: spend_codes::Config::default(),
+            cards: cards::Config::default(),
             limits: limits::Limits::default(),
             state_cache_bytes: LedgerConfig::default().cache_bytes,
             cors_allowed_origins: Vec::new(),
@@ -170,6 +174,8 @@ pub struct AppState {
     pub reversal_window: chrono::Duration,
     /// How long a repeated registration or reissue may show the credential again.
     pub credential_replay_window: chrono::Duration,
+    /// Member cards: the name printed on them, the wrong PINs that lock one.
+    pub cards: cards::Config,
     /// The graceful stop's state: whether it began, and the requests it waits for.
     pub drain: Arc<Drain>,
     /// The service's figures, served at `/metrics`.
@@ -223,6 +229,7 @@ impl AppState {
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
             credential_replay_window: settings.credential_replay_window,
+            cards: settings.cards.clone(),
             drain: Arc::default(),
             metrics,
             data_dir: dir.to_owned(),

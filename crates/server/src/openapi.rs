@@ -115,7 +115,11 @@ impl Modify for BodyRules {
             ("NewGift", vec![api::amount_rule()]),
             (
                 "NewRedemption",
-                vec![api::amount_rule(), api::movements::party_rule()],
+                vec![
+                    api::amount_rule(),
+                    api::movements::party_rule(),
+                    api::movements::consent_rule(),
+                ],
             ),
         ];
         for (name, rules) in rules {

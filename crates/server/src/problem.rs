@@ -121,6 +121,7 @@ problem_codes! {
     PartnerNotFound = "partner_not_found", NOT_FOUND, "No such partner, or one the caller may not see.";
     MemberNotFound = "member_not_found", NOT_FOUND, "No such member.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such API key.";
+    CardNotFound = "card_not_found", NOT_FOUND, "No card for this member, no such member, or one the caller may not see.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, "The route exists but not with this method.";
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT, "A request with this key is still being processed.";
     UsernameTaken = "username_taken", CONFLICT, "Another staff login already has this username.";
@@ -149,6 +150,9 @@ problem_codes! {
     SpendCodeExpired = "spend_code_expired", UNPROCESSABLE_ENTITY, "The spend code has expired (a code is valid for 15 minutes by default).";
     SpendCodeUsed = "spend_code_used", UNPROCESSABLE_ENTITY, "The spend code was already used.";
     SpendCodeAmountExceeded = "spend_code_amount_exceeded", UNPROCESSABLE_ENTITY, "The amount is above the cap the member set on the code.";
+    CardInvalid = "card_invalid", UNPROCESSABLE_ENTITY, "The card number or the PIN is not right (the answer never says which).";
+    CardLocked = "card_locked", UNPROCESSABLE_ENTITY, "The card is locked after too many wrong PINs in a row: the partner that registered the member resets its PIN or reissues it.";
+    CardBlocked = "card_blocked", UNPROCESSABLE_ENTITY, "The card and PIN are right, but the card is blocked: the partner that registered the member reissues it.";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, "Too many requests from this credential or source address; retry after the Retry-After delay.";
     TooManyAttempts = "too_many_attempts", TOO_MANY_REQUESTS, "Too many refused redemptions in the last minute from this API key, its partner or its address, or from everyone (a breaker on the whole code space); see Retry-After.";
     TooManySpendCodes = "too_many_spend_codes", TOO_MANY_REQUESTS, "The member already holds the most unused spend codes allowed (5 by default); see Retry-After.";
@@ -294,6 +298,18 @@ pub enum ApiError {
     /// See [`Code::SpendCodeAmountExceeded`].
     #[error("this spend code does not allow this amount; ask the member for a new code")]
     SpendCodeAmountExceeded,
+    /// See [`Code::CardNotFound`].
+    #[error("{0}")]
+    CardNotFound(String),
+    /// See [`Code::CardInvalid`].
+    #[error("the card number or the PIN is not right; check both with the member")]
+    CardInvalid,
+    /// See [`Code::CardLocked`].
+    #[error("this card is locked after too many wrong PINs; the member's registering partner can reset its PIN")]
+    CardLocked,
+    /// See [`Code::CardBlocked`].
+    #[error("this card is blocked; the member's registering partner can issue a new one")]
+    CardBlocked,
     /// See [`Code::TooManyAttempts`].
     #[error("too many refused redemptions; retry in {retry_after} seconds")]
     TooManyAttempts {
@@ -378,6 +394,10 @@ impl ApiError {
             SpendCodeExpired => Code::SpendCodeExpired,
             SpendCodeUsed => Code::SpendCodeUsed,
             SpendCodeAmountExceeded => Code::SpendCodeAmountExceeded,
+            CardNotFound(_) => Code::CardNotFound,
+            CardInvalid => Code::CardInvalid,
+            CardLocked => Code::CardLocked,
+            CardBlocked => Code::CardBlocked,
             TooManyAttempts { .. } => Code::TooManyAttempts,
             TooManySpendCodes { .. } => Code::TooManySpendCodes,
             Unavailable(_) => Code::Unavailable,

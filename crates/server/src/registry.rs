@@ -19,6 +19,7 @@
 //! and a generation number); a repeat shows a member credential only while it is current, recent
 //! (the replay window) and derived with the current secret.
 
+mod cards;
 mod file;
 pub mod staff;
 
@@ -40,6 +41,7 @@ use timecredits_ledger::keys::write_private_file;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use self::cards::{CardStatus, CardVerdict};
 pub use self::file::is_storage_full;
 use self::file::RegistryFile;
 
@@ -260,6 +262,45 @@ enum Event {
     ServerSecret {
         fingerprint: String,
     },
+    /// A member card issued, or reissued (a new number): any earlier card of the member stops
+    /// working. `number` and `pin` are keyed hashes (see `registry::cards`).
+    CardIssued {
+        member: Uuid,
+        generation: u32,
+        number: String,
+        pin: String,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A member's card blocked: refused from now on, until a reissue replaces it.
+    CardBlocked {
+        member: Uuid,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A card's PIN replaced; its count of wrong PINs and its lockout are cleared.
+    CardPinReset {
+        member: Uuid,
+        pin: String,
+        at: DateTime<Utc>,
+        request: RequestRef,
+    },
+    /// A card and PIN refused: a wrong PIN for `member`'s card (one more in a row), or a number
+    /// that is no card (`member` is `None`; recorded so that both refusals cost the same write).
+    CardRefused {
+        member: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    /// A card locked after too many wrong PINs in a row: refused until its PIN is reset or it
+    /// is reissued.
+    CardLocked {
+        member: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// A card's right PIN after wrong ones: its count of wrong PINs starts again from zero.
+    CardAccepted {
+        member: Uuid,
+    },
 }
 
 #[derive(Default)]
@@ -282,6 +323,10 @@ struct State {
     credentials: HashMap<Uuid, Credential>,
     /// Staff logins by username.
     staff_logins: HashMap<String, staff::StaffLogin>,
+    /// Each member's current card.
+    cards: HashMap<Uuid, cards::Card>,
+    /// Members by the keyed hash of their current card's number.
+    card_by_number: HashMap<String, Uuid>,
 }
 
 /// A member's current credential, as the registry knows it (never the credential itself).
@@ -424,6 +469,59 @@ impl State {
                 self.keys.insert(key.id, key);
             }
             Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
+            Event::CardIssued {
+                member,
+                generation,
+                number,
+                pin,
+                at,
+                request,
+            } => {
+                self.card_issued(member, generation, number, pin, at);
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, member));
+            }
+            Event::CardBlocked {
+                member,
+                at,
+                request,
+            } => {
+                if let Some(card) = self.cards.get_mut(&member) {
+                    card.blocked.get_or_insert(at);
+                }
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, member));
+            }
+            Event::CardPinReset {
+                member,
+                pin,
+                at,
+                request,
+            } => {
+                if let Some(card) = self.cards.get_mut(&member) {
+                    card.pin = pin;
+                    card.pin_set = at;
+                    card.wrong_pins = 0;
+                    card.locked = None;
+                }
+                self.requests
+                    .insert((request.actor, request.key), (request.fingerprint, member));
+            }
+            Event::CardRefused { member, .. } => {
+                if let Some(card) = member.and_then(|m| self.cards.get_mut(&m)) {
+                    card.wrong_pins = card.wrong_pins.saturating_add(1);
+                }
+            }
+            Event::CardLocked { member, at } => {
+                if let Some(card) = self.cards.get_mut(&member) {
+                    card.locked.get_or_insert(at);
+                }
+            }
+            Event::CardAccepted { member } => {
+                if let Some(card) = self.cards.get_mut(&member) {
+                    card.wrong_pins = 0;
+                }
+            }
         }
     }
 }
@@ -456,6 +554,9 @@ pub struct Registry {
     file: Mutex<RegistryFile>,
     state: RwLock<State>,
     secret: [u8; 32],
+    /// Held while a card and PIN are checked: one check at a time, so that each reads the
+    /// count of wrong PINs its predecessor recorded.
+    card_checks: Mutex<()>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -497,6 +598,7 @@ impl Registry {
             file: Mutex::new(file),
             state: RwLock::new(state),
             secret,
+            card_checks: Mutex::new(()),
         };
         match recorded {
             Some(recorded) if recorded != fingerprint => {
@@ -542,12 +644,16 @@ impl Registry {
         registry.append(vec![Event::ServerSecret {
             fingerprint: secret_fingerprint(&secret),
         }])?;
+        // Card numbers and PINs are kept as hashes keyed with the secret: those keys change.
+        let cards = registry.read().cards.len();
         drop(registry);
         finish_rotation(dir, Some(&secret_fingerprint(&secret)))?;
         Ok(format!(
             "replaced {}; credentials already handed out keep working, repeats of earlier \
              registrations no longer show them, and new or reissued credentials use the new \
-             secret. Back up the new secret with `{}`.",
+             secret. Member cards were keyed with the old secret and are refused from now on: \
+             {cards} must be issued again (POST /v1/members/{{id}}/card). Back up the new secret \
+             with `{}`.",
             dir.join(layout::SERVER_SECRET).display(),
             layout::REGISTRY
         ))
@@ -857,6 +963,45 @@ impl Registry {
         }])
     }
 
+    /// Records that member `account` left: their credential is revoked and their card blocked,
+    /// in one durable append. What is already revoked or blocked stays as it was, so a repeat
+    /// (or a retry after a crash between the ledger and this) writes only what is missing.
+    pub fn record_leaving(&self, account: Uuid, request: RequestRef) -> Result<(), RegistryError> {
+        let (revoke, block) = {
+            let state = self.read();
+            (
+                state
+                    .credentials
+                    .get(&account)
+                    .is_some_and(|c| c.revoked.is_none()),
+                state
+                    .cards
+                    .get(&account)
+                    .is_some_and(|c| c.blocked.is_none()),
+            )
+        };
+        let at = Utc::now();
+        let mut events = Vec::with_capacity(2);
+        if revoke {
+            events.push(Event::MemberCredentialRevoked {
+                account,
+                at,
+                request: request.clone(),
+            });
+        }
+        if block {
+            events.push(Event::CardBlocked {
+                member: account,
+                at,
+                request,
+            });
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.append(events)
+    }
+
     /// Replaces member `account`'s credential with a new one, which it returns; the previous
     /// one (revoked or not) is refused from now on.
     pub fn reissue_member_credential(
@@ -990,10 +1135,11 @@ fn secret_fingerprint(secret: &[u8; 32]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn request(key: &str) -> RequestRef {
+    /// A request record under `key` (for the registry's own tests and its modules').
+    pub(in crate::registry) fn request(key: &str) -> RequestRef {
         RequestRef {
             actor: Uuid::nil(),
             key: key.into(),

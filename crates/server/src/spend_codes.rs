@@ -50,7 +50,7 @@ use crate::problem::ApiError;
 use crate::throttle::Window;
 
 /// Crockford's base32 alphabet (no I, L, O, U).
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// The length of a code.
 pub const CODE_LEN: usize = 8;
@@ -920,6 +920,31 @@ impl SpendCodes {
             return Err(e);
         }
         Ok(member)
+    }
+
+    /// Remembers a redemption by `by` (request `fingerprint`) whose consent is not a spend code
+    /// but a member card: durable before this returns, then settled with
+    /// [`SpendCodes::finish`] and judged by [`SpendCodes::prior`] as a code's reservation is, so
+    /// that its repeats too are decided by the fingerprint alone. It reserves no code.
+    pub fn hold(&self, by: &By, fingerprint: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let event = Event::Reserved {
+            // A hash no code has: the table's records of codes are left alone.
+            code: hex::encode(self.mac(&[b"card-redemption"])),
+            actor: by.0,
+            key: by.1.clone(),
+            fingerprint: fingerprint.to_owned(),
+            at: now,
+        };
+        {
+            let mut table = lock(&self.table);
+            table.expire(now, self.keep());
+            table.apply(event.clone(), self.config.ttl);
+        }
+        if let Err(e) = self.persist(&[event], true) {
+            self.finish(by, false);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Ends a reservation: the code is used if the spend was committed, free again if not. Not

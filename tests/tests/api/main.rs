@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
+mod cards;
 mod concurrency;
 mod conformance;
 mod credentials;

@@ -471,3 +471,60 @@ async fn pages_are_small_private_and_switch_language_without_an_open_redirect() 
         assert_eq!(switched.location.as_deref(), Some("/app/"), "{evil}");
     }
 }
+
+#[tokio::test]
+async fn a_member_with_a_card_signs_in_and_pays_at_the_till_without_a_phone() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let member = scheme.member(120).await;
+    let (number, pin) = scheme
+        .api
+        .issue_card(&scheme.earner.key, member.id, Some("2468"))
+        .await;
+    assert_eq!(pin, "2468");
+    let (_, password) = staff_login(
+        &scheme,
+        "till",
+        json!({"kind": "partner", "id": scheme.venue.id}),
+    )
+    .await;
+    let mut till = Browser::new(&base);
+    let page = till.sign_in("till", &password).await;
+    let csrf = page.field("csrf");
+    let typed = number.to_lowercase();
+    let pay = |pin: &'static str, key: &'static str| {
+        [
+            ("csrf", csrf.as_str()),
+            ("idempotency_key", key),
+            ("card_number", typed.as_str()),
+            ("pin", pin),
+            ("activity", "cinema"),
+            ("hours", "1"),
+            ("adults", "1"),
+        ]
+    };
+    let refused = till.post("/app/till/redeem", &pay("1111", "k1")).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("card number or PIN is not right"),
+        "{}",
+        refused.body
+    );
+    let taken = till.post("/app/till/redeem", &pay("2468", "k2")).await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    assert_eq!(scheme.api.balance(&member.credential, member.id).await, 60);
+
+    // The member signs in to their wallet with the card and PIN.
+    let mut wallet = Browser::new(&base);
+    let form_page = wallet.get("/app/").await;
+    let csrf = form_page.field("csrf");
+    let signed = wallet
+        .post(
+            "/app/member-sign-in",
+            &[("csrf", &csrf), ("card_number", &number), ("pin", "2468")],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let home = wallet.get("/app/wallet").await;
+    assert_eq!(home.text_after("id=\"balance\""), "1:00 hours");
+}

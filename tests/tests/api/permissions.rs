@@ -67,6 +67,7 @@ const N: bool = false;
 const ACCOUNT: &str = "account_not_found";
 const ENTRY: &str = "entry_not_found";
 const PARTNER: &str = "partner_not_found";
+const CARD: &str = "card_not_found";
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -98,6 +99,10 @@ enum Op {
     SettleBothVenue,
     SettleBothBudget,
     LeaveMember,
+    IssueCard,
+    PrintCard,
+    BlockCard,
+    ResetPin,
     Me,
     MemberAccount,
     MemberHistory,
@@ -133,6 +138,15 @@ const STATEMENT: Row = [
     200, 200, 200, 404, 404, 403, 403, 404, 404, 404, 401, 401, 401,
 ];
 
+/// A member card's management (the member the earn partner registered): administrators and the
+/// registering partner manage it; other partners that may manage cards are told it is not
+/// found; every other caller is refused.
+const fn card(ok: u16) -> Row {
+    [
+        ok, 403, ok, 403, 404, 403, 403, 404, 403, 403, 401, 401, 401,
+    ]
+}
+
 /// What each operation answers to each actor.
 #[rustfmt::skip]
 const MATRIX: &[(Op, Row, &str)] = {
@@ -167,6 +181,10 @@ const MATRIX: &[(Op, Row, &str)] = {
         (SettleBothVenue,     only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
         (SettleBothBudget,    only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
         (LeaveMember,         only(201, [Y, N, Y, N, N, N, N, N, N, N]), ""),
+        (IssueCard,           card(201), CARD),
+        (PrintCard,           card(200), CARD),
+        (BlockCard,           card(200), CARD),
+        (ResetPin,            card(200), CARD),
         (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
         (MemberAccount,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
         (MemberHistory,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
@@ -230,6 +248,12 @@ impl World {
         }
         let member = scheme.member(60_000).await;
         let other = scheme.member(60_000).await;
+        // The member's card, for the card operations.
+        let card = format!("/v1/members/{}/card", member.id);
+        let body = json!({"pin": "1234"});
+        api.post(&card, Some(&scheme.earner.key), Some(&body))
+            .await
+            .expect(201);
         // Credits in the two-role partner's venue account, for its settlements.
         api.spend(&member, &both.key, 60).await;
         // The earn partner's first key, replaced by a new one and revoked (a key rotation).
@@ -424,6 +448,20 @@ impl World {
                 let leaving = self.scheme.member(5).await;
                 let body = json!({"remaining": "retire"});
                 post(format!("/v1/members/{}/leave", leaving.id), Some(body)).await
+            }
+            Op::IssueCard => {
+                let body = json!({"pin": "1234"});
+                post(format!("/v1/members/{}/card", self.member.id), Some(body)).await
+            }
+            Op::PrintCard => get(format!("/v1/members/{}/card", self.member.id)).await,
+            Op::BlockCard => post(format!("/v1/members/{}/card/block", self.member.id), None).await,
+            Op::ResetPin => {
+                let body = json!({});
+                post(
+                    format!("/v1/members/{}/card/pin", self.member.id),
+                    Some(body),
+                )
+                .await
             }
             Op::Me => get("/v1/me".into()).await,
             Op::MemberAccount => get(format!("/v1/accounts/{}", self.member.id)).await,

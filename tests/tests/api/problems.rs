@@ -90,6 +90,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "partner_not_found",
             "api_key_not_found",
             "member_not_found",
+            "card_not_found",
         ],
     ),
     (
@@ -133,6 +134,10 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "too_many_attempts",
             "too_many_spend_codes",
         ],
+    ),
+    (
+        "member cards",
+        &["card_invalid", "card_locked", "card_blocked"],
     ),
     ("key rotations", &["key_overlap_running"]),
 ];
@@ -735,6 +740,10 @@ async fn things_that_do_not_exist_are_not_found() {
     )
     .await;
     seen.check("nobody leaves", &reply, 404, "member_not_found");
+    let reply = api
+        .get(&format!("/v1/members/{nobody}/card"), Some(admin))
+        .await;
+    seen.check("nobody's card", &reply, 404, "card_not_found");
 
     seen.done();
 }
@@ -1102,6 +1111,49 @@ async fn spend_codes_are_refused_when_they_cannot_pay() {
         "too_many_spend_codes",
     );
 
+    seen.done();
+}
+
+/// Member cards: a wrong number or PIN, a locked card, a blocked card.
+#[tokio::test(flavor = "multi_thread")]
+async fn member_cards_are_refused_when_they_cannot_consent() {
+    let scheme = Scheme::start_with(|s| s.cards.pin_attempts = 2).await;
+    let (api, venue) = (&scheme.api, &scheme.venue);
+    let alice = scheme.member(120).await;
+    let (number, pin) = api
+        .issue_card(&scheme.earner.key, alice.id, Some("2468"))
+        .await;
+    let mut seen = Seen::new("member cards");
+    seen.check(
+        "a wrong PIN",
+        &api.redeem_card(&venue.key, &number, "1357", 1).await,
+        422,
+        "card_invalid",
+    );
+    seen.check(
+        "a second wrong PIN in a row",
+        &api.redeem_card(&venue.key, &number, "1357", 1).await,
+        422,
+        "card_invalid",
+    );
+    seen.check(
+        "a locked card",
+        &api.redeem_card(&venue.key, &number, &pin, 1).await,
+        422,
+        "card_locked",
+    );
+    let bob = scheme.member(120).await;
+    let (number, pin) = api.issue_card(&scheme.earner.key, bob.id, None).await;
+    let block = format!("/v1/members/{}/card/block", bob.id);
+    api.post(&block, Some(&scheme.earner.key), None)
+        .await
+        .expect(200);
+    seen.check(
+        "a blocked card",
+        &api.redeem_card(&venue.key, &number, &pin, 1).await,
+        422,
+        "card_blocked",
+    );
     seen.done();
 }
 

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod cards;
 mod fields;
 pub mod health;
 pub mod log;
@@ -93,6 +94,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .no_body(),
     )
     .service(Resource::of(members::leave, members::__path_leave))
+    .service(
+        Resource::of(cards::issue_card, cards::__path_issue_card)
+            .and(cards::print_card, cards::__path_print_card),
+    )
+    .service(Resource::of(cards::block_card, cards::__path_block_card).no_body())
+    .service(Resource::of(cards::reset_pin, cards::__path_reset_pin))
     .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
     .service(Resource::of(accounts::me, accounts::__path_me))
     .service(Resource::of(reports::impact, reports::__path_impact))

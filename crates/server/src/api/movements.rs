@@ -13,10 +13,12 @@ use super::{
     amount, created, recorded, whole, EntryView, HoursField, MinutesField, RecordedMany, TextField,
 };
 use crate::auth::{Caller, Operation};
+use crate::cards::{CardNumber, Pin};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
-use crate::service::{self, redemptions::Redemption, settlements::Settled};
+use crate::service::redemptions::{Consent, Redemption};
+use crate::service::{self, settlements::Settled};
 use crate::spend_codes::Attempt;
 use crate::AppState;
 
@@ -301,8 +303,18 @@ pub async fn create_spend_code(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"code": "7KQ2M9XD", "hours": 2, "activity": "family swim", "adults": 1, "children": 1}))]
 pub struct NewRedemption {
-    /// The member's spend code (case, spaces and hyphens do not matter).
-    pub code: String,
+    /// The member's spend code (case, spaces and hyphens do not matter). Give either `code`, or
+    /// `card_number` and `pin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The number on the member's card, typed or scanned from its QR code (12 characters; case,
+    /// spaces and hyphens do not matter). A number whose check character does not match is
+    /// refused as a typo (`invalid_request`) before it is looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_number: Option<String>,
+    /// The PIN the member types on the venue's device (4 to 6 digits), with `card_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
     /// Whole hours (credits) spent.
     #[serde(default)]
     pub hours: Option<HoursField>,
@@ -341,17 +353,36 @@ pub fn party_rule() -> utoipa::openapi::Schema {
         .into()
 }
 
-/// Redeem a spend code
+/// The consent rule of a redemption as JSON Schema (joined to [`NewRedemption`]'s derived
+/// schema in [`crate::openapi`]): a spend code, or a card number and a PIN, not both.
+pub fn consent_rule() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().required("code"))
+        .item(ObjectBuilder::new().required("card_number").required("pin"))
+        .description(Some(
+            "The member's consent: a spend code (`code`), or their card's number and their PIN \
+             (`card_number` and `pin`), not both.",
+        ))
+        .build()
+        .into()
+}
+
+/// Redeem a spend code or a member card
 ///
-/// A venue takes credits from the member who gave it the code, into its own venue account.
-/// Every refused redemption counts against the calling API key (5 a minute), its partner (10),
-/// its source address (20) and the whole service (100, a breaker on the code space); past any
-/// of them redemptions get 429 until the minute has passed, so codes cannot be guessed. A repeat
-/// under a used `Idempotency-Key` is judged by the whole request, code included: the same
-/// request gets the original answer, any other `idempotency_key_reused`, whatever its code. A
-/// refusal tells the venue only that the code cannot pay (`insufficient_credits`,
-/// `spend_code_amount_exceeded`), never the member's balance or the code's cap. Spend partners
-/// only.
+/// A venue takes credits from the member who consents, into its own venue account. The member
+/// consents with a spend code (`code`), or with their card's number and their PIN
+/// (`card_number` and `pin`), never both. Every refused redemption counts against the calling
+/// API key (5 a minute), its partner (10), its source address (20) and the whole service (100,
+/// a breaker on the code space); past any of them redemptions get 429 until the minute has
+/// passed, so neither codes nor PINs can be guessed. A card is also locked after 5 wrong PINs
+/// in a row (`card_locked`) until the partner that registered the member resets its PIN. A
+/// wrong card number and a wrong PIN get the same answer (`card_invalid`); `card_blocked` is
+/// answered only to the right PIN. A repeat under a used `Idempotency-Key` is judged by the
+/// whole request, code or card and PIN included: the same request gets the original answer,
+/// any other `idempotency_key_reused`, whatever it carries. A refusal tells the venue only that
+/// the member cannot pay (`insufficient_credits`, `spend_code_amount_exceeded`), never the
+/// member's balance or the code's cap. Spend partners only.
 #[utoipa::path(post, path = "/v1/redemptions", tag = "movements",
     params(IdempotencyKeyHeader),
     request_body = NewRedemption,
@@ -359,7 +390,7 @@ pub fn party_rule() -> utoipa::openapi::Schema {
         (status = 201, description = "The spend entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a spend partner key (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `card_invalid`, `card_locked`, `card_blocked`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many refused redemptions from this key, partner or address, or from everyone (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
     ),
@@ -387,15 +418,38 @@ pub async fn redeem(
         partner,
         address: req.peer_addr().map(|a| crate::spend_codes::source(a.ip())),
     };
-    // The fingerprint covers the code as the member means it, so a retry typed differently is
-    // still the same request.
+    let typo = |field: &str, e: &dyn std::fmt::Display| {
+        ApiError::InvalidRequest(format!("`{field}`: {e}"))
+    };
+    let card = match (&body.code, &body.card_number, &body.pin) {
+        (Some(_), None, None) => None,
+        (None, Some(number), Some(pin)) => Some((
+            CardNumber::parse(number).map_err(|e| typo("card_number", &e))?,
+            Pin::parse(pin).map_err(|e| typo("pin", &e))?,
+        )),
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "give the member's consent as `code`, or as `card_number` and `pin`".into(),
+            ))
+        }
+    };
+    // The fingerprint covers the code or card number as the member means it, so a retry typed
+    // differently is still the same request, and a keyed digest of the PIN, never the PIN.
     let print = {
         let mut normalised = body.clone();
-        normalised.code = crate::spend_codes::normalise(&body.code);
+        normalised.code = body.code.as_deref().map(crate::spend_codes::normalise);
+        if let Some((number, pin)) = &card {
+            normalised.card_number = Some(number.as_str().to_owned());
+            normalised.pin = Some(state.registry.pin_print(pin));
+        }
         fingerprint("redeem", &normalised)
     };
+    let consent = match (&card, &body.code) {
+        (Some((number, pin)), _) => Consent::Card { number, pin },
+        (None, code) => Consent::SpendCode(code.as_deref().unwrap_or_default()),
+    };
     let redemption = Redemption {
-        code: &body.code,
+        consent,
         minutes,
         details,
         fingerprint: print,

@@ -276,7 +276,22 @@ impl Form {
     /// The fingerprint of the form (every field but the CSRF token), to tell a repeat from
     /// another request under the same idempotency key.
     pub fn fingerprint(&self, route: &str) -> String {
-        let fields: Vec<&(String, String)> = self.0.iter().filter(|(k, _)| k != "csrf").collect();
+        self.fingerprint_with(route, "", None)
+    }
+
+    /// [`Form::fingerprint`] with field `secret`'s value replaced by `print` (a keyed digest:
+    /// a fingerprint is kept, and a PIN inside a plain hash would be found by trying them all).
+    pub fn fingerprint_with(&self, route: &str, secret: &str, print: Option<String>) -> String {
+        let fields: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k != "csrf")
+            .map(|(k, v)| match (&print, k == secret) {
+                (Some(print), true) => (k.as_str(), print.as_str()),
+                (None, true) => (k.as_str(), ""),
+                _ => (k.as_str(), v.as_str()),
+            })
+            .collect();
         crate::idempotency::fingerprint(route, &fields)
     }
 }

@@ -17,12 +17,13 @@ use super::i18n::Text;
 use super::session::{self, Person, SESSION_COOKIE, SIGN_IN_COOKIE};
 use super::{problem_message, render, render_with, see_other, Form, Pages, Visitor};
 use crate::auth::{Caller, Operation};
+use crate::cards::{CardNumber, Pin};
 use crate::problem::ApiError;
 use crate::registry::staff::Username;
 use crate::registry::{Principal, Role, Scope};
 use crate::service;
 use crate::service::api_keys::KeyHolder;
-use crate::service::redemptions::Redemption;
+use crate::service::redemptions::{Consent, Redemption};
 use crate::service::settlements::Settled;
 use crate::spend_codes::Attempt;
 use crate::AppState;
@@ -356,6 +357,9 @@ pub async fn member_sign_in(
             let v = Visitor::of(&req, &pages);
             let form = Form::parse(&body);
             sign_in_checked(&req, &v, &form)?;
+            if form.get("card_number").is_some() {
+                return Ok(card_sign_in(&v, &state, &pages, &form));
+            }
             let credential = form.get("credential").unwrap_or("");
             // Credentials are 256-bit: the throttle that matters is the address's. Each credential
             // tried counts under its own hash, so one person's typo never locks out another.
@@ -389,6 +393,43 @@ pub async fn member_sign_in(
         }
         .await,
     )
+}
+
+/// Signs a member in with their card number and PIN: the card's own throttle and lockout (the
+/// same as at a venue's till) apply.
+fn card_sign_in(v: &Visitor, state: &AppState, pages: &Pages, form: &Form) -> HttpResponse {
+    let who = Attempt {
+        api_key: Uuid::nil(),
+        partner: Uuid::nil(),
+        address: v.address.map(crate::spend_codes::source),
+    };
+    let member = card_and_pin(form).and_then(|card| {
+        let (number, pin) = card.ok_or_else(|| ApiError::InvalidRequest("card_number".into()))?;
+        service::cards::sign_in(state, &who, &number, &pin)
+    });
+    let generation = member
+        .as_ref()
+        .ok()
+        .and_then(|m| state.registry.credential_status(m.account))
+        .map(|s| s.generation);
+    match (member, generation) {
+        (Ok(member), Some(generation)) => start_session(
+            v,
+            pages,
+            Person::Member {
+                account: member.account,
+                generation,
+            },
+        ),
+        (outcome, _) => {
+            let message = match outcome {
+                Err(e) => problem_message(&v.t, &e),
+                Ok(_) => v.t.get("member-sign-in-failed"),
+            };
+            let c = Chrome::new(v, None, "/app/", "sign-in-title").error(message);
+            sign_in_page(v, c, StatusCode::UNAUTHORIZED)
+        }
+    }
 }
 
 /// Ends the request's session (or every session of its person) and clears its cookie.
@@ -478,6 +519,19 @@ fn entry_rows(
             }
         })
         .collect()
+}
+
+/// The card number and PIN of a form, if it gives a card number (a typo in the number is
+/// caught by its check character and counts as no guess).
+fn card_and_pin(form: &Form) -> Result<Option<(CardNumber, Pin)>, ApiError> {
+    let Some(number) = form.get("card_number") else {
+        return Ok(None);
+    };
+    let typo =
+        |field: &str, e: &dyn std::fmt::Display| ApiError::InvalidRequest(format!("{field}: {e}"));
+    let number = CardNumber::parse(number).map_err(|e| typo("card_number", &e))?;
+    let pin = Pin::parse(form.get("pin").unwrap_or("")).map_err(|e| typo("pin", &e))?;
+    Ok(Some((number, pin)))
 }
 
 /// `GET /app/receipts/{id}`: the receipt of an entry the signed-in person may see, to keep or
@@ -894,7 +948,6 @@ pub async fn till_redeem(
                     adults: Some(count("adults")?),
                     children: Some(count("children")?),
                 };
-                let code = form.get("code").unwrap_or("");
                 let who = Attempt {
                     api_key: caller.api_key_id().ok_or_else(|| {
                         ApiError::Internal("a partner caller has an API key".into())
@@ -902,11 +955,18 @@ pub async fn till_redeem(
                     partner,
                     address: v.address.map(crate::spend_codes::source),
                 };
+                let card = card_and_pin(&form)?;
+                let consent = match &card {
+                    Some((number, pin)) => Consent::Card { number, pin },
+                    None => Consent::SpendCode(form.get("code").unwrap_or("")),
+                };
+                // The fingerprint holds a keyed digest of the PIN, never the PIN itself.
+                let pin_print = card.as_ref().map(|(_, pin)| state.registry.pin_print(pin));
                 let redemption = Redemption {
-                    code,
+                    consent,
                     minutes: form.amount()?,
                     details,
-                    fingerprint: form.fingerprint("app/till/redeem"),
+                    fingerprint: form.fingerprint_with("app/till/redeem", "pin", pin_print),
                 };
                 let key = form.idempotency_key()?;
                 let committed =

@@ -254,10 +254,11 @@ pub enum Remaining {
 
 /// Member `id` leaves (see [`Caller::may_manage_member`] for who may say so): in one ledger
 /// request, their remaining credits go where `remaining` says and their wallet is closed; then
-/// their credential is revoked. `fingerprint` identifies the request to the registry.
+/// their credential is revoked and their card, if they have one, blocked. `fingerprint`
+/// identifies the request to the registry.
 ///
-/// The ledger answers a repeat; the revocation, made after the ledger's answer, is made again
-/// by a repeat if it was not made the first time (a crash between the two).
+/// The ledger answers a repeat; the revocation and the block, made after the ledger's answer,
+/// are made again by a repeat if they were not made the first time (a crash between the two).
 pub async fn leave(
     state: &AppState,
     caller: &Caller,
@@ -296,14 +297,12 @@ pub async fn leave(
     }
     intents.push(Intent::Close { account: wallet });
     let committed = commit(state, caller, idempotency_key, intents).await?;
-    if status(state, id)?.revoked.is_none() {
-        let request = RequestRef {
-            actor,
-            key: idempotency_key.as_str().to_owned(),
-            fingerprint,
-        };
-        state.registry.revoke_member_credential(id, request)?;
-    }
+    let request = RequestRef {
+        actor,
+        key: idempotency_key.as_str().to_owned(),
+        fingerprint,
+    };
+    state.registry.record_leaving(id, request)?;
     Ok((committed, status(state, id)?))
 }
 

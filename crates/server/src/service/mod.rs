@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod cards;
 pub mod members;
 pub mod partners;
 pub mod redemptions;

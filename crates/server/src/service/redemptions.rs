@@ -1,28 +1,45 @@
-//! Redeeming a member's spend code: the venue takes credits from the member who gave it the
-//! code. Every refusal counts against the guess limits of whoever presented it.
+//! Redeeming a member's consent, a spend code or a member card and PIN: the venue takes credits
+//! from the member who gave it. Both go through one function, under one throttle: every
+//! refusal counts against the guess limits of whoever presented it.
 
 use timecredits_domain::{
     AccountId, Details, EntryBody, IdempotencyKey, Intent, Minutes, MovementKind, Transfer,
 };
 use timecredits_ledger::Committed;
 
-use super::{begin, commit, Remembered};
+use super::{begin, cards, commit, Remembered};
 use crate::auth::Caller;
+use crate::cards::{CardNumber, Pin};
 use crate::problem::ApiError;
 use crate::spend_codes::{Attempt, By, Prior};
 use crate::AppState;
 
+/// How the member consents to a spend.
+#[derive(Debug)]
+pub enum Consent<'a> {
+    /// A one-time spend code, as the venue typed it.
+    SpendCode(&'a str),
+    /// The member's card (its number passed its check character) and PIN.
+    Card {
+        /// The card's number.
+        number: &'a CardNumber,
+        /// The PIN the member typed.
+        pin: &'a Pin,
+    },
+}
+
 /// A venue's redemption, parsed.
 #[derive(Debug)]
 pub struct Redemption<'a> {
-    /// The code as the venue typed it.
-    pub code: &'a str,
+    /// The member's consent.
+    pub consent: Consent<'a>,
     /// The amount.
     pub minutes: Minutes,
     /// What was spent on, and by whom.
     pub details: Details,
-    /// The request's fingerprint, computed over the code as the member means it, so that a
-    /// retry typed differently is still the same request.
+    /// The request's fingerprint, computed over the code or card number as the member means it
+    /// (so that a retry typed differently is still the same request) and a keyed digest of the
+    /// PIN (never the PIN: fingerprints are kept on disk).
     pub fingerprint: String,
 }
 
@@ -55,7 +72,7 @@ pub async fn redeem(
         caller,
         idempotency_key,
         (&by, &redemption.fingerprint),
-        redemption.code,
+        &redemption.consent,
         redemption.minutes.get(),
         spend,
     )
@@ -74,12 +91,12 @@ async fn redeem_code(
     caller: &Caller,
     idempotency_key: &IdempotencyKey,
     (by, print): (&By, &str),
-    code: &str,
+    consent: &Consent<'_>,
     minutes: u64,
     spend: impl Fn(AccountId) -> Intent,
 ) -> Result<Committed, ApiError> {
-    // A repeat is decided by the fingerprint alone, before the code is looked up, so its
-    // answer cannot depend on whether some other code exists.
+    // A repeat is decided by the fingerprint alone, before the code or card is looked up, so
+    // its answer cannot depend on whether some other code, card or PIN is right.
     if state.spend_codes.prior(by, print) == Prior::Different {
         return Err(ApiError::IdempotencyKeyReused(by.1.clone()));
     }
@@ -98,7 +115,14 @@ async fn redeem_code(
         return replayed.map_err(|e| e.for_venue(member));
     }
     let now = chrono::Utc::now();
-    let member = AccountId(state.spend_codes.reserve(by, print, code, minutes, now)?);
+    let member = AccountId(match consent {
+        Consent::SpendCode(code) => state.spend_codes.reserve(by, print, code, minutes, now)?,
+        Consent::Card { number, pin } => {
+            let member = cards::check(state, number, pin)?;
+            state.spend_codes.hold(by, print, now)?;
+            member
+        }
+    });
     let result = commit(state, caller, idempotency_key, vec![spend(member)]).await;
     match &result {
         Ok(_) => state.spend_codes.finish(by, true),
@@ -181,7 +205,7 @@ mod tests {
             address: None,
         };
         let redemption = |code, minutes| Redemption {
-            code,
+            consent: Consent::SpendCode(code),
             minutes: Minutes::new(minutes).unwrap(),
             details: Details {
                 activity: Some(ShortText::new("activity", "swim").unwrap()),
