@@ -12,7 +12,8 @@
 //! - [`service`]: what the writes do, without HTTP (the handlers' orchestration);
 //! - [`spend_codes`]: one-time codes with which members consent to a spend;
 //! - [`throttle`]: sliding-window counters for throttling;
-//! - [`openapi`]: the generated OpenAPI document.
+//! - [`openapi`]: the generated OpenAPI document;
+//! - [`pages`]: the pages under `/app/` (the receipt verifier).
 //!
 //! Handlers only translate: they check the caller, turn the body into ledger intents or a
 //! [`service`] call, and turn the result into JSON. Rules live in `timecredits-domain`, storage in the ledger.
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod registry;
 pub mod security;
@@ -246,6 +248,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ))
     })
     .route("/metrics", web::get().to(metrics_text))
+    // A resource, so another method gets 405 (a problem naming GET), not 404.
+    .service(web::resource(pages::verifier::PATH).get(pages::verifier::page))
     .configure(openapi::routes);
 }
 

@@ -14,6 +14,7 @@ mod idempotency;
 mod identity;
 mod ledger;
 mod limits;
+mod pages;
 mod partner_views;
 mod permissions;
 mod problems;
