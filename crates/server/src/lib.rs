@@ -13,7 +13,8 @@
 //! - [`spend_codes`]: one-time codes with which members consent to a spend;
 //! - [`throttle`]: sliding-window counters for throttling;
 //! - [`openapi`]: the generated OpenAPI document;
-//! - [`pages`]: the pages under `/app/` for the people of a scheme, over the same service layer.
+//! - [`pages`]: the pages under `/app/` for the people of a scheme, over the same service layer, and
+//!   the receipt verifier a member downloads.
 //!
 //! Handlers only translate: they check the caller, turn the body into ledger intents or a
 //! [`service`] call, and turn the result into JSON. Rules live in `timecredits-domain`, storage in the ledger.
@@ -255,6 +256,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ))
     })
     .route("/metrics", web::get().to(metrics_text))
+    // A resource, so another method gets 405 (a problem naming GET), not 404.
     .configure(openapi::routes);
 }
 

@@ -47,7 +47,7 @@ pub async fn headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if api || (pages && !page_asset) {
+    if api || (pages && !page_asset && !headers.contains_key(header::CACHE_CONTROL)) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     // A page that sets its own policy (the verifier page's inline script) keeps it.

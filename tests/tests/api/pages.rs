@@ -1,14 +1,23 @@
 //! The pages under `/app/`, driven as a browser without JavaScript drives them: GETs, form
 //! POSTs, cookies, redirects. The whole story (hours recorded at the desk, a code made in the
 //! wallet, credits taken at the till, the receipt), and the attacks on sign-in: forged forms,
-//! guessed passwords, revoked logins, an open redirect.
+//! guessed passwords, revoked logins, an open redirect. And the receipt verifier: served byte
+//! for byte as the binary embeds it (so the hash the README publishes is the hash of what a
+//! member downloads), to anyone, with a content policy that forbids every load and connection
+//! but its own inline style and script, and its hash in `Repr-Digest`.
 
 use std::collections::HashMap;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::json;
-use timecredits_tests::client::{uuid, Scheme};
+use sha2::{Digest, Sha256};
+use timecredits_server::pages::verifier;
+use timecredits_tests::client::{uuid, Api, Scheme};
+use timecredits_tests::server::TestServer;
 
 /// A browser: a cookie jar, no redirect followed (the test looks at each).
 struct Browser {
@@ -527,4 +536,83 @@ async fn a_member_with_a_card_signs_in_and_pays_at_the_till_without_a_phone() {
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
     let home = wallet.get("/app/wallet").await;
     assert_eq!(home.text_after("id=\"balance\""), "1:00 hours");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verifier_page_is_served_as_embedded_with_its_hash_and_a_strict_policy() {
+    let server = TestServer::start();
+    let api = Api::new(server.base());
+    // No credential is needed, and one given changes nothing.
+    let anonymous = api.get(verifier::PATH, None).await;
+    let with_key = api.get(verifier::PATH, Some(server.admin_key())).await;
+    for reply in [&anonymous, &with_key] {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.text, verifier::HTML, "served byte for byte");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        let digest = Sha256::digest(reply.text.as_bytes());
+        assert_eq!(
+            reply.header("repr-digest"),
+            Some(format!("sha-256=:{}:", BASE64.encode(digest)).as_str())
+        );
+        assert_eq!(verifier::sha256_hex(), hex_lower(&digest));
+        let csp = reply.header("content-security-policy").unwrap_or_default();
+        for directive in [
+            "default-src 'none'",
+            "connect-src 'none'",
+            "img-src 'none'",
+            "form-action 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{directive} in {csp}");
+        }
+        // Scripts and styles by hash only: never inline code in general, never another origin.
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(!csp.contains("'self'") && !csp.contains("http"), "{csp}");
+        // The page opened from a file keeps the same policy, from its meta tag.
+        let meta_policy = csp.trim_end_matches("; frame-ancestors 'none'");
+        assert!(
+            reply.text.contains(&format!(
+                r#"http-equiv="Content-Security-Policy" content="{meta_policy}""#
+            )),
+            "the meta tag states the served policy: {meta_policy}"
+        );
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(
+            reply.header("cross-origin-resource-policy"),
+            Some("same-origin")
+        );
+        assert_eq!(
+            reply.header("cross-origin-opener-policy"),
+            Some("same-origin")
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-cache"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verifier_answers_other_methods_with_a_problem() {
+    let server = TestServer::start();
+    let api = Api::new(server.base());
+    let post = api
+        .send(api.request(Method::POST, verifier::PATH).body("x"))
+        .await;
+    post.assert_problem(405, "method_not_allowed");
+    // A page that is not there is a page for a person, not a problem for a program.
+    let missing = api.get("/app/verifier.htm", None).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+}
+
+/// Lowercase hex, as `sha256sum` prints it.
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,6 +10,7 @@
 
 pub mod i18n;
 pub mod session;
+pub mod verifier;
 mod views;
 
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(views::home))
             .route("/", web::get().to(views::home))
             .route("/static/app.css", web::get().to(stylesheet))
+            // A resource, so that another method is answered 405.
+            .service(web::resource("/verifier.html").get(verifier::page))
             .route("/lang/{tag}", web::get().to(switch_language))
             .route("/sign-in", web::post().to(views::sign_in))
             .route("/member-sign-in", web::post().to(views::member_sign_in))
