@@ -7,6 +7,7 @@ pub mod health;
 pub mod log;
 pub mod members;
 pub mod movements;
+pub mod privacy;
 pub mod reports;
 mod resource;
 pub mod responses;
@@ -89,9 +90,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .no_body(),
     )
     .service(Resource::of(members::leave, members::__path_leave))
+    .service(
+        Resource::of(privacy::get_profile, privacy::__path_get_profile)
+            .and(privacy::put_profile, privacy::__path_put_profile),
+    )
+    .service(Resource::of(privacy::erase, privacy::__path_erase).no_body())
+    .service(Resource::of(privacy::data, privacy::__path_data))
     .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
     .service(Resource::of(accounts::me, accounts::__path_me))
     .service(Resource::of(reports::impact, reports::__path_impact))
+    .service(Resource::of(reports::age_bands, reports::__path_age_bands))
     .service(Resource::of(accounts::history, accounts::__path_history))
     .service(
         Resource::of(movements::earn_batch, movements::__path_earn_batch)
