@@ -16,6 +16,7 @@ mod ledger;
 mod limits;
 mod partner_views;
 mod permissions;
+mod privacy;
 mod problems;
 mod readiness;
 mod reports;

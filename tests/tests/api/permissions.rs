@@ -67,6 +67,7 @@ const N: bool = false;
 const ACCOUNT: &str = "account_not_found";
 const ENTRY: &str = "entry_not_found";
 const PARTNER: &str = "partner_not_found";
+const MEMBER: &str = "member_not_found";
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -98,6 +99,10 @@ enum Op {
     SettleBothVenue,
     SettleBothBudget,
     LeaveMember,
+    Profile,
+    PutProfile,
+    MemberData,
+    EraseMember,
     Me,
     MemberAccount,
     MemberHistory,
@@ -131,6 +136,13 @@ const LIST_MEMBERS: Row = [
 /// see the partner but not its books (403); other partners do not see it (404).
 const STATEMENT: Row = [
     200, 200, 200, 404, 404, 403, 403, 404, 404, 404, 401, 401, 401,
+];
+
+/// Writing a member's profile, or erasing their data: administrators and the registering
+/// partner; callers without the scope are refused before the member is looked at (403); other
+/// earn partners are told there is no member they may read (404).
+const MEMBER_DATA_WRITE: Row = [
+    200, 403, 200, 403, 404, 403, 403, 404, 403, 403, 401, 401, 401,
 ];
 
 /// What each operation answers to each actor.
@@ -167,6 +179,10 @@ const MATRIX: &[(Op, Row, &str)] = {
         (SettleBothVenue,     only(201, [Y, N, N, N, Y, N, N, N, Y, N]), ""),
         (SettleBothBudget,    only(201, [Y, N, N, N, Y, N, N, Y, N, N]), ""),
         (LeaveMember,         only(201, [Y, N, Y, N, N, N, N, N, N, N]), ""),
+        (Profile,             sees(     [Y, N, Y, N, N, Y, N, N, N, N]), MEMBER),
+        (PutProfile,          MEMBER_DATA_WRITE, MEMBER),
+        (MemberData,          sees(     [Y, N, Y, N, N, Y, N, N, N, N]), MEMBER),
+        (EraseMember,         MEMBER_DATA_WRITE, MEMBER),
         (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
         (MemberAccount,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
         (MemberHistory,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
@@ -424,6 +440,24 @@ impl World {
                 let leaving = self.scheme.member(5).await;
                 let body = json!({"remaining": "retire"});
                 post(format!("/v1/members/{}/leave", leaving.id), Some(body)).await
+            }
+            Op::Profile => get(format!("/v1/members/{}/profile", self.member.id)).await,
+            Op::PutProfile => {
+                let path = format!("/v1/members/{}/profile", self.member.id);
+                let body = json!({"age_band": "undisclosed"});
+                api.call(Method::PUT, &path, token, Some(&new_key()), Some(&body))
+                    .await
+            }
+            Op::MemberData => get(format!("/v1/members/{}/data", self.member.id)).await,
+            Op::EraseMember => {
+                // A fresh member of the earn partner's, who left.
+                let leaving = self.scheme.member(0).await;
+                let body = json!({"remaining": "retire"});
+                let leave = format!("/v1/members/{}/leave", leaving.id);
+                api.post(&leave, Some(self.admin()), Some(&body))
+                    .await
+                    .expect(201);
+                post(format!("/v1/members/{}/erasure", leaving.id), None).await
             }
             Op::Me => get("/v1/me".into()).await,
             Op::MemberAccount => get(format!("/v1/accounts/{}", self.member.id)).await,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use timecredits_domain::report::{
-    write_band_csv, write_csv, write_json, BandRow, DateBasis, Period, ReportSpec, Zone,
+    write_band_csv, write_csv, write_json, DateBasis, Period, ReportSpec, Zone,
 };
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -141,16 +141,6 @@ fn answer(body: Vec<u8>, size: u64, csv: bool, name: &str) -> HttpResponse {
     response.body(body)
 }
 
-/// The rows of the age-band breakdown, as JSON.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct AgeBandReport {
-    /// Per period, band and figure (`given_minutes`, `earns`, `members_active`), in that order.
-    #[schema(value_type = Vec<Object>, example = json!([
-        {"period": "2026-11", "band": "65_plus", "figure": "given_minutes", "value": 600}
-    ]))]
-    pub rows: Vec<BandRow>,
-}
-
 /// Impact report by age band
 ///
 /// Time given per period and age band: minutes given, earn movements and distinct members
@@ -163,8 +153,7 @@ pub struct AgeBandReport {
 #[utoipa::path(get, path = "/v1/reports/impact/age-bands", tag = "reports",
     params(ReportParams),
     responses(
-        (status = 200, description = "The breakdown: JSON rows, or CSV (`period,band,figure,value`) with `format=csv`",
-            body = AgeBandReport,
+        (status = 200, description = "The breakdown: a JSON array of rows `{period, band, figure, value}` (figures `given_minutes`, `earns`, `members_active`), or CSV (`period,band,figure,value`) with `format=csv`",
             headers(("Ledger-Size" = u64, description = "The ledger size the report covers"))),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A member, or a partner asking for another's rows (`forbidden`)", body = Problem, content_type = "application/problem+json"),
@@ -187,7 +176,7 @@ pub async fn age_bands(
     let written = if csv {
         write_band_csv(&rows, &mut body)
     } else {
-        serde_json::to_writer(&mut body, &AgeBandReport { rows }).map_err(std::io::Error::other)
+        serde_json::to_writer(&mut body, &rows).map_err(std::io::Error::other)
     };
     written.map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(answer(body, size, csv, "age-band-report"))
