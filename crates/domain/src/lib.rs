@@ -5,13 +5,15 @@
 //! redeemed. Every change is an [`Entry`] appended to a log and never edited: a correction is a new
 //! `reverse` entry that mirrors the original.
 //!
-//! The crate has five parts:
+//! The crate has six parts:
 //! - [`amount`]: exact integer amounts in minutes (one credit is 60 minutes);
 //! - [`entry`]: accounts, entries and the canonical JSON bytes that are hashed into the Merkle log;
 //! - [`export`]: the header of the export file auditors verify;
 //! - [`rules`]: what every entry must satisfy against the accounts it touches. The ledger applies
 //!   these rules before it commits an entry, and the auditor's verifier applies the very same rules
 //!   when it replays an export, so both agree by construction.
+//! - [`profile`]: a member's optional profile (age band, district, consent), kept outside the
+//!   ledger and never part of an entry;
 //! - [`report`]: impact reports (figures per period, partner and activity) computed from the
 //!   entries, by the service and by the auditor alike, and written as CSV or JSON.
 //!
@@ -28,6 +30,7 @@ pub mod amount;
 pub mod csv;
 pub mod entry;
 pub mod export;
+pub mod profile;
 pub mod report;
 pub mod rules;
 mod scan;

@@ -31,6 +31,7 @@
 //!    committed (a movement on an account never opened, a reversal of no movement, a gap in the
 //!    sequence numbers) make [`Tally::finish`] return a [`ReportError`].
 
+mod bands;
 mod period;
 mod write;
 
@@ -42,6 +43,7 @@ use uuid::Uuid;
 
 use crate::entry::{AccountId, AccountKind, Entry, EntryBody, MovementKind};
 
+pub use bands::{age_bands, write_band_csv, Band, BandRow, BAND_CSV_HEADER, BAND_FIGURES};
 pub use period::{Period, Zone};
 pub use write::{write_csv, write_json, CSV_HEADER};
 
@@ -1191,6 +1193,48 @@ mod tests {
                     prop_assert_eq!(budget(p, LeftMinutes), previous + budget(p, AllocatedMinutes) - budget(p, ReversedMinutes) - budget(p, UsedMinutes));
                 }
             }
+        }
+
+        /// Per period, the age bands' given minutes and earns sum to the earn section's, whatever
+        /// band each member is in and whatever the filters; the CSV has a line per row.
+        #[test]
+        fn the_age_bands_add_up_to_the_earn_section(book in random_book(), bands in prop::collection::vec(0usize..8, 4), partnered in any::<bool>(), split in 0u64..90, period in 0usize..5) {
+            use crate::profile::AgeBand;
+            let period = [Period::Day, Period::Week, Period::Month, Period::Quarter, Period::Year][period];
+            let spec = ReportSpec {
+                period,
+                from: Some(day("2026-10-01") + chrono::Days::new(split)),
+                partner: partnered.then(|| partner(1)),
+                ..ReportSpec::default()
+            };
+            let band_of = |a: AccountId| {
+                let i = book.accounts.iter().position(|x| *x == a).unwrap_or(4).saturating_sub(4);
+                AgeBand::ALL.get(bands[i % 4]).map_or(Band::NotIncluded, |b| Band::Age(*b))
+            };
+            let rows = age_bands(&book.entries, &spec, band_of);
+            let full = book.report(&spec);
+            for figure in [Figure::GivenMinutes, Figure::Earns] {
+                let mut banded: HashMap<String, i64> = HashMap::new();
+                for r in rows.iter().filter(|r| r.figure == figure) {
+                    *banded.entry(r.period.clone()).or_default() += r.value;
+                }
+                let mut earned: HashMap<String, i64> = HashMap::new();
+                for r in full.rows.iter().filter(|r| r.section == Section::Earn && r.figure == figure) {
+                    *earned.entry(r.period.clone()).or_default() += r.value;
+                }
+                // A reversal alone makes an earn row of zeros; the bands count earns only.
+                earned.retain(|_, v| *v != 0);
+                prop_assert_eq!(banded, earned);
+            }
+            // No band counts more members than credited in its period, nor fewer than one.
+            for r in rows.iter().filter(|r| r.figure == Figure::MembersActive) {
+                prop_assert!((1..=4).contains(&r.value));
+            }
+            let mut csv = Vec::new();
+            write_band_csv(&rows, &mut csv).unwrap();
+            let csv = String::from_utf8(csv).unwrap();
+            prop_assert!(csv.starts_with(BAND_CSV_HEADER));
+            prop_assert_eq!(csv.lines().count(), rows.len() + 1);
         }
 
         #[test]

@@ -10,6 +10,8 @@
 //! | allocate credits, close accounts, rotate the signing key | yes |  |           |       |        |
 //! | register members                            | yes   |         | yes          |       |        |
 //! | a member leaves (credits out, wallet closed, credential revoked) | yes | | those it registered | | |
+//! | write a member's profile; erase a member's personal data | yes | | those it registered | | |
+//! | read a member's profile and data export      | any   |         | those it registered | | own |
 //! | earn (from its own budget)                  |       |         | yes          |       |        |
 //! | redeem a spend code (into its own account)  |       |         |              | yes   |        |
 //! | settle: retire a venue's credits, return a budget | any partner's | | own budget | own venue account | |
@@ -192,6 +194,10 @@ pub enum Operation {
     /// Issue, reissue, print or block a member's card, or reset its PIN (which member:
     /// `may_manage_member`).
     ManageCard,
+    /// Write a member's profile (which member: `may_see_member_data`).
+    WriteProfile,
+    /// Erase a member's personal data (which member: `may_see_member_data`).
+    EraseMember,
     /// Earn: credit a member for time given, one at a time or in a batch.
     Earn,
     /// Redeem a member's spend code at a venue.
@@ -254,6 +260,16 @@ pub const PERMISSIONS: &[(Operation, Allowed, &str)] = {
             ManageCard,
             Scopes(&[Admin, EarnScope]),
             "issue, print or block member cards",
+        ),
+        (
+            WriteProfile,
+            Scopes(&[Admin, EarnScope]),
+            "write member profiles",
+        ),
+        (
+            EraseMember,
+            Scopes(&[Admin, EarnScope]),
+            "erase members' personal data",
         ),
         (Earn, Scopes(&[EarnScope]), "issue credits"),
         (Redeem, Scopes(&[Spend]), "redeem spend codes"),
@@ -536,6 +552,20 @@ impl Caller {
             Err(forbidden("read another partner's statement"))
         } else {
             Err(ApiError::PartnerNotFound(not_visible("partner", id)))
+        }
+    }
+
+    /// Whether the caller may see the personal data of member `member`, registered by
+    /// `registered_by`: administrators, the registering partner (any of its keys) and the
+    /// member themself; not auditors, who read the pseudonymous ledger only.
+    pub fn may_see_member_data(&self, registered_by: Uuid, member: Uuid) -> bool {
+        match self {
+            _ if self.is_admin() => true,
+            Caller::Member(m) => m.account == member,
+            Caller::ApiKey {
+                partner: Some(p), ..
+            } => p.id == registered_by,
+            Caller::ApiKey { .. } => false,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Backups of a data directory, taken while the service runs, and their restore.
 //!
 //! A backup is one gzip-compressed tar archive of plain files: the journal up to a consistent
-//! point, the registry's records, the identity files (keys, secrets, origin, `signed-tree`),
+//! point, the registry's and the profile store's records, the identity files (keys, secrets, origin, `signed-tree`),
 //! `FORMAT`, and last a manifest ([`MANIFEST`]) with every file's size and SHA-256. The sled
 //! `state/` is left out: the ledger rebuilds it from the journal when it is missing, and copying
 //! it while the service writes it would copy pages from different moments. The `spend-codes`
@@ -216,6 +216,10 @@ pub fn create(dir: &Path, out: &Path) -> Result<Backup, BackupError> {
     small.extend(snapshot.identity.clone());
     small.push((registry_files::REGISTRY.to_owned(), snapshot.registry));
     small.push((
+        crate::profiles::layout::PROFILES.to_owned(),
+        snapshot.profiles,
+    ));
+    small.push((
         ledger_files::SIGNED_TREE.to_owned(),
         snapshot.signed_note.clone().into_bytes(),
     ));
@@ -351,6 +355,9 @@ struct Snapshot {
     identity: Vec<(String, Vec<u8>)>,
     /// The registry's whole records.
     registry: Vec<u8>,
+    /// The profile store's whole records (members' personal data: see docs/privacy.md for how
+    /// long a backup keeps an erased member's).
+    profiles: Vec<u8>,
     /// `signed-tree`'s contents.
     signed_note: String,
     /// The size of its checkpoint.
@@ -369,6 +376,7 @@ impl Snapshot {
         loop {
             let identity = read_identity(dir)?;
             let registry = read_records(&dir.join(registry_files::REGISTRY))?;
+            let profiles = read_records(&dir.join(crate::profiles::layout::PROFILES))?;
             journal.advance(u64::MAX)?;
             let (signed, quiet) = journal.cut(dir, deadline)?;
             if read_identity(dir)? != identity {
@@ -389,6 +397,7 @@ impl Snapshot {
             return Ok(Snapshot {
                 identity,
                 registry,
+                profiles,
                 signed_note: signed.note,
                 signed_size,
                 entries: journal.frontier.size(),

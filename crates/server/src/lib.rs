@@ -33,6 +33,7 @@ pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
+pub mod profiles;
 pub mod registry;
 pub mod security;
 pub mod service;
@@ -169,6 +170,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Live spend codes and the redemption throttle.
     pub spend_codes: SpendCodes,
+    /// Members' profiles: the personal data, apart from the ledger and the registry.
+    pub profiles: profiles::ProfileStore,
     /// The idempotency keys of requests being processed, so a concurrent repeat gets 409.
     pub in_flight: InFlight,
     /// How long a partner may reverse its own entries.
@@ -223,10 +226,12 @@ impl AppState {
             registry.subkey("spend-codes"),
             committed,
         )?;
+        let profiles = profiles::ProfileStore::open(dir, |member| registry.is_erased(member))?;
         Ok(AppState {
             ledger,
             registry,
             spend_codes,
+            profiles,
             in_flight: InFlight::default(),
             reversal_window: settings.reversal_window,
             credential_replay_window: settings.credential_replay_window,

@@ -119,12 +119,14 @@ problem_codes! {
     AccountNotFound = "account_not_found", NOT_FOUND, "No such account, or one the caller may not see.";
     EntryNotFound = "entry_not_found", NOT_FOUND, "No such entry, or one the caller may not see.";
     PartnerNotFound = "partner_not_found", NOT_FOUND, "No such partner, or one the caller may not see.";
-    MemberNotFound = "member_not_found", NOT_FOUND, "No such member.";
+    MemberNotFound = "member_not_found", NOT_FOUND, "No such member, or one whose data the caller may not see.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such API key.";
     CardNotFound = "card_not_found", NOT_FOUND, "No card for this member, no such member, or one the caller may not see.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, "The route exists but not with this method.";
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT, "A request with this key is still being processed.";
     UsernameTaken = "username_taken", CONFLICT, "Another staff login already has this username.";
+    MemberErased = "member_erased", GONE, "The member's personal data was erased on request; their pseudonymous entries stay in the ledger.";
+    MemberNotLeft = "member_not_left", CONFLICT, "A member's personal data is erased only after they left (their wallet closed by POST /v1/members/{id}/leave).";
     KeyRotationInProgress = "key_rotation_in_progress", CONFLICT, "Another rotation of the signing key is under way.";
     KeyOverlapRunning = "key_overlap_running", CONFLICT, "The last key rotation's overlap has not ended: one rotation per overlap.";
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body timeout (10 s by default).";
@@ -252,6 +254,12 @@ pub enum ApiError {
     /// See [`Code::MemberNotFound`].
     #[error("{0}")]
     MemberNotFound(String),
+    /// See [`Code::MemberErased`].
+    #[error("{0}")]
+    MemberErased(String),
+    /// See [`Code::MemberNotLeft`].
+    #[error("{0}")]
+    MemberNotLeft(String),
     /// See [`Code::ApiKeyNotFound`].
     #[error("{0}")]
     ApiKeyNotFound(String),
@@ -381,6 +389,8 @@ impl ApiError {
             EntryNotFound(_) => Code::EntryNotFound,
             PartnerNotFound(_) => Code::PartnerNotFound,
             MemberNotFound(_) => Code::MemberNotFound,
+            MemberErased(_) => Code::MemberErased,
+            MemberNotLeft(_) => Code::MemberNotLeft,
             ApiKeyNotFound(_) => Code::ApiKeyNotFound,
             ApiKeyInUse(_) => Code::ApiKeyInUse,
             UsernameTaken(_) => Code::UsernameTaken,
@@ -520,6 +530,13 @@ impl From<LedgerError> for ApiError {
             e @ LedgerError::StorageFull => ApiError::StorageFull(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+/// A profile field refused: the detail names the field (`contact: at most 200 characters`).
+impl From<timecredits_domain::profile::ProfileError> for ApiError {
+    fn from(e: timecredits_domain::profile::ProfileError) -> Self {
+        ApiError::InvalidRequest(e.to_string())
     }
 }
 

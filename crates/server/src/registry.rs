@@ -173,8 +173,9 @@ pub struct ApiKey {
     pub revoked: Option<DateTime<Utc>>,
 }
 
-/// A registered member. The ledger knows only the account; nothing personal is kept anywhere
-/// in this service.
+/// A registered member. The ledger knows only the account; the registry keeps the registering
+/// partner's reference, and a member's personal profile is kept apart (`profiles`), where an
+/// erasure can forget it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// The member's wallet account, which is also the member's id.
@@ -257,6 +258,12 @@ enum Event {
         password_hash: String,
         request: RequestRef,
     },
+    /// A member's personal data erased on request: their credential revoked, the registering
+    /// partner's reference cleared (the file is rewritten without it), no personal data kept.
+    MemberErased {
+        erasure: Erasure,
+        request: RequestRef,
+    },
     /// The fingerprint of the server secret credentials are derived with from here on: the
     /// first record of a new registry, so a start with another secret is refused.
     ServerSecret {
@@ -327,6 +334,22 @@ struct State {
     cards: HashMap<Uuid, cards::Card>,
     /// Members by the keyed hash of their current card's number.
     card_by_number: HashMap<String, Uuid>,
+    /// Members whose data was erased.
+    erasures: HashMap<Uuid, Erasure>,
+    /// Erased members whose registration record in the file still holds a reference: the
+    /// rewrite that clears it is still to be done (a crash after the erasure's record).
+    unforgotten: BTreeSet<Uuid>,
+}
+
+/// The record of a member's erasure: who, when, which account. It holds no personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Erasure {
+    /// The member's id (their wallet account).
+    pub member_id: Uuid,
+    /// The administrator or partner that asked for it.
+    pub erased_by: Uuid,
+    /// When it was recorded.
+    pub erased: DateTime<Utc>,
 }
 
 /// A member's current credential, as the registry knows it (never the credential itself).
@@ -468,6 +491,7 @@ impl State {
                 );
                 self.keys.insert(key.id, key);
             }
+            Event::MemberErased { erasure, request } => self.erase(erasure, request),
             Event::ServerSecret { fingerprint } => self.secret_fingerprint = Some(fingerprint),
             Event::CardIssued {
                 member,
@@ -527,6 +551,28 @@ impl State {
 }
 
 impl State {
+    /// Applies an erasure: the credential revoked, the reference forgotten in memory (and
+    /// noted for the file's rewrite while the file still holds it).
+    fn erase(&mut self, erasure: Erasure, request: RequestRef) {
+        let account = erasure.member_id;
+        self.forget_credential(account);
+        if let Some(credential) = self.credentials.get_mut(&account) {
+            credential.revoked.get_or_insert(erasure.erased);
+        }
+        // Leaving blocked the card already; an erasure blocks it whatever came before.
+        if let Some(card) = self.cards.get_mut(&account) {
+            card.blocked.get_or_insert(erasure.erased);
+        }
+        if let Some(member) = self.members.get_mut(&account) {
+            if member.reference.take().is_some() {
+                self.unforgotten.insert(account);
+            }
+        }
+        self.requests
+            .insert((request.actor, request.key), (request.fingerprint, account));
+        self.erasures.entry(account).or_insert(erasure);
+    }
+
     /// Makes a member's current credential unknown to authentication.
     fn forget_credential(&mut self, account: Uuid) {
         if let Some(hash) = self
@@ -620,6 +666,7 @@ impl Registry {
         if registry.read().administrator.is_none() {
             registry.bootstrap(dir)?;
         }
+        registry.forget_erased_references()?;
         Ok(registry)
     }
 
@@ -1057,6 +1104,74 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The erasure of member `account`, if their data was erased.
+    pub fn erasure(&self, account: Uuid) -> Option<Erasure> {
+        self.read().erasures.get(&account).cloned()
+    }
+
+    /// Whether member `account`'s data was erased.
+    pub fn is_erased(&self, account: Uuid) -> bool {
+        self.read().erasures.contains_key(&account)
+    }
+
+    /// Records the erasure of member `account`'s data by `request.actor` and returns it: their
+    /// credential is revoked at once, and the registering partner's reference for them is
+    /// cleared from the file by a rewrite (the registry is otherwise append-only). An erasure
+    /// already recorded is returned as it was.
+    pub fn erase_member(
+        &self,
+        account: Uuid,
+        request: RequestRef,
+    ) -> Result<Erasure, RegistryError> {
+        if let Some(erasure) = self.erasure(account) {
+            return Ok(erasure);
+        }
+        let erasure = Erasure {
+            member_id: account,
+            erased_by: request.actor,
+            erased: Utc::now(),
+        };
+        self.append(vec![Event::MemberErased {
+            erasure: erasure.clone(),
+            request,
+        }])?;
+        self.forget_erased_references()?;
+        Ok(erasure)
+    }
+
+    /// Rewrites the file so that no registration record of an erased member holds a
+    /// reference, when one still does (after an erasure, or at the start after a crash cut
+    /// an erasure short). Every other record is kept byte for byte.
+    fn forget_erased_references(&self) -> Result<(), RegistryError> {
+        let mut file = self.file();
+        let unforgotten = self.read().unforgotten.clone();
+        if unforgotten.is_empty() {
+            return Ok(());
+        }
+        let mut payloads = file.payloads()?;
+        for payload in &mut payloads {
+            let Ok(Event::MemberRegistered { mut member, hash }) =
+                serde_json::from_slice::<Event>(payload)
+            else {
+                continue;
+            };
+            if unforgotten.contains(&member.account) && member.reference.is_some() {
+                member.reference = None;
+                *payload = serde_json::to_vec(&Event::MemberRegistered { member, hash })
+                    .expect("registry events always serialize");
+            }
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        file.rewrite(&refs)?;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        for account in unforgotten {
+            state.unforgotten.remove(&account);
+        }
+        Ok(())
+    }
+}
+
 /// Whether a partner account id names a ledger account of the partner.
 pub fn partner_accounts(partner: &Partner) -> impl Iterator<Item = AccountId> + '_ {
     [partner.budget_account, partner.venue_account]
@@ -1188,6 +1303,97 @@ pub(super) mod tests {
             registry.members_registered_by(Uuid::now_v7(), None, 2),
             (vec![], false)
         );
+    }
+
+    fn holds(dir: &Path, text: &str) -> bool {
+        let bytes = std::fs::read(dir.join(layout::REGISTRY)).unwrap();
+        bytes.windows(text.len()).any(|w| w == text.as_bytes())
+    }
+
+    #[test]
+    fn an_erasure_revokes_the_credential_and_leaves_no_byte_of_the_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let member = |reference: &str| Member {
+            account: Uuid::now_v7(),
+            registered_by: Uuid::nil(),
+            registered: Utc::now(),
+            reference: Some(reference.into()),
+        };
+        let (erased, kept) = (member("REF-ERASED-7f3a"), member("REF-KEPT-91c2"));
+        let credential = registry.add_member(erased.clone()).unwrap();
+        registry.add_member(kept.clone()).unwrap();
+        let key = till_key();
+        let token = registry.add_api_key(key.clone(), request("k")).unwrap();
+        assert!(holds(dir.path(), "REF-ERASED-7f3a"));
+        let first = registry.erase_member(erased.account, request("e")).unwrap();
+        assert_eq!(
+            (first.member_id, first.erased_by),
+            (erased.account, Uuid::nil())
+        );
+        // A repeat, with any key, answers with the same record and writes nothing.
+        let len = file_len(dir.path());
+        assert_eq!(
+            registry
+                .erase_member(erased.account, request("e2"))
+                .unwrap(),
+            first
+        );
+        assert_eq!(file_len(dir.path()), len);
+        assert!(registry.member_by_credential(&credential).is_none());
+        assert_eq!(registry.member(erased.account).unwrap().reference, None);
+        assert!(!holds(dir.path(), "REF-ERASED-7f3a"));
+        assert!(holds(dir.path(), "REF-KEPT-91c2"));
+        // Writes go on after the rewrite, and a restart reads every record as it was.
+        registry.revoke_api_key(key.id, request("r")).unwrap();
+        drop(registry);
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert_eq!(registry.erasure(erased.account), Some(first));
+        assert!(registry.member_by_credential(&credential).is_none());
+        assert!(registry
+            .credential_status(erased.account)
+            .unwrap()
+            .revoked
+            .is_some());
+        assert_eq!(registry.member(kept.account), Some(kept));
+        assert!(registry.api_key_by_token(&token).unwrap().revoked.is_some());
+    }
+
+    #[test]
+    fn an_erasure_cut_before_its_rewrite_is_completed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path(), false).unwrap();
+        let member = Member {
+            account: Uuid::now_v7(),
+            registered_by: Uuid::nil(),
+            registered: Utc::now(),
+            reference: Some("REF-CUT-5d1e".into()),
+        };
+        registry.add_member(member.clone()).unwrap();
+        // The erasure's record reaches the disk; the crash comes before the rewrite.
+        let erasure = Erasure {
+            member_id: member.account,
+            erased_by: Uuid::nil(),
+            erased: Utc::now(),
+        };
+        let event = Event::MemberErased {
+            erasure: erasure.clone(),
+            request: request("e"),
+        };
+        registry
+            .file()
+            .append(&[&serde_json::to_vec(&event).unwrap()])
+            .unwrap();
+        drop(registry);
+        assert!(holds(dir.path(), "REF-CUT-5d1e"));
+        let registry = Registry::open(dir.path(), true).unwrap();
+        assert!(!holds(dir.path(), "REF-CUT-5d1e"));
+        assert_eq!(registry.erasure(member.account), Some(erasure));
+        drop(registry);
+        // The rewritten file is whole up to its mark: it opens again, with nothing to redo.
+        let len = file_len(dir.path());
+        Registry::open(dir.path(), true).unwrap();
+        assert_eq!(file_len(dir.path()), len);
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn cors(allowed_origins: &[String]) -> actix_cors::Cors {
         .fold(actix_cors::Cors::default(), |cors, origin| {
             cors.allowed_origin(origin)
         })
-        .allowed_methods([Method::GET, Method::POST])
+        .allowed_methods([Method::GET, Method::POST, Method::PUT])
         .allowed_headers([
             header::AUTHORIZATION.as_str(),
             header::CONTENT_TYPE.as_str(),

@@ -18,6 +18,7 @@ mod limits;
 mod pages;
 mod partner_views;
 mod permissions;
+mod privacy;
 mod problems;
 mod readiness;
 mod reports;

@@ -68,6 +68,7 @@ const ACCOUNT: &str = "account_not_found";
 const ENTRY: &str = "entry_not_found";
 const PARTNER: &str = "partner_not_found";
 const CARD: &str = "card_not_found";
+const MEMBER: &str = "member_not_found";
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -103,6 +104,10 @@ enum Op {
     PrintCard,
     BlockCard,
     ResetPin,
+    Profile,
+    PutProfile,
+    MemberData,
+    EraseMember,
     Me,
     MemberAccount,
     MemberHistory,
@@ -146,6 +151,12 @@ const fn card(ok: u16) -> Row {
         ok, 403, ok, 403, 404, 403, 403, 404, 403, 403, 401, 401, 401,
     ]
 }
+/// Writing a member's profile, or erasing their data: administrators and the registering
+/// partner; callers without the scope are refused before the member is looked at (403); other
+/// earn partners are told there is no member they may read (404).
+const MEMBER_DATA_WRITE: Row = [
+    200, 403, 200, 403, 404, 403, 403, 404, 403, 403, 401, 401, 401,
+];
 
 /// What each operation answers to each actor.
 #[rustfmt::skip]
@@ -185,6 +196,10 @@ const MATRIX: &[(Op, Row, &str)] = {
         (PrintCard,           card(200), CARD),
         (BlockCard,           card(200), CARD),
         (ResetPin,            card(200), CARD),
+        (Profile,             sees(     [Y, N, Y, N, N, Y, N, N, N, N]), MEMBER),
+        (PutProfile,          MEMBER_DATA_WRITE, MEMBER),
+        (MemberData,          sees(     [Y, N, Y, N, N, Y, N, N, N, N]), MEMBER),
+        (EraseMember,         MEMBER_DATA_WRITE, MEMBER),
         (Me,                  only(200, [Y, Y, Y, Y, Y, Y, Y, Y, Y, Y]), ""),
         (MemberAccount,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
         (MemberHistory,       sees(     [Y, Y, Y, N, N, Y, N, N, N, N]), ACCOUNT),
@@ -462,6 +477,24 @@ impl World {
                     Some(body),
                 )
                 .await
+            }
+            Op::Profile => get(format!("/v1/members/{}/profile", self.member.id)).await,
+            Op::PutProfile => {
+                let path = format!("/v1/members/{}/profile", self.member.id);
+                let body = json!({"age_band": "undisclosed"});
+                api.call(Method::PUT, &path, token, Some(&new_key()), Some(&body))
+                    .await
+            }
+            Op::MemberData => get(format!("/v1/members/{}/data", self.member.id)).await,
+            Op::EraseMember => {
+                // A fresh member of the earn partner's, who left.
+                let leaving = self.scheme.member(0).await;
+                let body = json!({"remaining": "retire"});
+                let leave = format!("/v1/members/{}/leave", leaving.id);
+                api.post(&leave, Some(self.admin()), Some(&body))
+                    .await
+                    .expect(201);
+                post(format!("/v1/members/{}/erasure", leaving.id), None).await
             }
             Op::Me => get("/v1/me".into()).await,
             Op::MemberAccount => get(format!("/v1/accounts/{}", self.member.id)).await,

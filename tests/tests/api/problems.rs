@@ -117,6 +117,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "effective_date_in_future",
         ],
     ),
+    ("privacy", &["member_erased", "member_not_left"]),
     (
         "reversals",
         &[
@@ -745,6 +746,40 @@ async fn things_that_do_not_exist_are_not_found() {
         .await;
     seen.check("nobody's card", &reply, 404, "card_not_found");
 
+    seen.done();
+}
+
+/// A member's erasure before they left, and their data after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_s_data_is_erased_only_after_leaving_and_is_gone_after() {
+    let scheme = Scheme::start().await;
+    let (api, club) = (&scheme.api, &scheme.earner);
+    let member = scheme.member(0).await;
+    let mut seen = Seen::new("privacy");
+    let erasure = format!("/v1/members/{}/erasure", member.id);
+    let reply = api.post(&erasure, Some(&club.key), None).await;
+    seen.check(
+        "erasing a member who did not leave",
+        &reply,
+        409,
+        "member_not_left",
+    );
+    let leave = format!("/v1/members/{}/leave", member.id);
+    api.post(
+        &leave,
+        Some(&club.key),
+        Some(&json!({"remaining": "retire"})),
+    )
+    .await
+    .expect(201);
+    api.post(&erasure, Some(&club.key), None).await.expect(200);
+    let reply = api
+        .get(
+            &format!("/v1/members/{}/profile", member.id),
+            Some(&club.key),
+        )
+        .await;
+    seen.check("an erased member's profile", &reply, 410, "member_erased");
     seen.done();
 }
 

@@ -8,6 +8,7 @@ pub mod health;
 pub mod log;
 pub mod members;
 pub mod movements;
+pub mod privacy;
 pub mod reports;
 mod resource;
 pub mod responses;
@@ -100,9 +101,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
     )
     .service(Resource::of(cards::block_card, cards::__path_block_card).no_body())
     .service(Resource::of(cards::reset_pin, cards::__path_reset_pin))
+    .service(
+        Resource::of(privacy::get_profile, privacy::__path_get_profile)
+            .and(privacy::put_profile, privacy::__path_put_profile),
+    )
+    .service(Resource::of(privacy::erase, privacy::__path_erase).no_body())
+    .service(Resource::of(privacy::data, privacy::__path_data))
     .service(Resource::of(admin::rotate_key, admin::__path_rotate_key).no_body())
     .service(Resource::of(accounts::me, accounts::__path_me))
     .service(Resource::of(reports::impact, reports::__path_impact))
+    .service(Resource::of(reports::age_bands, reports::__path_age_bands))
     .service(Resource::of(accounts::history, accounts::__path_history))
     .service(
         Resource::of(movements::earn_batch, movements::__path_earn_batch)

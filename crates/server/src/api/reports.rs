@@ -4,14 +4,16 @@
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
-use timecredits_domain::report::{write_csv, write_json, DateBasis, Period, ReportSpec, Zone};
+use timecredits_domain::report::{
+    write_band_csv, write_csv, write_json, DateBasis, Period, ReportSpec, Zone,
+};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::responses::AuthProblems;
 use crate::auth::Caller;
 use crate::problem::{ApiError, Problem};
-use crate::service::reports::impact_report;
+use crate::service::reports::{age_band_report, impact_report};
 use crate::AppState;
 
 /// The header naming the ledger size a report was computed over: an auditor's export of that
@@ -43,6 +45,17 @@ pub struct ReportParams {
 }
 
 impl ReportParams {
+    /// Whether CSV was asked for (`format=csv`) rather than JSON.
+    fn csv(&self) -> Result<bool, ApiError> {
+        match self.format.as_deref() {
+            None | Some("json") => Ok(false),
+            Some("csv") => Ok(true),
+            Some(other) => Err(ApiError::InvalidQuery(format!(
+                "unknown format {other:?}: json or csv"
+            ))),
+        }
+    }
+
     fn spec(&self, partner: Option<Uuid>) -> Result<ReportSpec, ApiError> {
         fn parse<T: std::str::FromStr<Err = String> + Default>(
             value: Option<&String>,
@@ -96,15 +109,7 @@ pub async fn impact(
 ) -> Result<HttpResponse, ApiError> {
     let partner = caller.report_partner(params.partner)?;
     let spec = params.spec(partner)?;
-    let csv = match params.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::InvalidQuery(format!(
-                "unknown format {other:?}: json or csv"
-            )))
-        }
-    };
+    let csv = params.csv()?;
     let state = state.into_inner();
     let (report, size) = web::block(move || impact_report(&state, spec))
         .await
@@ -116,6 +121,11 @@ pub async fn impact(
         write_json(&report, &mut body)
     };
     written.map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(answer(body, size, csv, "impact-report"))
+}
+
+/// A report's answer: its body, the ledger size it covers, and for CSV a file name.
+fn answer(body: Vec<u8>, size: u64, csv: bool, name: &str) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     response.insert_header((LEDGER_SIZE_HEADER, size.to_string()));
     if csv {
@@ -123,10 +133,51 @@ pub async fn impact(
             .content_type("text/csv; charset=utf-8")
             .insert_header((
                 "Content-Disposition",
-                format!("attachment; filename=\"impact-report-{size}.csv\""),
+                format!("attachment; filename=\"{name}-{size}.csv\""),
             ));
     } else {
         response.content_type("application/json");
     }
-    Ok(response.body(body))
+    response.body(body)
+}
+
+/// Impact report by age band
+///
+/// Time given per period and age band: minutes given, earn movements and distinct members
+/// credited (the `earn` section's figures of the impact report, with the same parameters), for
+/// members who consented to anonymous statistics, by the age band in their profile
+/// (`undisclosed` if none); everyone else is counted as `not_included`, so per period the bands
+/// add up to the impact report's earn rows. Unlike the impact report, it cannot be re-derived
+/// from a signed export: age bands live in profiles, outside the ledger (docs/reports.md).
+/// Administrators and auditors read every row; a partner the rows of its own earns.
+#[utoipa::path(get, path = "/v1/reports/impact/age-bands", tag = "reports",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The breakdown: a JSON array of rows `{period, band, figure, value}` (figures `given_minutes`, `earns`, `members_active`), or CSV (`period,band,figure,value`) with `format=csv`",
+            headers(("Ledger-Size" = u64, description = "The ledger size the report covers"))),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A member, or a partner asking for another's rows (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn age_bands(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<ReportParams>,
+) -> Result<HttpResponse, ApiError> {
+    let partner = caller.report_partner(params.partner)?;
+    let spec = params.spec(partner)?;
+    let csv = params.csv()?;
+    let state = state.into_inner();
+    let (rows, size) = web::block(move || age_band_report(&state, spec))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut body = Vec::new();
+    let written = if csv {
+        write_band_csv(&rows, &mut body)
+    } else {
+        serde_json::to_writer(&mut body, &rows).map_err(std::io::Error::other)
+    };
+    written.map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(answer(body, size, csv, "age-band-report"))
 }

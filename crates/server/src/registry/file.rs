@@ -198,6 +198,55 @@ impl RegistryFile {
         Ok(())
     }
 
+    /// Every acknowledged record's payload, in order (read from the file, checksums checked).
+    pub(super) fn payloads(&self) -> Result<Vec<Vec<u8>>, RegistryError> {
+        let (_, records) =
+            Journal::open(&self.path, 0).map_err(|e| journal_error(&self.path, e))?;
+        Ok(records.into_iter().map(|(_, payload)| payload).collect())
+    }
+
+    /// Replaces the whole file by `payloads`, as many records as it holds, none longer than the
+    /// one it replaces (an erasure clears personal data from records; it never adds any), so
+    /// that personal data is gone from the live file rather than superseded.
+    ///
+    /// Crash-safe against the acknowledged mark: the mark is first lowered to the new, shorter
+    /// end (the old file is whole beyond it, so a start in between keeps the old file and
+    /// re-marks it; the erasure is then completed again from its record); then the new file is
+    /// written beside the old one, synced, renamed into place and the directory synced. A start
+    /// after the rename finds the new file whole up to the mark.
+    pub(super) fn rewrite(&mut self, payloads: &[&[u8]]) -> Result<(), RegistryError> {
+        if let Some(reason) = &self.stopped {
+            return Err(RegistryError::Stopped(reason.clone()));
+        }
+        let (bytes, positions) =
+            journal::encode(payloads, 0).map_err(|e| RegistryError::Damaged {
+                path: self.path.clone(),
+                reason: format!("a record cannot be written: {e}"),
+            })?;
+        let end = positions.last().map_or(0, |p| p.end());
+        if positions.len() as u64 != self.records || end > self.len {
+            return Err(RegistryError::Damaged {
+                path: self.path.clone(),
+                reason: "a rewrite must keep every record and add nothing".into(),
+            });
+        }
+        self.store_mark(self.records, end)
+            .map_err(|e| io_error(&self.mark.path, e))?;
+        if let Err(e) = write_private_file(&self.path, &bytes) {
+            // The old file is still in place and whole: it is re-marked at the next start.
+            self.stop(format!(
+                "a rewrite failed ({e}); the next start keeps the file as it was"
+            ));
+            return Err(io_error(&self.path, e));
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io_error(&self.path, e))?;
+        self.len = end;
+        Ok(())
+    }
+
     fn stop(&mut self, reason: String) {
         tracing::error!(path = %self.path.display(), %reason, "the registry stops taking writes");
         self.stopped = Some(reason);

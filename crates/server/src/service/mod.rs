@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod cards;
 pub mod members;
 pub mod partners;
+pub mod privacy;
 pub mod redemptions;
 pub mod reports;
 pub mod reversals;
@@ -43,6 +44,8 @@ enum Remembered {
     Registry,
     /// Spend codes: in the spend-code table.
     SpendCodes,
+    /// Members' profiles: in the profile store.
+    Profiles,
     /// A member's leaving: its entries in the ledger, which answers repeats, then the
     /// revocation of their credential in the registry under the same key.
     LedgerThenRegistry,
@@ -74,7 +77,8 @@ fn begin<'a>(
             .previous_request(actor, idempotency_key)?
             .is_some())
         || (!here.uses(Remembered::Registry) && state.registry.knows(actor, k))
-        || (!here.uses(Remembered::SpendCodes) && state.spend_codes.knows(actor, k));
+        || (!here.uses(Remembered::SpendCodes) && state.spend_codes.knows(actor, k))
+        || (!here.uses(Remembered::Profiles) && state.profiles.knows(actor, k));
     if used_elsewhere {
         return Err(ApiError::IdempotencyKeyReused(k.to_owned()));
     }

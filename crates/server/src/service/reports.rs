@@ -7,7 +7,7 @@
 //! earlier entry (a member is "new" at their first earn ever), and a scan needs no second copy
 //! of the figures to keep in step with the ledger.
 
-use timecredits_domain::report::{Report, ReportSpec, Tally};
+use timecredits_domain::report::{age_bands, Band, BandRow, Report, ReportSpec, Tally};
 
 use crate::problem::ApiError;
 use crate::AppState;
@@ -28,4 +28,41 @@ pub fn impact_report(state: &AppState, spec: ReportSpec) -> Result<(Report, u64)
         ApiError::Internal(format!("the ledger's entries do not make a report: {e}"))
     })?;
     Ok((report, size))
+}
+
+/// The age-band breakdown of time given (`timecredits_domain::report::age_bands`) over the
+/// ledger's first `size` entries, and that size: each member in the band of their profile if
+/// they consented to anonymous statistics, else `not_included`. The one report an auditor
+/// cannot re-derive: the bands are not in the signed log.
+pub fn age_band_report(
+    state: &AppState,
+    spec: ReportSpec,
+) -> Result<(Vec<BandRow>, u64), ApiError> {
+    let size = state.ledger.size()?;
+    let bands = state.profiles.statistics_bands();
+    // Read as the breakdown goes, one entry at a time; the first failure ends the scan.
+    let mut failure = None;
+    let entries = (0..size).map_while(|seq| match state.ledger.entry(seq) {
+        Ok(Some(entry)) => Some(entry),
+        Ok(None) => {
+            failure = Some(ApiError::Internal(format!(
+                "entry {seq} of {size} could not be read"
+            )));
+            None
+        }
+        Err(e) => {
+            failure = Some(e.into());
+            None
+        }
+    });
+    let band_of = |account: timecredits_domain::AccountId| {
+        bands
+            .get(&account.0)
+            .map_or(Band::NotIncluded, |b| Band::Age(*b))
+    };
+    let rows = age_bands(entries, &spec, band_of);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((rows, size)),
+    }
 }
