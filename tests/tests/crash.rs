@@ -81,6 +81,7 @@ fn run_and_kill(dir: &Path, rng: &mut Rng) -> Vec<(u64, String)> {
 fn replay(entries: &[Entry]) -> HashMap<AccountId, AccountState> {
     let mut accounts: HashMap<AccountId, AccountState> = HashMap::new();
     let mut reversed: HashMap<u64, u64> = HashMap::new();
+    let mut last_use = HashMap::new();
     for entry in entries {
         let ids = entry.body.accounts();
         let current: Vec<Option<&AccountState>> = ids.iter().map(|id| accounts.get(id)).collect();
@@ -95,8 +96,12 @@ fn replay(entries: &[Entry]) -> HashMap<AccountId, AccountState> {
             }),
             _ => None,
         };
-        let changes = rules::apply(entry, &current, original.as_ref())
+        let used = rules::last_use_needed(entry).and_then(|id| last_use.get(&id).copied());
+        let changes = rules::apply(entry, &current, original.as_ref(), used)
             .unwrap_or_else(|v| panic!("entry {} breaks a rule: {v}", entry.seq));
+        for id in &ids {
+            last_use.insert(*id, entry.recorded);
+        }
         if let Some(orig) = original {
             reversed.insert(orig.seq, entry.seq);
         }

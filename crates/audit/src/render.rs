@@ -85,6 +85,7 @@ fn totals(s: &Summary) -> String {
         ("gifted", m.gifted),
         ("reversed", m.reversed),
         ("retired", m.retired),
+        ("expired", m.expired),
     ] {
         let _ = writeln!(out, "  credits {what:<9} {}", credits(i128::from(minutes)));
     }

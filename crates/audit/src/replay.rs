@@ -20,7 +20,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate};
 use serde::Serialize;
 use timecredits_domain::rules::{self, AccountState, Original};
 use timecredits_domain::{
@@ -69,6 +69,9 @@ pub struct Replay {
     accounts: HashMap<AccountId, (u32, AccountState), Keyed>,
     /// The account of each number, for the reversal rule.
     ids: Vec<AccountId>,
+    /// When an entry last touched the account of each number, in microseconds since 1970, for
+    /// the expiry rule: 8 bytes per account.
+    last_use: Vec<i64>,
     traces: Vec<Trace>,
     reversed_by: HashMap<u64, u64>,
     requests: Requests,
@@ -90,6 +93,8 @@ pub struct MovementTotals {
     pub reversed: u64,
     /// Venues, budgets and wallets back to the programme (out of circulation).
     pub retired: u64,
+    /// Unused wallets back to the programme under the expiry policy.
+    pub expired: u64,
 }
 
 /// How many accounts there are of each kind.
@@ -172,19 +177,26 @@ impl Replay {
                 .map(|(_, state)| state)
         });
         let count = ids.iter().flatten().count();
-        let changes = rules::apply(entry, &states[..count], original.as_ref())
+        let last_use = rules::last_use_needed(entry)
+            .and_then(|wallet| self.accounts.get(&wallet))
+            .and_then(|(n, _)| self.last_use.get(*n as usize))
+            .and_then(|micros| DateTime::from_timestamp_micros(*micros));
+        let changes = rules::apply(entry, &states[..count], original.as_ref(), last_use)
             .map_err(|violation| Failure::Rule { seq, violation })?;
+        let recorded = entry.recorded.timestamp_micros();
         let mut numbers = [0u32; 2];
         for (state, number) in changes.into_iter().zip(&mut numbers) {
             *number = match self.accounts.get_mut(&state.id) {
                 Some((n, current)) => {
                     *current = state;
+                    self.last_use[*n as usize] = recorded;
                     *n
                 }
                 None => {
                     let n =
                         u32::try_from(self.ids.len()).map_err(|_| UsageError::TooManyAccounts)?;
                     self.ids.push(state.id);
+                    self.last_use.push(recorded);
                     self.accounts.insert(state.id, (n, state));
                     n
                 }
@@ -311,6 +323,7 @@ impl MovementTotals {
             Gift => &mut self.gifted,
             Reverse => &mut self.reversed,
             Retire => &mut self.retired,
+            Expire => &mut self.expired,
         };
         *total = total.saturating_add(m.minutes.get());
     }

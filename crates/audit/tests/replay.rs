@@ -5,7 +5,7 @@
 
 mod common;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use timecredits_audit::Failure;
 use timecredits_domain::{
@@ -189,6 +189,104 @@ fn a_retirement_into_another_account_is_caught() {
             "entry {bad}: account {} is a member account; a retire needs a programme account here",
             account(MEMBER_B)
         )
+    );
+}
+
+impl Book {
+    /// An `expire` of `minutes` from `from` under a policy of `months`, recorded `after` the
+    /// entry before it (the hand-built entries are a second apart).
+    fn expire(&mut self, from: u128, minutes: u64, months: u32, after: TimeDelta) -> u64 {
+        let mut m = Self::movement(MovementKind::Expire, from, 1, minutes);
+        m.details.expiry_months = Some(months);
+        let previous = self.entries.last().unwrap().recorded;
+        let seq = self.push(EntryBody::Move(m.clone()));
+        let recorded = previous + after;
+        m.effective = recorded.date_naive();
+        let entry = &mut self.entries[seq as usize];
+        entry.recorded = recorded;
+        entry.body = EntryBody::Move(m);
+        seq
+    }
+}
+
+/// A year and a second: a wallet last used by the entry before is then due under 12 months.
+fn a_year_later() -> TimeDelta {
+    TimeDelta::days(365) + TimeDelta::seconds(1)
+}
+
+/// A wallet unused for the policy's period expires, its whole balance, and the replay counts it.
+#[test]
+fn an_expiry_of_an_unused_wallet_verifies_and_is_counted() {
+    let mut book = Book::new();
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 90);
+    book.expire(MEMBER_A, 90, 12, a_year_later());
+    let report = book.verify();
+    assert!(report.is_valid(), "{:?}", report.failure);
+    let summary = report.summary.expect("a full export is replayed");
+    assert_eq!(summary.moved.expired, 90);
+    assert_eq!(summary.holdings.wallets, 0);
+}
+
+/// Forged expiries under a valid signature: too early (by a second, and after a gift received,
+/// which is a use), not the whole balance, not from a member wallet. Each is caught by the replay.
+#[test]
+fn a_forged_expiry_is_caught_by_the_replay() {
+    let too_early = |book: &mut Book, months| {
+        let due = book.entries.last().unwrap().recorded;
+        let bad = book.expire(MEMBER_A, 90, months, TimeDelta::days(364));
+        let report = book.verify();
+        let failure = report.failure.expect("the export must not verify");
+        assert!(
+            matches!(
+                failure,
+                Failure::Rule {
+                    seq,
+                    violation: RuleViolation::ExpiryTooEarly { last_use: Some(used), .. },
+                } if seq == bad && used == due
+            ),
+            "{failure:?}"
+        );
+    };
+    let mut book = Book::new();
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 90);
+    too_early(&mut book, 12);
+
+    // A gift received a moment later is a use: a year after the earn is not enough.
+    let mut book = Book::new();
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 60);
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_B, 30);
+    book.transfer(MovementKind::Gift, MEMBER_B, MEMBER_A, 30);
+    too_early(&mut book, 12);
+
+    for minutes in [60, 120] {
+        let mut book = Book::new();
+        book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 90);
+        let bad = book.expire(MEMBER_A, minutes, 12, a_year_later());
+        assert_failure!(
+            book.verify(),
+            Failure::Rule {
+                violation: RuleViolation::ExpiryNotWholeBalance { balance: 90, .. },
+                ..
+            },
+            &format!("entry {bad}: wallet {} holds 90 minutes", account(MEMBER_A))
+        );
+    }
+
+    let mut book = Book::new();
+    book.transfer(MovementKind::Earn, BUDGET, MEMBER_A, 90);
+    book.transfer(MovementKind::Spend, MEMBER_A, VENUE, 90);
+    let bad = book.expire(VENUE, 90, 12, a_year_later());
+    assert_failure!(
+        book.verify(),
+        Failure::Rule {
+            violation: RuleViolation::WrongAccountKind {
+                movement: MovementKind::Expire,
+                found: AccountKind::Venue,
+                ..
+            },
+            ..
+        },
+        &format!("entry {bad}: account {} is a venue account", account(VENUE))
     );
 }
 

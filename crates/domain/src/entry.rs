@@ -8,8 +8,8 @@
 //! - Keys appear in this order, and only those that apply to the entry's kind are present:
 //!   `seq`, `id`, `kind`, `recorded`, `actor`, `key`, `part`, then `account`, `account_kind`,
 //!   `owner` (for `open`/`close`), or `vkey`, `endorsement` (for `key`), or `debit`, `credit`,
-//!   `minutes`, `effective`, `reverses`, `activity`, `reference`, `adults`, `children` (for
-//!   movements). Absent optional keys are omitted, never `null`.
+//!   `minutes`, `effective`, `reverses`, `activity`, `reference`, `adults`, `children`,
+//!   `expiry_months` (for movements). Absent optional keys are omitted, never `null`.
 //! - No whitespace outside strings. Strings are escaped as by `serde_json` (only `"`, `\` and
 //!   control characters are escaped; everything else is literal UTF-8).
 //! - Integers are plain decimal with no sign, leading zero or exponent.
@@ -100,6 +100,12 @@ pub enum ValidationError {
         kind: MovementKind,
         /// The field present.
         field: &'static str,
+    },
+    /// An expiry period of zero months or more than [`Details::MAX_EXPIRY_MONTHS`].
+    #[error("an expiry period must be 1 to {max} months, got {months}", max = Details::MAX_EXPIRY_MONTHS)]
+    BadExpiryMonths {
+        /// The period given.
+        months: u32,
     },
     /// A spend whose party has no adult and no child.
     #[error("a spend needs at least one adult or child")]
@@ -235,6 +241,9 @@ pub enum MovementKind {
     /// Venue, budget or member -> programme: credits leave circulation (a venue settles what it
     /// redeemed, an earn partner hands back unused budget, a leaving member's wallet is emptied).
     Retire,
+    /// Member -> programme: the whole balance of a wallet unused for the scheme's expiry period
+    /// leaves circulation (see [`crate::rules`]: the entry names the period it applied).
+    Expire,
 }
 
 impl MovementKind {
@@ -252,6 +261,7 @@ impl MovementKind {
             MovementKind::Spend => Some((&[Member], Venue)),
             MovementKind::Gift => Some((&[Member], Member)),
             MovementKind::Retire => Some((&[Venue, Budget, Member], Programme)),
+            MovementKind::Expire => Some((&[Member], Programme)),
             MovementKind::Reverse => None,
         }
     }
@@ -290,12 +300,14 @@ pub enum EntryKind {
     Retire,
     /// A new checkpoint signing key takes over (see [`KeyRotation`]).
     Key,
+    /// Member to programme: an unused wallet's credits expire under the expiry policy.
+    Expire,
 }
 
 impl EntryKind {
     /// All kinds, in a fixed order (used by storage to give each a one-byte code: new kinds are
     /// added at the end).
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 10] = [
         EntryKind::Open,
         EntryKind::Close,
         EntryKind::Allocate,
@@ -305,6 +317,7 @@ impl EntryKind {
         EntryKind::Reverse,
         EntryKind::Retire,
         EntryKind::Key,
+        EntryKind::Expire,
     ];
 
     /// The stable lowercase name used in entries and in the API.
@@ -319,6 +332,7 @@ impl EntryKind {
             EntryKind::Reverse => "reverse",
             EntryKind::Retire => "retire",
             EntryKind::Key => "key",
+            EntryKind::Expire => "expire",
         }
     }
 
@@ -332,6 +346,7 @@ impl EntryKind {
             EntryKind::Gift => MovementKind::Gift,
             EntryKind::Reverse => MovementKind::Reverse,
             EntryKind::Retire => MovementKind::Retire,
+            EntryKind::Expire => MovementKind::Expire,
         })
     }
 }
@@ -345,6 +360,7 @@ impl From<MovementKind> for EntryKind {
             MovementKind::Gift => EntryKind::Gift,
             MovementKind::Reverse => EntryKind::Reverse,
             MovementKind::Retire => EntryKind::Retire,
+            MovementKind::Expire => EntryKind::Expire,
         }
     }
 }
@@ -478,6 +494,14 @@ pub struct Details {
     pub adults: Option<u32>,
     /// Children in the party (spend only).
     pub children: Option<u32>,
+    /// The expiry policy an `expire` applied: the wallet was unused for at least this many
+    /// months (expire only, 1 to [`Details::MAX_EXPIRY_MONTHS`]).
+    pub expiry_months: Option<u32>,
+}
+
+impl Details {
+    /// The longest expiry period an `expire` may name: ten years, in months.
+    pub const MAX_EXPIRY_MONTHS: u32 = 120;
 }
 
 /// A movement a client asks for, before the ledger assigns it a place in the log.
@@ -555,6 +579,20 @@ impl Movement {
         need(details.children.is_some() || !is_spend, "children")?;
         forbid(details.adults.is_some() && !is_spend, "adults")?;
         forbid(details.children.is_some() && !is_spend, "children")?;
+        let is_expire = kind == MovementKind::Expire;
+        need(
+            details.expiry_months.is_some() || !is_expire,
+            "expiry_months",
+        )?;
+        forbid(
+            details.expiry_months.is_some() && !is_expire,
+            "expiry_months",
+        )?;
+        if let Some(months) = details.expiry_months {
+            if months == 0 || months > Details::MAX_EXPIRY_MONTHS {
+                return Err(ValidationError::BadExpiryMonths { months });
+            }
+        }
         if is_spend && details.adults.unwrap_or(0) == 0 && details.children.unwrap_or(0) == 0 {
             return Err(ValidationError::EmptyParty);
         }
@@ -850,6 +888,8 @@ struct Record {
     adults: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     children: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiry_months: Option<u32>,
 }
 
 /// Formats a recorded time canonically: UTC, microseconds, `Z`.
@@ -887,6 +927,7 @@ impl Entry {
             reference: None,
             adults: None,
             children: None,
+            expiry_months: None,
         };
         match &self.body {
             EntryBody::Open {
@@ -913,6 +954,7 @@ impl Entry {
                 r.reference = m.details.reference.as_ref().map(|t| t.0.clone());
                 r.adults = m.details.adults;
                 r.children = m.details.children;
+                r.expiry_months = m.details.expiry_months;
             }
         }
         // Serializing a struct of plain fields into a Vec cannot fail.
@@ -963,6 +1005,7 @@ impl Entry {
             ("reference", r.reference.is_some()),
             ("adults", r.adults.is_some()),
             ("children", r.children.is_some()),
+            ("expiry_months", r.expiry_months.is_some()),
         ];
         let account_fields = [
             ("account", r.account.is_some()),
@@ -1028,6 +1071,7 @@ impl Entry {
                         .transpose()?,
                     adults: r.adults,
                     children: r.children,
+                    expiry_months: r.expiry_months,
                 };
                 EntryBody::Move(Movement::new(
                     mk,
@@ -1212,6 +1256,38 @@ pub(crate) mod tests {
                 result.is_err() && !matches!(result, Err(DecodeError::NotCanonical { .. })),
                 "{name}: {result:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_expire_names_its_period_last_and_only_an_expire_does() {
+        let mut e = earn_entry();
+        let EntryBody::Move(m) = &mut e.body else {
+            unreachable!()
+        };
+        m.kind = MovementKind::Expire;
+        m.details = Details {
+            expiry_months: Some(12),
+            ..Details::default()
+        };
+        let bytes = e.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains(r#""kind":"expire""#)
+                && text.ends_with(r#""effective":"2026-11-20","expiry_months":12}"#),
+            "{text}"
+        );
+        assert_eq!(crate::scan::entry(&bytes), Some(e.clone()), "fast path");
+        assert_eq!(Entry::decode_general(&bytes), Ok(e), "general path");
+        let refused = [
+            text.replace(r#","expiry_months":12"#, ""),
+            text.replace(r#""expiry_months":12"#, r#""expiry_months":0"#),
+            text.replace(r#""expiry_months":12"#, r#""expiry_months":121"#),
+            text.replace(r#""expire""#, r#""retire""#),
+        ];
+        for bad in refused {
+            assert_eq!(crate::scan::entry(bad.as_bytes()), None, "{bad}");
+            assert!(Entry::decode(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 
@@ -1411,6 +1487,7 @@ pub(crate) mod tests {
                             reference,
                             adults: spend.then_some(party.0),
                             children: spend.then_some(party.1),
+                            expiry_months: None,
                         };
                         Movement::new(
                             kind,

@@ -151,6 +151,7 @@ impl Section {
             Section::Scheme => &[
                 AllocatedMinutes,
                 RetiredMinutes,
+                ExpiredMinutes,
                 CirculationMinutes,
                 IssuedMinutes,
             ],
@@ -206,11 +207,13 @@ pub enum Figure {
     /// Minus the programme's balance at the end of the period: every credit that exists, in
     /// budgets, wallets and venues (a stock).
     IssuedMinutes,
+    /// Minutes expired from unused wallets to the programme (`expire`).
+    ExpiredMinutes,
 }
 
 impl Figure {
     /// How many figures there are.
-    const COUNT: usize = 19;
+    const COUNT: usize = 20;
 
     /// The stable lowercase name, as in the `figure` column.
     pub fn as_str(self) -> &'static str {
@@ -235,6 +238,7 @@ impl Figure {
             RetiredMinutes => "retired_minutes",
             CirculationMinutes => "circulation_minutes",
             IssuedMinutes => "issued_minutes",
+            ExpiredMinutes => "expired_minutes",
         }
     }
 
@@ -527,6 +531,10 @@ impl Tally {
                 self.cell(start, Section::Scheme, None, NO_ACTIVITY)
                     .add(RetiredMinutes, minutes);
             }
+            MovementKind::Expire => {
+                self.cell(start, Section::Scheme, None, NO_ACTIVITY)
+                    .add(ExpiredMinutes, minutes);
+            }
             MovementKind::Reverse => {
                 let reverses = m.reverses.unwrap_or(seq);
                 let original = reverses
@@ -553,9 +561,11 @@ impl Tally {
                         Section::Budget,
                         self.partner_of(original.credit, AccountKind::Budget, seq)?,
                     ),
-                    // Reversed retirements and reversals (which the rules refuse) count in
-                    // the reversal section only.
-                    MovementKind::Retire | MovementKind::Reverse => return Ok(()),
+                    // Reversed retirements and expiries, and reversals (which the rules
+                    // refuse), count in the reversal section only.
+                    MovementKind::Retire | MovementKind::Expire | MovementKind::Reverse => {
+                        return Ok(())
+                    }
                 };
                 let cell = self.cell(start, section, partner, original.activity);
                 cell.add(ReversedMinutes, minutes);
@@ -814,6 +824,7 @@ mod tests {
                     .then(|| text(activity)),
                 adults: (kind == MovementKind::Spend).then_some(2),
                 children: (kind == MovementKind::Spend).then_some(1),
+                expiry_months: (kind == MovementKind::Expire).then_some(12),
                 ..Details::default()
             };
             let m = Movement::new(
@@ -1094,7 +1105,7 @@ mod tests {
     /// movements, on random days (not in order).
     fn random_book() -> impl Strategy<Value = Book> {
         let step = (
-            0u8..7,
+            0u8..8,
             0usize..4,
             0usize..4,
             1u64..200,
@@ -1117,6 +1128,13 @@ mod tests {
                     3 => b.mv(Spend, member, 3, minutes, &on, activity),
                     4 if member != other => b.mv(Gift, member, other, minutes, &on, activity),
                     5 => b.mv(Retire, 3, PROGRAMME, minutes, &on, activity),
+                    6 => {
+                        // Not made reversible here: the test below derives the stocks from
+                        // the sections' flows, and a reversed expiry is in none but the
+                        // reversal section (as a reversed retirement is).
+                        b.mv(Expire, member, PROGRAMME, minutes, &on, activity);
+                        continue;
+                    }
                     _ if !reversible.is_empty() => {
                         let original: u64 = reversible.swap_remove(pick.index(reversible.len()));
                         b.reverse(original, &on);
@@ -1179,10 +1197,10 @@ mod tests {
             for p in &periods {
                 let earned: i64 = r.rows.iter().filter(|x| &x.period == p && x.section == Section::Earn && x.figure == NetMinutes).map(|x| x.value).sum();
                 let spent: i64 = r.rows.iter().filter(|x| &x.period == p && x.section == Section::Spend && x.figure == NetMinutes).map(|x| x.value).sum();
-                circulation += earned - spent;
+                circulation += earned - spent - scheme(p, Section::Scheme, ExpiredMinutes);
                 prop_assert_eq!(scheme(p, Section::Scheme, CirculationMinutes), circulation);
                 let reversed_allocations: i64 = r.rows.iter().filter(|x| &x.period == p && x.section == Section::Budget && x.figure == ReversedMinutes).map(|x| x.value).sum();
-                issued += scheme(p, Section::Scheme, AllocatedMinutes) - reversed_allocations - scheme(p, Section::Scheme, RetiredMinutes);
+                issued += scheme(p, Section::Scheme, AllocatedMinutes) - reversed_allocations - scheme(p, Section::Scheme, RetiredMinutes) - scheme(p, Section::Scheme, ExpiredMinutes);
                 // Reversed retirements return to the venues: all reversals less the others.
                 let others: i64 = r.rows.iter().filter(|x| &x.period == p && x.section != Section::Reversal && x.figure == ReversedMinutes).map(|x| x.value).sum();
                 issued += scheme(p, Section::Reversal, ReversedMinutes) - others;

@@ -2,10 +2,32 @@
 //!
 //! The ledger calls [`apply`] before committing an entry; the auditor's verifier calls it again
 //! for every entry of an export. The caller looks up the accounts the entry touches (and, for a
-//! reversal, the original movement), and gets back their new states or the rule the entry breaks.
-//! Nothing here reads storage, so the rules can be tested exhaustively and replayed anywhere.
+//! reversal, the original movement; for an expiry, when the wallet was last used), and gets back
+//! their new states or the rule the entry breaks. Nothing here reads storage, so the rules can be
+//! tested exhaustively and replayed anywhere.
+//!
+//! # Expiry
+//! An `expire` empties a member wallet nobody used for the scheme's expiry period, back to the
+//! programme: credits leave circulation by an explicit entry, never by a silent drop. The entry
+//! names the period it applied (`expiry_months`, N), so an auditor checks it with nothing but the
+//! log. [`apply`] refuses an `expire`:
+//! - from anything but a member wallet (its route);
+//! - when any entry touched the wallet after the moment N calendar months (UTC) before the
+//!   expire's own recording time ([`ExpiryTooEarly`](RuleViolation::ExpiryTooEarly)). "Use" is
+//!   any entry that names the wallet: its opening, an earn, a spend, a gift in or out, a
+//!   reversal, a retirement, an earlier expiry. Counting everything can only delay an expiry,
+//!   never hasten one, and the member is never told "your gift from a friend did not count";
+//! - unless it moves the whole balance
+//!   ([`ExpiryNotWholeBalance`](RuleViolation::ExpiryNotWholeBalance)). Under "any entry is a
+//!   use", every credit in a wallet unused for N months is at least N months old, so expiring
+//!   only the old credits would expire the same amount; the whole balance needs no lot
+//!   accounting (no first-in-first-out of who earned what when) and leaves nothing to argue
+//!   about.
+//!
+//! So an expiry never takes a wallet below zero (it leaves exactly zero) and cannot repeat: it
+//! is itself a use of the wallet, and the wallet it leaves holds nothing to expire.
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::amount::{Balance, Minutes};
@@ -140,6 +162,31 @@ pub enum RuleViolation {
     /// The movement would overflow the account's balance (I2: additions are checked).
     #[error("the balance of account {0} would overflow")]
     Overflow(AccountId),
+    /// An `expire` of a wallet an entry touched within the expiry period before it.
+    #[error(
+        "wallet {account} was last used at {}: it expires only if unused since {unused_since}",
+        last_use.map_or_else(|| "an unknown time".to_owned(), |t| t.to_string())
+    )]
+    ExpiryTooEarly {
+        /// The wallet.
+        account: AccountId,
+        /// When an entry last touched it (`None`: its history was not given).
+        last_use: Option<DateTime<Utc>>,
+        /// The latest last use that allows the expiry: N months before the expire.
+        unused_since: DateTime<Utc>,
+    },
+    /// An `expire` that does not move the wallet's whole balance.
+    #[error(
+        "wallet {account} holds {balance} minutes; an expiry moves all of them, not {minutes}"
+    )]
+    ExpiryNotWholeBalance {
+        /// The wallet.
+        account: AccountId,
+        /// What it holds.
+        balance: Balance,
+        /// What the expire moves.
+        minutes: u64,
+    },
 }
 
 /// The day an effective date may be at most: the recording day plus one, so that a partner a few
@@ -156,11 +203,14 @@ pub type Changes = Vec<AccountState>;
 /// states.
 ///
 /// `accounts` must hold the current state of each account in [`EntryBody::accounts`], in order
-/// (`None` for an account that does not exist). `original` must be given for a reversal.
+/// (`None` for an account that does not exist). `original` must be given for a reversal, and
+/// `last_use` for an expiry: the recording time of the newest entry that touched the debited
+/// wallet (see [`last_use_needed`]; the module documentation says what counts as a use).
 pub fn apply(
     entry: &Entry,
     accounts: &[Option<&AccountState>],
     original: Option<&Original>,
+    last_use: Option<DateTime<Utc>>,
 ) -> Result<Changes, RuleViolation> {
     let genesis = entry.seq == 0;
     match &entry.body {
@@ -220,6 +270,9 @@ pub fn apply(
                 }
                 None => check_reversal(m, original)?,
             }
+            if m.kind == MovementKind::Expire {
+                check_expiry(entry, m, debit, last_use)?;
+            }
             let debit = move_balance(debit, -m.minutes.as_balance(), m.minutes)?;
             let credit = move_balance(credit, m.minutes.as_balance(), m.minutes)?;
             Ok(vec![debit, credit])
@@ -252,6 +305,49 @@ fn expect_kind(
             movement,
             expected: expected[0],
             found: state.kind,
+        });
+    }
+    Ok(())
+}
+
+/// The account whose last use [`apply`] needs for `entry`: the wallet an `expire` empties.
+pub fn last_use_needed(entry: &Entry) -> Option<AccountId> {
+    match &entry.body {
+        EntryBody::Move(m) if m.kind == MovementKind::Expire => Some(m.debit),
+        _ => None,
+    }
+}
+
+/// The moment a wallet must have been unused since for an expiry of `months` recorded at
+/// `recorded`: `months` calendar months before it (UTC; the 31st falls back to the month's last
+/// day). `None` only before the calendar's start, which no recording time is.
+pub fn unused_since(recorded: DateTime<Utc>, months: u32) -> Option<DateTime<Utc>> {
+    recorded.checked_sub_months(Months::new(months))
+}
+
+fn check_expiry(
+    entry: &Entry,
+    m: &Movement,
+    wallet: &AccountState,
+    last_use: Option<DateTime<Utc>>,
+) -> Result<(), RuleViolation> {
+    let months = m
+        .details
+        .expiry_months
+        .expect("an expire names its period (Movement::new)");
+    let unused_since = unused_since(entry.recorded, months).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    if last_use.is_none_or(|used| used > unused_since) {
+        return Err(RuleViolation::ExpiryTooEarly {
+            account: wallet.id,
+            last_use,
+            unused_since,
+        });
+    }
+    if m.minutes.as_balance() != wallet.balance {
+        return Err(RuleViolation::ExpiryNotWholeBalance {
+            account: wallet.id,
+            balance: wallet.balance,
+            minutes: m.minutes.get(),
         });
     }
     Ok(())
@@ -347,6 +443,10 @@ mod tests {
                 children: Some(0),
                 ..Details::default()
             },
+            MovementKind::Expire => Details {
+                expiry_months: Some(12),
+                ..Details::default()
+            },
             _ => Details::default(),
         };
         Movement::new(
@@ -366,7 +466,12 @@ mod tests {
         from: &AccountState,
         to: &AccountState,
     ) -> Result<Changes, RuleViolation> {
-        apply(&entry(5, EntryBody::Move(m)), &[Some(from), Some(to)], None)
+        apply(
+            &entry(5, EntryBody::Move(m)),
+            &[Some(from), Some(to)],
+            None,
+            None,
+        )
     }
 
     #[test]
@@ -374,13 +479,19 @@ mod tests {
         use AccountKind::*;
         use MovementKind::*;
         let kinds = [Programme, Budget, Venue, Member];
-        for mk in [Allocate, Earn, Spend, Gift, Retire] {
+        for mk in [Allocate, Earn, Spend, Gift, Retire, Expire] {
             let (from_kinds, to_kind) = mk.route().unwrap();
             for &fk in &kinds {
                 for &tk in &kinds {
                     let from = account(fk, if fk == Programme { 0 } else { 600 });
                     let to = account(tk, 0);
-                    let result = apply_move(movement(mk, &from, &to, 60), &from, &to);
+                    let m = movement(mk, &from, &to, if mk == Expire { 600 } else { 60 });
+                    let result = apply(
+                        &entry(5, EntryBody::Move(m)),
+                        &[Some(&from), Some(&to)],
+                        None,
+                        Some(long_ago()),
+                    );
                     let allowed = from_kinds.contains(&fk) && tk == to_kind;
                     assert_eq!(result.is_ok(), allowed, "{mk} {fk}->{tk}: {result:?}");
                 }
@@ -487,7 +598,7 @@ mod tests {
             Err(RuleViolation::AccountClosed(b.id))
         );
         assert_eq!(
-            apply(&entry(3, EntryBody::Move(m)), &[Some(&a), None], None),
+            apply(&entry(3, EntryBody::Move(m)), &[Some(&a), None], None, None),
             Err(RuleViolation::UnknownAccount(b.id))
         );
     }
@@ -508,6 +619,7 @@ mod tests {
                 &entry(9, EntryBody::Move(rev.clone())),
                 &[Some(from), Some(to)],
                 o,
+                None,
             )
         };
         let changes = reverse(Some(&original(None)), &member, &budget).unwrap();
@@ -555,7 +667,8 @@ mod tests {
             apply(
                 &entry(9, EntryBody::Move(forged)),
                 &[Some(&member), Some(&budget)],
-                Some(&original(None))
+                Some(&original(None)),
+                None,
             ),
             Err(RuleViolation::ReversalMismatch(4))
         );
@@ -568,13 +681,13 @@ mod tests {
             account_kind: kind,
             owner: kind.has_owner().then(Uuid::now_v7),
         };
-        assert!(apply(&entry(0, open(AccountKind::Programme)), &[None], None).is_ok());
+        assert!(apply(&entry(0, open(AccountKind::Programme)), &[None], None, None).is_ok());
         assert_eq!(
-            apply(&entry(0, open(AccountKind::Member)), &[None], None),
+            apply(&entry(0, open(AccountKind::Member)), &[None], None, None),
             Err(RuleViolation::Genesis)
         );
         assert_eq!(
-            apply(&entry(1, open(AccountKind::Programme)), &[None], None),
+            apply(&entry(1, open(AccountKind::Programme)), &[None], None, None),
             Err(RuleViolation::Genesis)
         );
         let existing = account(AccountKind::Member, 0);
@@ -584,7 +697,7 @@ mod tests {
             owner: None,
         };
         assert_eq!(
-            apply(&entry(2, again), &[Some(&existing)], None),
+            apply(&entry(2, again), &[Some(&existing)], None, None),
             Err(RuleViolation::AccountExists(existing.id))
         );
     }
@@ -595,6 +708,7 @@ mod tests {
             apply(
                 &entry(3, EntryBody::Close { account: a.id }),
                 &[Some(a)],
+                None,
                 None,
             )
         };
@@ -626,5 +740,118 @@ mod tests {
             apply_move(m, &budget, &member),
             Err(RuleViolation::EffectiveInFuture { .. })
         ));
+    }
+
+    /// Long before any test's entry: a wallet last used then is due under any period.
+    fn long_ago() -> DateTime<Utc> {
+        "2020-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn expire(
+        wallet: &AccountState,
+        programme: &AccountState,
+        minutes: u64,
+        months: u32,
+        last_use: Option<DateTime<Utc>>,
+    ) -> Result<Changes, RuleViolation> {
+        let mut m = movement(MovementKind::Expire, wallet, programme, minutes);
+        m.details.expiry_months = Some(months);
+        apply(
+            &entry(9, EntryBody::Move(m)),
+            &[Some(wallet), Some(programme)],
+            None,
+            last_use,
+        )
+    }
+
+    #[test]
+    fn an_expiry_empties_a_wallet_unused_for_its_period() {
+        let wallet = account(AccountKind::Member, 90);
+        let programme = account(AccountKind::Programme, -600);
+        // Entries in the tests are recorded at 2026-11-23T10:00:00Z: 12 months before is
+        // 2025-11-23T10:00:00Z, and a last use at that very moment is allowed.
+        let boundary: DateTime<Utc> = "2025-11-23T10:00:00Z".parse().unwrap();
+        let changes = expire(&wallet, &programme, 90, 12, Some(boundary)).unwrap();
+        assert_eq!((changes[0].balance, changes[1].balance), (0, -510));
+        assert_eq!(
+            changes[0].status,
+            AccountStatus::Open,
+            "the wallet stays open"
+        );
+
+        let a_microsecond_later = boundary + chrono::TimeDelta::microseconds(1);
+        assert!(matches!(
+            expire(&wallet, &programme, 90, 12, Some(a_microsecond_later)),
+            Err(RuleViolation::ExpiryTooEarly { .. })
+        ));
+        // The same last use is due under a shorter period.
+        assert!(expire(&wallet, &programme, 90, 11, Some(a_microsecond_later)).is_ok());
+        // No history given: never due.
+        assert!(matches!(
+            expire(&wallet, &programme, 90, 12, None),
+            Err(RuleViolation::ExpiryTooEarly { last_use: None, .. })
+        ));
+    }
+
+    #[test]
+    fn an_expiry_moves_the_whole_balance_and_nothing_else() {
+        let wallet = account(AccountKind::Member, 90);
+        let programme = account(AccountKind::Programme, -600);
+        for minutes in [1, 89, 91] {
+            assert_eq!(
+                expire(&wallet, &programme, minutes, 12, Some(long_ago())),
+                Err(RuleViolation::ExpiryNotWholeBalance {
+                    account: wallet.id,
+                    balance: 90,
+                    minutes,
+                })
+            );
+        }
+        // Only a member wallet expires, and only to the programme.
+        for kind in [AccountKind::Budget, AccountKind::Venue] {
+            let other = account(kind, 90);
+            assert!(matches!(
+                expire(&other, &programme, 90, 12, Some(long_ago())),
+                Err(RuleViolation::WrongAccountKind { found, .. }) if found == kind
+            ));
+        }
+        let member = account(AccountKind::Member, 0);
+        assert!(matches!(
+            expire(&wallet, &member, 90, 12, Some(long_ago())),
+            Err(RuleViolation::WrongAccountKind { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        /// Whatever the balance, period, last use and amount: an expiry is accepted exactly when
+        /// the wallet was unused for the period and the amount is its balance, it then leaves
+        /// the wallet at zero (never below), and expiring it again at once is refused.
+        #[test]
+        fn expiry_takes_exactly_an_unused_wallet_to_zero(
+            balance in 1i64..100_000,
+            minutes in 1u64..100_000,
+            months in 1u32..=Details::MAX_EXPIRY_MONTHS,
+            days_unused in 0u64..4000,
+        ) {
+            let wallet = account(AccountKind::Member, balance);
+            let programme = account(AccountKind::Programme, -balance);
+            let recorded: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+            let last_use = recorded - chrono::TimeDelta::days(days_unused as i64);
+            let due = last_use <= unused_since(recorded, months).unwrap();
+            let whole = minutes as i64 == balance;
+            let result = expire(&wallet, &programme, minutes, months, Some(last_use));
+            proptest::prop_assert_eq!(result.is_ok(), due && whole, "{:?}", result);
+            if let Ok(changes) = result {
+                proptest::prop_assert_eq!(changes[0].balance, 0);
+                proptest::prop_assert_eq!(changes[0].balance + changes[1].balance, 0);
+                // The expiry is the wallet's newest use: a repeat is never due.
+                let again = expire(&changes[0], &changes[1], minutes, months, Some(recorded));
+                proptest::prop_assert!(
+                    matches!(again, Err(RuleViolation::ExpiryTooEarly { .. })),
+                    "{:?}",
+                    again
+                );
+            }
+        }
     }
 }

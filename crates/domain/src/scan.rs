@@ -80,11 +80,13 @@ pub(crate) fn entry(bytes: &[u8]) -> Option<Entry> {
             let reference = c.opt_text(b",\"reference\":", "reference")?;
             let adults = c.opt_u32(b",\"adults\":")?;
             let children = c.opt_u32(b",\"children\":")?;
+            let expiry_months = c.opt_u32(b",\"expiry_months\":")?;
             let details = Details {
                 activity,
                 reference,
                 adults,
                 children,
+                expiry_months,
             };
             EntryBody::Move(
                 Movement::new(

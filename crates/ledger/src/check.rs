@@ -9,6 +9,7 @@
 //! writes, so that nothing is appended after known damage, and readiness says why.
 //! `timecredits check` runs the full check on a stopped service.
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use timecredits_domain::rules::{self, AccountState, Original};
@@ -147,6 +148,8 @@ struct Replay {
     accounts: HashMap<AccountId, AccountState>,
     /// The entries reversed so far, and by which entry.
     reversed: HashMap<u64, u64>,
+    /// When an entry last touched each account, for the expiry rule.
+    last_use: HashMap<AccountId, DateTime<Utc>>,
 }
 
 impl Replay {
@@ -154,7 +157,12 @@ impl Replay {
         let ids = entry.body.accounts();
         let current: Vec<Option<&AccountState>> =
             ids.iter().map(|id| self.accounts.get(id)).collect();
-        match rules::apply(entry, &current, original) {
+        let last_use = rules::last_use_needed(entry).and_then(|id| self.last_use.get(&id).copied());
+        let result = rules::apply(entry, &current, original, last_use);
+        for id in ids {
+            self.last_use.insert(id, entry.recorded);
+        }
+        match result {
             Ok(changes) => {
                 for state in changes {
                     self.accounts.insert(state.id, state);

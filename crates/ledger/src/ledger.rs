@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use crossbeam_channel::Sender;
 use timecredits_domain::{
     AccountId, AccountState, AccountStatus, Entry, EntryBody, EntryKind, IdempotencyKey, Intent,
@@ -59,6 +59,43 @@ pub struct LedgerConfig {
     pub key_overlap: TimeDelta,
     /// Told about every sealed batch (the service's metrics); none by default.
     pub observer: Option<crate::observer::Observer>,
+    /// The clock that stamps every entry's `recorded` time (never below the last entry's): the
+    /// system's, except in tests that need months to pass (an expiry is due only after months
+    /// without use).
+    pub clock: Clock,
+}
+
+/// Where the writer reads the time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(Utc::now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn new(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 impl Default for LedgerConfig {
@@ -70,6 +107,7 @@ impl Default for LedgerConfig {
             queue_capacity: 16 * 1024,
             key_overlap: TimeDelta::days(30),
             observer: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -265,6 +303,7 @@ impl Ledger {
             progress: Arc::clone(&progress),
             signed_tree,
             observer: config.observer.clone(),
+            clock: config.clock.clone(),
         };
         if writer.frontier.size() == 0 {
             recovery::genesis(&mut writer)?;

@@ -49,5 +49,6 @@ pub use check::CheckReport;
 pub use error::LedgerError;
 pub use export::{Export, ExportRange};
 pub use ledger::{
-    layout, Committed, HistoryPage, HistoryQuery, Ledger, LedgerConfig, Request, SignedCheckpoint,
+    layout, Clock, Committed, HistoryPage, HistoryQuery, Ledger, LedgerConfig, Request,
+    SignedCheckpoint,
 };

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use timecredits_domain::rules::{self, AccountState, Original, RuleViolation};
 use timecredits_domain::{AccountId, Entry, EntryBody};
 use timecredits_tlog::merkle::{self, Frontier, Hash};
@@ -223,6 +224,27 @@ impl<'a> Pending<'a> {
         }
     }
 
+    /// When an entry last touched `account`, staged or committed: the newest staged entry that
+    /// names it, else the newest row of its history index. Only an expiry asks, so the cost (a
+    /// scan of the staged entries, one journal read) is paid rarely.
+    fn last_use(&self, account: AccountId) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let newest_in = |staged: &Staged| {
+            staged
+                .entries
+                .iter()
+                .rev()
+                .find(|(e, _)| e.body.accounts().contains(&account))
+                .map(|(e, _)| e.recorded)
+        };
+        if let Some(recorded) = self.staged(newest_in) {
+            return Ok(Some(recorded));
+        }
+        let Some(row) = self.store.history(account, None).next().transpose()? else {
+            return Ok(None);
+        };
+        Ok(self.entry(row.seq)?.map(|e| e.recorded))
+    }
+
     fn original(&self, seq: u64) -> Result<Option<Original>, LedgerError> {
         let Some(entry) = self.entry(seq)? else {
             return Ok(None);
@@ -299,8 +321,12 @@ impl<'a> Pending<'a> {
             },
             _ => None,
         };
+        let last_use = match rules::last_use_needed(&entry) {
+            Some(wallet) => self.last_use(wallet)?,
+            None => None,
+        };
         let refs: Vec<Option<&AccountState>> = current.iter().map(Option::as_ref).collect();
-        let states = match rules::apply(&entry, &refs, original.as_ref()) {
+        let states = match rules::apply(&entry, &refs, original.as_ref(), last_use) {
             Ok(states) => states,
             Err(violation) => return Ok(Err(violation)),
         };

@@ -10,6 +10,9 @@
 //! checkpoint included.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{TimeDelta, Utc};
 
 use timecredits_domain::{AccountId, AccountKind, EntryBody, Intent, MovementKind};
 use timecredits_testkit::intents::{fresh, transfer};
@@ -17,12 +20,17 @@ use uuid::Uuid;
 
 use crate::ledger::layout;
 use crate::store::{Store, CUT_NEXT_COMMIT};
-use crate::{Ledger, LedgerConfig, Request};
+use crate::{Clock, Ledger, LedgerConfig, Request};
+
+/// How far these ledgers' clock runs ahead of the system's, in microseconds: the expiry tail
+/// moves it a year on (it only grows, so recorded times never go back).
+static AHEAD: AtomicI64 = AtomicI64::new(0);
 
 fn config() -> LedgerConfig {
     LedgerConfig {
         origin: "recovery.test/ledger".into(),
         cache_bytes: 4 << 20,
+        clock: Clock::new(|| Utc::now() + TimeDelta::microseconds(AHEAD.load(Ordering::SeqCst))),
         ..LedgerConfig::default()
     }
 }
@@ -104,6 +112,20 @@ impl Scheme {
         transfer(MovementKind::Retire, from, self.programme, minutes)
     }
 
+    /// The expiry of `member`'s whole balance, `minutes`, under a 12-month policy, a year and a
+    /// day after the scheme was built.
+    fn expire(&self, member: AccountId, minutes: u64) -> Intent {
+        AHEAD.fetch_add(
+            TimeDelta::days(366).num_microseconds().expect("fits"),
+            Ordering::SeqCst,
+        );
+        let mut intent = transfer(MovementKind::Expire, member, self.programme, minutes);
+        if let Intent::Transfer(t) = &mut intent {
+            t.details.expiry_months = Some(12);
+        }
+        intent
+    }
+
     fn reverse(&self, entry: u64) -> Intent {
         Intent::Reverse {
             entry,
@@ -149,6 +171,9 @@ const TAILS: &[(&str, Tail)] = &[
     ("a member leaves", |l, s| {
         let close = Intent::Close { account: s.bob };
         commit(l, s.admin, vec![s.retire(s.bob, 120), close]);
+    }),
+    ("expire", |l, s| {
+        commit(l, s.admin, vec![s.expire(s.bob, 120)]);
     }),
     ("key", |l, _| {
         l.rotate_key(Uuid::nil(), fresh()).expect("rotates");

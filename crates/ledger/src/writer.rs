@@ -97,6 +97,8 @@ pub struct Writer {
     pub signed_tree: SignedTree,
     /// Told about each sealed batch.
     pub observer: Option<Observer>,
+    /// Stamps each batch's entries.
+    pub clock: crate::ledger::Clock,
 }
 
 /// How far the writer has got, shared with readers, who must not see a state older than an
@@ -272,6 +274,7 @@ struct Stager<'w> {
     unapplied: &'w Unapplied,
     progress: &'w Progress,
     observer: Option<&'w Observer>,
+    clock: &'w crate::ledger::Clock,
     /// How long the last batch's journal sync took (for the observer).
     last_sync: Duration,
 }
@@ -299,6 +302,7 @@ impl Writer {
             unapplied,
             progress: &self.progress,
             observer: self.observer.as_ref(),
+            clock: &self.clock,
             last_sync: Duration::ZERO,
         };
         let applier = Applier {
@@ -388,7 +392,7 @@ impl Stager<'_> {
             refuse(jobs, &reason);
             return None;
         }
-        let now = truncate_to_micros(Utc::now()).max(*self.last_recorded);
+        let now = truncate_to_micros(self.clock.now()).max(*self.last_recorded);
         let mut unapplied = self.unapplied.snapshot();
         let mut pending = Pending::new(self.store, self.reader, self.frontier.size())
             .over(unapplied.iter().map(|s| Arc::clone(&s.staged)).collect());

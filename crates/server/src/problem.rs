@@ -469,6 +469,10 @@ fn rule_code(v: &RuleViolation) -> Code {
         AlreadyReversed { .. } => Code::AlreadyReversed,
         EffectiveInFuture { .. } => Code::EffectiveDateInFuture,
         Overflow(_) => Code::AmountOverflow,
+        // Only the service's expiry sweep makes an `expire`, from what the ledger says is due,
+        // and it skips a wallet the rules refuse (used since it looked): one that reaches a
+        // client is the service's fault.
+        ExpiryTooEarly { .. } | ExpiryNotWholeBalance { .. } => Code::Internal,
     }
 }
 

@@ -28,6 +28,7 @@ pub fn example(kind: EntryKind) -> Entry {
         EntryKind::Gift => movement(MovementKind::Gift, 0xa, 0xc, None, Details::default()),
         EntryKind::Reverse => movement(MovementKind::Reverse, 0xa, 0xb, Some(3), reversed()),
         EntryKind::Retire => movement(MovementKind::Retire, 0xe, 0x1, None, Details::default()),
+        EntryKind::Expire => movement(MovementKind::Expire, 0xa, 0x1, None, expired()),
         EntryKind::Key => EntryBody::Key(
             KeyRotation::new(
                 "ledger.example/timecredits+5c2f1a0b+AdMHH1GS1ZvSVS6X5B6rAMvQ6bKdNsuJvT3J0mYEc2Qw",
@@ -75,6 +76,7 @@ fn earned() -> Details {
         reference: Some(text("TS-000042")),
         adults: None,
         children: None,
+        expiry_months: None,
     }
 }
 
@@ -84,6 +86,7 @@ fn spent() -> Details {
         reference: Some(text("B-7")),
         adults: Some(2),
         children: Some(1),
+        expiry_months: None,
     }
 }
 
@@ -93,5 +96,16 @@ fn reversed() -> Details {
         reference: Some(text("entered twice")),
         adults: None,
         children: None,
+        expiry_months: None,
+    }
+}
+
+fn expired() -> Details {
+    Details {
+        activity: None,
+        reference: None,
+        adults: None,
+        children: None,
+        expiry_months: Some(12),
     }
 }

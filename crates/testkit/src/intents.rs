@@ -22,7 +22,7 @@ pub fn text(s: &str) -> ShortText {
 }
 
 /// Descriptive details that fit a movement of `kind`: an activity for earns and spends, a party
-/// of one adult for spends, nothing for the others.
+/// of one adult for spends, a period of 12 months for expiries, nothing for the others.
 pub fn details(kind: MovementKind) -> Details {
     match kind {
         MovementKind::Earn => Details {
@@ -33,6 +33,10 @@ pub fn details(kind: MovementKind) -> Details {
             activity: Some(text("swimming")),
             adults: Some(1),
             children: Some(0),
+            ..Details::default()
+        },
+        MovementKind::Expire => Details {
+            expiry_months: Some(12),
             ..Details::default()
         },
         _ => Details::default(),

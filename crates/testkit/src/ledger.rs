@@ -2,9 +2,13 @@
 //! small scheme to move credits in.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
 
 use timecredits_domain::{AccountId, AccountKind, Entry, EntryBody, Intent, MovementKind};
-use timecredits_ledger::{Committed, Ledger, LedgerConfig, LedgerError, Request};
+use timecredits_ledger::{Clock, Committed, Ledger, LedgerConfig, LedgerError, Request};
 use uuid::Uuid;
 
 use crate::intents::{fresh, transfer};
@@ -18,6 +22,35 @@ pub fn config() -> LedgerConfig {
         origin: ORIGIN.into(),
         cache_bytes: 8 << 20,
         ..LedgerConfig::default()
+    }
+}
+
+/// A clock a test moves forward, for what takes months (an expiry): the system's time plus an
+/// offset that only grows.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: TimeDelta) {
+        self.0.fetch_add(
+            by.num_microseconds().expect("a test's step fits"),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// The ledger's clock that reads this one.
+    pub fn clock(&self) -> Clock {
+        let offset = Arc::clone(&self.0);
+        Clock::new(move || Utc::now() + TimeDelta::microseconds(offset.load(Ordering::SeqCst)))
+    }
+
+    /// The tests' [`config`] with this clock.
+    pub fn config(&self) -> LedgerConfig {
+        LedgerConfig {
+            clock: self.clock(),
+            ..config()
+        }
     }
 }
 

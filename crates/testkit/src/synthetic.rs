@@ -23,8 +23,13 @@ use crate::rng::Rng;
 
 /// A deterministic, endless stream of entries that obey every ledger rule: a programme, earn
 /// partners whose budgets it tops up, venues, and a growing population of members who earn,
-/// spend and gift credits, with group issues (multi-part requests), reversals, retirements and
-/// closures. The same seed always gives the same history.
+/// spend and gift credits, with group issues (multi-part requests), reversals, retirements,
+/// closures and expiries. The same seed always gives the same history.
+///
+/// Entries follow each other by microseconds, so no wallet would ever go unused for a month:
+/// now and then (at most once in [`QUIET_EVERY`] entries) the scheme has a quiet month, the
+/// clock jumps 31 days, and wallets last used before it may then expire under a one-month
+/// policy. A history of a million entries gains at most five months that way.
 pub struct History {
     rng: Rng,
     seq: u64,
@@ -41,6 +46,11 @@ pub struct History {
     earns: VecDeque<(u64, Movement, usize, usize)>,
     /// How many members are open; some always stay open.
     open_members: usize,
+    /// When an entry last touched each member's wallet (microseconds since 1970), by position.
+    last_use: Vec<i64>,
+    /// The time and sequence number at which the last quiet month began: a wallet last used
+    /// before that time has been unused for a month.
+    quiet: Option<(i64, u64)>,
     /// Entries built but not yet returned (the parts of a request, the set-up).
     queue: VecDeque<Entry>,
 }
@@ -54,6 +64,12 @@ struct Party {
 
 /// How many members the population grows to.
 const MEMBERS: usize = 200_000;
+
+/// The fewest entries between two quiet months.
+pub const QUIET_EVERY: u64 = 200_000;
+
+/// A quiet month, in microseconds: longer than any calendar month.
+const QUIET_MONTH: i64 = 31 * 24 * 3600 * 1_000_000;
 
 impl History {
     /// A history from `seed`.
@@ -69,6 +85,8 @@ impl History {
             members: Vec::new(),
             earns: VecDeque::new(),
             open_members: 0,
+            last_use: Vec::new(),
+            quiet: None,
             queue: VecDeque::new(),
         };
         history.admin = history.uuid();
@@ -201,6 +219,7 @@ impl History {
         if members < 2 || (roll < 60 && members < MEMBERS) {
             let member = self.open(self.admin, AccountKind::Member, None, "");
             self.members.push(Some((member, 0)));
+            self.last_use.push(self.now);
             self.open_members += 1;
         } else if roll < 420 {
             self.earn();
@@ -225,6 +244,8 @@ impl History {
             } else {
                 self.earn();
             }
+        } else if roll < 921 {
+            self.expire();
         } else if roll < 925 {
             let i = self.rng.below(members as u64) as usize;
             match self.members[i] {
@@ -297,6 +318,29 @@ impl History {
         if let Some((_, balance)) = &mut self.members[i] {
             *balance += minutes;
         }
+        self.last_use[i] = self.now;
+    }
+
+    /// Expires the whole balance of a wallet unused since the last quiet month began, starting
+    /// a quiet month first when none is recent (see [`History`]).
+    fn expire(&mut self) {
+        let recent = self
+            .quiet
+            .is_some_and(|(_, seq)| self.seq < seq + QUIET_EVERY);
+        if !recent {
+            self.quiet = Some((self.now, self.seq));
+            self.now += QUIET_MONTH;
+        }
+        let since = self.quiet.map_or(i64::MIN, |(time, _)| time);
+        let (i, member) = self.member();
+        let balance = self.balance(i);
+        if balance == 0 || self.last_use[i] > since {
+            return self.earn();
+        }
+        let mut m = self.movement(MovementKind::Expire, member, self.programme, balance);
+        m.details.expiry_months = Some(1);
+        self.credit(i, -balance);
+        self.single(self.admin, m);
     }
 
     fn spend(&mut self) {

@@ -207,6 +207,10 @@ pub struct EntryView {
     /// For spends: children in the party.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub children: Option<u32>,
+    /// For expiries: the expiry period the scheme applied, in months (the wallet was unused for
+    /// at least that long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry_months: Option<u32>,
 }
 
 impl From<&Entry> for EntryView {
@@ -233,6 +237,7 @@ impl From<&Entry> for EntryView {
             reference: None,
             adults: None,
             children: None,
+            expiry_months: None,
         };
         match &e.body {
             EntryBody::Open {
@@ -259,6 +264,7 @@ impl From<&Entry> for EntryView {
                 view.reference = m.details.reference.as_ref().map(|t| t.as_str().to_owned());
                 view.adults = m.details.adults;
                 view.children = m.details.children;
+                view.expiry_months = m.details.expiry_months;
             }
         }
         view

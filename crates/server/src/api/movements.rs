@@ -410,6 +410,7 @@ pub async fn redeem(
         reference: TextField::parse_optional("reference", &body.reference)?,
         adults: Some(body.adults),
         children: Some(body.children),
+        expiry_months: None,
     };
     let who = Attempt {
         api_key: caller
