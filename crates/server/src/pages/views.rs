@@ -947,6 +947,7 @@ pub async fn till_redeem(
                     reference: form.text("reference")?,
                     adults: Some(count("adults")?),
                     children: Some(count("children")?),
+                    ..Details::default()
                 };
                 let who = Attempt {
                     api_key: caller.api_key_id().ok_or_else(|| {
