@@ -78,7 +78,7 @@ pub const QUIET: Duration = Duration::from_secs(1);
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The files copied whole, when present: each is replaced atomically by its writer.
-const IDENTITY: [&str; 8] = [
+const IDENTITY: [&str; 9] = [
     ledger_files::ORIGIN,
     ledger_files::SIGNING_KEY,
     ledger_files::PREVIOUS_SIGNING_KEY,
@@ -87,6 +87,7 @@ const IDENTITY: [&str; 8] = [
     registry_files::SERVER_SECRET,
     registry_files::SERVER_SECRET_NEXT,
     registry_files::ADMIN_API_KEY,
+    registry_files::ADMIN_PASSWORD,
 ];
 
 /// What an archive holds, written last into it.

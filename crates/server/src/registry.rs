@@ -57,6 +57,9 @@ pub mod layout {
     pub const SERVER_SECRET_NEXT: &str = "server-secret.next";
     /// The first administrator API key, written once at creation.
     pub const ADMIN_API_KEY: &str = "admin-api-key";
+    /// The password of the first administrator's staff login (`admin`) for the pages, written
+    /// once at creation.
+    pub const ADMIN_PASSWORD: &str = "admin-password";
 }
 
 /// A registry failure: always the server's, never the client's. Every message names the file.
@@ -727,6 +730,21 @@ impl Registry {
                 source,
             }
         })?;
+        // The first administrator's staff login, so that the pages are usable from the first
+        // start without a programmer: username `admin`, its password in a file beside the key.
+        let login_key = ApiKey {
+            id: Uuid::now_v7(),
+            label: "first administrator".into(),
+            ..key.clone()
+        };
+        let password = self.staff_password(login_key.id);
+        let password_path = dir.join(layout::ADMIN_PASSWORD);
+        write_private_file(&password_path, format!("{password}\n").as_bytes()).map_err(
+            |source| RegistryError::Io {
+                path: password_path.clone(),
+                source,
+            },
+        )?;
         self.append(vec![
             Event::Administrator { id: admin },
             Event::ApiKeyCreated {
@@ -734,10 +752,22 @@ impl Registry {
                 key,
                 request: None,
             },
+            Event::StaffLoginCreated {
+                key: login_key,
+                username: "admin".into(),
+                password_hash: staff::hash_password(&password),
+                request: RequestRef {
+                    actor: admin,
+                    key: "first-administrator-login".into(),
+                    fingerprint: String::new(),
+                },
+            },
         ])?;
         tracing::info!(
             path = %path.display(),
-            "created the administrator; its API key is in this file (mode 0600)"
+            password = %password_path.display(),
+            "created the administrator; its API key is in the first file, the password of its \
+             staff login `admin` for the pages in the second (both mode 0600)"
         );
         Ok(())
     }
@@ -1253,6 +1283,10 @@ fn secret_fingerprint(secret: &[u8; 32]) -> String {
 pub(super) mod tests {
     use super::*;
 
+    /// The keys a new registry starts with: the first administrator's API key, and the key its
+    /// staff login `admin` acts with.
+    const FIRST_KEYS: usize = 2;
+
     /// A request record under `key` (for the registry's own tests and its modules').
     pub(in crate::registry) fn request(key: &str) -> RequestRef {
         RequestRef {
@@ -1457,7 +1491,7 @@ pub(super) mod tests {
         );
         // Secrets are derived, so they are the same after a restart.
         assert_eq!(registry.member_credential(member.account, 0), credential);
-        assert_eq!(registry.api_keys(None).len(), 2);
+        assert_eq!(registry.api_keys(None).len(), FIRST_KEYS + 1);
     }
 
     fn till_key() -> ApiKey {
@@ -1517,7 +1551,7 @@ pub(super) mod tests {
         drop(registry);
         let registry = Registry::open(dir.path(), true).unwrap();
         assert_eq!(registry.api_key_by_token(&token).unwrap().id, key.id);
-        assert_eq!(registry.api_keys(None).len(), 2);
+        assert_eq!(registry.api_keys(None).len(), FIRST_KEYS + 1);
     }
 
     #[test]
@@ -1542,7 +1576,7 @@ pub(super) mod tests {
         let registry = Registry::open(dir.path(), true).unwrap();
         assert!(registry.write_refusal().is_none());
         registry.add_api_key(till_key(), request("c")).unwrap();
-        assert_eq!(registry.api_keys(None).len(), 2);
+        assert_eq!(registry.api_keys(None).len(), FIRST_KEYS + 1);
     }
 
     #[test]
@@ -1632,7 +1666,7 @@ pub(super) mod tests {
         bytes[newest + 9] ^= 1;
         std::fs::write(&mark, &bytes).unwrap();
         let registry = Registry::open(dir.path(), true).unwrap();
-        assert_eq!(registry.api_keys(None).len(), 2);
+        assert_eq!(registry.api_keys(None).len(), FIRST_KEYS + 1);
         drop(registry);
         // Both slots damaged: how much was acknowledged is unknown, so it is refused.
         std::fs::write(&mark, [0u8; 64]).unwrap();

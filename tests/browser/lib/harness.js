@@ -29,7 +29,8 @@ const START_TIMEOUT_MS = 20_000;
 
 /**
  * Starts `timecredits serve` on a free loopback port with a fresh data directory, and returns
- * its base URL, the first administrator's key and `stop()`. The service's log is kept and shown
+ * its base URL, the first administrator's key and the password of its sign-in to the pages
+ * (`admin`), and `stop()`. The service's log is kept and shown
  * if it exits early.
  */
 export async function startService() {
@@ -60,9 +61,11 @@ export async function startService() {
     });
   });
   const admin = (await readFile(path.join(dataDir, "admin-api-key"), "utf8")).trim();
+  const adminPassword = (await readFile(path.join(dataDir, "admin-password"), "utf8")).trim();
   return {
     base: `http://${address}`,
     admin,
+    adminPassword,
     log,
     async stop() {
       child.removeAllListeners("exit");
