@@ -141,6 +141,31 @@ pub struct Visitor {
     pub tls: bool,
 }
 
+impl actix_web::FromRequest for Visitor {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Visitor, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.app_data::<web::Data<Pages>>()
+                .map(|pages| Visitor::of(req, pages))
+                .ok_or_else(|| {
+                    actix_web::error::ErrorInternalServerError("the pages' state is missing")
+                }),
+        )
+    }
+}
+
+impl actix_web::FromRequest for Form {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Form, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move { Ok(Form::parse(&body.await?)) })
+    }
+}
+
 impl Visitor {
     /// Reads the visitor from `req`.
     pub fn of(req: &HttpRequest, pages: &Pages) -> Visitor {

@@ -160,27 +160,28 @@ fn form_key() -> String {
     format!("app-{}", Uuid::now_v7())
 }
 
-/// A page shown instead of the one asked for (sign in first, not allowed, a forged form).
-type Refusal = Box<HttpResponse>;
+/// A page shown instead of the one asked for (sign in first, not allowed, a forged form): an
+/// error whose response is that page.
+type Refusal = actix_web::Error;
 
 /// The outcome of a page: rendered, or a refusal to show.
 type Page = Result<HttpResponse, Refusal>;
 
-/// The answer of a page, whichever it was.
-fn answer(page: Page) -> HttpResponse {
-    page.unwrap_or_else(|refusal| *refusal)
+/// Shows `page` instead of the one asked for.
+fn refuse(page: HttpResponse) -> Refusal {
+    actix_web::error::InternalError::from_response("refused", page).into()
 }
 
 /// The caller of a page that needs one; else back to sign-in.
 fn signed_in(v: &Visitor, state: &AppState) -> Result<Caller, Refusal> {
     v.caller(state)
-        .ok_or_else(|| Box::new(see_other("/app/?session=ended")))
+        .ok_or_else(|| refuse(see_other("/app/?session=ended")))
 }
 
 /// A 403 page: signed in, but not as someone who may use this page.
 fn not_allowed(v: &Visitor, caller: &Caller) -> Refusal {
     let c = Chrome::new(v, Some(caller), "", "not-allowed");
-    Box::new(render_with(StatusCode::FORBIDDEN, &MessagePage { c }))
+    refuse(render_with(StatusCode::FORBIDDEN, &MessagePage { c }))
 }
 
 /// Checks the form's CSRF token against the session's.
@@ -194,7 +195,7 @@ fn checked(v: &Visitor, form: &Form) -> Result<(), Refusal> {
 
 fn csrf_refused(v: &Visitor) -> Refusal {
     let c = Chrome::new(v, None, "", "csrf-refused");
-    Box::new(render_with(StatusCode::FORBIDDEN, &MessagePage { c }))
+    refuse(render_with(StatusCode::FORBIDDEN, &MessagePage { c }))
 }
 
 /// A page with a title and the chrome's notice or errors only.
@@ -205,8 +206,7 @@ struct MessagePage {
 }
 
 /// `GET /app/*` for no page.
-pub async fn not_found(req: HttpRequest, pages: web::Data<Pages>) -> HttpResponse {
-    let v = Visitor::of(&req, &pages);
+pub async fn not_found(v: Visitor) -> HttpResponse {
     let c = Chrome::new(&v, None, "", "page-not-found");
     render_with(StatusCode::NOT_FOUND, &MessagePage { c })
 }
@@ -223,12 +223,10 @@ struct SignInPage {
 
 /// `GET /app/`: the signed-in person's home, or the sign-in forms.
 pub async fn home(
-    req: HttpRequest,
+    v: Visitor,
     state: web::Data<AppState>,
-    pages: web::Data<Pages>,
     query: web::Query<std::collections::HashMap<String, String>>,
 ) -> HttpResponse {
-    let v = Visitor::of(&req, &pages);
     if let Some(caller) = v.caller(&state) {
         if let Some((home, _)) = homes(&caller).first() {
             return see_other(home);
@@ -305,20 +303,18 @@ fn throttled(v: &Visitor, wait: std::time::Duration) -> HttpResponse {
 /// `POST /app/sign-in`: a staff login's username and password.
 pub async fn sign_in(
     req: HttpRequest,
+    v: Visitor,
     state: web::Data<AppState>,
     pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(async move {
-    let v = Visitor::of(&req, &pages);
-    let form = Form::parse(&body);
+    form: Form,
+) -> Page {
     sign_in_checked(&req, &v, &form)?;
     let username = form
         .get("username")
         .and_then(|u| Username::from_input(u).ok());
     let name = username.as_ref().map_or("", Username::as_str).to_owned();
     if let Some(wait) = pages.sign_in.blocked(&name, v.address) {
-        return Err(Box::new(throttled(&v, wait)));
+        return Err(refuse(throttled(&v, wait)));
     }
     let password = form.get("password").unwrap_or("").to_owned();
     let checking = state.clone().into_inner();
@@ -331,68 +327,63 @@ pub async fn sign_in(
         Some(key) => Ok(start_session(
             &v,
             &pages,
-            Person::Staff { key: key.id, username: name },
+            Person::Staff {
+                key: key.id,
+                username: name,
+            },
         )),
         None => {
             pages.sign_in.failed(&name, v.address);
             tracing::info!(target: "timecredits::sign_in", username = %name, "a staff sign-in failed");
-            let c = Chrome::new(&v, None, "/app/", "sign-in-title")
-                .error(v.t.get("sign-in-failed"));
-            Err(Box::new(sign_in_page(&v, c, StatusCode::UNAUTHORIZED)))
+            let c =
+                Chrome::new(&v, None, "/app/", "sign-in-title").error(v.t.get("sign-in-failed"));
+            Err(refuse(sign_in_page(&v, c, StatusCode::UNAUTHORIZED)))
         }
     }
-    }
-    .await)
 }
 
 /// `POST /app/member-sign-in`: a member's credential.
 pub async fn member_sign_in(
     req: HttpRequest,
+    v: Visitor,
     state: web::Data<AppState>,
     pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            sign_in_checked(&req, &v, &form)?;
-            if form.get("card_number").is_some() {
-                return Ok(card_sign_in(&v, &state, &pages, &form));
-            }
-            let credential = form.get("credential").unwrap_or("");
-            // Credentials are 256-bit: the throttle that matters is the address's. Each credential
-            // tried counts under its own hash, so one person's typo never locks out another.
-            let name = format!(
-                "credential:{}",
-                crate::registry::credential_hash(credential)
-            );
-            if let Some(wait) = pages.sign_in.blocked(&name, v.address) {
-                return Err(Box::new(throttled(&v, wait)));
-            }
-            let member = state.registry.member_by_credential(credential);
-            let status = member
-                .as_ref()
-                .and_then(|m| state.registry.credential_status(m.account));
-            match (member, status) {
-                (Some(member), Some(status)) if status.revoked.is_none() => Ok(start_session(
-                    &v,
-                    &pages,
-                    Person::Member {
-                        account: member.account,
-                        generation: status.generation,
-                    },
-                )),
-                _ => {
-                    pages.sign_in.failed(&name, v.address);
-                    let c = Chrome::new(&v, None, "/app/", "sign-in-title")
-                        .error(v.t.get("member-sign-in-failed"));
-                    Err(Box::new(sign_in_page(&v, c, StatusCode::UNAUTHORIZED)))
-                }
-            }
+    form: Form,
+) -> Page {
+    sign_in_checked(&req, &v, &form)?;
+    if form.get("card_number").is_some() {
+        return Ok(card_sign_in(&v, &state, &pages, &form));
+    }
+    let credential = form.get("credential").unwrap_or("");
+    // Credentials are 256-bit: the throttle that matters is the address's. Each credential
+    // tried counts under its own hash, so one person's typo never locks out another.
+    let name = format!(
+        "credential:{}",
+        crate::registry::credential_hash(credential)
+    );
+    if let Some(wait) = pages.sign_in.blocked(&name, v.address) {
+        return Err(refuse(throttled(&v, wait)));
+    }
+    let member = state.registry.member_by_credential(credential);
+    let status = member
+        .as_ref()
+        .and_then(|m| state.registry.credential_status(m.account));
+    match (member, status) {
+        (Some(member), Some(status)) if status.revoked.is_none() => Ok(start_session(
+            &v,
+            &pages,
+            Person::Member {
+                account: member.account,
+                generation: status.generation,
+            },
+        )),
+        _ => {
+            pages.sign_in.failed(&name, v.address);
+            let c = Chrome::new(&v, None, "/app/", "sign-in-title")
+                .error(v.t.get("member-sign-in-failed"));
+            Err(refuse(sign_in_page(&v, c, StatusCode::UNAUTHORIZED)))
         }
-        .await,
-    )
+    }
 }
 
 /// Signs a member in with their card number and PIN: the card's own throttle and lockout (the
@@ -433,10 +424,8 @@ fn card_sign_in(v: &Visitor, state: &AppState, pages: &Pages, form: &Form) -> Ht
 }
 
 /// Ends the request's session (or every session of its person) and clears its cookie.
-fn end_session(req: &HttpRequest, pages: &Pages, body: &[u8], everywhere: bool) -> Page {
-    let v = Visitor::of(req, pages);
-    let form = Form::parse(body);
-    checked(&v, &form)?;
+fn end_session(v: &Visitor, pages: &Pages, form: &Form, everywhere: bool) -> Page {
+    checked(v, form)?;
     if let Some(session) = v.session_ref() {
         if everywhere {
             pages.sessions.end_all(session.person);
@@ -452,17 +441,13 @@ fn end_session(req: &HttpRequest, pages: &Pages, body: &[u8], everywhere: bool) 
 }
 
 /// `POST /app/sign-out`.
-pub async fn sign_out(req: HttpRequest, pages: web::Data<Pages>, body: web::Bytes) -> HttpResponse {
-    answer(async move { end_session(&req, &pages, &body, false) }.await)
+pub async fn sign_out(v: Visitor, pages: web::Data<Pages>, form: Form) -> Page {
+    end_session(&v, &pages, &form, false)
 }
 
 /// `POST /app/sign-out-everywhere`: ends every session of the signed-in person.
-pub async fn sign_out_everywhere(
-    req: HttpRequest,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(async move { end_session(&req, &pages, &body, true) }.await)
+pub async fn sign_out_everywhere(v: Visitor, pages: web::Data<Pages>, form: Form) -> Page {
+    end_session(&v, &pages, &form, true)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,37 +521,25 @@ fn card_and_pin(form: &Form) -> Result<Option<(CardNumber, Pin)>, ApiError> {
 
 /// `GET /app/receipts/{id}`: the receipt of an entry the signed-in person may see, to keep or
 /// to check with the verifier page.
-pub async fn receipt(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    id: web::Path<Uuid>,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let caller = signed_in(&v, &state)?;
-            let id = id.into_inner();
-            match service::accounts::receipt(&state, &caller, id) {
-                Ok(text) => Ok(HttpResponse::Ok()
-                    .content_type("text/plain; charset=utf-8")
-                    .insert_header((
-                        "Content-Disposition",
-                        format!("attachment; filename=\"receipt-{id}.txt\""),
-                    ))
-                    .body(text)),
-                Err(e) => {
-                    let c = Chrome::new(&v, Some(&caller), "", "receipt")
-                        .error(problem_message(&v.t, &e));
-                    Err(Box::new(render_with(
-                        StatusCode::NOT_FOUND,
-                        &MessagePage { c },
-                    )))
-                }
-            }
+pub async fn receipt(v: Visitor, state: web::Data<AppState>, id: web::Path<Uuid>) -> Page {
+    let caller = signed_in(&v, &state)?;
+    let id = id.into_inner();
+    match service::accounts::receipt(&state, &caller, id) {
+        Ok(text) => Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"receipt-{id}.txt\""),
+            ))
+            .body(text)),
+        Err(e) => {
+            let c = Chrome::new(&v, Some(&caller), "", "receipt").error(problem_message(&v.t, &e));
+            Err(refuse(render_with(
+                StatusCode::NOT_FOUND,
+                &MessagePage { c },
+            )))
         }
-        .await,
-    )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -590,11 +563,16 @@ struct DeskPage {
     today: String,
 }
 
-/// The earn partner's desk: (caller, partner, budget account).
-fn desk_caller(v: &Visitor, state: &AppState) -> Result<(Caller, Uuid, AccountId), Refusal> {
+/// The signed-in partner's account for `scope` (the desk's budget, the till's venue account):
+/// (caller, partner, account); a caller without it is not allowed.
+fn partner_caller(
+    v: &Visitor,
+    state: &AppState,
+    scope: Scope,
+) -> Result<(Caller, Uuid, AccountId), Refusal> {
     let caller = signed_in(v, state)?;
-    match caller.partner_account(Scope::Earn) {
-        Ok((partner, budget)) => Ok((caller, partner, budget)),
+    match caller.partner_account(scope) {
+        Ok((partner, account)) => Ok((caller, partner, account)),
         Err(_) => Err(not_allowed(v, &caller)),
     }
 }
@@ -636,94 +614,70 @@ fn desk_page(
 }
 
 /// `GET /app/desk`.
-pub async fn desk(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let (caller, partner, budget) = desk_caller(&v, &state)?;
-            Ok(desk_page(
-                &v,
-                &state,
-                &caller,
-                partner,
-                budget,
-                Said::Nothing,
-            ))
-        }
-        .await,
-    )
+pub async fn desk(v: Visitor, state: web::Data<AppState>) -> Page {
+    let (caller, partner, budget) = partner_caller(&v, &state, Scope::Earn)?;
+    Ok(desk_page(
+        &v,
+        &state,
+        &caller,
+        partner,
+        budget,
+        Said::Nothing,
+    ))
 }
 
 /// `POST /app/desk/earn`: hours for the members ticked (and one typed), all or nothing.
-pub async fn desk_earn(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let (caller, partner, budget) = desk_caller(&v, &state)?;
-            let outcome = async {
-                caller.permit(Operation::Earn)?;
-                let mut members: Vec<&str> = form.all("member");
-                members.extend(form.get("member_id"));
-                if members.is_empty() {
-                    return Err(None);
-                }
-                let minutes = form.amount()?;
-                let activity = form.text("activity")?.ok_or_else(|| {
-                    ApiError::InvalidRequest("activity: say what the time was given to".into())
-                })?;
-                let effective = form
-                    .get("date_given")
-                    .map(|d| d.parse::<NaiveDate>())
-                    .transpose()
-                    .map_err(|_| ApiError::InvalidRequest("date_given: not a date".into()))?;
-                let reference = form.text("reference")?;
-                let intents = members
-                    .iter()
-                    .map(|m| {
-                        let member = m.parse::<Uuid>().map_err(|_| {
-                            ApiError::InvalidRequest(format!(
-                                "member: {m:?} is not a member number"
-                            ))
-                        })?;
-                        Ok(Intent::Transfer(Transfer {
-                            kind: MovementKind::Earn,
-                            debit: budget,
-                            credit: AccountId(member),
-                            minutes,
-                            effective,
-                            details: Details {
-                                activity: Some(activity.clone()),
-                                reference: reference.clone(),
-                                ..Details::default()
-                            },
-                        }))
-                    })
-                    .collect::<Result<Vec<_>, ApiError>>()?;
-                let key = form.idempotency_key()?;
-                let committed = service::submit(&state, &caller, &key, intents).await?;
-                Ok(committed.entries.len())
-            }
-            .await;
-            let said = match outcome {
-                Ok(count) => Said::Notice(v.t.with("desk-recorded", "count", &count)),
-                Err(None) => Said::Error(v.t.get("desk-no-member")),
-                Err(Some(e)) => Said::Error(problem_message(&v.t, &e)),
-            };
-            Ok(desk_page(&v, &state, &caller, partner, budget, said))
+pub async fn desk_earn(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, partner, budget) = partner_caller(&v, &state, Scope::Earn)?;
+    let outcome = async {
+        caller.permit(Operation::Earn)?;
+        let mut members: Vec<&str> = form.all("member");
+        members.extend(form.get("member_id"));
+        if members.is_empty() {
+            return Err(None);
         }
-        .await,
-    )
+        let minutes = form.amount()?;
+        let activity = form.text("activity")?.ok_or_else(|| {
+            ApiError::InvalidRequest("activity: say what the time was given to".into())
+        })?;
+        let effective = form
+            .get("date_given")
+            .map(|d| d.parse::<NaiveDate>())
+            .transpose()
+            .map_err(|_| ApiError::InvalidRequest("date_given: not a date".into()))?;
+        let reference = form.text("reference")?;
+        let intents = members
+            .iter()
+            .map(|m| {
+                let member = m.parse::<Uuid>().map_err(|_| {
+                    ApiError::InvalidRequest(format!("member: {m:?} is not a member number"))
+                })?;
+                Ok(Intent::Transfer(Transfer {
+                    kind: MovementKind::Earn,
+                    debit: budget,
+                    credit: AccountId(member),
+                    minutes,
+                    effective,
+                    details: Details {
+                        activity: Some(activity.clone()),
+                        reference: reference.clone(),
+                        ..Details::default()
+                    },
+                }))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let key = form.idempotency_key()?;
+        let committed = service::submit(&state, &caller, &key, intents).await?;
+        Ok(committed.entries.len())
+    }
+    .await;
+    let said = match outcome {
+        Ok(count) => Said::Notice(v.t.with("desk-recorded", "count", &count)),
+        Err(None) => Said::Error(v.t.get("desk-no-member")),
+        Err(Some(e)) => Said::Error(problem_message(&v.t, &e)),
+    };
+    Ok(desk_page(&v, &state, &caller, partner, budget, said))
 }
 
 #[derive(Template)]
@@ -736,83 +690,60 @@ struct SecretPage {
 }
 
 /// `POST /app/desk/members`: registers a member and shows their credential, once.
-pub async fn desk_register(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let (caller, partner, budget) = desk_caller(&v, &state)?;
-            let outcome = async {
-                caller.permit(Operation::RegisterMember)?;
-                let reference = form.text("reference")?;
-                let key = form.idempotency_key()?;
-                let (registered, _) =
-                    service::members::register(&state, &caller, &key, reference).await?;
-                Ok::<_, ApiError>(registered)
-            }
-            .await;
-            Ok(match outcome {
-                Ok(registered) => {
-                    let c = Chrome::new(&v, Some(&caller), "/app/desk", "desk-register")
-                        .notice(v.t.get("desk-registered"));
-                    render(&SecretPage {
-                        c,
-                        label: format!("{} · {}", v.t.get("member-id"), registered.member_id),
-                        secret: registered.credential.unwrap_or_default(),
-                        back: "/app/desk",
-                    })
-                }
-                Err(e) => desk_page(
-                    &v,
-                    &state,
-                    &caller,
-                    partner,
-                    budget,
-                    Said::Error(problem_message(&v.t, &e)),
-                ),
+pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, partner, budget) = partner_caller(&v, &state, Scope::Earn)?;
+    let outcome = async {
+        caller.permit(Operation::RegisterMember)?;
+        let reference = form.text("reference")?;
+        let key = form.idempotency_key()?;
+        let (registered, _) = service::members::register(&state, &caller, &key, reference).await?;
+        Ok::<_, ApiError>(registered)
+    }
+    .await;
+    Ok(match outcome {
+        Ok(registered) => {
+            let c = Chrome::new(&v, Some(&caller), "/app/desk", "desk-register")
+                .notice(v.t.get("desk-registered"));
+            render(&SecretPage {
+                c,
+                label: format!("{} · {}", v.t.get("member-id"), registered.member_id),
+                secret: registered.credential.unwrap_or_default(),
+                back: "/app/desk",
             })
         }
-        .await,
-    )
+        Err(e) => desk_page(
+            &v,
+            &state,
+            &caller,
+            partner,
+            budget,
+            Said::Error(problem_message(&v.t, &e)),
+        ),
+    })
 }
 
 /// `GET /app/reports/impact.csv`: this year's impact report, the rows the caller may read.
-pub async fn report_csv(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let caller = signed_in(&v, &state)?;
-            let partner = caller
-                .report_partner(None)
-                .map_err(|_| not_allowed(&v, &caller))?;
-            let spec = this_year(partner);
-            let state = state.into_inner();
-            let (report, size) = web::block(move || service::reports::impact_report(&state, spec))
-                .await
-                .map_err(|_| not_allowed(&v, &caller))?
-                .map_err(|_| not_allowed(&v, &caller))?;
-            let mut body = Vec::new();
-            write_csv(&report, &mut body).map_err(|_| not_allowed(&v, &caller))?;
-            Ok(HttpResponse::Ok()
-                .content_type("text/csv; charset=utf-8")
-                .insert_header((
-                    "Content-Disposition",
-                    format!("attachment; filename=\"impact-report-{size}.csv\""),
-                ))
-                .body(body))
-        }
-        .await,
-    )
+pub async fn report_csv(v: Visitor, state: web::Data<AppState>) -> Page {
+    let caller = signed_in(&v, &state)?;
+    let partner = caller
+        .report_partner(None)
+        .map_err(|_| not_allowed(&v, &caller))?;
+    let spec = this_year(partner);
+    let state = state.into_inner();
+    let (report, size) = web::block(move || service::reports::impact_report(&state, spec))
+        .await
+        .map_err(|_| not_allowed(&v, &caller))?
+        .map_err(|_| not_allowed(&v, &caller))?;
+    let mut body = Vec::new();
+    write_csv(&report, &mut body).map_err(|_| not_allowed(&v, &caller))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"impact-report-{size}.csv\""),
+        ))
+        .body(body))
 }
 
 /// This year's report, by month, of `partner`'s rows (all with `None`).
@@ -848,15 +779,6 @@ struct TillReceipt {
     c: Chrome,
     entry: EntryRow,
     seq: u64,
-}
-
-/// The venue's till: (caller, partner, venue account).
-fn till_caller(v: &Visitor, state: &AppState) -> Result<(Caller, Uuid, AccountId), Refusal> {
-    let caller = signed_in(v, state)?;
-    match caller.partner_account(Scope::Spend) {
-        Ok((partner, venue)) => Ok((caller, partner, venue)),
-        Err(_) => Err(not_allowed(v, &caller)),
-    }
 }
 
 fn till_page(
@@ -901,144 +823,99 @@ fn till_page(
 }
 
 /// `GET /app/till`.
-pub async fn till(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let (caller, _, venue) = till_caller(&v, &state)?;
-            Ok(till_page(&v, &state, &caller, venue, Said::Nothing))
-        }
-        .await,
-    )
+pub async fn till(v: Visitor, state: web::Data<AppState>) -> Page {
+    let (caller, _, venue) = partner_caller(&v, &state, Scope::Spend)?;
+    Ok(till_page(&v, &state, &caller, venue, Said::Nothing))
 }
 
 /// `POST /app/till/redeem`: takes credits with a member's spend code.
-pub async fn till_redeem(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let (caller, partner, venue) = till_caller(&v, &state)?;
-            let outcome = async {
-                caller.permit(Operation::Redeem)?;
-                let count = |name: &str| -> Result<u32, ApiError> {
-                    form.get(name).map_or(Ok(0), |n| {
-                        n.parse().map_err(|_| {
-                            ApiError::InvalidRequest(format!("{name}: {n:?} is not a whole number"))
-                        })
-                    })
-                };
-                let details = Details {
-                    activity: Some(form.text("activity")?.ok_or_else(|| {
-                        ApiError::InvalidRequest(
-                            "activity: say what the credits are spent on".into(),
-                        )
-                    })?),
-                    reference: form.text("reference")?,
-                    adults: Some(count("adults")?),
-                    children: Some(count("children")?),
-                    ..Details::default()
-                };
-                let who = Attempt {
-                    api_key: caller.api_key_id().ok_or_else(|| {
-                        ApiError::Internal("a partner caller has an API key".into())
-                    })?,
-                    partner,
-                    address: v.address.map(crate::spend_codes::source),
-                };
-                let card = card_and_pin(&form)?;
-                let consent = match &card {
-                    Some((number, pin)) => Consent::Card { number, pin },
-                    None => Consent::SpendCode(form.get("code").unwrap_or("")),
-                };
-                // The fingerprint holds a keyed digest of the PIN, never the PIN itself.
-                let pin_print = card.as_ref().map(|(_, pin)| state.registry.pin_print(pin));
-                let redemption = Redemption {
-                    consent,
-                    minutes: form.amount()?,
-                    details,
-                    fingerprint: form.fingerprint_with("app/till/redeem", "pin", pin_print),
-                };
-                let key = form.idempotency_key()?;
-                let committed =
-                    service::redemptions::redeem(&state, &caller, &key, venue, &who, redemption)
-                        .await?;
-                crate::api::only_entry(&committed).cloned()
-            }
-            .await;
-            Ok(match outcome {
-                Ok(entry) => {
-                    let no_partners = std::collections::BTreeMap::new();
-                    let row = entry_rows(&v.t, std::slice::from_ref(&entry), &no_partners, venue)
-                        .pop()
-                        .expect("one entry makes one row");
-                    render(&TillReceipt {
-                        c: Chrome::new(&v, Some(&caller), "/app/till", "receipt")
-                            .notice(v.t.get("till-taken")),
-                        entry: row,
-                        seq: entry.seq,
-                    })
-                }
-                Err(e) => till_page(
-                    &v,
-                    &state,
-                    &caller,
-                    venue,
-                    Said::Error(problem_message(&v.t, &e)),
-                ),
+pub async fn till_redeem(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, partner, venue) = partner_caller(&v, &state, Scope::Spend)?;
+    let outcome = async {
+        caller.permit(Operation::Redeem)?;
+        let count = |name: &str| -> Result<u32, ApiError> {
+            form.get(name).map_or(Ok(0), |n| {
+                n.parse().map_err(|_| {
+                    ApiError::InvalidRequest(format!("{name}: {n:?} is not a whole number"))
+                })
+            })
+        };
+        let details = Details {
+            activity: Some(form.text("activity")?.ok_or_else(|| {
+                ApiError::InvalidRequest("activity: say what the credits are spent on".into())
+            })?),
+            reference: form.text("reference")?,
+            adults: Some(count("adults")?),
+            children: Some(count("children")?),
+            ..Details::default()
+        };
+        let who = Attempt {
+            api_key: caller
+                .api_key_id()
+                .ok_or_else(|| ApiError::Internal("a partner caller has an API key".into()))?,
+            partner,
+            address: v.address.map(crate::spend_codes::source),
+        };
+        let card = card_and_pin(&form)?;
+        let consent = match &card {
+            Some((number, pin)) => Consent::Card { number, pin },
+            None => Consent::SpendCode(form.get("code").unwrap_or("")),
+        };
+        // The fingerprint holds a keyed digest of the PIN, never the PIN itself.
+        let pin_print = card.as_ref().map(|(_, pin)| state.registry.pin_print(pin));
+        let redemption = Redemption {
+            consent,
+            minutes: form.amount()?,
+            details,
+            fingerprint: form.fingerprint_with("app/till/redeem", "pin", pin_print),
+        };
+        let key = form.idempotency_key()?;
+        let committed =
+            service::redemptions::redeem(&state, &caller, &key, venue, &who, redemption).await?;
+        crate::api::only_entry(&committed).cloned()
+    }
+    .await;
+    Ok(match outcome {
+        Ok(entry) => {
+            let no_partners = std::collections::BTreeMap::new();
+            let row = entry_rows(&v.t, std::slice::from_ref(&entry), &no_partners, venue)
+                .pop()
+                .expect("one entry makes one row");
+            render(&TillReceipt {
+                c: Chrome::new(&v, Some(&caller), "/app/till", "receipt")
+                    .notice(v.t.get("till-taken")),
+                entry: row,
+                seq: entry.seq,
             })
         }
-        .await,
-    )
+        Err(e) => till_page(
+            &v,
+            &state,
+            &caller,
+            venue,
+            Said::Error(problem_message(&v.t, &e)),
+        ),
+    })
 }
 
 /// `POST /app/till/settle`: retires every credit the venue holds.
-pub async fn till_settle(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let (caller, partner, venue) = till_caller(&v, &state)?;
-            let outcome = async {
-                let key = form.idempotency_key()?;
-                service::settlements::settle(
-                    &state,
-                    &caller,
-                    &key,
-                    partner,
-                    Settled::Venue,
-                    None,
-                    None,
-                )
-                .await
-            }
-            .await;
-            Ok(till_page(
-                &v,
-                &state,
-                &caller,
-                venue,
-                Said::of(&v.t, outcome, |_| v.t.get("till-settled")),
-            ))
-        }
-        .await,
-    )
+pub async fn till_settle(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, partner, venue) = partner_caller(&v, &state, Scope::Spend)?;
+    let outcome = async {
+        let key = form.idempotency_key()?;
+        service::settlements::settle(&state, &caller, &key, partner, Settled::Venue, None, None)
+            .await
+    }
+    .await;
+    Ok(till_page(
+        &v,
+        &state,
+        &caller,
+        venue,
+        Said::of(&v.t, outcome, |_| v.t.get("till-settled")),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1120,109 +997,73 @@ fn wallet_page(
 }
 
 /// `GET /app/wallet`.
-pub async fn wallet(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let (caller, account) = wallet_caller(&v, &state)?;
-            Ok(wallet_page(&v, &state, &caller, account, Said::Nothing))
-        }
-        .await,
-    )
+pub async fn wallet(v: Visitor, state: web::Data<AppState>) -> Page {
+    let (caller, account) = wallet_caller(&v, &state)?;
+    Ok(wallet_page(&v, &state, &caller, account, Said::Nothing))
 }
 
 /// `POST /app/wallet/spend-code`: a one-time code, shown large.
-pub async fn wallet_spend_code(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let (caller, account) = wallet_caller(&v, &state)?;
-            let outcome = (|| {
-                caller.permit(Operation::CreateSpendCode)?;
-                let key = form.idempotency_key()?;
-                let print = form.fingerprint("app/wallet/spend-code");
-                service::spend_codes::issue(&state, &caller, &key, account, print, None)
-            })();
-            Ok(match outcome {
-                Ok((issued, _)) => render(&SpendCodePage {
-                    c: Chrome::new(&v, Some(&caller), "/app/wallet", "wallet-your-code"),
-                    expires: v.t.with(
-                        "wallet-code-expires",
-                        "time",
-                        &issued.expires.format("%H:%M UTC"),
-                    ),
-                    code: issued.code,
-                }),
-                Err(e) => wallet_page(
-                    &v,
-                    &state,
-                    &caller,
-                    account,
-                    Said::Error(problem_message(&v.t, &e)),
-                ),
-            })
-        }
-        .await,
-    )
+pub async fn wallet_spend_code(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, account) = wallet_caller(&v, &state)?;
+    let outcome = (|| {
+        caller.permit(Operation::CreateSpendCode)?;
+        let key = form.idempotency_key()?;
+        let print = form.fingerprint("app/wallet/spend-code");
+        service::spend_codes::issue(&state, &caller, &key, account, print, None)
+    })();
+    Ok(match outcome {
+        Ok((issued, _)) => render(&SpendCodePage {
+            c: Chrome::new(&v, Some(&caller), "/app/wallet", "wallet-your-code"),
+            expires: v.t.with(
+                "wallet-code-expires",
+                "time",
+                &issued.expires.format("%H:%M UTC"),
+            ),
+            code: issued.code,
+        }),
+        Err(e) => wallet_page(
+            &v,
+            &state,
+            &caller,
+            account,
+            Said::Error(problem_message(&v.t, &e)),
+        ),
+    })
 }
 
 /// `POST /app/wallet/gift`: credits to another member.
-pub async fn wallet_gift(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let (caller, account) = wallet_caller(&v, &state)?;
-            let outcome = async {
-                caller.permit(Operation::Gift)?;
-                let to = form
-                    .get("to_member_id")
-                    .and_then(|m| m.parse::<Uuid>().ok())
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest("to_member_id: not a member number".into())
-                    })?;
-                let intent = Intent::Transfer(Transfer {
-                    kind: MovementKind::Gift,
-                    debit: account,
-                    credit: AccountId(to),
-                    minutes: form.amount()?,
-                    effective: None,
-                    details: Details {
-                        reference: form.text("reference")?,
-                        ..Details::default()
-                    },
-                });
-                let key = form.idempotency_key()?;
-                service::submit(&state, &caller, &key, vec![intent]).await
-            }
-            .await;
-            Ok(wallet_page(
-                &v,
-                &state,
-                &caller,
-                account,
-                Said::of(&v.t, outcome, |_| v.t.get("wallet-gifted")),
-            ))
-        }
-        .await,
-    )
+pub async fn wallet_gift(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, account) = wallet_caller(&v, &state)?;
+    let outcome = async {
+        caller.permit(Operation::Gift)?;
+        let to = form
+            .get("to_member_id")
+            .and_then(|m| m.parse::<Uuid>().ok())
+            .ok_or_else(|| ApiError::InvalidRequest("to_member_id: not a member number".into()))?;
+        let intent = Intent::Transfer(Transfer {
+            kind: MovementKind::Gift,
+            debit: account,
+            credit: AccountId(to),
+            minutes: form.amount()?,
+            effective: None,
+            details: Details {
+                reference: form.text("reference")?,
+                ..Details::default()
+            },
+        });
+        let key = form.idempotency_key()?;
+        service::submit(&state, &caller, &key, vec![intent]).await
+    }
+    .await;
+    Ok(wallet_page(
+        &v,
+        &state,
+        &caller,
+        account,
+        Said::of(&v.t, outcome, |_| v.t.get("wallet-gifted")),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1371,68 +1212,44 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
 }
 
 /// `GET /app/office`.
-pub async fn office(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let caller = office_caller(&v, &state)?;
-            Ok(office_page(&v, &state, &caller, Said::Nothing))
-        }
-        .await,
-    )
+pub async fn office(v: Visitor, state: web::Data<AppState>) -> Page {
+    let caller = office_caller(&v, &state)?;
+    Ok(office_page(&v, &state, &caller, Said::Nothing))
 }
 
 /// `POST /app/office/logins`: a staff login, its password shown once.
-pub async fn office_login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async move {
-            let v = Visitor::of(&req, &pages);
-            let form = Form::parse(&body);
-            checked(&v, &form)?;
-            let caller = office_caller(&v, &state)?;
-            let outcome = (|| {
-                caller.permit(Operation::CreateApiKey)?;
-                let username = Username::from_input(form.get("username").unwrap_or(""))
-                    .map_err(|e| ApiError::InvalidRequest(format!("username: {e}")))?;
-                let label = form.text("label")?.ok_or_else(|| {
-                    ApiError::InvalidRequest("label: give the person's name".into())
-                })?;
-                let holder = match form.get("holder").unwrap_or("") {
-                    "administrator" => KeyHolder::Administrator {},
-                    "auditor" => KeyHolder::Auditor {},
-                    id => KeyHolder::Partner {
-                        id: id.parse().map_err(|_| {
-                            ApiError::InvalidRequest("holder: choose whom it is for".into())
-                        })?,
-                        scopes: None,
-                    },
-                };
-                let key = form.idempotency_key()?;
-                let print = form.fingerprint("app/office/logins");
-                service::staff_logins::create(
-                    &state, &caller, &key, print, username, label, &holder,
-                )
-            })();
-            Ok(match outcome {
-                Ok(made) => render(&SecretPage {
-                    c: Chrome::new(&v, Some(&caller), "/app/office", "office-new-login")
-                        .notice(v.t.get("office-login-created")),
-                    label: format!("{} · {}", v.t.get("username"), made.username.as_str()),
-                    secret: made.password,
-                    back: "/app/office",
-                }),
-                Err(e) => office_page(&v, &state, &caller, Said::Error(problem_message(&v.t, &e))),
-            })
-        }
-        .await,
-    )
+pub async fn office_login(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let caller = office_caller(&v, &state)?;
+    let outcome = (|| {
+        caller.permit(Operation::CreateApiKey)?;
+        let username = Username::from_input(form.get("username").unwrap_or(""))
+            .map_err(|e| ApiError::InvalidRequest(format!("username: {e}")))?;
+        let label = form
+            .text("label")?
+            .ok_or_else(|| ApiError::InvalidRequest("label: give the person's name".into()))?;
+        let holder = match form.get("holder").unwrap_or("") {
+            "administrator" => KeyHolder::Administrator {},
+            "auditor" => KeyHolder::Auditor {},
+            id => KeyHolder::Partner {
+                id: id.parse().map_err(|_| {
+                    ApiError::InvalidRequest("holder: choose whom it is for".into())
+                })?,
+                scopes: None,
+            },
+        };
+        let key = form.idempotency_key()?;
+        let print = form.fingerprint("app/office/logins");
+        service::staff_logins::create(&state, &caller, &key, print, username, label, &holder)
+    })();
+    Ok(match outcome {
+        Ok(made) => render(&SecretPage {
+            c: Chrome::new(&v, Some(&caller), "/app/office", "office-new-login")
+                .notice(v.t.get("office-login-created")),
+            label: format!("{} · {}", v.t.get("username"), made.username.as_str()),
+            secret: made.password,
+            back: "/app/office",
+        }),
+        Err(e) => office_page(&v, &state, &caller, Said::Error(problem_message(&v.t, &e))),
+    })
 }
