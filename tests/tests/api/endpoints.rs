@@ -104,8 +104,8 @@ async fn partners_keys_and_members_are_administered() {
     let keys = all.expect(200)["keys"].as_array().unwrap();
     assert_eq!(
         keys.len(),
-        6,
-        "first admin key, two partner keys, till, auditor, admin"
+        7,
+        "first admin key and its staff login's key, two partner keys, till, auditor, admin"
     );
     assert!(!all.text.contains(secret) && !all.text.contains("secret"));
     let mine = api
