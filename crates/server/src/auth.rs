@@ -5,7 +5,7 @@
 //!
 //! | operation                                   | admin | auditor | earn partner | venue | member |
 //! |---------------------------------------------|-------|---------|--------------|-------|--------|
-//! | create partners, API keys; revoke keys      | yes   |         |              |       |        |
+//! | create partners, API keys, staff logins; revoke keys | yes |     |              |       |        |
 //! | suspend and reinstate partners              | yes   |         |              |       |        |
 //! | allocate credits, close accounts, rotate the signing key | yes |  |           |       |        |
 //! | register members                            | yes   |         | yes          |       |        |

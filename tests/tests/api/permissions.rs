@@ -79,6 +79,8 @@ enum Op {
     Statement,
     CreateApiKey,
     ListApiKeys,
+    CreateStaffLogin,
+    ListStaffLogins,
     RevokeApiKey,
     SuspendPartner,
     ReinstatePartner,
@@ -171,6 +173,8 @@ const MATRIX: &[(Op, Row, &str)] = {
         (Statement,           STATEMENT, PARTNER),
         (CreateApiKey,        only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ListApiKeys,         only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (CreateStaffLogin,    only(201, [Y, N, N, N, N, N, N, N, N, N]), ""),
+        (ListStaffLogins,     only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (RevokeApiKey,        only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (SuspendPartner,      only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
         (ReinstatePartner,    only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
@@ -378,6 +382,13 @@ impl World {
                 post("/v1/api-keys".into(), Some(body)).await
             }
             Op::ListApiKeys => get("/v1/api-keys".into()).await,
+            Op::CreateStaffLogin => {
+                let username = format!("staff-{}", new_key());
+                let holder = json!({"kind": "partner", "id": venue.id});
+                let body = json!({"username": username, "label": "till", "holder": holder});
+                post("/v1/staff-logins".into(), Some(body)).await
+            }
+            Op::ListStaffLogins => get("/v1/staff-logins".into()).await,
             Op::RevokeApiKey => {
                 let (id, _) = api
                     .create_key(self.admin(), json!({"kind": "auditor"}))
