@@ -31,7 +31,7 @@ use timecredits_ledger::journal::{self, Journal, JournalError};
 use timecredits_ledger::keys::write_private_file;
 use uuid::Uuid;
 
-use crate::registry::{is_storage_full, Previous, RegistryError, RequestRef};
+use crate::registry::{io_error, journal_error, Previous, RegistryError, RequestRef};
 
 /// Files of the profile store in the data directory.
 pub mod layout {
@@ -236,32 +236,6 @@ impl Inner {
         self.journal = journal;
         self.records = payloads.len();
         Ok(())
-    }
-}
-
-fn io_error(path: &Path, e: std::io::Error) -> RegistryError {
-    if is_storage_full(&e) {
-        RegistryError::StorageFull {
-            path: path.to_owned(),
-        }
-    } else {
-        RegistryError::Io {
-            path: path.to_owned(),
-            source: e,
-        }
-    }
-}
-
-fn journal_error(path: &Path, e: JournalError) -> RegistryError {
-    match e {
-        JournalError::Io(e) | JournalError::NotAppended(e) => io_error(path, e),
-        JournalError::Corrupt { offset, reason } => RegistryError::Damaged {
-            path: path.to_owned(),
-            reason: format!(
-                "the record at offset {offset} is damaged: {reason}; restore `{}` from a backup",
-                layout::PROFILES
-            ),
-        },
     }
 }
 

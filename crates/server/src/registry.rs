@@ -44,6 +44,7 @@ use uuid::Uuid;
 pub use self::cards::{CardStatus, CardVerdict};
 pub use self::file::is_storage_full;
 use self::file::RegistryFile;
+pub(crate) use self::file::{io_error, journal_error};
 
 /// Files of the registry in the data directory.
 pub mod layout {

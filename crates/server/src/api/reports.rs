@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use timecredits_domain::report::{
-    write_band_csv, write_csv, write_json, DateBasis, Period, ReportSpec, Zone,
+    write_band_csv, write_csv, write_json, BandRow, DateBasis, Period, Report, ReportSpec, Zone,
 };
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -107,21 +107,47 @@ pub async fn impact(
     caller: Caller,
     params: web::Query<ReportParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let write = |report: &Report, csv: bool, out: &mut Vec<u8>| {
+        if csv {
+            write_csv(report, out)
+        } else {
+            write_json(report, out)
+        }
+    };
+    serve(
+        state,
+        &caller,
+        &params,
+        "impact-report",
+        impact_report,
+        write,
+    )
+    .await
+}
+
+/// Computes a report of the ledger as it is now: its rows and the ledger size they cover.
+type Compute<R> = fn(&AppState, ReportSpec) -> Result<(R, u64), ApiError>;
+
+/// Serves a report: the caller's rows for `params`, computed off the async workers by
+/// `compute`, written as CSV or JSON by `write`, with the ledger size they cover.
+async fn serve<R: Send + 'static>(
+    state: web::Data<AppState>,
+    caller: &Caller,
+    params: &ReportParams,
+    name: &str,
+    compute: Compute<R>,
+    write: fn(&R, bool, &mut Vec<u8>) -> std::io::Result<()>,
+) -> Result<HttpResponse, ApiError> {
     let partner = caller.report_partner(params.partner)?;
     let spec = params.spec(partner)?;
     let csv = params.csv()?;
     let state = state.into_inner();
-    let (report, size) = web::block(move || impact_report(&state, spec))
+    let (report, size) = web::block(move || compute(&state, spec))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let mut body = Vec::new();
-    let written = if csv {
-        write_csv(&report, &mut body)
-    } else {
-        write_json(&report, &mut body)
-    };
-    written.map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(answer(body, size, csv, "impact-report"))
+    write(&report, csv, &mut body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(answer(body, size, csv, name))
 }
 
 /// A report's answer: its body, the ledger size it covers, and for CSV a file name.
@@ -165,19 +191,20 @@ pub async fn age_bands(
     caller: Caller,
     params: web::Query<ReportParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let partner = caller.report_partner(params.partner)?;
-    let spec = params.spec(partner)?;
-    let csv = params.csv()?;
-    let state = state.into_inner();
-    let (rows, size) = web::block(move || age_band_report(&state, spec))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let mut body = Vec::new();
-    let written = if csv {
-        write_band_csv(&rows, &mut body)
-    } else {
-        serde_json::to_writer(&mut body, &rows).map_err(std::io::Error::other)
+    let write = |rows: &Vec<BandRow>, csv: bool, out: &mut Vec<u8>| {
+        if csv {
+            write_band_csv(rows, out)
+        } else {
+            serde_json::to_writer(out, rows).map_err(std::io::Error::other)
+        }
     };
-    written.map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(answer(body, size, csv, "age-band-report"))
+    serve(
+        state,
+        &caller,
+        &params,
+        "age-band-report",
+        age_band_report,
+        write,
+    )
+    .await
 }

@@ -391,8 +391,9 @@ impl Mark {
     }
 }
 
-/// An I/O failure on a registry file, a full disk told apart.
-fn io_error(path: &Path, e: io::Error) -> RegistryError {
+/// An I/O failure on a registry file (or another of the service's own journal files: the
+/// profile store), a full disk told apart.
+pub(crate) fn io_error(path: &Path, e: io::Error) -> RegistryError {
     if is_storage_full(&e) {
         RegistryError::StorageFull {
             path: path.to_owned(),
@@ -405,14 +406,19 @@ fn io_error(path: &Path, e: io::Error) -> RegistryError {
     }
 }
 
-fn journal_error(path: &Path, e: JournalError) -> RegistryError {
+/// A journal failure on the file at `path` (the registry, or the profile store), naming the file
+/// to restore when a record is damaged.
+pub(crate) fn journal_error(path: &Path, e: JournalError) -> RegistryError {
     match e {
         JournalError::Io(e) | JournalError::NotAppended(e) => io_error(path, e),
         JournalError::Corrupt { offset, reason } => RegistryError::Damaged {
             path: path.to_owned(),
             reason: format!(
                 "the record at offset {offset} is damaged: {reason}; restore `{}` from a backup",
-                layout::REGISTRY
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |name| name.to_string_lossy().into_owned()
+                )
             ),
         },
     }
