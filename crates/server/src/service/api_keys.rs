@@ -58,10 +58,7 @@ pub fn create(
 ) -> Result<Created, ApiError> {
     let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
     if let Previous::Same(id) = write.previous {
-        let api_key = state
-            .registry
-            .api_key(id)
-            .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
+        let api_key = recorded_key(state, id)?;
         let secret = state.registry.replay_api_key_secret(id);
         return Ok(Created {
             api_key,
@@ -69,15 +66,7 @@ pub fn create(
             replayed: true,
         });
     }
-    let (principal, scopes) = principal_and_scopes(state, holder)?;
-    let api_key = ApiKey {
-        id: Uuid::now_v7(),
-        label: label.as_str().to_owned(),
-        principal,
-        scopes,
-        created: Utc::now(),
-        revoked: None,
-    };
+    let api_key = new_key(state, holder, &label)?;
     let secret = state.registry.add_api_key(api_key.clone(), write.request)?;
     Ok(Created {
         api_key,
@@ -86,9 +75,34 @@ pub fn create(
     })
 }
 
+/// The key a repeated request made, which the registry must hold.
+pub(super) fn recorded_key(state: &AppState, id: Uuid) -> Result<ApiKey, ApiError> {
+    state
+        .registry
+        .api_key(id)
+        .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))
+}
+
+/// A new key's record for `holder`, labelled `label` (not yet recorded).
+pub(super) fn new_key(
+    state: &AppState,
+    holder: &KeyHolder,
+    label: &ShortText,
+) -> Result<ApiKey, ApiError> {
+    let (principal, scopes) = principal_and_scopes(state, holder)?;
+    Ok(ApiKey {
+        id: Uuid::now_v7(),
+        label: label.as_str().to_owned(),
+        principal,
+        scopes,
+        created: Utc::now(),
+        revoked: None,
+    })
+}
+
 /// The principal and scopes of a new key for `holder`: a partner's key takes its roles' scopes,
 /// all of them or those asked for.
-pub(super) fn principal_and_scopes(
+fn principal_and_scopes(
     state: &AppState,
     holder: &KeyHolder,
 ) -> Result<(Principal, Vec<Scope>), ApiError> {

@@ -2,11 +2,9 @@
 //! scopes an API key for the same holder would have (see [`crate::registry::staff`]). Revoking
 //! the login's key (`POST /v1/api-keys/{id}/revoke`) revokes the login, at once.
 
-use chrono::Utc;
 use timecredits_domain::{IdempotencyKey, ShortText};
-use uuid::Uuid;
 
-use super::api_keys::{principal_and_scopes, KeyHolder};
+use super::api_keys::{new_key, recorded_key, KeyHolder};
 use super::begin_registry_write;
 use crate::auth::Caller;
 use crate::problem::ApiError;
@@ -40,10 +38,7 @@ pub fn create(
 ) -> Result<Created, ApiError> {
     let write = begin_registry_write(state, caller.actor(), idempotency_key, fingerprint)?;
     if let Previous::Same(id) = write.previous {
-        let api_key = state
-            .registry
-            .api_key(id)
-            .ok_or_else(|| ApiError::Internal(format!("API key {id} is missing")))?;
+        let api_key = recorded_key(state, id)?;
         return Ok(Created {
             username,
             password: state.registry.staff_password(id),
@@ -51,15 +46,7 @@ pub fn create(
             replayed: true,
         });
     }
-    let (principal, scopes) = principal_and_scopes(state, holder)?;
-    let api_key = ApiKey {
-        id: Uuid::now_v7(),
-        label: label.as_str().to_owned(),
-        principal,
-        scopes,
-        created: Utc::now(),
-        revoked: None,
-    };
+    let api_key = new_key(state, holder, &label)?;
     let password = state
         .registry
         .add_staff_login(api_key.clone(), &username, write.request)?
