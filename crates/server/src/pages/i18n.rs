@@ -178,7 +178,7 @@ mod tests {
         let en = ids(Lang::En);
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut sources = Vec::new();
-        for sub in ["templates/app", "src/pages"] {
+        for sub in ["templates/app", "src/pages", "src/pages/views"] {
             for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
                 let path = entry.unwrap().path();
                 // This file names the markers it looks for; the verifier page is one file that
