@@ -618,3 +618,185 @@ async fn the_verifier_answers_other_methods_with_a_problem() {
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The member numbers a desk page lists (its tick boxes), in order.
+fn listed_members(page: &Page) -> Vec<String> {
+    let marker = "name=\"member\" value=\"";
+    page.body
+        .match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &page.body[at + marker.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// The first `href` on the page that starts with `prefix`.
+fn link(page: &Page, prefix: &str) -> String {
+    let start = page
+        .body
+        .find(&format!("href=\"{prefix}"))
+        .unwrap_or_else(|| panic!("no link to {prefix} in {}", page.body))
+        + "href=\"".len();
+    page.body[start..][..page.body[start..].find('"').unwrap()].replace("&amp;", "&")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_blocks_cards() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (api, club) = (&scheme.api, &scheme.earner);
+    let mut registered = Vec::new();
+    for _ in 0..57 {
+        registered.push(api.register_member(&club.key).await.id.to_string());
+    }
+    let (_, password) = staff_login(
+        &scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": club.id}),
+    )
+    .await;
+    let mut desk = Browser::new(&base);
+    let first = desk.sign_in("coordinator", &password).await;
+
+    // Every member is listed once, over two pages.
+    let mut listed = listed_members(&first);
+    assert_eq!(listed.len(), 50);
+    let second = desk.get(&link(&first, "/app/desk?after=")).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert!(!second.body.contains("/app/desk?after="), "no third page");
+    listed.extend(listed_members(&second));
+    let (mut got, mut want) = (listed.clone(), registered.clone());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // A page asked for with nonsense is the first page.
+    let odd = desk.get("/app/desk?after=not-a-member").await;
+    assert_eq!(listed_members(&odd), listed[..50]);
+
+    // Hours recorded by mistake are reversed from the latest entries, once however often the
+    // form is sent.
+    let member = &registered[0];
+    let earn = [
+        ("csrf", first.field("csrf")),
+        ("idempotency_key", first.field("idempotency_key")),
+        ("member_id", member.clone()),
+        ("activity", "lunch club".into()),
+        ("hours", "3".into()),
+    ];
+    let earn: Vec<(&str, &str)> = earn.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let recorded = desk.post("/app/desk/earn", &earn).await;
+    assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);
+    let member_id = uuid(&json!(member));
+    assert_eq!(api.balance(&scheme.admin, member_id).await, 180);
+    let budget_before = api.balance(&scheme.admin, club.budget()).await;
+    let entry = recorded.field("entry");
+    let reverse = [
+        ("csrf", recorded.field("csrf")),
+        (
+            "idempotency_key",
+            format!("{}-reverse-{entry}", recorded.field("idempotency_key")),
+        ),
+        ("entry", entry.clone()),
+    ];
+    let reverse: Vec<(&str, &str)> = reverse.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let reversed = desk.post("/app/desk/reverse", &reverse).await;
+        assert_eq!(reversed.status, StatusCode::OK, "{}", reversed.body);
+        assert!(reversed.body.contains("The entry is reversed."));
+        assert!(reversed.body.contains(">Reversed<"), "{}", reversed.body);
+    }
+    assert_eq!(api.balance(&scheme.admin, member_id).await, 0);
+    assert_eq!(
+        api.balance(&scheme.admin, club.budget()).await,
+        budget_before + 180
+    );
+    // Another partner's entry is not the desk's to reverse.
+    let other = scheme.member(60).await;
+    let spent = api.spend(&other, &scheme.venue.key, 30).await;
+    let spent = spent["id"].as_str().unwrap().to_owned();
+    let refused = desk
+        .post(
+            "/app/desk/reverse",
+            &[
+                ("csrf", reverse[0].1),
+                ("idempotency_key", "reverse-a-spend"),
+                ("entry", &spent),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.balance(&scheme.admin, other.id).await, 30);
+
+    // A card: issued with a PIN shown once, printable, working at sign-in until blocked.
+    let card_path = format!("/app/desk/members/{member}/card");
+    let card_page = desk.get(&card_path).await;
+    assert!(card_page.body.contains("This member has no card yet."));
+    let issue = [
+        ("csrf", card_page.field("csrf")),
+        ("idempotency_key", card_page.field("idempotency_key")),
+    ];
+    let issue: Vec<(&str, &str)> = issue.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let issued = desk.post(&card_path, &issue).await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    let pin = issued.text_after("id=\"pin\"");
+    assert!(
+        pin.len() >= 4 && pin.bytes().all(|b| b.is_ascii_digit()),
+        "{pin}"
+    );
+    let svg = desk.get(&format!("{card_path}.svg")).await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert!(svg.body.starts_with("<?xml") && svg.body.contains("<svg"));
+    assert!(!svg.body.contains(&pin), "the PIN is never on the card");
+    let number: String = {
+        let at = svg.body.find("letter-spacing=\"2\">").unwrap() + "letter-spacing=\"2\">".len();
+        svg.body[at..][..svg.body[at..].find('<').unwrap()].to_owned()
+    };
+    // A repeat of the form shows no PIN and makes no second card.
+    let again = desk.post(&card_path, &issue).await;
+    assert!(!again.body.contains("id=\"pin\""));
+    assert!(desk
+        .get(&format!("{card_path}.svg"))
+        .await
+        .body
+        .contains(&number));
+    let sign_in = |number: String, pin: String| {
+        let base = base.clone();
+        async move {
+            let mut wallet = Browser::new(&base);
+            let form = wallet.get("/app/").await;
+            wallet
+                .post(
+                    "/app/member-sign-in",
+                    &[
+                        ("csrf", &form.field("csrf")),
+                        ("card_number", &number),
+                        ("pin", &pin),
+                    ],
+                )
+                .await
+                .status
+        }
+    };
+    assert_eq!(
+        sign_in(number.clone(), pin.clone()).await,
+        StatusCode::SEE_OTHER
+    );
+    let block = [
+        ("csrf", issued.field("csrf")),
+        (
+            "idempotency_key",
+            format!("{}-block", issued.field("idempotency_key")),
+        ),
+    ];
+    let block: Vec<(&str, &str)> = block.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let blocked = desk.post(&format!("{card_path}/block"), &block).await;
+    assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
+    assert!(blocked.body.contains("The card is blocked."));
+    assert_eq!(sign_in(number, pin).await, StatusCode::UNAUTHORIZED);
+    // Another partner's member, or no member: not found, the same for both.
+    let stranger = desk
+        .get(&format!("/app/desk/members/{}/card", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+}

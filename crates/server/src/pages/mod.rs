@@ -67,6 +67,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/desk", web::get().to(views::desk))
             .route("/desk/earn", web::post().to(views::desk_earn))
             .route("/desk/members", web::post().to(views::desk_register))
+            .route("/desk/reverse", web::post().to(views::desk_reverse))
+            .route("/desk/members/{id}/card", web::get().to(views::desk_card))
+            .route(
+                "/desk/members/{id}/card",
+                web::post().to(views::desk_card_issue),
+            )
+            .route(
+                "/desk/members/{id}/card/block",
+                web::post().to(views::desk_card_block),
+            )
+            .route(
+                "/desk/members/{id}/card.svg",
+                web::get().to(views::desk_card_svg),
+            )
             .route("/till", web::get().to(views::till))
             .route("/till/redeem", web::post().to(views::till_redeem))
             .route("/till/settle", web::post().to(views::till_settle))

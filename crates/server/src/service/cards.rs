@@ -140,6 +140,20 @@ pub fn reset_pin(
     Ok((generated.then_some(pin), status(state, id)?, false))
 }
 
+/// Member `id`'s card, if they have one: its number and its record. Administrators, and the
+/// earn partner that registered the member; anyone else: not found.
+pub fn current(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Option<(CardNumber, CardStatus)>, ApiError> {
+    managed(state, caller, id)?;
+    Ok(state
+        .registry
+        .card_number(id)
+        .zip(state.registry.card_status(id)))
+}
+
 /// Member `id`'s card as a printable SVG document (never with its PIN).
 pub fn printable(state: &AppState, caller: &Caller, id: Uuid) -> Result<String, ApiError> {
     managed(state, caller, id)?;

@@ -1,19 +1,35 @@
 //! The partner desk: an earn partner records hours, registers members and sees its budget.
 
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{NaiveDate, Utc};
-use timecredits_domain::{AccountId, Details, Intent, MovementKind, Transfer};
+use timecredits_domain::{
+    AccountId, Details, EntryBody, EntryKind, Intent, MovementKind, Transfer,
+};
+use timecredits_ledger::HistoryQuery;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Operation};
+use crate::cards::Pin;
 use crate::pages::{problem_message, render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::Scope;
 use crate::service;
 use crate::AppState;
 
-use super::{checked, form_key, format_minutes, partner_caller, Chrome, Page, Said, SecretPage};
+use super::{
+    checked, entry_rows, form_key, format_minutes, partner_caller, refuse, Chrome, MessagePage,
+    Page, Said, SecretPage,
+};
+
+/// Members listed on one desk page; the next are a link away.
+const MEMBERS_PER_PAGE: usize = 50;
+
+/// The budget's latest earns the desk lists, each reversible while the window is open.
+const RECENT_EARNS: usize = 10;
 
 /// A member in the desk's list.
 pub struct MemberRow {
@@ -23,22 +39,41 @@ pub struct MemberRow {
     last_activity: String,
 }
 
+/// One of the budget's latest earns, with a reverse button while the partner may reverse it.
+pub struct RecentRow {
+    id: Uuid,
+    when: String,
+    member: Uuid,
+    what: String,
+    amount: String,
+    reversible: bool,
+    reversed: bool,
+}
+
 #[derive(Template)]
 #[template(path = "app/desk.html")]
 struct DeskPage {
     c: Chrome,
     budget: String,
     members: Vec<MemberRow>,
+    next: Option<Uuid>,
+    recent: Vec<RecentRow>,
     idempotency_key: String,
     today: String,
+}
+
+/// Which page of the member list: the members after `after` (the first page without it; a
+/// value that is not a member number is the first page too).
+fn page_after(query: &HashMap<String, String>) -> Option<Uuid> {
+    query.get("after").and_then(|a| a.parse().ok())
 }
 
 fn desk_page(
     v: &Visitor,
     state: &AppState,
     caller: &Caller,
-    partner: Uuid,
-    budget: AccountId,
+    (partner, budget): (Uuid, AccountId),
+    after: Option<Uuid>,
     said: Said,
 ) -> HttpResponse {
     let status = said.status();
@@ -48,9 +83,14 @@ fn desk_page(
         .ok()
         .flatten()
         .map_or(0, |a| a.balance);
-    let members = service::members::registered_by(state, partner, None, 500)
-        .map(|(listed, _)| listed)
-        .unwrap_or_default()
+    let (listed, more) = service::members::registered_by(state, partner, after, MEMBERS_PER_PAGE)
+        .unwrap_or_default();
+    let next = if more {
+        listed.last().map(|l| l.member.account)
+    } else {
+        None
+    };
+    let members = listed
         .into_iter()
         .map(|l| MemberRow {
             id: l.member.account,
@@ -63,21 +103,74 @@ fn desk_page(
         c: Chrome::new(v, Some(caller), "/app/desk", "desk-title").say(said),
         budget: format_minutes(budget_left.unsigned_abs()),
         members,
+        next,
+        recent: recent_earns(v, state, caller, budget),
         idempotency_key: form_key(),
         today: Utc::now().date_naive().to_string(),
     };
     render_with(status, &page)
 }
 
-/// `GET /app/desk`.
-pub async fn desk(v: Visitor, state: web::Data<AppState>) -> Page {
+/// The budget's latest earns, newest first, each marked reversible if `caller` may still
+/// reverse it (the rule is `Caller::may_reverse`, the API's) and it is not reversed already.
+fn recent_earns(
+    v: &Visitor,
+    state: &AppState,
+    caller: &Caller,
+    budget: AccountId,
+) -> Vec<RecentRow> {
+    let query = HistoryQuery {
+        before: None,
+        limit: RECENT_EARNS,
+        kinds: vec![EntryKind::Earn],
+        from: None,
+        to: None,
+    };
+    let Ok(history) = service::accounts::history(state, caller, budget.0, &query) else {
+        return Vec::new();
+    };
+    let now = Utc::now();
+    let rows = entry_rows(&v.t, &history.entries, &history.partners, budget);
+    history
+        .entries
+        .iter()
+        .zip(rows)
+        .filter_map(|(entry, row)| {
+            let EntryBody::Move(m) = &entry.body else {
+                return None;
+            };
+            let reversed = state.ledger.reversed_by(entry.seq).ok().flatten().is_some();
+            let reversible = !reversed
+                && caller
+                    .may_reverse(entry, state.reversal_window, now)
+                    .is_ok();
+            Some(RecentRow {
+                id: entry.id,
+                when: row.when,
+                member: m.credit.0,
+                what: row.what,
+                amount: format_minutes(m.minutes.get()),
+                reversible,
+                reversed,
+            })
+        })
+        .collect()
+}
+
+/// `GET /app/desk[?after=MEMBER]`.
+pub async fn desk(
+    v: Visitor,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Page {
     let (caller, partner, budget) = partner_caller(&v, &state, Scope::Earn)?;
+    let after = page_after(&query);
     Ok(desk_page(
         &v,
         &state,
         &caller,
-        partner,
-        budget,
+        (partner, budget),
+        after,
         Said::Nothing,
     ))
 }
@@ -133,7 +226,14 @@ pub async fn desk_earn(v: Visitor, state: web::Data<AppState>, form: Form) -> Pa
         Err(None) => Said::Error(v.t.get("desk-no-member")),
         Err(Some(e)) => Said::Error(problem_message(&v.t, &e)),
     };
-    Ok(desk_page(&v, &state, &caller, partner, budget, said))
+    Ok(desk_page(
+        &v,
+        &state,
+        &caller,
+        (partner, budget),
+        None,
+        said,
+    ))
 }
 
 /// `POST /app/desk/members`: registers a member and shows their credential, once.
@@ -163,9 +263,173 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
             &v,
             &state,
             &caller,
-            partner,
-            budget,
+            (partner, budget),
+            None,
             Said::Error(problem_message(&v.t, &e)),
         ),
     })
+}
+
+/// `POST /app/desk/reverse`: reverses one of the budget's earns, within the window.
+pub async fn desk_reverse(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, partner, budget) = partner_caller(&v, &state, Scope::Earn)?;
+    let outcome = async {
+        let entry = form
+            .get("entry")
+            .and_then(|e| e.parse::<Uuid>().ok())
+            .ok_or_else(|| ApiError::InvalidRequest("entry: not an entry number".into()))?;
+        let key = form.idempotency_key()?;
+        service::reversals::reverse(&state, &caller, &key, entry, None).await
+    }
+    .await;
+    Ok(desk_page(
+        &v,
+        &state,
+        &caller,
+        (partner, budget),
+        None,
+        Said::of(&v.t, outcome, |_| v.t.get("desk-reversed")),
+    ))
+}
+
+/// A member's card as the card page shows it.
+pub struct CardView {
+    number: String,
+    issued: String,
+    state: String,
+    blocked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "app/desk_card.html")]
+struct CardPage {
+    c: Chrome,
+    member: Uuid,
+    card: Option<CardView>,
+    pin: Option<String>,
+    idempotency_key: String,
+}
+
+/// The card page of member `id`: their card, if any, to print, and the forms to issue a new
+/// one or block it; `pin` is a PIN just generated, shown this once. A member the partner did
+/// not register is not found, as in the API.
+fn card_page(
+    v: &Visitor,
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    pin: Option<Pin>,
+    said: Said,
+) -> Page {
+    let t = &v.t;
+    let card = service::cards::current(state, caller, id).map_err(|e| {
+        let c = Chrome::new(v, Some(caller), "/app/desk", "desk-card-title")
+            .error(problem_message(t, &e));
+        refuse(render_with(StatusCode::NOT_FOUND, &MessagePage { c }))
+    })?;
+    let card = card.map(|(number, status)| {
+        let state = if status.blocked.is_some() {
+            t.get("desk-card-blocked")
+        } else if status.locked.is_some() {
+            t.get("desk-card-locked")
+        } else {
+            t.get("desk-card-in-use")
+        };
+        CardView {
+            number: number.grouped(),
+            issued: status.issued.format("%Y-%m-%d").to_string(),
+            state,
+            blocked: status.blocked.is_some(),
+        }
+    });
+    Ok(render_with(
+        said.status(),
+        &CardPage {
+            c: Chrome::new(v, Some(caller), "/app/desk", "desk-card-title").say(said),
+            member: id,
+            card,
+            pin: pin.map(|p| p.as_str().to_owned()),
+            idempotency_key: form_key(),
+        },
+    ))
+}
+
+/// `GET /app/desk/members/{id}/card`.
+pub async fn desk_card(v: Visitor, state: web::Data<AppState>, id: web::Path<Uuid>) -> Page {
+    let (caller, _, _) = partner_caller(&v, &state, Scope::Earn)?;
+    card_page(&v, &state, &caller, id.into_inner(), None, Said::Nothing)
+}
+
+/// `POST /app/desk/members/{id}/card`: a new card with a generated PIN (shown once); the old
+/// card, if any, is refused from now on.
+pub async fn desk_card_issue(
+    v: Visitor,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    form: Form,
+) -> Page {
+    checked(&v, &form)?;
+    let (caller, _, _) = partner_caller(&v, &state, Scope::Earn)?;
+    let id = id.into_inner();
+    let outcome = (|| {
+        caller.permit(Operation::ManageCard)?;
+        let key = form.idempotency_key()?;
+        let print = form.fingerprint(&format!("app/desk/members/{id}/card"));
+        service::cards::issue(&state, &caller, &key, print, id, None)
+    })();
+    match outcome {
+        Ok(issued) => card_page(
+            &v,
+            &state,
+            &caller,
+            id,
+            issued.generated_pin,
+            Said::Notice(v.t.get("desk-card-issued-notice")),
+        ),
+        Err(e) => card_page(
+            &v,
+            &state,
+            &caller,
+            id,
+            None,
+            Said::Error(problem_message(&v.t, &e)),
+        ),
+    }
+}
+
+/// `POST /app/desk/members/{id}/card/block`: the card is refused from now on.
+pub async fn desk_card_block(
+    v: Visitor,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    form: Form,
+) -> Page {
+    checked(&v, &form)?;
+    let (caller, _, _) = partner_caller(&v, &state, Scope::Earn)?;
+    let id = id.into_inner();
+    let outcome = (|| {
+        caller.permit(Operation::ManageCard)?;
+        let key = form.idempotency_key()?;
+        let print = form.fingerprint(&format!("app/desk/members/{id}/card/block"));
+        service::cards::block(&state, &caller, &key, print, id)
+    })();
+    let said = Said::of(&v.t, outcome, |_| v.t.get("desk-card-blocked-notice"));
+    card_page(&v, &state, &caller, id, None, said)
+}
+
+/// `GET /app/desk/members/{id}/card.svg`: the printable card (never its PIN).
+pub async fn desk_card_svg(v: Visitor, state: web::Data<AppState>, id: web::Path<Uuid>) -> Page {
+    let (caller, _, _) = partner_caller(&v, &state, Scope::Earn)?;
+    let id = id.into_inner();
+    match service::cards::printable(&state, &caller, id) {
+        Ok(svg) => Ok(HttpResponse::Ok()
+            .content_type("image/svg+xml; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("inline; filename=\"card-{id}.svg\""),
+            ))
+            .body(svg)),
+        Err(_) => Err(refuse(HttpResponse::NotFound().finish())),
+    }
 }

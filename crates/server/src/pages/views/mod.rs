@@ -26,7 +26,10 @@ mod sign_in;
 mod till;
 mod wallet;
 
-pub use desk::{desk, desk_earn, desk_register};
+pub use desk::{
+    desk, desk_card, desk_card_block, desk_card_issue, desk_card_svg, desk_earn, desk_register,
+    desk_reverse,
+};
 pub use office::{office, office_login};
 pub use reports::report_csv;
 pub use sign_in::{home, member_sign_in, sign_in, sign_out, sign_out_everywhere};
