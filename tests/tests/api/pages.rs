@@ -113,6 +113,25 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Sends a form with a file, as `multipart/form-data`.
+    async fn upload(&mut self, path: &str, form: &[(&str, &str)], file: (&str, &str)) -> Page {
+        let mut parts = reqwest::multipart::Form::new();
+        for (name, value) in form {
+            parts = parts.text(name.to_string(), value.to_string());
+        }
+        let (name, content) = file;
+        let part = reqwest::multipart::Part::text(content.to_owned())
+            .file_name("hours.csv")
+            .mime_str("text/csv")
+            .unwrap();
+        parts = parts.part(name.to_owned(), part);
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .multipart(parts);
+        self.send(request).await
+    }
+
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let request = self.http.post(format!("{}{path}", self.base)).form(form);
         self.send(request).await
@@ -799,4 +818,69 @@ async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_block
         .get(&format!("/app/desk/members/{}/card", uuid::Uuid::now_v7()))
         .await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sheet_of_hours_uploaded_at_the_desk_records_all_rows_or_lists_each_mistake() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (api, club) = (&scheme.api, &scheme.earner);
+    let (ada, bob) = (scheme.member(0).await, scheme.member(0).await);
+    let (_, password) = staff_login(
+        &scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": club.id}),
+    )
+    .await;
+    let mut desk = Browser::new(&base);
+    let page = desk.sign_in("coordinator", &password).await;
+    let key = format!("{}-sheet", page.field("idempotency_key"));
+    let form = [("csrf", page.field("csrf")), ("idempotency_key", key)];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let wrong = format!(
+        "member_id,hours,activity\n{},1.5,lunch club\n{},an hour,lunch club\nnobody,1,\n",
+        ada.id, bob.id
+    );
+    let refused = desk
+        .upload("/app/desk/sheet", &form, ("sheet", &wrong))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for line in ["Line 3: hours:", "Line 4: member_id:", "Line 4: activity:"] {
+        assert!(refused.body.contains(line), "{line} in {}", refused.body);
+    }
+    assert_eq!(
+        api.balance(&scheme.admin, ada.id).await,
+        0,
+        "all or nothing"
+    );
+
+    let right = format!(
+        "activity,hours,member_id,date_given\nlunch club,1.5,{},\ngardening,1:30,{},2026-01-05\n",
+        ada.id, bob.id
+    );
+    for _ in 0..2 {
+        let recorded = desk
+            .upload("/app/desk/sheet", &form, ("sheet", &right))
+            .await;
+        assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);
+        assert!(
+            recorded.body.contains("Recorded 2 entries"),
+            "{}",
+            recorded.body
+        );
+    }
+    assert_eq!(api.balance(&scheme.admin, ada.id).await, 90);
+    assert_eq!(
+        api.balance(&scheme.admin, bob.id).await,
+        90,
+        "once, however often sent"
+    );
+    // Without the session's CSRF token, nothing is read.
+    let forged = [("csrf", "forged"), ("idempotency_key", "another")];
+    let refused = desk
+        .upload("/app/desk/sheet", &forged, ("sheet", &right))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.balance(&scheme.admin, ada.id).await, 90);
 }

@@ -11,12 +11,13 @@ use uuid::Uuid;
 
 use super::accounts::{decode_cursor, encode_cursor, page_size, AccountView};
 use super::responses::{AuthProblems, JsonWriteProblems};
-use super::sheets::{self, CsvBody};
+use super::sheets::CsvBody;
 use super::{created, CheckpointView, EntryView};
 use crate::auth::{not_visible, Caller, Operation};
 use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::CredentialStatus;
+use crate::service::sheets;
 use crate::service::{self, members::Remaining};
 use crate::AppState;
 

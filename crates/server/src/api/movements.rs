@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::responses::JsonWriteProblems;
-use super::sheets::{self, EarnBatchBody};
+use super::sheets::EarnBatchBody;
 use super::{
     amount, created, recorded, whole, EntryView, HoursField, MinutesField, RecordedMany, TextField,
 };
@@ -18,6 +18,7 @@ use crate::idempotency::{fingerprint, IdemKey, IdempotencyKeyHeader};
 use crate::problem::{ApiError, Problem};
 use crate::registry::Scope;
 use crate::service::redemptions::{Consent, Redemption};
+use crate::service::sheets;
 use crate::service::{self, settlements::Settled};
 use crate::spend_codes::Attempt;
 use crate::AppState;

@@ -116,8 +116,15 @@ impl Text {
 
     /// Message `id` with the variable `name` set to `value`.
     pub fn with(&self, id: &str, name: &str, value: &dyn std::fmt::Display) -> String {
+        self.with_args(id, &[(name, value)])
+    }
+
+    /// Message `id` with each variable `name` set to its `value`.
+    pub fn with_args(&self, id: &str, values: &[(&str, &dyn std::fmt::Display)]) -> String {
         let mut args = FluentArgs::new();
-        args.set(name, FluentValue::from(value.to_string()));
+        for (name, value) in values {
+            args.set(*name, FluentValue::from(value.to_string()));
+        }
         self.format(id, Some(&args))
     }
 
@@ -191,7 +198,7 @@ mod tests {
         }
         let mut asked = 0;
         for (path, text) in &sources {
-            for marker in ["t.get(\"", "t.with(\"", "msg(\""] {
+            for marker in ["t.get(\"", "t.with(\"", "t.with_args(\"", "msg(\""] {
                 for (at, _) in text.match_indices(marker) {
                     let rest = &text[at + marker.len()..];
                     let id = &rest[..rest.find('"').unwrap()];

@@ -68,6 +68,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/desk/earn", web::post().to(views::desk_earn))
             .route("/desk/members", web::post().to(views::desk_register))
             .route("/desk/reverse", web::post().to(views::desk_reverse))
+            .service(
+                // A sheet may be as large as the API's batch body.
+                web::resource("/desk/sheet")
+                    .app_data(web::PayloadConfig::new(crate::MAX_BATCH_BODY_BYTES))
+                    .route(web::post().to(views::desk_sheet)),
+            )
             .route("/desk/members/{id}/card", web::get().to(views::desk_card))
             .route(
                 "/desk/members/{id}/card",
@@ -175,8 +181,30 @@ impl actix_web::FromRequest for Form {
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Form, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        // A form with a file (the desk's sheet upload) comes as `multipart/form-data`.
+        let boundary = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|t| t.to_str().ok())
+            .filter(|t| t.starts_with("multipart/form-data"))
+            .map(multer::parse_boundary);
         let body = web::Bytes::from_request(req, payload);
-        Box::pin(async move { Ok(Form::parse(&body.await?)) })
+        Box::pin(async move {
+            let body = body.await?;
+            match boundary {
+                None => Ok(Form::parse(&body)),
+                Some(boundary) => {
+                    let unreadable = |e: multer::Error| {
+                        actix_web::error::ErrorBadRequest(format!(
+                            "the form could not be read: {e}"
+                        ))
+                    };
+                    Form::parse_multipart(body, boundary.map_err(unreadable)?)
+                        .await
+                        .map_err(unreadable)
+                }
+            }
+        })
     }
 }
 
@@ -248,6 +276,18 @@ impl Form {
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
+    }
+
+    /// Parses a `multipart/form-data` body: each part's name and its text (a file's content).
+    async fn parse_multipart(body: web::Bytes, boundary: String) -> Result<Form, multer::Error> {
+        let whole = futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(body) });
+        let mut parts = multer::Multipart::new(whole, boundary);
+        let mut fields = Vec::new();
+        while let Some(part) = parts.next_field().await? {
+            let name = part.name().unwrap_or_default().to_owned();
+            fields.push((name, part.text().await?));
+        }
+        Ok(Form(fields))
     }
 
     /// The first value of `name`, trimmed; `None` if absent or empty.

@@ -18,6 +18,7 @@ pub mod redemptions;
 pub mod reports;
 pub mod reversals;
 pub mod settlements;
+pub mod sheets;
 pub mod signing_keys;
 pub mod spend_codes;
 pub mod staff_logins;

@@ -236,6 +236,56 @@ pub async fn desk_earn(v: Visitor, state: web::Data<AppState>, form: Form) -> Pa
     ))
 }
 
+/// `POST /app/desk/sheet`: a spreadsheet of hours (CSV with the API's earn sheet columns,
+/// uploaded as a file), recorded all or nothing; every mistake is listed with its line.
+pub async fn desk_sheet(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, partner, budget) = partner_caller(&v, &state, Scope::Earn)?;
+    let outcome = async {
+        caller.permit(Operation::Earn)?;
+        let sheet = form.get("sheet").unwrap_or("");
+        let intents = service::sheets::earn_intents(sheet.as_bytes(), budget)?;
+        if intents.is_empty() {
+            return Err(ApiError::InvalidRequest(
+                "sheet: choose a CSV file with at least one row of hours".into(),
+            ));
+        }
+        let key = form.idempotency_key()?;
+        let committed = service::submit(&state, &caller, &key, intents).await?;
+        Ok(committed.entries.len())
+    }
+    .await;
+    let said = match outcome {
+        Ok(count) => Said::Notice(v.t.with("desk-recorded", "count", &count)),
+        Err(ApiError::InvalidRows(rows)) => Said::Errors(
+            rows.iter()
+                .map(|row| {
+                    let detail = format!(
+                        "{}{}",
+                        row.field
+                            .as_deref()
+                            .map_or(String::new(), |f| format!("{f}: ")),
+                        row.detail
+                    );
+                    v.t.with_args(
+                        "desk-sheet-line",
+                        &[("line", &row.line), ("detail", &detail)],
+                    )
+                })
+                .collect(),
+        ),
+        Err(e) => Said::Error(problem_message(&v.t, &e)),
+    };
+    Ok(desk_page(
+        &v,
+        &state,
+        &caller,
+        (partner, budget),
+        None,
+        said,
+    ))
+}
+
 /// `POST /app/desk/members`: registers a member and shows their credential, once.
 pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
     checked(&v, &form)?;

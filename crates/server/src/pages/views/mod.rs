@@ -28,7 +28,7 @@ mod wallet;
 
 pub use desk::{
     desk, desk_card, desk_card_block, desk_card_issue, desk_card_svg, desk_earn, desk_register,
-    desk_reverse,
+    desk_reverse, desk_sheet,
 };
 pub use office::{office, office_login};
 pub use reports::report_csv;
@@ -69,6 +69,8 @@ enum Said {
     Notice(String),
     /// It was refused (the page answers 422).
     Error(String),
+    /// It was refused for each of these reasons (a sheet's mistakes, one per line).
+    Errors(Vec<String>),
 }
 
 impl Said {
@@ -82,7 +84,7 @@ impl Said {
 
     fn status(&self) -> StatusCode {
         match self {
-            Said::Error(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Said::Error(_) | Said::Errors(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Said::Nothing | Said::Notice(_) => StatusCode::OK,
         }
     }
@@ -94,6 +96,7 @@ impl Chrome {
             Said::Nothing => self,
             Said::Notice(message) => self.notice(message),
             Said::Error(message) => self.error(message),
+            Said::Errors(messages) => messages.into_iter().fold(self, Chrome::error),
         }
     }
 
