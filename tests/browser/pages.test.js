@@ -134,6 +134,26 @@ describe("the pages", () => {
     assert.notEqual(await verdict(lines.join("\n")), "verified");
     assert.ok(memberId, "the member was listed on the desk");
 
+    // Back at the desk: the latest earns, with a reverse button; a card for the member, its PIN
+    // shown once; and a spreadsheet of hours uploaded as a file.
+    await desk.page.goto(service.base + "/app/desk");
+    assert.equal(await desk.page.locator("form[action='/app/desk/reverse'] button").count(), 1);
+    await inspect(desk.page, "desk-latest-earns");
+    await desk.page.goto(service.base + `/app/desk/members/${memberId}/card`);
+    await submit(desk.page, `form[action='/app/desk/members/${memberId}/card'] button`);
+    assert.match((await desk.page.textContent("#pin")).trim(), /^[0-9]{4,6}$/);
+    const cardWidth = await desk.page.evaluate(() => document.querySelector(".card img").naturalWidth);
+    assert.ok(cardWidth > 0, "the card's image is shown (a browser refuses an SVG that is not well-formed XML)");
+    await inspect(desk.page, "desk-card");
+    await desk.page.goto(service.base + "/app/desk");
+    await desk.page.setInputFiles("#sheet", {
+      name: "hours.csv",
+      mimeType: "text/csv",
+      buffer: Buffer.from(`member_id,hours,activity\n${memberId},0:30,gardening\n`),
+    });
+    await submit(desk.page, "form[action='/app/desk/sheet'] button");
+    assert.match(await desk.page.textContent("[role=status]"), /Recorded 1 entries/);
+
     // The office, for the first administrator.
     const office = await person();
     await staffSignIn(office.page, "admin", service.adminPassword);

@@ -199,6 +199,31 @@ impl Pin {
     }
 }
 
+/// The drawing of the SVG `document` (the QR renderer's whole document) as an `<svg>` element
+/// placed at (`x`, `y`) in a `size` square of the card: its own `viewBox` scales it, and its own
+/// size and declaration are left out (a second `width` on one element makes the card invalid
+/// XML, which a browser then refuses to show).
+fn nested_at(document: &str, x: u32, y: u32, size: u32) -> String {
+    let Some(start) = document.find("<svg") else {
+        return String::new();
+    };
+    let open = &document[start..];
+    let Some(tag_end) = open.find('>') else {
+        return String::new();
+    };
+    let view_box = open[..tag_end]
+        .split("viewBox=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("0 0 1 1");
+    let inner = open[tag_end + 1..]
+        .rsplit_once("</svg>")
+        .map_or("", |(inner, _)| inner);
+    format!(
+        r#"<svg x="{x}" y="{y}" width="{size}" height="{size}" viewBox="{view_box}" shape-rendering="crispEdges">{inner}</svg>"#
+    )
+}
+
 /// Escapes text for an SVG text node or attribute.
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -221,7 +246,7 @@ fn xml_escape(text: &str) -> String {
 /// device scans instead of typing it). The PIN is never on it.
 pub fn card_svg(programme: &str, number: &CardNumber) -> String {
     // A number always fits a QR code of the lowest version; the fallback is never taken.
-    let qr = QrCode::with_error_correction_level(number.as_str(), EcLevel::M)
+    let document = QrCode::with_error_correction_level(number.as_str(), EcLevel::M)
         .map(|code| {
             code.render::<svg::Color<'_>>()
                 .min_dimensions(180, 180)
@@ -229,11 +254,7 @@ pub fn card_svg(programme: &str, number: &CardNumber) -> String {
                 .build()
         })
         .unwrap_or_default();
-    // The renderer writes a whole document: its XML declaration is dropped to nest it.
-    let qr = qr
-        .find("<svg")
-        .map_or(qr.as_str(), |start| &qr[start..])
-        .replacen("<svg", r#"<svg x="300" y="70" width="180" height="180""#, 1);
+    let qr = nested_at(&document, 300, 70, 180);
     format!(
         r##"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="85.6mm" height="54mm" viewBox="0 0 500 315">
@@ -310,6 +331,18 @@ mod tests {
         assert!(svg.contains(&number.grouped()));
         assert_eq!(svg.matches("<?xml").count(), 1);
         assert_eq!(svg.matches("<svg").count(), 2, "the card and its QR code");
+        // Well-formed XML (a browser shows no image otherwise), the QR code placed once.
+        let document = roxmltree::Document::parse(&svg).expect("the card is well-formed XML");
+        let qr = document
+            .descendants()
+            .filter(|n| n.has_tag_name("svg"))
+            .nth(1)
+            .expect("the QR code");
+        assert_eq!(qr.attribute("width"), Some("180"));
+        assert!(qr
+            .attribute("viewBox")
+            .is_some_and(|v| v.starts_with("0 0 ")));
+        assert!(qr.descendants().any(|n| n.has_tag_name("path")));
     }
 
     fn number_values() -> impl Strategy<Value = u64> {
