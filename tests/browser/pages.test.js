@@ -98,6 +98,8 @@ describe("the pages", () => {
     await submit(wallet.page, "form[action='/app/wallet/spend-code'] button");
     const code = (await wallet.page.textContent("#code")).trim();
     assert.match(code, /^[0-9A-Z]{8}$/);
+    const qrWidth = await wallet.page.evaluate(() => document.querySelector(".qr img").naturalWidth);
+    assert.ok(qrWidth > 0, "the code's QR image is shown");
     await inspect(wallet.page, "spend-code-es");
 
     // The till, on a tablet-sized desktop: an hour for one adult.

@@ -20,9 +20,6 @@
 //! low-entropy by nature; what keeps it is the lockout after [`Config::pin_attempts`] wrong PINs
 //! in a row and the redemption throttle (SECURITY.md works out the worst case).
 
-use qrcode::render::svg;
-use qrcode::{EcLevel, QrCode};
-
 use crate::spend_codes::{normalise, ALPHABET};
 
 /// The characters of a card number, its check character included.
@@ -199,31 +196,6 @@ impl Pin {
     }
 }
 
-/// The drawing of the SVG `document` (the QR renderer's whole document) as an `<svg>` element
-/// placed at (`x`, `y`) in a `size` square of the card: its own `viewBox` scales it, and its own
-/// size and declaration are left out (a second `width` on one element makes the card invalid
-/// XML, which a browser then refuses to show).
-fn nested_at(document: &str, x: u32, y: u32, size: u32) -> String {
-    let Some(start) = document.find("<svg") else {
-        return String::new();
-    };
-    let open = &document[start..];
-    let Some(tag_end) = open.find('>') else {
-        return String::new();
-    };
-    let view_box = open[..tag_end]
-        .split("viewBox=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("0 0 1 1");
-    let inner = open[tag_end + 1..]
-        .rsplit_once("</svg>")
-        .map_or("", |(inner, _)| inner);
-    format!(
-        r#"<svg x="{x}" y="{y}" width="{size}" height="{size}" viewBox="{view_box}" shape-rendering="crispEdges">{inner}</svg>"#
-    )
-}
-
 /// Escapes text for an SVG text node or attribute.
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -245,16 +217,7 @@ fn xml_escape(text: &str) -> String {
 /// programme's name, the number in large type, and a QR code of the number (which a venue's
 /// device scans instead of typing it). The PIN is never on it.
 pub fn card_svg(programme: &str, number: &CardNumber) -> String {
-    // A number always fits a QR code of the lowest version; the fallback is never taken.
-    let document = QrCode::with_error_correction_level(number.as_str(), EcLevel::M)
-        .map(|code| {
-            code.render::<svg::Color<'_>>()
-                .min_dimensions(180, 180)
-                .quiet_zone(true)
-                .build()
-        })
-        .unwrap_or_default();
-    let qr = nested_at(&document, 300, 70, 180);
+    let qr = crate::qr::nested_at(&crate::qr::document(number.as_str(), 180), 300, 70, 180);
     format!(
         r##"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="85.6mm" height="54mm" viewBox="0 0 500 315">

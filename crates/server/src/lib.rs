@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod pages;
 pub mod problem;
 pub mod profiles;
+pub mod qr;
 pub mod registry;
 pub mod security;
 pub mod service;

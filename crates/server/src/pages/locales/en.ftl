@@ -115,6 +115,7 @@ wallet-make-code-help = Show this code at the venue. It works once, for 15 minut
 wallet-code-button = Make a code
 wallet-your-code = Your spend code
 wallet-code-expires = Valid until { $time }
+wallet-code-qr = The same code as a QR code, for the venue to scan
 wallet-gift = Give credits to another member
 wallet-gift-to = Member number of the person receiving
 wallet-gift-button = Give

@@ -115,6 +115,7 @@ wallet-make-code-help = Enseña este código en el espacio. Sirve una vez, duran
 wallet-code-button = Crear un código
 wallet-your-code = Tu código de gasto
 wallet-code-expires = Válido hasta { $time }
+wallet-code-qr = El mismo código como código QR, para que lo escanee el lugar
 wallet-gift = Regalar créditos a otro socio
 wallet-gift-to = Número de socio de quien los recibe
 wallet-gift-button = Regalar

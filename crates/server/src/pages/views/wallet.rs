@@ -36,6 +36,7 @@ struct WalletPage {
 struct SpendCodePage {
     c: Chrome,
     code: String,
+    qr: String,
     expires: String,
 }
 
@@ -117,6 +118,7 @@ pub async fn wallet_spend_code(v: Visitor, state: web::Data<AppState>, form: For
                 "time",
                 &issued.expires.format("%H:%M UTC"),
             ),
+            qr: crate::qr::data_uri(&issued.code, 240),
             code: issued.code,
         }),
         Err(e) => wallet_page(
