@@ -155,6 +155,14 @@ describe("the pages", () => {
     });
     await submit(desk.page, "form[action='/app/desk/sheet'] button");
     assert.match(await desk.page.textContent("[role=status]"), /Recorded 1 entries/);
+    // A mistyped member number: the field is marked, its message beside it and in the summary.
+    await desk.page.fill("#member_id", "M-0001");
+    await desk.page.fill("#activity", "lunch club");
+    await desk.page.fill("#hours", "1");
+    await submit(desk.page, "form[action='/app/desk/earn'] button");
+    assert.equal(await desk.page.getAttribute("#member_id", "aria-invalid"), "true");
+    assert.match(await desk.page.textContent("#member_id-error"), /not a member number/);
+    await inspect(desk.page, "desk-field-error");
 
     // The office, for the first administrator.
     const office = await person();

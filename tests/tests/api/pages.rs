@@ -884,3 +884,53 @@ async fn a_sheet_of_hours_uploaded_at_the_desk_records_all_rows_or_lists_each_mi
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(api.balance(&scheme.admin, ada.id).await, 90);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_field_is_marked_and_named_beside_it_and_in_the_summary() {
+    let scheme = Scheme::start().await;
+    let base = scheme.api.base().to_owned();
+    let (_, password) = staff_login(
+        &scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": scheme.earner.id}),
+    )
+    .await;
+    let mut desk = Browser::new(&base);
+    let page = desk.sign_in("coordinator", &password).await;
+    let (csrf, key) = (page.field("csrf"), page.field("idempotency_key"));
+    for (field, help, form) in [
+        (
+            "member_id",
+            "record-help ",
+            [
+                ("member_id", "nobody"),
+                ("activity", "lunch club"),
+                ("hours", "1"),
+            ],
+        ),
+        (
+            "hours",
+            "amount-help ",
+            [
+                ("member_id", "nobody"),
+                ("activity", "lunch club"),
+                ("hours", "an hour"),
+            ],
+        ),
+    ] {
+        let mut sent = vec![("csrf", csrf.as_str()), ("idempotency_key", key.as_str())];
+        sent.extend(form);
+        let refused = desk.post("/app/desk/earn", &sent).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let body = &refused.body;
+        let marked = format!("aria-invalid=\"true\" aria-describedby=\"{help}{field}-error\"");
+        assert!(body.contains(&marked), "{marked} in {body}");
+        assert!(body.contains(&format!("id=\"{field}-error\"")), "{body}");
+        assert!(body.contains(&format!("<a href=\"#{field}\">")), "{body}");
+        assert_eq!(
+            body.matches("aria-invalid").count(),
+            1,
+            "only the field at fault"
+        );
+    }
+}

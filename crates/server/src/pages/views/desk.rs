@@ -22,7 +22,7 @@ use crate::AppState;
 
 use super::{
     checked, entry_rows, form_key, format_minutes, partner_caller, refuse, Chrome, MessagePage,
-    Page, Said, SecretPage,
+    Page, PageError, Said, SecretPage,
 };
 
 /// Members listed on one desk page; the next are a link away.
@@ -200,7 +200,7 @@ pub async fn desk_earn(v: Visitor, state: web::Data<AppState>, form: Form) -> Pa
             .iter()
             .map(|m| {
                 let member = m.parse::<Uuid>().map_err(|_| {
-                    ApiError::InvalidRequest(format!("member: {m:?} is not a member number"))
+                    ApiError::InvalidRequest(format!("member_id: {m:?} is not a member number"))
                 })?;
                 Ok(Intent::Transfer(Transfer {
                     kind: MovementKind::Earn,
@@ -223,8 +223,8 @@ pub async fn desk_earn(v: Visitor, state: web::Data<AppState>, form: Form) -> Pa
     .await;
     let said = match outcome {
         Ok(count) => Said::Notice(v.t.with("desk-recorded", "count", &count)),
-        Err(None) => Said::Error(v.t.get("desk-no-member")),
-        Err(Some(e)) => Said::Error(problem_message(&v.t, &e)),
+        Err(None) => Said::error_at("member_id", v.t.get("desk-no-member")),
+        Err(Some(e)) => Said::refused(&v.t, &e),
     };
     Ok(desk_page(
         &v,
@@ -257,7 +257,7 @@ pub async fn desk_sheet(v: Visitor, state: web::Data<AppState>, form: Form) -> P
     .await;
     let said = match outcome {
         Ok(count) => Said::Notice(v.t.with("desk-recorded", "count", &count)),
-        Err(ApiError::InvalidRows(rows)) => Said::Errors(
+        Err(ApiError::InvalidRows(rows)) => Said::Refused(
             rows.iter()
                 .map(|row| {
                     let detail = format!(
@@ -267,14 +267,18 @@ pub async fn desk_sheet(v: Visitor, state: web::Data<AppState>, form: Form) -> P
                             .map_or(String::new(), |f| format!("{f}: ")),
                         row.detail
                     );
-                    v.t.with_args(
-                        "desk-sheet-line",
-                        &[("line", &row.line), ("detail", &detail)],
-                    )
+                    // A row's mistakes are the sheet's: shown by the file field.
+                    PageError {
+                        message: v.t.with_args(
+                            "desk-sheet-line",
+                            &[("line", &row.line), ("detail", &detail)],
+                        ),
+                        field: Some("sheet".into()),
+                    }
                 })
                 .collect(),
         ),
-        Err(e) => Said::Error(problem_message(&v.t, &e)),
+        Err(e) => Said::refused(&v.t, &e),
     };
     Ok(desk_page(
         &v,
@@ -315,7 +319,8 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
             &caller,
             (partner, budget),
             None,
-            Said::Error(problem_message(&v.t, &e)),
+            // The register form's one field shares its name with the record form's.
+            Said::error(problem_message(&v.t, &e)),
         ),
     })
 }
@@ -437,14 +442,7 @@ pub async fn desk_card_issue(
             issued.generated_pin,
             Said::Notice(v.t.get("desk-card-issued-notice")),
         ),
-        Err(e) => card_page(
-            &v,
-            &state,
-            &caller,
-            id,
-            None,
-            Said::Error(problem_message(&v.t, &e)),
-        ),
+        Err(e) => card_page(&v, &state, &caller, id, None, Said::refused(&v.t, &e)),
     }
 }
 

@@ -56,9 +56,27 @@ pub struct Chrome {
     csrf: String,
     signed_in: Option<String>,
     notice: Option<String>,
-    errors: Vec<String>,
+    errors: Vec<PageError>,
     here: String,
     languages: Vec<(&'static str, String)>,
+}
+
+/// A reason a form was refused, with the form field it is about when there is one: the page
+/// shows it beside that field (which it marks invalid) and links to it from the summary.
+pub struct PageError {
+    message: String,
+    field: Option<String>,
+}
+
+/// The form field a refusal is about: the service words a bad field's refusal as
+/// `invalid_request` with a detail starting `field: `.
+fn field_of(error: &ApiError) -> Option<String> {
+    let ApiError::InvalidRequest(detail) = error else {
+        return None;
+    };
+    let (field, _) = detail.split_once(": ")?;
+    let is_name = !field.is_empty() && field.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    is_name.then(|| field.to_owned())
 }
 
 /// What a page says about the form just sent.
@@ -67,10 +85,8 @@ enum Said {
     Nothing,
     /// It went through.
     Notice(String),
-    /// It was refused (the page answers 422).
-    Error(String),
-    /// It was refused for each of these reasons (a sheet's mistakes, one per line).
-    Errors(Vec<String>),
+    /// It was refused, for each of these reasons (the page answers 422).
+    Refused(Vec<PageError>),
 }
 
 impl Said {
@@ -78,13 +94,37 @@ impl Said {
     fn of<T>(t: &Text, outcome: Result<T, ApiError>, notice: impl FnOnce(T) -> String) -> Said {
         match outcome {
             Ok(value) => Said::Notice(notice(value)),
-            Err(e) => Said::Error(problem_message(t, &e)),
+            Err(e) => Said::refused(t, &e),
         }
+    }
+
+    /// Refused for `error`, shown by its field if it names one of the form's.
+    fn refused(t: &Text, error: &ApiError) -> Said {
+        Said::Refused(vec![PageError {
+            message: problem_message(t, error),
+            field: field_of(error),
+        }])
+    }
+
+    /// Refused with `message`, about no one field.
+    fn error(message: String) -> Said {
+        Said::Refused(vec![PageError {
+            message,
+            field: None,
+        }])
+    }
+
+    /// Refused with `message`, about the form's field `field`.
+    fn error_at(field: &str, message: String) -> Said {
+        Said::Refused(vec![PageError {
+            message,
+            field: Some(field.to_owned()),
+        }])
     }
 
     fn status(&self) -> StatusCode {
         match self {
-            Said::Error(_) | Said::Errors(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Said::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Said::Nothing | Said::Notice(_) => StatusCode::OK,
         }
     }
@@ -95,8 +135,7 @@ impl Chrome {
         match said {
             Said::Nothing => self,
             Said::Notice(message) => self.notice(message),
-            Said::Error(message) => self.error(message),
-            Said::Errors(messages) => messages.into_iter().fold(self, Chrome::error),
+            Said::Refused(errors) => Chrome { errors, ..self },
         }
     }
 
@@ -138,8 +177,19 @@ impl Chrome {
     }
 
     fn error(mut self, message: String) -> Chrome {
-        self.errors.push(message);
+        self.errors.push(PageError {
+            message,
+            field: None,
+        });
         self
+    }
+
+    /// The refusal about form field `name`, if there is one (the templates' `field` macros).
+    fn field_error(&self, name: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field.as_deref() == Some(name))
+            .map(|e| e.message.as_str())
     }
 }
 

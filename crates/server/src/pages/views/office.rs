@@ -6,7 +6,7 @@ use timecredits_domain::report::{Figure, Section};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Operation};
-use crate::pages::{problem_message, render, render_with, Form, Visitor};
+use crate::pages::{render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::staff::Username;
 use crate::registry::Role;
@@ -201,6 +201,6 @@ pub async fn office_login(v: Visitor, state: web::Data<AppState>, form: Form) ->
             secret: made.password,
             back: "/app/office",
         }),
-        Err(e) => office_page(&v, &state, &caller, Said::Error(problem_message(&v.t, &e))),
+        Err(e) => office_page(&v, &state, &caller, Said::refused(&v.t, &e)),
     })
 }

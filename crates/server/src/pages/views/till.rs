@@ -7,7 +7,7 @@ use timecredits_domain::{AccountId, Details, EntryKind};
 use timecredits_ledger::HistoryQuery;
 
 use crate::auth::{Caller, Operation};
-use crate::pages::{problem_message, render, render_with, Form, Visitor};
+use crate::pages::{render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::Scope;
 use crate::service;
@@ -147,13 +147,7 @@ pub async fn till_redeem(v: Visitor, state: web::Data<AppState>, form: Form) -> 
                 seq: entry.seq,
             })
         }
-        Err(e) => till_page(
-            &v,
-            &state,
-            &caller,
-            venue,
-            Said::Error(problem_message(&v.t, &e)),
-        ),
+        Err(e) => till_page(&v, &state, &caller, venue, Said::refused(&v.t, &e)),
     })
 }
 

@@ -7,7 +7,7 @@ use timecredits_ledger::HistoryQuery;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Operation};
-use crate::pages::{problem_message, render, render_with, Form, Visitor};
+use crate::pages::{render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::Role;
 use crate::service;
@@ -121,13 +121,7 @@ pub async fn wallet_spend_code(v: Visitor, state: web::Data<AppState>, form: For
             qr: crate::qr::data_uri(&issued.code, 240),
             code: issued.code,
         }),
-        Err(e) => wallet_page(
-            &v,
-            &state,
-            &caller,
-            account,
-            Said::Error(problem_message(&v.t, &e)),
-        ),
+        Err(e) => wallet_page(&v, &state, &caller, account, Said::refused(&v.t, &e)),
     })
 }
 
