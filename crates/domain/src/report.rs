@@ -340,6 +340,7 @@ fn number(len: usize) -> Result<u32, ReportError> {
 }
 
 /// What the tally knows of an account.
+#[derive(Clone)]
 struct Account {
     kind: AccountKind,
     /// The owner of a budget or venue.
@@ -362,7 +363,7 @@ struct Moved {
 type CellKey = (NaiveDate, Section, Option<Uuid>, u32);
 
 /// The figures of one row group, and for earn cells the members credited.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Cell {
     values: [i64; Figure::COUNT],
     members: HashSet<u32>,
@@ -380,7 +381,9 @@ impl Cell {
 type StockKey = (Figure, Option<Uuid>);
 
 /// The report being computed: feed it every entry in log order with [`Tally::add`], then call
-/// [`Tally::finish`].
+/// [`Tally::finish`]. A clone finished while the original goes on taking entries gives the
+/// report so far, so a tally kept at some size is brought up to date with the entries after it.
+#[derive(Clone)]
 pub struct Tally {
     spec: ReportSpec,
     accounts: Vec<Account>,
