@@ -53,4 +53,4 @@ pub use ledger::{
     layout, Clock, Committed, HistoryPage, HistoryQuery, Ledger, LedgerConfig, Request,
     SignedCheckpoint,
 };
-pub use scan::{Entries, ReadAhead};
+pub use scan::Entries;

@@ -3,9 +3,6 @@
 //! lookup and a small read each).
 
 use std::ops::Range;
-use std::vec::IntoIter;
-
-use crossbeam_channel::{bounded, Receiver};
 
 use timecredits_domain::Entry;
 
@@ -57,34 +54,6 @@ impl Entries {
         self.end
     }
 
-    /// The same entries, read and decoded on a thread of their own a few thousand entries ahead
-    /// of the caller, so that decoding overlaps with what the caller does with them (a report's
-    /// tally). The thread stops when the scan ends or the [`ReadAhead`] is dropped.
-    pub fn read_ahead(self) -> Result<ReadAhead, LedgerError> {
-        /// Entries sent at a time, and chunks the thread may be ahead by.
-        const CHUNK: usize = 4096;
-        const AHEAD: usize = 4;
-        let (next, end) = (self.next, self.end);
-        let (send, chunks) = bounded(AHEAD);
-        let mut entries = self;
-        std::thread::Builder::new()
-            .name("ledger-scan".into())
-            .spawn(move || loop {
-                let chunk: Vec<_> = entries.by_ref().take(CHUNK).collect();
-                // An empty chunk is the end; a failed send, a reader that stopped listening.
-                if chunk.is_empty() || send.send(chunk).is_err() {
-                    break;
-                }
-            })?;
-        Ok(ReadAhead {
-            chunks,
-            chunk: Vec::new().into_iter(),
-            next,
-            end,
-            failed: false,
-        })
-    }
-
     fn read(&mut self) -> Result<Option<Entry>, LedgerError> {
         let Some((pos, payload)) = self.scan.next_record()? else {
             return match self.next {
@@ -118,55 +87,5 @@ impl Iterator for Entries {
         let read = self.read();
         self.failed = read.is_err();
         read.transpose()
-    }
-}
-
-/// The iterator of [`Entries::read_ahead`].
-#[derive(Debug)]
-pub struct ReadAhead {
-    chunks: Receiver<Vec<Result<Entry, LedgerError>>>,
-    chunk: IntoIter<Result<Entry, LedgerError>>,
-    /// The sequence number of the next entry to return.
-    next: u64,
-    end: u64,
-    failed: bool,
-}
-
-impl ReadAhead {
-    /// Where the scan stops, as [`Entries::end`].
-    pub fn end(&self) -> u64 {
-        self.end
-    }
-}
-
-impl Iterator for ReadAhead {
-    type Item = Result<Entry, LedgerError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        let read = loop {
-            if let Some(read) = self.chunk.next() {
-                break Some(read);
-            }
-            match self.chunks.recv() {
-                Ok(chunk) => self.chunk = chunk.into_iter(),
-                // The thread is gone: at the end, or it stopped before it (a panic).
-                Err(_) if self.next == self.end => break None,
-                Err(_) => {
-                    break Some(Err(LedgerError::Unavailable(format!(
-                        "the scan's reading thread stopped before entry {}",
-                        self.next
-                    ))))
-                }
-            }
-        };
-        match &read {
-            Some(Ok(_)) => self.next += 1,
-            Some(Err(_)) => self.failed = true,
-            None => {}
-        }
-        read
     }
 }

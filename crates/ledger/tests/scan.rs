@@ -1,5 +1,5 @@
 //! `Ledger::entries`, the front-to-back scan of committed entries: it returns what
-//! `Ledger::entry` returns for every sequence number (read here or on a second thread), stops at the size the ledger had when it
+//! `Ledger::entry` returns for every sequence number, stops at the size the ledger had when it
 //! began however many entries are committed meanwhile, and reports a damaged record instead of
 //! skipping it.
 
@@ -75,9 +75,6 @@ fn the_scan_returns_what_entry_returns_for_every_seq() {
     );
     let one_by_one = entries(&ledger);
     assert_eq!(scanned(&ledger, 0..u64::MAX), one_by_one);
-    let ahead = ledger.entries(0..u64::MAX).unwrap().read_ahead().unwrap();
-    assert_eq!(ahead.end(), size);
-    assert_eq!(ahead.collect::<Result<Vec<_>, _>>().unwrap(), one_by_one);
     // Any part of the log, the end clamped to the size.
     for (from, to) in [
         (0, 1),
@@ -124,27 +121,18 @@ fn a_damaged_record_in_the_middle_is_an_error_naming_its_offset() {
 
     // Opening reads only the last records, so the damage is found by the scan.
     let ledger = open(dir.path());
-    // Read here, and read and decoded on a second thread: the same error at the same place.
-    let here: Vec<_> = ledger.entries(0..u64::MAX).unwrap().collect();
-    let ahead: Vec<_> = ledger
-        .entries(0..u64::MAX)
-        .unwrap()
-        .read_ahead()
-        .unwrap()
-        .collect();
-    for read in [here, ahead] {
-        assert_eq!(
-            read.len() as u64,
-            damaged + 1,
-            "nothing is read after an error"
-        );
-        assert!(read[..damaged as usize].iter().all(Result::is_ok));
-        match read.last() {
-            Some(Err(LedgerError::Journal(JournalError::Corrupt { offset: at, .. }))) => {
-                assert_eq!(*at, offset)
-            }
-            other => panic!("expected the damaged record's offset, got {other:?}"),
+    let read: Vec<_> = ledger.entries(0..u64::MAX).unwrap().collect();
+    assert_eq!(
+        read.len() as u64,
+        damaged + 1,
+        "nothing is read after an error"
+    );
+    assert!(read[..damaged as usize].iter().all(Result::is_ok));
+    match read.last() {
+        Some(Err(LedgerError::Journal(JournalError::Corrupt { offset: at, .. }))) => {
+            assert_eq!(*at, offset)
         }
+        other => panic!("expected the damaged record's offset, got {other:?}"),
     }
     // A scan that ends before the damage reads fine.
     assert_eq!(scanned(&ledger, 0..damaged).len() as u64, damaged);

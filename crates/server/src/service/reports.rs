@@ -15,7 +15,9 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use timecredits_domain::report::{age_bands, Band, BandRow, Report, ReportSpec, Tally};
+use timecredits_domain::report::{
+    age_bands, Band, BandRow, Report, ReportError, ReportSpec, Tally,
+};
 use timecredits_domain::Entry;
 
 use crate::problem::ApiError;
@@ -29,7 +31,7 @@ pub fn impact_report(state: &AppState, spec: ReportSpec) -> Result<(Report, u64)
         entries.for_each(|entry| tally.add(&entry));
         tally
     })?;
-    Ok((finish(tally)?, size))
+    Ok((made(tally.finish())?, size))
 }
 
 /// The age-band breakdown of time given (`timecredits_domain::report::age_bands`) over the
@@ -50,15 +52,14 @@ pub fn age_band_report(
 }
 
 /// The one scan of every report: hands `fold` the committed entries from `from` up to the
-/// ledger's size when the scan begins, read front to back and decoded on a second thread while
-/// `fold` tallies (decoding is half of a report's time), and returns what it made and that
+/// ledger's size when the scan begins, read front to back, and returns what it made and that
 /// size. The first entry that cannot be read ends the scan, and its error is the answer.
 fn scan<T>(
     state: &AppState,
     from: u64,
     fold: impl FnOnce(&mut dyn Iterator<Item = Entry>) -> T,
 ) -> Result<(T, u64), ApiError> {
-    let mut entries = state.ledger.entries(from..u64::MAX)?.read_ahead()?;
+    let mut entries = state.ledger.entries(from..u64::MAX)?;
     let size = entries.end();
     let mut failure = None;
     let made = fold(&mut entries.by_ref().map_while(|read| match read {
@@ -74,11 +75,10 @@ fn scan<T>(
     }
 }
 
-/// The report of a tally. Entries the ledger committed always make a report; a failure here is
-/// the service's own.
-fn finish(tally: Tally) -> Result<Report, ApiError> {
-    tally
-        .finish()
+/// A tally's report, or its failure as the service's own: entries the ledger committed always
+/// make a report.
+fn made(report: Result<Report, ReportError>) -> Result<Report, ApiError> {
+    report
         .map_err(|e| ApiError::Internal(format!("the ledger's entries do not make a report: {e}")))
 }
 
@@ -126,7 +126,7 @@ pub fn cached_report(state: &AppState, spec: ReportSpec) -> Result<(Report, u64)
         entries.for_each(|entry| tally.add(&entry));
         tally
     })?;
-    let report = finish(tally.clone())?;
+    let report = made(tally.report())?;
     *cache = Some(Cached {
         spec,
         tally,
