@@ -337,7 +337,9 @@ fn reports(table: &mut Table, entries: u64) {
         })
     };
     let mut rows = 0;
-    let mut variants: [(&str, &mut dyn FnMut() -> usize, Vec<u64>); 3] = [
+    /// A way to make the report, its name and its times.
+    type Variant<'a> = (&'a str, &'a mut dyn FnMut() -> usize, Vec<u64>);
+    let mut variants: [Variant; 3] = [
         ("read and decode", &mut || scan(0, size).count(), Vec::new()),
         (
             "report, front-to-back scan",

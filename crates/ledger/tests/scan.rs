@@ -16,9 +16,17 @@ use timecredits_ledger::{layout, Ledger, LedgerError, Request};
 use timecredits_testkit::intents::{fresh, text, transfer};
 use timecredits_testkit::ledger::{entries, open, submit, Scheme};
 
-/// Every kind of entry (opens, allocations, earns, gifts, spends, a reversal, a close, a key
-/// rotation), and batches large enough that the journal spans several of the scan's reads.
-fn mixed_history(ledger: &Ledger) {
+/// A new ledger with every kind of entry (opens, allocations, earns, gifts, spends, a reversal,
+/// a close, a key rotation), and batches large enough that the journal spans several of the
+/// scan's reads.
+fn mixed_history() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    add_mixed_history(&ledger);
+    (dir, ledger)
+}
+
+fn add_mixed_history(ledger: &Ledger) {
     let s = Scheme::new(ledger, 1_000);
     let earn = transfer(MovementKind::Earn, s.budget, s.alice, 600);
     submit(ledger, s.admin, earn).unwrap();
@@ -62,9 +70,7 @@ fn scanned(ledger: &Ledger, range: std::ops::Range<u64>) -> Vec<Entry> {
 
 #[test]
 fn the_scan_returns_what_entry_returns_for_every_seq() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = open(dir.path());
-    mixed_history(&ledger);
+    let (dir, ledger) = mixed_history();
     let size = ledger.size().unwrap();
     let journal = std::fs::metadata(dir.path().join(layout::JOURNAL))
         .unwrap()
@@ -101,9 +107,7 @@ fn the_scan_returns_what_entry_returns_for_every_seq() {
 
 #[test]
 fn a_damaged_record_in_the_middle_is_an_error_naming_its_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = open(dir.path());
-    mixed_history(&ledger);
+    let (dir, ledger) = mixed_history();
     let size = ledger.size().unwrap();
     let damaged = size / 2;
     // The record's offset: the records before it, back to back from the start of the file.
