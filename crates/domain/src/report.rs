@@ -340,6 +340,7 @@ fn number(len: usize) -> Result<u32, ReportError> {
 }
 
 /// What the tally knows of an account.
+#[derive(Clone)]
 struct Account {
     kind: AccountKind,
     /// The owner of a budget or venue.
@@ -362,7 +363,7 @@ struct Moved {
 type CellKey = (NaiveDate, Section, Option<Uuid>, u32);
 
 /// The figures of one row group, and for earn cells the members credited.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Cell {
     values: [i64; Figure::COUNT],
     members: HashSet<u32>,
@@ -380,7 +381,7 @@ impl Cell {
 type StockKey = (Figure, Option<Uuid>);
 
 /// The report being computed: feed it every entry in log order with [`Tally::add`], then call
-/// [`Tally::finish`].
+/// [`Tally::finish`], or [`Tally::report`] for the report so far of a tally kept to take more.
 pub struct Tally {
     spec: ReportSpec,
     accounts: Vec<Account>,
@@ -640,6 +641,26 @@ impl Tally {
                 .or_default();
             *change = change.saturating_add(sign * delta);
         }
+    }
+
+    /// The report of the entries added so far, as [`Tally::finish`] gives it, leaving the tally
+    /// to take more: a report kept up to date adds only the entries after the last one. It
+    /// copies what the report is made of (the accounts, the row groups, the stocks), not what
+    /// only later entries need (a reversal's original, the indexes by id).
+    pub fn report(&self) -> Result<Report, ReportError> {
+        Tally {
+            spec: self.spec.clone(),
+            accounts: self.accounts.clone(),
+            index: HashMap::new(),
+            activities: self.activities.clone(),
+            activity_index: HashMap::new(),
+            moved: Vec::new(),
+            first: self.first,
+            cells: self.cells.clone(),
+            stocks: self.stocks.clone(),
+            error: self.error.clone(),
+        }
+        .finish()
     }
 
     /// The report, or why the entries could not come from a ledger.
@@ -1185,6 +1206,24 @@ mod tests {
             }
             sum.retain(|_, v| *v != 0);
             prop_assert_eq!(sum, additive(&book.report(&whole)));
+        }
+
+        /// A tally kept to take more entries reports, after each one, what a tally of the
+        /// entries so far finishes with: the report it copies is all the report is made of.
+        #[test]
+        fn the_report_so_far_is_the_report_of_the_entries_so_far(book in random_book(), period in 0usize..5, filtered in any::<bool>()) {
+            let period = [Period::Day, Period::Week, Period::Month, Period::Quarter, Period::Year][period];
+            let spec = ReportSpec {
+                period,
+                from: filtered.then(|| day("2026-10-15")),
+                partner: filtered.then(|| partner(1)),
+                ..ReportSpec::default()
+            };
+            let mut kept = Tally::new(spec.clone());
+            for (i, entry) in book.entries.iter().enumerate() {
+                kept.add(entry);
+                prop_assert_eq!(kept.report(), report(&book.entries[..=i], &spec), "after entry {}", i);
+            }
         }
 
         #[test]

@@ -289,6 +289,99 @@ impl JournalReader {
     }
 }
 
+/// How many bytes a [`JournalScan`] reads at a time. Far larger than a record
+/// ([`MAX_RECORD_LEN`]), so that a record is cut by a buffer's end at most once per read.
+pub const SCAN_BUFFER: usize = 1 << 20;
+
+impl JournalReader {
+    /// A front-to-back reader of the records from `from` (the offset of a record) up to `limit`
+    /// (the end of the last record to read), in reads of [`SCAN_BUFFER`] bytes. The caller takes
+    /// both bounds from the state, so that the scan reads only committed records, whatever is
+    /// appended meanwhile.
+    pub fn scan(&self, from: u64, limit: u64) -> Result<JournalScan, JournalError> {
+        Ok(JournalScan {
+            file: self.file.try_clone()?,
+            buf: vec![0; SCAN_BUFFER],
+            start: 0,
+            filled: 0,
+            buf_offset: from,
+            limit,
+        })
+    }
+}
+
+/// Reads consecutive records front to back (see [`JournalReader::scan`]), checking each one's
+/// length and checksum: a damaged record is an error naming its offset, never skipped.
+#[derive(Debug)]
+pub struct JournalScan {
+    file: File,
+    buf: Vec<u8>,
+    /// The first byte of `buf` not yet returned.
+    start: usize,
+    /// The bytes of `buf` read from the file.
+    filled: usize,
+    /// The file offset of `buf[0]`.
+    buf_offset: u64,
+    /// Where the scan ends.
+    limit: u64,
+}
+
+impl JournalScan {
+    /// The next record and its payload, or `None` at the scan's end.
+    pub fn next_record(&mut self) -> Result<Option<(RecordPos, &[u8])>, JournalError> {
+        let offset = self.buf_offset + self.start as u64;
+        if offset >= self.limit {
+            return Ok(None);
+        }
+        let corrupt = |reason: String| JournalError::Corrupt { offset, reason };
+        if offset + HEADER_LEN > self.limit {
+            return Err(corrupt(format!(
+                "a record header is cut by the end of the committed records at {}",
+                self.limit
+            )));
+        }
+        self.fill(HEADER_LEN as usize)?;
+        let header = &self.buf[self.start..self.start + HEADER_LEN as usize];
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let pos = RecordPos { offset, len };
+        if len == 0 || len > MAX_RECORD_LEN || pos.end() > self.limit {
+            return Err(corrupt(format!(
+                "record length {len} is outside 1..={MAX_RECORD_LEN} or runs past the end of \
+                 the committed records at {}",
+                self.limit
+            )));
+        }
+        let total = (HEADER_LEN + u64::from(len)) as usize;
+        self.fill(total)?;
+        let payload = &self.buf[self.start + HEADER_LEN as usize..self.start + total];
+        if crc32c::crc32c(payload) != crc {
+            return Err(corrupt("record does not match its checksum".into()));
+        }
+        self.start += total;
+        Ok(Some((pos, payload)))
+    }
+
+    /// Makes sure `need` bytes from `start` are in the buffer (they lie before `limit`): moves
+    /// what is left to the front and reads as much as the buffer holds.
+    fn fill(&mut self, need: usize) -> Result<(), JournalError> {
+        if self.filled - self.start >= need {
+            return Ok(());
+        }
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.buf_offset += self.start as u64;
+        self.filled -= self.start;
+        self.start = 0;
+        let left = usize::try_from(self.limit - self.buf_offset).unwrap_or(usize::MAX);
+        let end = self.buf.len().min(left);
+        let at = self.buf_offset + self.filled as u64;
+        self.file
+            .read_exact_at(&mut self.buf[self.filled..end], at)?;
+        self.filled = end;
+        Ok(())
+    }
+}
+
 fn read_payload(file: &File, pos: RecordPos) -> Result<Vec<u8>, JournalError> {
     let mut buf = vec![0u8; HEADER_LEN as usize + pos.len as usize];
     file.read_exact_at(&mut buf, pos.offset)?;
@@ -399,6 +492,76 @@ mod tests {
             before,
             "nothing truncated"
         );
+    }
+
+    /// Records of every size up to the largest, so that many are cut by the scan buffer's end.
+    fn varied_records(j: &mut Journal) -> (Vec<Vec<u8>>, Vec<RecordPos>) {
+        let payloads: Vec<Vec<u8>> = (0..120u32)
+            .map(|i| {
+                let len = (i * 7919 % MAX_RECORD_LEN).max(1) as usize;
+                (0..len).map(|b| (b as u32 ^ i) as u8).collect()
+            })
+            .collect();
+        let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let pos = j.append(&slices).unwrap();
+        (payloads, pos)
+    }
+
+    #[test]
+    fn a_scan_reads_every_record_front_to_back_up_to_its_limit() {
+        let (_dir, path) = journal_path();
+        let (mut j, _) = Journal::open(&path, 0).unwrap();
+        let (payloads, pos) = varied_records(&mut j);
+        assert!(j.len() > 3 * SCAN_BUFFER as u64, "{} bytes", j.len());
+        let reader = j.reader().unwrap();
+        for (first, last) in [(0, pos.len() - 1), (5, 77), (119, 119)] {
+            let mut scan = reader.scan(pos[first].offset, pos[last].end()).unwrap();
+            let mut read = Vec::new();
+            while let Some((at, payload)) = scan.next_record().unwrap() {
+                read.push((at, payload.to_vec()));
+            }
+            let expected: Vec<_> = (first..=last)
+                .map(|i| (pos[i], payloads[i].clone()))
+                .collect();
+            assert_eq!(read, expected, "records {first}..={last}");
+        }
+    }
+
+    #[test]
+    fn a_scan_stops_at_a_damaged_record_and_names_its_offset() {
+        let (_dir, path) = journal_path();
+        let (mut j, _) = Journal::open(&path, 0).unwrap();
+        let (_, pos) = varied_records(&mut j);
+        let reader = j.reader().unwrap();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        for (damaged, at) in [(40, HEADER_LEN), (41, 0), (42, 4)] {
+            // A payload byte, a length, a checksum: each is found where it is.
+            let before = {
+                let mut b = [0u8; 1];
+                reader
+                    .file
+                    .read_exact_at(&mut b, pos[damaged].offset + at)
+                    .unwrap();
+                b
+            };
+            f.write_all_at(&[before[0] ^ 0x5a], pos[damaged].offset + at)
+                .unwrap();
+            let mut scan = reader.scan(0, pos[pos.len() - 1].end()).unwrap();
+            let mut read = 0;
+            let err = loop {
+                match scan.next_record() {
+                    Ok(Some(_)) => read += 1,
+                    Ok(None) => panic!("the damaged record {damaged} was not noticed"),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(read, damaged);
+            assert!(
+                matches!(err, JournalError::Corrupt { offset, .. } if offset == pos[damaged].offset),
+                "{err}"
+            );
+            f.write_all_at(&before, pos[damaged].offset + at).unwrap();
+        }
     }
 
     #[test]

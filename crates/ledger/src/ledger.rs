@@ -405,12 +405,12 @@ impl Ledger {
         Ok(&self.shared.store)
     }
 
-    /// The state, for the integrity checks of `crate::check`.
+    /// The state, for the integrity checks of `crate::check` and the scans of `crate::scan`.
     pub(crate) fn store_for_checks(&self) -> Result<&Store, LedgerError> {
         self.store()
     }
 
-    /// The journal, for the integrity checks of `crate::check`.
+    /// The journal, for the integrity checks of `crate::check` and the scans of `crate::scan`.
     pub(crate) fn journal_for_checks(&self) -> &JournalReader {
         &self.shared.journal
     }

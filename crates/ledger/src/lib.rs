@@ -41,6 +41,7 @@ mod pending;
 mod recovery;
 #[cfg(test)]
 mod recovery_tests;
+mod scan;
 pub mod signed;
 pub mod store;
 mod writer;
@@ -52,3 +53,4 @@ pub use ledger::{
     layout, Clock, Committed, HistoryPage, HistoryQuery, Ledger, LedgerConfig, Request,
     SignedCheckpoint,
 };
+pub use scan::Entries;

@@ -187,6 +187,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The data directory (for the figures read from it).
     pub data_dir: PathBuf,
+    /// The programme office's report, kept up to date with the ledger.
+    pub reports: service::reports::ReportCache,
     /// The data directory's lock, held while the state lives; declared last, so that it is
     /// released only after the ledger and the registry are closed.
     _lock: data_dir::DirLock,
@@ -240,6 +242,7 @@ impl AppState {
             drain: Arc::default(),
             metrics,
             data_dir: dir.to_owned(),
+            reports: service::reports::ReportCache::default(),
             _lock: lock,
         })
     }

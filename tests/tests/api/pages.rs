@@ -934,3 +934,52 @@ async fn a_refused_field_is_marked_and_named_beside_it_and_in_the_summary() {
         );
     }
 }
+
+/// The office keeps its report rather than scanning the ledger on every visit: after each earn
+/// its figures are still the API's report of this year, at the ledger size the page names.
+#[tokio::test]
+async fn the_office_figures_follow_every_commit_at_the_size_they_name() {
+    use chrono::Datelike;
+    let scheme = Scheme::start().await;
+    let password =
+        std::fs::read_to_string(scheme.server.data_dir().join("admin-password")).unwrap();
+    let mut browser = Browser::new(scheme.api.base());
+    browser.sign_in("admin", password.trim()).await;
+    let shown = |body: &str, label: &str| {
+        let start = format!("<dt>{label}</dt><dd>");
+        let at = body
+            .find(&start)
+            .unwrap_or_else(|| panic!("no {label} in {body}"))
+            + start.len();
+        body[at..].split("</dd>").next().unwrap().to_owned()
+    };
+    let this_year = format!(
+        "/v1/reports/impact?from={}-01-01",
+        chrono::Utc::now().year()
+    );
+    for minutes in [0, 75, 30, 125] {
+        if minutes > 0 {
+            scheme.member(minutes).await;
+        }
+        let office = browser.get("/app/office").await;
+        let report = scheme.api.get(&this_year, Some(&scheme.admin)).await;
+        let given: i64 = report
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["section"] == "earn" && r["figure"] == "given_minutes" && !r["partner"].is_null()
+            })
+            .map(|r| r["value"].as_i64().unwrap())
+            .sum();
+        assert_eq!(
+            shown(&office.body, "Figures as of entries"),
+            report.header("ledger-size").unwrap()
+        );
+        assert_eq!(
+            shown(&office.body, "Hours given"),
+            format!("{}:{:02}", given / 60, given % 60)
+        );
+    }
+}

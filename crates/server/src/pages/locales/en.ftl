@@ -141,6 +141,7 @@ office-report = Impact this year
 office-hours-given = Hours given
 office-hours-redeemed = Hours redeemed
 office-members-active = Members active
+office-report-size = Figures as of entries
 office-chart = Hours given per month
 office-report-csv = Download the impact report (CSV)
 office-checkpoint = The ledger

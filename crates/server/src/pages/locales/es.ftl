@@ -141,6 +141,7 @@ office-report = Impacto de este año
 office-hours-given = Horas dadas
 office-hours-redeemed = Horas canjeadas
 office-members-active = Socios activos
+office-report-size = Cifras a fecha de apuntes
 office-chart = Horas dadas por mes
 office-report-csv = Descargar el informe de impacto (CSV)
 office-checkpoint = El libro

@@ -52,6 +52,7 @@ struct OfficePage {
     hours_given: String,
     hours_redeemed: String,
     bars: Vec<Bar>,
+    report_size: u64,
     size: u64,
     verifier_key: String,
     checkpoint: String,
@@ -107,8 +108,8 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
     } else {
         Vec::new()
     };
-    let report = service::reports::impact_report(state, this_year(None))
-        .map(|(r, _)| r.rows)
+    let (report, report_size) = service::reports::cached_report(state, this_year(None))
+        .map(|(r, size)| (r.rows, size))
         .unwrap_or_default();
     let total = |section: Section, figure: Figure| -> i64 {
         report
@@ -154,6 +155,7 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
                 total(Section::Spend, Figure::RedeemedMinutes).unsigned_abs(),
             ),
             bars,
+            report_size,
             size: state.ledger.size().unwrap_or(0),
             verifier_key: state.ledger.verifier_key(),
             checkpoint,
