@@ -257,11 +257,11 @@ pub struct MemberPage {
 }
 
 /// The media type of a CSV answer (RFC 4180, RFC 7111's `header` parameter).
-const TEXT_CSV: &str = "text/csv; charset=utf-8; header=present";
+pub(super) const TEXT_CSV: &str = "text/csv; charset=utf-8; header=present";
 
 /// Whether the request asks for CSV: `?format=csv`, or `text/csv` among the media types its
 /// `Accept` header accepts (with any weight but 0) when `format` is not given.
-fn wants_csv(req: &HttpRequest, format: Option<ListFormat>) -> bool {
+pub(super) fn wants_csv(req: &HttpRequest, format: Option<ListFormat>) -> bool {
     if let Some(format) = format {
         return format == ListFormat::Csv;
     }
