@@ -137,6 +137,17 @@ impl Model {
             .all(|(a, b)| *a == self.programme || *b >= 0)
     }
 
+    /// Remembers a committed movement, reversible.
+    fn moved(&mut self, seq: u64, debit: AccountId, credit: AccountId, minutes: i64) {
+        self.moves.push(ModelMove {
+            seq,
+            debit,
+            credit,
+            minutes,
+            reversible: true,
+        });
+    }
+
     /// Notes the accounts `entries` touch as used when they were recorded.
     fn touch(&mut self, entries: &[Entry]) {
         for entry in entries {
@@ -312,13 +323,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Ok(c) = result {
                     prop_assert!(model.expiry_due(wallet, c.entries[0].recorded));
                     prop_assert!(model.try_apply(&[(wallet, programme, held)]));
-                    model.moves.push(ModelMove {
-                        seq: c.entries[0].seq,
-                        debit: wallet,
-                        credit: programme,
-                        minutes: held,
-                        reversible: true,
-                    });
+                    model.moved(c.entries[0].seq, wallet, programme, held);
                     model.touch(&c.entries);
                     world.sent.push((request, vec![c.entries[0].seq]));
                 }
@@ -361,13 +366,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Ok(c) = result {
                     if left > 0 {
                         model.try_apply(&[(wallet, programme, left)]);
-                        model.moves.push(ModelMove {
-                            seq: c.entries[0].seq,
-                            debit: wallet,
-                            credit: programme,
-                            minutes: left,
-                            reversible: true,
-                        });
+                        model.moved(c.entries[0].seq, wallet, programme, left);
                     }
                     model.closed.insert(wallet);
                     model.touch(&c.entries);
@@ -431,13 +430,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(result.is_ok(), expected, "{:?}: {:?}", op, result);
                 if let Ok(c) = result {
                     for (entry, (_, d, cr, mins)) in c.entries.iter().zip(&moves) {
-                        model.moves.push(ModelMove {
-                            seq: entry.seq,
-                            debit: *d,
-                            credit: *cr,
-                            minutes: *mins as i64,
-                            reversible: true,
-                        });
+                        model.moved(entry.seq, *d, *cr, *mins as i64);
                     }
                     model.touch(&c.entries);
                     world

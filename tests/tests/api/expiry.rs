@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
-use timecredits_audit::trust::Trust;
 use timecredits_audit::verify::{verify_file, VerifyOptions};
 use timecredits_server::service::expiries::Policy;
 use timecredits_testkit::ledger::TestClock;
@@ -204,13 +203,8 @@ async fn an_unused_wallet_is_announced_then_expires_once_and_a_later_use_puts_it
     assert!(upcoming(&api, &admin).await.is_empty());
 
     // The auditor's replay verifies the export and counts what expired; so does the report.
-    let export = api.get("/v1/ledger/export", Some(&admin)).await;
-    export.expect(200);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("export.jsonl");
-    std::fs::write(&path, &export.text).unwrap();
-    let key = api.get("/v1/ledger/key", None).await;
-    let trust = Trust::new(&[key.expect(200)["verifier_key"].as_str().unwrap()], None).unwrap();
+    let size = api.ledger_size().await;
+    let (_dir, path, trust) = crate::reports::exported(&api, &admin, size).await;
     let verified = verify_file(&path, &trust, &VerifyOptions::default()).unwrap();
     assert!(verified.is_valid(), "{:?}", verified.failure);
     assert_eq!(verified.summary.unwrap().moved.expired, 90 + 45 + 30);

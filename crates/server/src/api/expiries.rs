@@ -1,7 +1,6 @@
 //! The expiry policy's two routes: the notice list of wallets about to expire, and the
 //! administrator's sweep (see [`service::expiries`]).
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use timecredits_domain::csv;
@@ -9,8 +8,8 @@ use timecredits_domain::entry::format_time;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{decode_cursor, encode_cursor, page_size};
-use super::members::{wants_csv, MemberListParams, TEXT_CSV};
+use super::accounts::page_size;
+use super::members::{csv_page, member_cursor, next_member_cursor, wants_csv, MemberListParams};
 use super::responses::AuthProblems;
 use super::EntryView;
 use crate::auth::{Caller, Operation};
@@ -107,11 +106,7 @@ pub async fn upcoming(
         Whose::RegisteredBy(caller.partner_account(Scope::Earn)?.0)
     };
     let limit = page_size(params.limit)?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|c| decode_cursor(c).map(Uuid::from_bytes))
-        .transpose()?;
+    let after = member_cursor(params.cursor.as_deref())?;
     let policy = state.expiry.policy;
     let (page, has_more) = web::block({
         let state = state.clone();
@@ -119,10 +114,7 @@ pub async fn upcoming(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("the notice list did not finish: {e}")))??;
-    let next_cursor = page
-        .last()
-        .filter(|_| has_more)
-        .map(|w| encode_cursor(w.member.account.as_bytes()));
+    let next_cursor = next_member_cursor(page.last().map(|w| w.member.account), has_more);
     let members: Vec<UpcomingExpiry> = page
         .into_iter()
         .map(|w| UpcomingExpiry {
@@ -155,16 +147,9 @@ pub async fn upcoming(
             &m.expires,
         ]);
     }
-    let mut response = HttpResponse::Ok();
-    if let Some(cursor) = next_cursor {
-        response.insert_header((
-            header::LINK,
-            format!(
-                "</v1/expiries/upcoming?format=csv&limit={limit}&cursor={cursor}>; rel=\"next\""
-            ),
-        ));
-    }
-    Ok(response.content_type(TEXT_CSV).body(body))
+    let next =
+        next_cursor.map(|c| format!("/v1/expiries/upcoming?format=csv&limit={limit}&cursor={c}"));
+    Ok(csv_page(body, next))
 }
 
 /// What a sweep expired.
