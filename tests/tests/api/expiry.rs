@@ -249,6 +249,28 @@ async fn with_no_policy_nothing_ever_expires() {
         .is_empty());
 }
 
+/// The sweep at start: a wallet that came due while the service was stopped expires when it
+/// starts again, with no one asking.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_at_start_expires_what_came_due() {
+    let (mut scheme, clock) = scheme_with_expiry(policy()).await;
+    let member = scheme.member(75).await;
+    scheme.server.stop();
+    clock.advance(TimeDelta::days(400));
+    scheme.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while scheme.api.balance(&scheme.admin, member.id).await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start's sweep expired nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let expired = expiries_of(&scheme.api, &scheme.admin, member.id).await;
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0]["minutes"], 75);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn only_an_administrator_sweeps() {
     let (scheme, _clock) = scheme_with_expiry(policy()).await;
