@@ -15,10 +15,12 @@
 //! Cost: the ledger keeps no index of wallets by last use, so a sweep reads every registered
 //! member's account (one keyed read), and for those with a balance the newest row of its
 //! history (one more keyed read and one journal read): O(members), about two keyed reads a
-//! member, once a day. A page of [`upcoming`] copies the registry's records of the caller's
+//! member, once a day. The wallets due are expired [`SWEEP_WRITERS`] at a time, so that the
+//! ledger's writer commits their requests in shared batches. A page of [`upcoming`] copies the registry's records of the caller's
 //! members after its cursor, then reads their wallets in id order until it has found a page of
 //! wallets due (and one more, to know whether more follow): at worst all of them.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +39,13 @@ use crate::AppState;
 
 /// How often the sweep runs after the one at start.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Expiries a sweep has under way at once: each is its own ledger request (its own key), and
+/// the writer commits those that wait together in one batch.
+const SWEEP_WRITERS: usize = 32;
+
+/// Wallets due that a sweep collects before expiring them, which bounds what it holds.
+const SWEEP_CHUNK: usize = 1024;
 
 /// The expiry policy as configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,21 +175,22 @@ pub fn sweep(state: &AppState) -> Result<Swept, ApiError> {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let now = state.expiry.clock.now();
     let mut swept = Swept::default();
+    let mut due = Vec::with_capacity(SWEEP_CHUNK);
     for member in state.registry.members_after(None, None, usize::MAX).0 {
         if state.drain.is_draining() {
             break;
         }
-        let Some(wallet) = expiring(state, policy, member)? else {
-            continue;
-        };
-        if wallet.expires > now {
-            continue;
+        match expiring(state, policy, member)? {
+            Some(wallet) if wallet.expires <= now => due.push(wallet),
+            _ => {}
         }
-        if let Some(entry) = expire(state, policy, &wallet)? {
-            swept.minutes += entry_minutes(&entry);
-            swept.entries.push(entry);
+        if due.len() == SWEEP_CHUNK {
+            expire_all(state, policy, &due, &mut swept)?;
+            due.clear();
         }
     }
+    expire_all(state, policy, &due, &mut swept)?;
+    swept.entries.sort_by_key(|e| e.seq);
     if !swept.entries.is_empty() {
         tracing::info!(
             wallets = swept.entries.len(),
@@ -189,6 +199,51 @@ pub fn sweep(state: &AppState) -> Result<Swept, ApiError> {
         );
     }
     Ok(swept)
+}
+
+/// Expires each of `due` ([`expire`]), [`SWEEP_WRITERS`] at a time so that the ledger's writer
+/// commits them in shared batches (one journal sync for many), and adds what it recorded to
+/// `swept`. The first error stops it, after the expiries under way.
+fn expire_all(
+    state: &AppState,
+    policy: Policy,
+    due: &[Expiring],
+    swept: &mut Swept,
+) -> Result<(), ApiError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let outcomes = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..SWEEP_WRITERS.min(due.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut entries = Vec::new();
+                    while !failed.load(Ordering::Relaxed) && !state.drain.is_draining() {
+                        let Some(wallet) = due.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        match expire(state, policy, wallet) {
+                            Ok(entry) => entries.extend(entry),
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return (entries, Some(e));
+                            }
+                        }
+                    }
+                    (entries, None)
+                })
+            })
+            .collect();
+        writers.into_iter().map(|w| w.join()).collect::<Vec<_>>()
+    });
+    let mut error = None;
+    for outcome in outcomes {
+        let (entries, e) =
+            outcome.map_err(|_| ApiError::Internal("an expiry sweep's writer panicked".into()))?;
+        swept.minutes += entries.iter().map(entry_minutes).sum::<u64>();
+        swept.entries.extend(entries);
+        error = error.or(e);
+    }
+    error.map_or(Ok(()), Err)
 }
 
 fn entry_minutes(entry: &Entry) -> u64 {
