@@ -13,10 +13,10 @@
 //! expiry (`ExpiryTooEarly`, `ExpiryNotWholeBalance`): the sweep skips that wallet.
 //!
 //! Cost: the ledger keeps no index of wallets by last use, so a sweep reads every registered
-//! member's account (one keyed read), and for those with a balance the newest row of its
-//! history (one more keyed read and one journal read): O(members), about two keyed reads a
-//! member, once a day. The wallets due are expired 32 at a time, so that the
-//! ledger's writer commits their requests in shared batches. A page of [`upcoming`] copies the registry's records of the caller's
+//! member's account (one keyed read), and for those with a balance the newest row of its history
+//! (one more keyed read and one journal read): O(members), about two keyed reads a member, once a
+//! day. The wallets due are expired 32 at a time, so that the ledger's writer commits their
+//! requests in shared batches. A page of [`upcoming`] copies the registry's records of the caller's
 //! members after its cursor, then reads their wallets in id order until it has found a page of
 //! wallets due (and one more, to know whether more follow): at worst all of them.
 
