@@ -2,16 +2,18 @@
 //! model of balances. After every operation the ledger must agree with the model on what was
 //! accepted and on every balance; balances must sum to zero, no floor may be broken, repeated
 //! requests must change nothing, and the signed root must equal one recomputed from all entries.
+//! Time passes too (a test clock), so that expiries (`expire`, 12 months) are sometimes due.
 
 #![allow(clippy::unwrap_used)] // test code, helpers included: a panic is how it fails
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
-use timecredits_domain::{AccountId, AccountKind, Intent, MovementKind};
+use timecredits_domain::{rules, AccountId, AccountKind, Entry, Intent, MovementKind};
 use timecredits_ledger::{Ledger, Request};
 use timecredits_testkit::intents::{fresh, transfer};
-use timecredits_testkit::ledger::{balance, open, open_account, ORIGIN};
+use timecredits_testkit::ledger::{balance, open_account, TestClock, ORIGIN};
 use timecredits_tlog::checkpoint::open_checkpoint;
 use timecredits_tlog::merkle::{leaf_hash, root_of_leaves};
 use timecredits_tlog::note::NoteVerifier;
@@ -60,6 +62,14 @@ enum Op {
         budget: usize,
         minutes: Vec<u64>,
     },
+    /// Expire a member's whole balance (a policy of 12 months, as `transfer` gives).
+    Expire {
+        member: usize,
+    },
+    /// The clock moves forward this many days.
+    Pass {
+        days: i64,
+    },
     /// Submit an earlier request again with its key.
     Repeat {
         nth: usize,
@@ -70,31 +80,35 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let minutes = 1u64..300;
     prop_oneof![
-        (0..BUDGETS, minutes.clone())
+        // Credits in wallets, for expiries to take.
+        3 => (0..BUDGETS, minutes.clone())
             .prop_map(|(budget, minutes)| Op::Allocate { budget, minutes }),
-        (0..BUDGETS, 0..MEMBERS, minutes.clone()).prop_map(|(budget, member, minutes)| Op::Earn {
+        3 => (0..BUDGETS, 0..MEMBERS, minutes.clone()).prop_map(|(budget, member, minutes)| Op::Earn {
             budget,
             member,
             minutes
         }),
-        (0..MEMBERS, 0..VENUES, minutes.clone()).prop_map(|(member, venue, minutes)| Op::Spend {
+        1 => (0..MEMBERS, 0..VENUES, minutes.clone()).prop_map(|(member, venue, minutes)| Op::Spend {
             member,
             venue,
             minutes
         }),
-        (0..MEMBERS, 0..MEMBERS, minutes.clone()).prop_map(|(from, to, minutes)| Op::Gift {
+        1 => (0..MEMBERS, 0..MEMBERS, minutes.clone()).prop_map(|(from, to, minutes)| Op::Gift {
             from,
             to,
             minutes
         }),
-        (0..BUDGETS + VENUES + MEMBERS, minutes.clone())
+        1 => (0..BUDGETS + VENUES + MEMBERS, minutes.clone())
             .prop_map(|(from, minutes)| Op::Retire { from, minutes }),
-        (0..MEMBERS).prop_map(|member| Op::Leave { member }),
-        any::<usize>().prop_map(|nth| Op::Reverse { nth }),
-        (0..BUDGETS, proptest::collection::vec(minutes, 1..=MEMBERS))
+        1 => (0..MEMBERS).prop_map(|member| Op::Leave { member }),
+        1 => any::<usize>().prop_map(|nth| Op::Reverse { nth }),
+        1 => (0..BUDGETS, proptest::collection::vec(minutes, 1..=MEMBERS))
             .prop_map(|(budget, minutes)| Op::GroupEarn { budget, minutes }),
-        any::<usize>().prop_map(|nth| Op::Repeat { nth }),
-        Just(Op::Restart),
+        1 => any::<usize>().prop_map(|nth| Op::Repeat { nth }),
+        // Often enough, and far enough, that some wallets come due (and some are used first).
+        3 => (0..MEMBERS).prop_map(|member| Op::Expire { member }),
+        2 => (0i64..800).prop_map(|days| Op::Pass { days }),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -112,6 +126,8 @@ struct Model {
     programme: AccountId,
     closed: HashSet<AccountId>,
     moves: Vec<ModelMove>,
+    /// When an entry last named each account.
+    last_use: HashMap<AccountId, DateTime<Utc>>,
 }
 
 impl Model {
@@ -119,6 +135,31 @@ impl Model {
         balances
             .iter()
             .all(|(a, b)| *a == self.programme || *b >= 0)
+    }
+
+    /// Remembers a committed movement, reversible.
+    fn moved(&mut self, seq: u64, debit: AccountId, credit: AccountId, minutes: i64) {
+        self.moves.push(ModelMove {
+            seq,
+            debit,
+            credit,
+            minutes,
+            reversible: true,
+        });
+    }
+
+    /// Notes the accounts `entries` touch as used when they were recorded.
+    fn touch(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            for account in entry.body.accounts() {
+                self.last_use.insert(account, entry.recorded);
+            }
+        }
+    }
+
+    /// Whether the rules allow an expiry of `wallet` recorded at `at` (12 months).
+    fn expiry_due(&self, wallet: AccountId, at: DateTime<Utc>) -> bool {
+        rules::unused_since(at, 12).is_some_and(|since| self.last_use[&wallet] <= since)
     }
 
     /// Applies movements (debit, credit, minutes) atomically if no floor breaks and no account
@@ -148,6 +189,7 @@ struct World {
     members: Vec<AccountId>,
     actor: Uuid,
     sent: Vec<(Request, Vec<u64>)>,
+    clock: TestClock,
 }
 
 impl World {
@@ -177,7 +219,8 @@ fn check(world: &World, model: &Model) -> Result<(), TestCaseError> {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = open(dir.path());
+    let clock = TestClock::default();
+    let ledger = Ledger::open(dir.path(), clock.config()).unwrap();
     let budgets: Vec<_> = (0..BUDGETS)
         .map(|_| open_account(&ledger, AccountKind::Budget))
         .collect();
@@ -193,6 +236,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         programme,
         closed: HashSet::new(),
         moves: Vec::new(),
+        last_use: HashMap::new(),
     };
     for a in budgets
         .iter()
@@ -201,6 +245,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .chain([&programme])
     {
         model.balances.insert(*a, 0);
+        let opened = ledger.account(*a).unwrap().unwrap().opened;
+        model.touch(&[ledger.entry(opened).unwrap().unwrap()]);
     }
     let mut world = World {
         dir,
@@ -210,6 +256,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         members,
         actor: Uuid::now_v7(),
         sent: Vec::new(),
+        clock,
     };
 
     for op in ops {
@@ -240,12 +287,46 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .enumerate()
                 .map(|(i, minutes)| (MovementKind::Earn, b[*budget], m[i], *minutes))
                 .collect(),
-            Op::Reverse { .. } | Op::Repeat { .. } | Op::Restart | Op::Leave { .. } => vec![],
+            Op::Reverse { .. }
+            | Op::Repeat { .. }
+            | Op::Restart
+            | Op::Leave { .. }
+            | Op::Expire { .. }
+            | Op::Pass { .. } => vec![],
         };
         match op {
             Op::Restart => {
                 drop(world.ledger.take());
-                world.ledger = Some(open(world.dir.path()));
+                world.ledger = Some(Ledger::open(world.dir.path(), world.clock.config()).unwrap());
+            }
+            Op::Pass { days } => world.clock.advance(TimeDelta::days(days)),
+            Op::Expire { member } => {
+                let wallet = world.members[member];
+                let held = model.balances[&wallet];
+                if held <= 0 {
+                    continue;
+                }
+                let intent = transfer(MovementKind::Expire, wallet, programme, held as u64);
+                let request = Request::single(world.actor, fresh(), intent);
+                // The entry's time is read by the ledger between these two.
+                let now = || world.clock.clock().now();
+                let before = now();
+                let result = world.ledger().submit_blocking(request.clone());
+                let after = now();
+                let (due_before, due_after) = (
+                    model.expiry_due(wallet, before),
+                    model.expiry_due(wallet, after),
+                );
+                if due_before == due_after {
+                    prop_assert_eq!(result.is_ok(), due_before, "{:?}: {:?}", op, result);
+                }
+                if let Ok(c) = result {
+                    prop_assert!(model.expiry_due(wallet, c.entries[0].recorded));
+                    prop_assert!(model.try_apply(&[(wallet, programme, held)]));
+                    model.moved(c.entries[0].seq, wallet, programme, held);
+                    model.touch(&c.entries);
+                    world.sent.push((request, vec![c.entries[0].seq]));
+                }
             }
             Op::Repeat { nth } => {
                 if world.sent.is_empty() {
@@ -285,15 +366,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Ok(c) = result {
                     if left > 0 {
                         model.try_apply(&[(wallet, programme, left)]);
-                        model.moves.push(ModelMove {
-                            seq: c.entries[0].seq,
-                            debit: wallet,
-                            credit: programme,
-                            minutes: left,
-                            reversible: true,
-                        });
+                        model.moved(c.entries[0].seq, wallet, programme, left);
                     }
                     model.closed.insert(wallet);
+                    model.touch(&c.entries);
                     world
                         .sent
                         .push((request, c.entries.iter().map(|e| e.seq).collect()));
@@ -325,6 +401,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(result.is_ok(), expected, "reverse {}: {:?}", seq, result);
                 if let Ok(c) = result {
                     model.moves[i].reversible = false;
+                    model.touch(&c.entries);
                     model.moves.push(ModelMove {
                         seq: c.entries[0].seq,
                         debit: credit,
@@ -353,14 +430,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(result.is_ok(), expected, "{:?}: {:?}", op, result);
                 if let Ok(c) = result {
                     for (entry, (_, d, cr, mins)) in c.entries.iter().zip(&moves) {
-                        model.moves.push(ModelMove {
-                            seq: entry.seq,
-                            debit: *d,
-                            credit: *cr,
-                            minutes: *mins as i64,
-                            reversible: true,
-                        });
+                        model.moved(entry.seq, *d, *cr, *mins as i64);
                     }
+                    model.touch(&c.entries);
                     world
                         .sent
                         .push((request, c.entries.iter().map(|e| e.seq).collect()));

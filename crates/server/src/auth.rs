@@ -211,6 +211,10 @@ pub enum Operation {
     Settle,
     /// Export the ledger for an auditor.
     Export,
+    /// Read the expiry policy's notice list (whose members: the caller's scope).
+    ListUpcomingExpiries,
+    /// Run the expiry sweep now.
+    SweepExpiries,
 }
 
 /// Who may perform an operation.
@@ -281,6 +285,12 @@ pub const PERMISSIONS: &[(Operation, Allowed, &str)] = {
             "settle accounts",
         ),
         (Export, Scopes(&[Admin, Audit]), "export the ledger"),
+        (
+            ListUpcomingExpiries,
+            Scopes(&[Admin, Audit, EarnScope]),
+            "read the expiry notice list",
+        ),
+        (SweepExpiries, Scopes(&[Admin]), "run the expiry sweep"),
     ]
 };
 

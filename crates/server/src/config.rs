@@ -139,6 +139,13 @@ settings! {
     head_timeout_secs: u64 = Limits::default().head_timeout.as_secs(), "TIMECREDITS_HEAD_TIMEOUT_SECS";
     /// Open connections served at once; more wait in the listen queue.
     max_connections: usize = Limits::default().max_connections, "TIMECREDITS_MAX_CONNECTIONS";
+    /// The expiry policy: credits in a member wallet no entry touched for this many calendar
+    /// months are expired, back to the programme, by an `expire` entry (1 to 120). Not set (the
+    /// default): nothing ever expires.
+    expiry_months: ExpiryMonths = ExpiryMonths(None), "TIMECREDITS_EXPIRY_MONTHS";
+    /// Days ahead a coming expiry appears in the notice list (`GET /v1/expiries/upcoming`), 1 to
+    /// 365; used only with `expiry_months`.
+    expiry_notice_days: u32 = 30, "TIMECREDITS_EXPIRY_NOTICE_DAYS";
 }
 
 /// Why a configuration was refused. Each names the setting (or the file) at fault.
@@ -248,7 +255,25 @@ impl Config {
                 "must be 1 to 60 characters, none of them a control character",
             ));
         }
+        if let Some(months) = self.expiry_months.0 {
+            if !(1..=timecredits_domain::Details::MAX_EXPIRY_MONTHS).contains(&months) {
+                return Err(invalid(
+                    "expiry_months",
+                    "must be from 1 to 120 months; leave it unset for no expiry",
+                ));
+            }
+        }
+        if !(1..=365).contains(&self.expiry_notice_days) {
+            return Err(invalid("expiry_notice_days", "must be from 1 to 365 days"));
+        }
         let mut settings = Settings::new(self.data_dir.clone(), self.listen.0);
+        settings.expiry = self
+            .expiry_months
+            .0
+            .map(|months| crate::service::expiries::Policy {
+                months,
+                notice_days: self.expiry_notice_days,
+            });
         settings.cards = CardConfig {
             programme_name: name.to_owned(),
             pin_attempts: self.card_pin_attempts,
@@ -388,6 +413,23 @@ impl<'de> Deserialize<'de> for ListenAddr {
         String::deserialize(deserializer)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The expiry policy's period in months, if there is one: unset means no expiry (a number
+/// given is checked by [`Config::settings`], which refuses 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExpiryMonths(pub Option<u32>);
+
+impl FromStr for ExpiryMonths {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ExpiryMonths, String> {
+        text.trim()
+            .parse::<u32>()
+            .map(|months| ExpiryMonths(Some(months)))
+            .map_err(|_| format!("`{text}` is not a number of months"))
     }
 }
 
@@ -532,6 +574,32 @@ mod tests {
             Config::defaults().to_toml(),
             "regenerate the block with `timecredits config check`"
         );
+    }
+
+    #[test]
+    fn an_expiry_policy_is_off_unless_set_and_refused_out_of_range() {
+        let defaults = Config::defaults();
+        assert_eq!(defaults.settings().unwrap().expiry, None);
+        assert!(defaults.to_toml().contains("# expiry_months is not set"));
+        let set = Config::merge(
+            Flags::default(),
+            file("expiry_months = 12\nexpiry_notice_days = 14\n").unwrap(),
+        );
+        let policy = set.settings().unwrap().expiry.unwrap();
+        assert_eq!((policy.months, policy.notice_days), (12, 14));
+        let again = Config::merge(Flags::default(), file(&set.to_toml()).unwrap());
+        assert_eq!(again.expiry_months, ExpiryMonths(Some(12)));
+        for (key, text) in [
+            ("expiry_months", "expiry_months = 0\n"),
+            ("expiry_months", "expiry_months = 121\n"),
+            ("expiry_notice_days", "expiry_notice_days = 0\n"),
+            ("expiry_notice_days", "expiry_notice_days = 366\n"),
+        ] {
+            let config = Config::merge(Flags::default(), file(text).unwrap());
+            let error = config.settings().unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        assert!("twelve".parse::<ExpiryMonths>().is_err());
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub struct Settings {
     pub state_cache_bytes: u64,
     /// Browser origins allowed to call the API (CORS); empty: none, and no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// The expiry policy: `None` (the default), nothing ever expires.
+    pub expiry: Option<service::expiries::Policy>,
+    /// The clock that stamps entries and decides what expiry is due: the system's. No setting
+    /// reaches it (the configuration file, flags and environment cannot change it); only a
+    /// program that builds its `Settings` itself, as the black-box tests do to let months pass,
+    /// can give another.
+    pub clock: timecredits_ledger::Clock,
 }
 
 impl Settings {
@@ -126,6 +133,8 @@ impl Settings {
             limits: limits::Limits::default(),
             state_cache_bytes: LedgerConfig::default().cache_bytes,
             cors_allowed_origins: Vec::new(),
+            expiry: None,
+            clock: timecredits_ledger::Clock::system(),
         }
     }
 }
@@ -189,6 +198,9 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// The programme office's report, kept up to date with the ledger.
     pub reports: service::reports::ReportCache,
+    /// The expiry policy, if there is one, and the sweep's own state (see
+    /// [`service::expiries`]).
+    pub expiry: service::expiries::Expiry,
     /// The data directory's lock, held while the state lives; declared last, so that it is
     /// released only after the ledger and the registry are closed.
     _lock: data_dir::DirLock,
@@ -209,6 +221,7 @@ impl AppState {
             key_overlap: settings.key_overlap,
             cache_bytes: settings.state_cache_bytes,
             observer: Some(metrics.ledger_observer()),
+            clock: settings.clock.clone(),
             ..LedgerConfig::default()
         };
         let ledger = Ledger::open(dir, config)?;
@@ -243,6 +256,7 @@ impl AppState {
             metrics,
             data_dir: dir.to_owned(),
             reports: service::reports::ReportCache::default(),
+            expiry: service::expiries::Expiry::new(settings.expiry, settings.clock.clone()),
             _lock: lock,
         })
     }
@@ -351,6 +365,9 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     let state = web::Data::new(AppState::open(settings)?);
     if let Some(interval) = settings.scrub_interval {
         spawn_scrub(&state, interval);
+    }
+    if settings.expiry.is_some() {
+        service::expiries::spawn_daily_sweep(&state);
     }
     let data = state.clone();
     let rate_limits = web::Data::new(limits::RateLimits::new(&settings.limits));

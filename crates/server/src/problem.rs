@@ -129,6 +129,8 @@ problem_codes! {
     MemberNotLeft = "member_not_left", CONFLICT, "A member's personal data is erased only after they left (their wallet closed by POST /v1/members/{id}/leave).";
     KeyRotationInProgress = "key_rotation_in_progress", CONFLICT, "Another rotation of the signing key is under way.";
     KeyOverlapRunning = "key_overlap_running", CONFLICT, "The last key rotation's overlap has not ended: one rotation per overlap.";
+    ExpiryPolicyOff = "expiry_policy_off", CONFLICT, "The service runs with no expiry policy (`expiry_months` is not set): nothing expires.";
+    ExpiryNotDue = "expiry_not_due", CONFLICT, "The wallet was used, or its balance changed, since the expiry sweep looked at it: its expiry is not due (the sweep skips it).";
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body timeout (10 s by default).";
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, "The body is over the route's limit: 64 KiB, 2 MiB for /v1/earn/batch and /v1/members/batch.";
     BodyNotAllowed = "body_not_allowed", PAYLOAD_TOO_LARGE, "The request takes no body, and one was sent.";
@@ -236,6 +238,9 @@ pub enum ApiError {
         /// When the overlap ends (RFC 3339).
         until: String,
     },
+    /// See [`Code::ExpiryPolicyOff`].
+    #[error("the service runs with no expiry policy (start it with `expiry_months` set): nothing expires")]
+    ExpiryPolicyOff,
     /// See [`Code::Unauthorized`].
     #[error("{0}")]
     Unauthorized(String),
@@ -380,6 +385,7 @@ impl ApiError {
             IdempotencyKeyInFlight(_) => Code::IdempotencyKeyInFlight,
             KeyRotationInProgress => Code::KeyRotationInProgress,
             KeyOverlapRunning { .. } => Code::KeyOverlapRunning,
+            ExpiryPolicyOff => Code::ExpiryPolicyOff,
             RateLimited { .. } => Code::RateLimited,
             RequestTimeout => Code::RequestTimeout,
             BodyNotAllowed => Code::BodyNotAllowed,
@@ -469,10 +475,10 @@ fn rule_code(v: &RuleViolation) -> Code {
         AlreadyReversed { .. } => Code::AlreadyReversed,
         EffectiveInFuture { .. } => Code::EffectiveDateInFuture,
         Overflow(_) => Code::AmountOverflow,
-        // Only the service's expiry sweep makes an `expire`, from what the ledger says is due,
-        // and it skips a wallet the rules refuse (used since it looked): one that reaches a
-        // client is the service's fault.
-        ExpiryTooEarly { .. } | ExpiryNotWholeBalance { .. } => Code::Internal,
+        // Only the service's expiry sweep makes an `expire`, from what the ledger says is due;
+        // the rules refuse it only when the wallet was used since the sweep looked, a conflict
+        // (the sweep skips the wallet, so no client sees it).
+        ExpiryTooEarly { .. } | ExpiryNotWholeBalance { .. } => Code::ExpiryNotDue,
     }
 }
 

@@ -932,6 +932,34 @@ impl Registry {
         (members, page.next().is_some())
     }
 
+    /// Up to `limit` members after member `after`, in id order (ids are UUIDv7: oldest first),
+    /// and whether more follow: those `registrar` registered ([`Registry::members_registered_by`]),
+    /// or every member (`None`; that costs a sort of every member's id).
+    pub fn members_after(
+        &self,
+        registrar: Option<Uuid>,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> (Vec<Member>, bool) {
+        if let Some(registrar) = registrar {
+            return self.members_registered_by(registrar, after, limit);
+        }
+        let state = self.read();
+        let mut ids: Vec<&Uuid> = state
+            .members
+            .keys()
+            .filter(|id| after.is_none_or(|a| **id > a))
+            .collect();
+        ids.sort_unstable();
+        let more = ids.len() > limit;
+        let members = ids
+            .into_iter()
+            .take(limit)
+            .filter_map(|id| state.members.get(id).cloned())
+            .collect();
+        (members, more)
+    }
+
     /// The API key with this id, revoked or not.
     pub fn api_key(&self, id: Uuid) -> Option<ApiKey> {
         self.read().keys.get(&id).cloned()

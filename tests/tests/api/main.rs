@@ -10,6 +10,7 @@ mod credentials;
 mod damage;
 mod disk_full;
 mod endpoints;
+mod expiry;
 mod history;
 mod idempotency;
 mod identity;

@@ -130,6 +130,8 @@ enum Op {
     LedgerKey,
     Healthz,
     Readyz,
+    UpcomingExpiries,
+    SweepExpiries,
 }
 
 /// The earn partner's list of members: the partner itself and administrators read it; callers
@@ -224,6 +226,8 @@ const MATRIX: &[(Op, Row, &str)] = {
         (LedgerKey,           [200; 13], ""),
         (Healthz,             [200; 13], ""),
         (Readyz,              [200; 13], ""),
+        (UpcomingExpiries,    only(200, [Y, Y, Y, N, Y, N, N, Y, N, N]), ""),
+        (SweepExpiries,       only(200, [Y, N, N, N, N, N, N, N, N, N]), ""),
     ]
 };
 
@@ -248,7 +252,15 @@ impl World {
     async fn new() -> World {
         // Every redemption in the matrix needs a fresh code, and most are refused: no limit
         // on live codes here.
-        let scheme = Scheme::start_with(|s| s.spend_codes.max_live_per_member = 0).await;
+        // An expiry policy, so that its routes answer (nothing is due for a year).
+        let scheme = Scheme::start_with(|s| {
+            s.spend_codes.max_live_per_member = 0;
+            s.expiry = Some(timecredits_server::service::expiries::Policy {
+                months: 12,
+                notice_days: 30,
+            });
+        })
+        .await;
         let (api, admin) = (&scheme.api, scheme.admin.as_str());
         let (_, auditor) = api.create_key(admin, json!({"kind": "auditor"})).await;
         let both = api
@@ -527,6 +539,8 @@ impl World {
             Op::LedgerKey => get("/v1/ledger/key".into()).await,
             Op::Healthz => get("/healthz".into()).await,
             Op::Readyz => get("/readyz".into()).await,
+            Op::UpcomingExpiries => get("/v1/expiries/upcoming".into()).await,
+            Op::SweepExpiries => post("/v1/expiries/sweep".into(), None).await,
         }
     }
 }

@@ -60,6 +60,12 @@ const NOT_PROVOCABLE: &[(&str, &str)] = &[
         "spend_code_expired",
         "takes 15 minutes; see `spend_codes::tests::codes_expire` in the server crate",
     ),
+    (
+        "expiry_not_due",
+        "only a wallet used while the expiry sweep writes, which the sweep skips (no client \
+         sees it); see `expiries::tests::a_wallet_used_after_the_sweep_read_it_is_skipped` in \
+         the server crate",
+    ),
 ];
 
 /// The codes each family's test provokes, all of them and no other.
@@ -141,6 +147,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
         &["card_invalid", "card_locked", "card_blocked"],
     ),
     ("key rotations", &["key_overlap_running"]),
+    ("expiry", &["expiry_policy_off"]),
 ];
 
 #[test]
@@ -1210,6 +1217,23 @@ async fn a_second_key_rotation_waits_for_the_overlap() {
         "key_overlap_running",
     );
 
+    seen.done();
+}
+
+/// The expiry sweep of a service without an expiry policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_without_an_expiry_policy_is_refused() {
+    let scheme = Scheme::start().await;
+    let mut seen = Seen::new("expiry");
+    seen.check(
+        "an expiry sweep with no policy configured",
+        &scheme
+            .api
+            .post("/v1/expiries/sweep", Some(&scheme.admin), None)
+            .await,
+        409,
+        "expiry_policy_off",
+    );
     seen.done();
 }
 

@@ -4,7 +4,26 @@
 use timecredits_audit::report::{report_file, Derived};
 use timecredits_audit::trust::Trust;
 use timecredits_domain::report::{write_csv, ReportSpec};
-use timecredits_tests::client::Scheme;
+use timecredits_tests::client::{Api, Scheme};
+
+/// The ledger's export of `size` entries, in a file of a new temporary directory (kept while
+/// the directory lives), with the trust an auditor gives the service's key.
+pub(crate) async fn exported(
+    api: &Api,
+    admin: &str,
+    size: u64,
+) -> (tempfile::TempDir, std::path::PathBuf, Trust) {
+    let export = api
+        .get(&format!("/v1/ledger/export?size={size}"), Some(admin))
+        .await;
+    export.expect(200);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.jsonl");
+    std::fs::write(&path, &export.text).unwrap();
+    let key = api.get("/v1/ledger/key", None).await;
+    let trust = Trust::new(&[key.expect(200)["verifier_key"].as_str().unwrap()], None).unwrap();
+    (dir, path, trust)
+}
 
 #[tokio::test]
 async fn the_service_report_is_the_auditors_report_of_an_export_of_the_same_size() {
@@ -29,18 +48,7 @@ async fn the_service_report_is_the_auditors_report_of_an_export_of_the_same_size
     let size: u64 = service.header("ledger-size").unwrap().parse().unwrap();
     assert!(service.text.contains("earn,"), "{}", service.text);
 
-    let export = api
-        .get(
-            &format!("/v1/ledger/export?size={size}"),
-            Some(&scheme.admin),
-        )
-        .await;
-    export.expect(200);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("export.jsonl");
-    std::fs::write(&path, &export.text).unwrap();
-    let key = api.get("/v1/ledger/key", None).await;
-    let trust = Trust::new(&[key.expect(200)["verifier_key"].as_str().unwrap()], None).unwrap();
+    let (_dir, path, trust) = exported(api, &scheme.admin, size).await;
     let spec = ReportSpec {
         period: "day".parse().unwrap(),
         ..ReportSpec::default()

@@ -262,7 +262,7 @@ const TEXT_CSV: &str = "text/csv; charset=utf-8; header=present";
 
 /// Whether the request asks for CSV: `?format=csv`, or `text/csv` among the media types its
 /// `Accept` header accepts (with any weight but 0) when `format` is not given.
-fn wants_csv(req: &HttpRequest, format: Option<ListFormat>) -> bool {
+pub(super) fn wants_csv(req: &HttpRequest, format: Option<ListFormat>) -> bool {
     if let Some(format) = format {
         return format == ListFormat::Csv;
     }
@@ -318,16 +318,9 @@ pub async fn list_members(
         return Err(ApiError::PartnerNotFound(not_visible("partner", id)));
     }
     let limit = page_size(params.limit)?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|c| decode_cursor(c).map(Uuid::from_bytes))
-        .transpose()?;
+    let after = member_cursor(params.cursor.as_deref())?;
     let (listed, has_more) = service::members::registered_by(&state, id, after, limit)?;
-    let next_cursor = listed
-        .last()
-        .filter(|_| has_more)
-        .map(|l| encode_cursor(l.member.account.as_bytes()));
+    let next_cursor = next_member_cursor(listed.last().map(|l| l.member.account), has_more);
     let members: Vec<RegisteredMember> = listed
         .into_iter()
         .map(|l| {
@@ -350,15 +343,32 @@ pub async fn list_members(
             next_cursor,
         }));
     }
-    let body = to_csv(&members);
+    let next = next_cursor
+        .map(|c| format!("/v1/partners/{id}/members?format=csv&limit={limit}&cursor={c}"));
+    Ok(csv_page(to_csv(&members), next))
+}
+
+/// The member id a member list's `cursor` names, if one is given.
+pub(super) fn member_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    cursor
+        .map(|c| decode_cursor(c).map(Uuid::from_bytes))
+        .transpose()
+}
+
+/// The cursor of the page after one that ends with member `last`, when more follow.
+pub(super) fn next_member_cursor(last: Option<Uuid>, has_more: bool) -> Option<String> {
+    last.filter(|_| has_more)
+        .map(|id| encode_cursor(id.as_bytes()))
+}
+
+/// A page of a list as CSV, with the address of the `next` page, if more follow, in a `Link`
+/// header (`rel="next"`).
+pub(super) fn csv_page(body: impl Into<Vec<u8>>, next: Option<String>) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    if let Some(cursor) = next_cursor {
-        response.insert_header((
-            header::LINK,
-            format!("</v1/partners/{id}/members?format=csv&limit={limit}&cursor={cursor}>; rel=\"next\""),
-        ));
+    if let Some(next) = next {
+        response.insert_header((header::LINK, format!("<{next}>; rel=\"next\"")));
     }
-    Ok(response.content_type(TEXT_CSV).body(body))
+    response.content_type(TEXT_CSV).body(body.into())
 }
 
 /// `members` as CSV (`timecredits_domain::csv`): the header row (written here, so that an empty

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod cards;
+pub mod expiries;
 mod fields;
 pub mod health;
 pub mod log;
@@ -70,6 +71,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(Resource::of(admin::revoke_api_key, admin::__path_revoke_api_key).no_body())
     .service(Resource::of(admin::suspend_partner, admin::__path_suspend_partner).no_body())
     .service(Resource::of(admin::reinstate_partner, admin::__path_reinstate_partner).no_body())
+    .service(Resource::of(expiries::upcoming, expiries::__path_upcoming))
+    .service(Resource::of(expiries::sweep, expiries::__path_sweep).no_body())
     .service(Resource::of(
         movements::allocate,
         movements::__path_allocate,

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod cards;
+pub mod expiries;
 pub mod members;
 pub mod partners;
 pub mod privacy;
@@ -134,6 +135,24 @@ pub async fn submit(
 ) -> Result<Committed, ApiError> {
     let _guard = begin(state, caller.actor(), idempotency_key, Remembered::Ledger)?;
     commit(state, caller, idempotency_key, intents).await
+}
+
+/// Submits a request to the ledger as `actor` (a write of the service's own, with no caller: the
+/// expiry sweep), refusing a concurrent repeat. Blocking: from a thread that may wait, not an
+/// async worker.
+fn submit_blocking_as(
+    state: &AppState,
+    actor: Uuid,
+    idempotency_key: &IdempotencyKey,
+    intents: Vec<Intent>,
+) -> Result<Committed, ApiError> {
+    let _guard = begin(state, actor, idempotency_key, Remembered::Ledger)?;
+    let request = Request {
+        actor,
+        key: idempotency_key.clone(),
+        intents,
+    };
+    Ok(state.ledger.submit_blocking(request)?)
 }
 
 /// What an earlier request by `caller` under `idempotency_key` moved: `None` if there was no
