@@ -983,3 +983,88 @@ async fn the_office_figures_follow_every_commit_at_the_size_they_name() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_office_allocates_settles_revokes_and_exports_once_each() {
+    let scheme = Scheme::start().await;
+    let (api, admin) = (&scheme.api, scheme.admin.as_str());
+    let password =
+        std::fs::read_to_string(scheme.server.data_dir().join("admin-password")).unwrap();
+    let mut office = Browser::new(api.base());
+    let page = office.sign_in("admin", password.trim()).await;
+    let (csrf, key) = (page.field("csrf"), page.field("idempotency_key"));
+    let club = scheme.earner.id.to_string();
+
+    // Budget allocated from the form, once however often it is sent.
+    let budget = scheme.earner.budget();
+    let before = api.balance(admin, budget).await;
+    let allocate_key = format!("{key}-allocate");
+    let allocate = [
+        ("csrf", csrf.as_str()),
+        ("idempotency_key", allocate_key.as_str()),
+        ("partner", club.as_str()),
+        ("hours", "12"),
+        ("minutes", "30"),
+    ];
+    for _ in 0..2 {
+        let allocated = office.post("/app/office/allocations", &allocate).await;
+        assert_eq!(allocated.status, StatusCode::OK, "{}", allocated.body);
+        assert!(allocated.body.contains("Budget allocated."));
+    }
+    assert_eq!(api.balance(admin, budget).await, before + 750);
+    let nobody = office
+        .post(
+            "/app/office/allocations",
+            &[
+                ("csrf", &csrf),
+                ("idempotency_key", "allocate-nobody"),
+                ("partner", "nobody"),
+                ("hours", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(nobody.body.contains("aria-describedby=\"partner-error\""));
+
+    // The venue's credits settled: its account is emptied into retirement.
+    let member = scheme.member(90).await;
+    api.spend(&member, &scheme.venue.key, 60).await;
+    let venue = scheme.venue.id.to_string();
+    let settled = office
+        .post(
+            "/app/office/settlements",
+            &[
+                ("csrf", &csrf),
+                ("idempotency_key", &format!("{key}-settle")),
+                ("partner", &venue),
+                ("account", "venue"),
+            ],
+        )
+        .await;
+    assert_eq!(settled.status, StatusCode::OK, "{}", settled.body);
+    assert!(settled.body.contains("Settled."));
+    assert_eq!(api.balance(admin, scheme.venue.venue()).await, 0);
+
+    // A partner's key revoked from the list stops working at once; the office's own key is
+    // not offered for revoking.
+    let listed = office.get("/app/office").await;
+    assert!(listed.body.contains("The one you are using"));
+    let revoke_key = format!("{key}-revoke-{}", scheme.venue.key_id);
+    let revoke = [
+        ("csrf", csrf.as_str()),
+        ("idempotency_key", revoke_key.as_str()),
+        ("key", &scheme.venue.key_id.to_string()),
+    ];
+    let revoked = office.post("/app/office/keys/revoke", &revoke).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    api.get("/v1/me", Some(&scheme.venue.key))
+        .await
+        .assert_problem(401, "unauthorized");
+
+    // The export for auditors is the API's, byte for byte.
+    let download = office.get("/app/office/export.ndjson").await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert!(download.body.lines().count() > 3, "{}", download.body);
+    let from_api = api.get("/v1/ledger/export", Some(admin)).await;
+    assert_eq!(download.body, from_api.text);
+}

@@ -189,6 +189,14 @@ pub async fn export(
         from: params.from.unwrap_or(0),
         size: params.size,
     };
+    export_response(state, range)
+}
+
+/// The export of `range`, streamed (the API's answer and the programme office's download).
+pub(crate) fn export_response(
+    state: web::Data<AppState>,
+    range: ExportRange,
+) -> Result<HttpResponse, ApiError> {
     // Bounds are checked before the first byte, so a bad request gets a problem, not a 200.
     let export = state.ledger.export(range)?;
     let chunks = futures_util::stream::try_unfold(Some((export, state)), next_chunk);

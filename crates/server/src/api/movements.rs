@@ -81,27 +81,23 @@ pub async fn allocate(
     idempotency_key: IdemKey,
     body: web::Json<NewAllocation>,
 ) -> Result<HttpResponse, ApiError> {
+    // Refused before the body is read, as every write is (the service checks again).
     caller.permit(Operation::Allocate)?;
     let minutes = amount(body.hours, body.minutes)?;
-    let partner = state.registry.partner(body.partner_id).ok_or_else(|| {
-        ApiError::PartnerNotFound(format!("partner {} does not exist", body.partner_id))
-    })?;
-    let budget = partner.budget_account.ok_or_else(|| {
-        ApiError::WrongPartnerRole(format!("partner {} is not an earn partner", partner.id))
-    })?;
     let details = Details {
         reference: TextField::parse_optional("reference", &body.reference)?,
         ..Details::default()
     };
-    let intent = transfer(
-        MovementKind::Allocate,
-        state.ledger.programme_account(),
-        AccountId(budget),
+    let committed = service::allocations::allocate(
+        &state,
+        &caller,
+        &idempotency_key.0,
+        body.partner_id,
         minutes,
-        None,
         details,
-    );
-    recorded(service::submit(&state, &caller, &idempotency_key.0, vec![intent]).await?)
+    )
+    .await?;
+    recorded(committed)
 }
 
 /// Time given by a member.

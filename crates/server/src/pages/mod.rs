@@ -99,6 +99,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/receipts/{id}", web::get().to(views::receipt))
             .route("/office", web::get().to(views::office))
             .route("/office/logins", web::post().to(views::office_login))
+            .route(
+                "/office/allocations",
+                web::post().to(views::office_allocate),
+            )
+            .route("/office/settlements", web::post().to(views::office_settle))
+            .route("/office/keys/revoke", web::post().to(views::office_revoke))
+            .route("/office/export.ndjson", web::get().to(views::office_export))
             .route("/reports/impact.csv", web::get().to(views::report_csv))
             .default_service(web::to(views::not_found)),
     );

@@ -9,6 +9,7 @@
 //! answers its own repeats, is `Remembered`.
 
 pub mod accounts;
+pub mod allocations;
 pub mod api_keys;
 pub mod cards;
 pub mod expiries;

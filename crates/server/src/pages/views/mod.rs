@@ -30,7 +30,9 @@ pub use desk::{
     desk, desk_card, desk_card_block, desk_card_issue, desk_card_svg, desk_earn, desk_register,
     desk_reverse, desk_sheet,
 };
-pub use office::{office, office_login};
+pub use office::{
+    office, office_allocate, office_export, office_login, office_revoke, office_settle,
+};
 pub use reports::report_csv;
 pub use sign_in::{home, member_sign_in, sign_in, sign_out, sign_out_everywhere};
 pub use till::{till, till_redeem, till_settle};

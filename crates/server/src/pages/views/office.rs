@@ -1,37 +1,50 @@
 //! The programme office: partners, staff logins, this year's figures and the ledger's checkpoint.
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use timecredits_domain::report::{Figure, Section};
+use timecredits_domain::{AccountId, Details};
+use timecredits_ledger::ExportRange;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Operation};
-use crate::pages::{render, render_with, Form, Visitor};
+use crate::pages::{problem_message, render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::staff::Username;
-use crate::registry::Role;
+use crate::registry::{Principal, Role};
 use crate::service;
 use crate::service::api_keys::KeyHolder;
+use crate::service::settlements::Settled;
 use crate::AppState;
 
 use super::reports::this_year;
 use super::{
-    checked, form_key, format_minutes, not_allowed, signed_in, Chrome, Page, Refusal, Said,
-    SecretPage,
+    checked, form_key, format_minutes, not_allowed, refuse, signed_in, Chrome, MessagePage, Page,
+    Refusal, Said, SecretPage,
 };
 
-/// A partner in the office's list.
+/// A partner in the office's list, with what its accounts hold.
 pub struct PartnerRow {
     id: Uuid,
     name: String,
     roles: String,
+    earns: bool,
+    budget: String,
+    received: String,
 }
 
-/// A staff login in the office's list.
-pub struct LoginRow {
-    username: String,
+/// An API key in the office's list (a staff login's key names its username), revocable
+/// unless it is revoked already or the caller's own.
+pub struct KeyRow {
+    id: Uuid,
     label: String,
+    username: Option<String>,
+    holder: String,
+    created: String,
     revoked: bool,
+    own: bool,
 }
 
 /// One bar of the office's chart.
@@ -48,7 +61,7 @@ pub struct Bar {
 struct OfficePage {
     c: Chrome,
     partners: Vec<PartnerRow>,
-    logins: Vec<LoginRow>,
+    keys: Vec<KeyRow>,
     hours_given: String,
     hours_redeemed: String,
     bars: Vec<Bar>,
@@ -56,7 +69,8 @@ struct OfficePage {
     size: u64,
     verifier_key: String,
     checkpoint: String,
-    login_key: String,
+    idempotency_key: String,
+    may_export: bool,
 }
 
 /// The chart's drawing height, in SVG units.
@@ -73,7 +87,12 @@ fn office_caller(v: &Visitor, state: &AppState) -> Result<Caller, Refusal> {
 fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> HttpResponse {
     let status = said.status();
     let t = &v.t;
-    let partners = state
+    let held = |account: Option<Uuid>| {
+        account
+            .and_then(|a| state.ledger.account(AccountId(a)).ok().flatten())
+            .map_or_else(String::new, |a| format_minutes(a.balance.unsigned_abs()))
+    };
+    let partners: Vec<PartnerRow> = state
         .registry
         .partners()
         .into_iter()
@@ -88,21 +107,36 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
+            earns: p.budget_account.is_some(),
+            budget: held(p.budget_account),
+            received: held(p.venue_account),
             name: p.name,
         })
         .collect();
-    let logins = if caller.permit(Operation::ListApiKeys).is_ok() {
-        state
+    let keys = if caller.permit(Operation::ListApiKeys).is_ok() {
+        let usernames: HashMap<Uuid, String> = state
             .registry
             .staff_logins()
             .into_iter()
-            .filter_map(|l| {
-                let key = state.registry.api_key(l.key)?;
-                Some(LoginRow {
-                    username: l.username,
-                    label: key.label,
-                    revoked: key.revoked.is_some(),
-                })
+            .map(|l| (l.key, l.username))
+            .collect();
+        let names: HashMap<Uuid, &str> = partners.iter().map(|p| (p.id, p.name.as_str())).collect();
+        state
+            .registry
+            .api_keys(None)
+            .into_iter()
+            .map(|k| KeyRow {
+                id: k.id,
+                holder: match k.principal {
+                    Principal::Administrator => t.get("administrator"),
+                    Principal::Auditor { .. } => t.get("auditor"),
+                    Principal::Partner { id } => names.get(&id).copied().unwrap_or("").to_owned(),
+                },
+                created: k.created.format("%Y-%m-%d").to_string(),
+                revoked: k.revoked.is_some(),
+                own: caller.api_key_id() == Some(k.id),
+                username: usernames.get(&k.id).cloned(),
+                label: k.label,
             })
             .collect()
     } else {
@@ -149,7 +183,7 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
         &OfficePage {
             c: Chrome::new(v, Some(caller), "/app/office", "office-title").say(said),
             partners,
-            logins,
+            keys,
             hours_given: format_minutes(total(Section::Earn, Figure::GivenMinutes).unsigned_abs()),
             hours_redeemed: format_minutes(
                 total(Section::Spend, Figure::RedeemedMinutes).unsigned_abs(),
@@ -159,7 +193,8 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
             size: state.ledger.size().unwrap_or(0),
             verifier_key: state.ledger.verifier_key(),
             checkpoint,
-            login_key: form_key(),
+            idempotency_key: form_key(),
+            may_export: caller.permit(Operation::Export).is_ok(),
         },
     )
 }
@@ -205,4 +240,97 @@ pub async fn office_login(v: Visitor, state: web::Data<AppState>, form: Form) ->
         }),
         Err(e) => office_page(&v, &state, &caller, Said::refused(&v.t, &e)),
     })
+}
+
+/// `POST /app/office/allocations`: budget for an earn partner.
+pub async fn office_allocate(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let caller = office_caller(&v, &state)?;
+    let outcome = async {
+        let partner = chosen_partner(&form)?;
+        let details = Details {
+            reference: form.text("reference")?,
+            ..Details::default()
+        };
+        let minutes = form.amount()?;
+        let key = form.idempotency_key()?;
+        service::allocations::allocate(&state, &caller, &key, partner, minutes, details).await
+    }
+    .await;
+    let said = Said::of(&v.t, outcome, |_| v.t.get("office-allocated"));
+    Ok(office_page(&v, &state, &caller, said))
+}
+
+/// `POST /app/office/settlements`: a partner's venue credits retired, or its unused budget
+/// returned (all of it).
+pub async fn office_settle(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let caller = office_caller(&v, &state)?;
+    let outcome = async {
+        let partner = chosen_partner(&form)?;
+        let which = match form.get("account") {
+            Some("budget") => Settled::Budget,
+            Some("venue") => Settled::Venue,
+            _ => {
+                return Err(ApiError::InvalidRequest(
+                    "account: choose the budget or the venue credits".into(),
+                ))
+            }
+        };
+        let key = form.idempotency_key()?;
+        service::settlements::settle(&state, &caller, &key, partner, which, None, None).await
+    }
+    .await;
+    let said = Said::of(&v.t, outcome, |_| v.t.get("office-settled"));
+    Ok(office_page(&v, &state, &caller, said))
+}
+
+/// `POST /app/office/keys/revoke`: an API key (or a staff login's) revoked, its sessions ended.
+pub async fn office_revoke(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let caller = office_caller(&v, &state)?;
+    let outcome = (|| {
+        caller.permit(Operation::RevokeApiKey)?;
+        let id = form
+            .get("key")
+            .and_then(|k| k.parse::<Uuid>().ok())
+            .ok_or_else(|| ApiError::InvalidRequest("key: not a key id".into()))?;
+        let key = form.idempotency_key()?;
+        let print = form.fingerprint("app/office/keys/revoke");
+        service::api_keys::revoke(&state, &caller, &key, print, id)
+    })();
+    let said = Said::of(&v.t, outcome, |_| v.t.get("office-key-revoked"));
+    Ok(office_page(&v, &state, &caller, said))
+}
+
+/// `GET /app/office/export.ndjson`: the signed export of the whole ledger, for auditors (the
+/// API's `GET /v1/ledger/export`, as a download).
+pub async fn office_export(v: Visitor, state: web::Data<AppState>) -> Page {
+    let caller = office_caller(&v, &state)?;
+    caller
+        .permit(Operation::Export)
+        .map_err(|_| not_allowed(&v, &caller))?;
+    let range = ExportRange {
+        from: 0,
+        size: None,
+    };
+    let mut response = crate::api::log::export_response(state, range).map_err(|e| {
+        let c = Chrome::new(&v, Some(&caller), "/app/office", "office-title")
+            .error(problem_message(&v.t, &e));
+        refuse(render_with(e.status(), &MessagePage { c }))
+    })?;
+    response.headers_mut().insert(
+        actix_web::http::header::CONTENT_DISPOSITION,
+        actix_web::http::header::HeaderValue::from_static(
+            "attachment; filename=\"timecredits-export.ndjson\"",
+        ),
+    );
+    Ok(response)
+}
+
+/// The partner a form chose.
+fn chosen_partner(form: &Form) -> Result<Uuid, ApiError> {
+    form.get("partner")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| ApiError::InvalidRequest("partner: choose a partner".into()))
 }
