@@ -7,21 +7,21 @@ pub mod server;
 use timecredits_domain::{AccountId, AccountKind, EntryBody};
 use timecredits_ledger::{Ledger, LedgerError};
 
-/// The first account of `kind` opened in the ledger, found by reading entries from the start.
-pub fn first_account(ledger: &Ledger, kind: AccountKind) -> Result<Option<AccountId>, LedgerError> {
-    for seq in 0..ledger.size()? {
-        if let Some(entry) = ledger.entry(seq)? {
-            if let EntryBody::Open {
-                account,
-                account_kind,
-                ..
-            } = entry.body
-            {
-                if account_kind == kind {
-                    return Ok(Some(account));
-                }
+/// The accounts of `kind` opened in the ledger, in the order they were opened, found by reading
+/// its entries from the start.
+pub fn accounts_of(ledger: &Ledger, kind: AccountKind) -> Result<Vec<AccountId>, LedgerError> {
+    let mut accounts = Vec::new();
+    for entry in ledger.entries(0..ledger.size()?)? {
+        if let EntryBody::Open {
+            account,
+            account_kind,
+            ..
+        } = entry?.body
+        {
+            if account_kind == kind {
+                accounts.push(account);
             }
         }
     }
-    Ok(None)
+    Ok(accounts)
 }

@@ -1,4 +1,4 @@
-//! Crash test: a child process commits entries from several threads and reports each
+//! Crash test: a child process commits earns and expiries from several threads and reports each
 //! acknowledgement; it is killed with SIGKILL at random moments, over and over. After each kill the
 //! store must reopen, hold every acknowledged entry, equal a replay of its entries under the ledger
 //! rules, and carry a latest checkpoint that verifies and commits to exactly those entries.
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use timecredits_domain::rules::{self, AccountState, Original};
-use timecredits_domain::{AccountId, Entry, EntryBody};
+use timecredits_domain::{AccountId, Entry, EntryBody, MovementKind};
 use timecredits_ledger::Ledger;
 use timecredits_testkit::ledger::{config, ORIGIN};
 use timecredits_testkit::rng::{clock_seed, Rng};
@@ -112,7 +112,9 @@ fn replay(entries: &[Entry]) -> HashMap<AccountId, AccountState> {
     accounts
 }
 
-fn verify_store(dir: &Path, acknowledged: &HashMap<u64, String>) -> u64 {
+/// Checks the store in `dir` against what was acknowledged and a replay of its entries; returns
+/// its size and how many of its entries are expiries.
+fn verify_store(dir: &Path, acknowledged: &HashMap<u64, String>) -> (u64, usize) {
     let ledger = Ledger::open(dir, config()).expect("the store reopens after SIGKILL");
     let size = ledger.size().unwrap();
     let mut entries = Vec::with_capacity(size as usize);
@@ -145,7 +147,11 @@ fn verify_store(dir: &Path, acknowledged: &HashMap<u64, String>) -> u64 {
         open_checkpoint(signed.note.as_bytes(), ORIGIN, &[verifier]).expect("checkpoint verifies");
     assert_eq!(cp.size, size);
     assert_eq!(cp.root, root_of_leaves(leaves));
-    size
+    let expiries = entries
+        .iter()
+        .filter(|e| matches!(&e.body, EntryBody::Move(m) if m.kind == MovementKind::Expire))
+        .count();
+    (size, expiries)
 }
 
 #[test]
@@ -153,20 +159,23 @@ fn acknowledged_entries_survive_sigkill() {
     let mut rng = Rng::new(clock_seed("crash test"));
     let dir = tempfile::tempdir().unwrap();
     let mut acknowledged = HashMap::new();
-    let mut last_size = 0;
+    let (mut last_size, mut expiries) = (0, 0);
     for cycle in 0..CYCLES {
         let acks = run_and_kill(dir.path(), &mut rng);
         assert!(!acks.is_empty());
         acknowledged.extend(acks);
-        let size = verify_store(dir.path(), &acknowledged);
+        let size;
+        (size, expiries) = verify_store(dir.path(), &acknowledged);
         assert!(
             size >= last_size,
             "cycle {cycle}: the log shrank from {last_size} to {size}"
         );
         last_size = size;
     }
+    // The load held expiries as well as earns (the child's clock makes their period pass).
+    assert!(expiries > 0, "no expiry was committed");
     println!(
-        "{} entries acknowledged over {CYCLES} kills; final size {last_size}",
+        "{} entries acknowledged over {CYCLES} kills; final size {last_size}, {expiries} expiries",
         acknowledged.len()
     );
 }
