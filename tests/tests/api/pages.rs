@@ -179,6 +179,20 @@ async fn staff_login(
     )
 }
 
+/// A coordinator of the scheme's earn partner, signed in at the desk: their browser and the
+/// desk page.
+async fn coordinator_at_desk(scheme: &Scheme) -> (Browser, Page) {
+    let (_, password) = staff_login(
+        scheme,
+        "coordinator",
+        json!({"kind": "partner", "id": scheme.earner.id}),
+    )
+    .await;
+    let mut desk = Browser::new(scheme.api.base());
+    let page = desk.sign_in("coordinator", &password).await;
+    (desk, page)
+}
+
 #[tokio::test]
 async fn a_coordinator_a_member_and_a_till_run_the_scheme_from_the_pages() {
     let scheme = Scheme::start().await;
@@ -669,14 +683,7 @@ async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_block
     for _ in 0..57 {
         registered.push(api.register_member(&club.key).await.id.to_string());
     }
-    let (_, password) = staff_login(
-        &scheme,
-        "coordinator",
-        json!({"kind": "partner", "id": club.id}),
-    )
-    .await;
-    let mut desk = Browser::new(&base);
-    let first = desk.sign_in("coordinator", &password).await;
+    let (mut desk, first) = coordinator_at_desk(&scheme).await;
 
     // Every member is listed once, over two pages.
     let mut listed = listed_members(&first);
@@ -754,6 +761,7 @@ async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_block
     let issue = [
         ("csrf", card_page.field("csrf")),
         ("idempotency_key", card_page.field("idempotency_key")),
+        ("act", "issue".into()),
     ];
     let issue: Vec<(&str, &str)> = issue.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let issued = desk.post(&card_path, &issue).await;
@@ -807,9 +815,10 @@ async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_block
             "idempotency_key",
             format!("{}-block", issued.field("idempotency_key")),
         ),
+        ("act", "block".into()),
     ];
     let block: Vec<(&str, &str)> = block.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let blocked = desk.post(&format!("{card_path}/block"), &block).await;
+    let blocked = desk.post(&card_path, &block).await;
     assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
     assert!(blocked.body.contains("The card is blocked."));
     assert_eq!(sign_in(number, pin).await, StatusCode::UNAUTHORIZED);
@@ -823,17 +832,9 @@ async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_block
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sheet_of_hours_uploaded_at_the_desk_records_all_rows_or_lists_each_mistake() {
     let scheme = Scheme::start().await;
-    let base = scheme.api.base().to_owned();
-    let (api, club) = (&scheme.api, &scheme.earner);
+    let api = &scheme.api;
     let (ada, bob) = (scheme.member(0).await, scheme.member(0).await);
-    let (_, password) = staff_login(
-        &scheme,
-        "coordinator",
-        json!({"kind": "partner", "id": club.id}),
-    )
-    .await;
-    let mut desk = Browser::new(&base);
-    let page = desk.sign_in("coordinator", &password).await;
+    let (mut desk, page) = coordinator_at_desk(&scheme).await;
     let key = format!("{}-sheet", page.field("idempotency_key"));
     let form = [("csrf", page.field("csrf")), ("idempotency_key", key)];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -888,15 +889,7 @@ async fn a_sheet_of_hours_uploaded_at_the_desk_records_all_rows_or_lists_each_mi
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_field_is_marked_and_named_beside_it_and_in_the_summary() {
     let scheme = Scheme::start().await;
-    let base = scheme.api.base().to_owned();
-    let (_, password) = staff_login(
-        &scheme,
-        "coordinator",
-        json!({"kind": "partner", "id": scheme.earner.id}),
-    )
-    .await;
-    let mut desk = Browser::new(&base);
-    let page = desk.sign_in("coordinator", &password).await;
+    let (mut desk, page) = coordinator_at_desk(&scheme).await;
     let (csrf, key) = (page.field("csrf"), page.field("idempotency_key"));
     for (field, help, form) in [
         (

@@ -77,11 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/desk/members/{id}/card", web::get().to(views::desk_card))
             .route(
                 "/desk/members/{id}/card",
-                web::post().to(views::desk_card_issue),
-            )
-            .route(
-                "/desk/members/{id}/card/block",
-                web::post().to(views::desk_card_block),
+                web::post().to(views::desk_card_act),
             )
             .route(
                 "/desk/members/{id}/card.svg",

@@ -157,6 +157,17 @@ fn recent_earns(
         .collect()
 }
 
+/// The desk's first page again, saying what became of the form just sent.
+fn after_form(
+    v: &Visitor,
+    state: &AppState,
+    caller: &Caller,
+    desk: (Uuid, AccountId),
+    said: Said,
+) -> HttpResponse {
+    desk_page(v, state, caller, desk, None, said)
+}
+
 /// `GET /app/desk[?after=MEMBER]`.
 pub async fn desk(
     v: Visitor,
@@ -226,14 +237,7 @@ pub async fn desk_earn(v: Visitor, state: web::Data<AppState>, form: Form) -> Pa
         Err(None) => Said::error_at("member_id", v.t.get("desk-no-member")),
         Err(Some(e)) => Said::refused(&v.t, &e),
     };
-    Ok(desk_page(
-        &v,
-        &state,
-        &caller,
-        (partner, budget),
-        None,
-        said,
-    ))
+    Ok(after_form(&v, &state, &caller, (partner, budget), said))
 }
 
 /// `POST /app/desk/sheet`: a spreadsheet of hours (CSV with the API's earn sheet columns,
@@ -280,14 +284,7 @@ pub async fn desk_sheet(v: Visitor, state: web::Data<AppState>, form: Form) -> P
         ),
         Err(e) => Said::refused(&v.t, &e),
     };
-    Ok(desk_page(
-        &v,
-        &state,
-        &caller,
-        (partner, budget),
-        None,
-        said,
-    ))
+    Ok(after_form(&v, &state, &caller, (partner, budget), said))
 }
 
 /// `POST /app/desk/members`: registers a member and shows their credential, once.
@@ -313,13 +310,12 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
                 back: "/app/desk",
             })
         }
-        Err(e) => desk_page(
+        // The register form's one field shares its name with the record form's: no field named.
+        Err(e) => after_form(
             &v,
             &state,
             &caller,
             (partner, budget),
-            None,
-            // The register form's one field shares its name with the record form's.
             Said::error(problem_message(&v.t, &e)),
         ),
     })
@@ -338,14 +334,8 @@ pub async fn desk_reverse(v: Visitor, state: web::Data<AppState>, form: Form) ->
         service::reversals::reverse(&state, &caller, &key, entry, None).await
     }
     .await;
-    Ok(desk_page(
-        &v,
-        &state,
-        &caller,
-        (partner, budget),
-        None,
-        Said::of(&v.t, outcome, |_| v.t.get("desk-reversed")),
-    ))
+    let said = Said::of(&v.t, outcome, |_| v.t.get("desk-reversed"));
+    Ok(after_form(&v, &state, &caller, (partner, budget), said))
 }
 
 /// A member's card as the card page shows it.
@@ -416,9 +406,9 @@ pub async fn desk_card(v: Visitor, state: web::Data<AppState>, id: web::Path<Uui
     card_page(&v, &state, &caller, id.into_inner(), None, Said::Nothing)
 }
 
-/// `POST /app/desk/members/{id}/card`: a new card with a generated PIN (shown once); the old
-/// card, if any, is refused from now on.
-pub async fn desk_card_issue(
+/// `POST /app/desk/members/{id}/card`: with `act=issue`, a new card with a generated PIN (shown
+/// once), any old card refused from now on; with `act=block`, the card refused from now on.
+pub async fn desk_card_act(
     v: Visitor,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -431,39 +421,21 @@ pub async fn desk_card_issue(
         caller.permit(Operation::ManageCard)?;
         let key = form.idempotency_key()?;
         let print = form.fingerprint(&format!("app/desk/members/{id}/card"));
-        service::cards::issue(&state, &caller, &key, print, id, None)
+        match form.get("act") {
+            Some("issue") => service::cards::issue(&state, &caller, &key, print, id, None)
+                .map(|issued| (issued.generated_pin, "desk-card-issued-notice")),
+            Some("block") => service::cards::block(&state, &caller, &key, print, id)
+                .map(|_| (None, "desk-card-blocked-notice")),
+            _ => Err(ApiError::InvalidRequest("act: issue or block".into())),
+        }
     })();
     match outcome {
-        Ok(issued) => card_page(
-            &v,
-            &state,
-            &caller,
-            id,
-            issued.generated_pin,
-            Said::Notice(v.t.get("desk-card-issued-notice")),
-        ),
+        Ok((pin, notice)) => {
+            let said = Said::Notice(v.t.get(notice));
+            card_page(&v, &state, &caller, id, pin, said)
+        }
         Err(e) => card_page(&v, &state, &caller, id, None, Said::refused(&v.t, &e)),
     }
-}
-
-/// `POST /app/desk/members/{id}/card/block`: the card is refused from now on.
-pub async fn desk_card_block(
-    v: Visitor,
-    state: web::Data<AppState>,
-    id: web::Path<Uuid>,
-    form: Form,
-) -> Page {
-    checked(&v, &form)?;
-    let (caller, _, _) = partner_caller(&v, &state, Scope::Earn)?;
-    let id = id.into_inner();
-    let outcome = (|| {
-        caller.permit(Operation::ManageCard)?;
-        let key = form.idempotency_key()?;
-        let print = form.fingerprint(&format!("app/desk/members/{id}/card/block"));
-        service::cards::block(&state, &caller, &key, print, id)
-    })();
-    let said = Said::of(&v.t, outcome, |_| v.t.get("desk-card-blocked-notice"));
-    card_page(&v, &state, &caller, id, None, said)
 }
 
 /// `GET /app/desk/members/{id}/card.svg`: the printable card (never its PIN).
