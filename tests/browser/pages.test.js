@@ -76,6 +76,7 @@ describe("the pages", () => {
     await submit(desk.page, "form[action='/app/desk/members'] button");
     const credential = (await desk.page.textContent("#secret")).trim();
     assert.match(credential, /^tcm_/);
+    assert.ok(await desk.page.evaluate(() => document.querySelector(".qr img").naturalWidth) > 0, "the credential's QR code");
     await inspect(desk.page, "desk-registered");
     await desk.page.goto(service.base + "/app/desk");
     const memberId = await desk.page.getAttribute("input[name='member']", "value");

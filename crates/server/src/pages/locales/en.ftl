@@ -61,6 +61,7 @@ desk-register = Register a new member
 desk-register-button = Register
 desk-registered = Member registered. Give them this credential; it is shown once.
 desk-credential = Member credential
+desk-credential-qr = The same credential as a QR code, to print for the member
 desk-reports = Reports
 desk-report-csv = Download this year's impact report (CSV)
 desk-no-member = Tick at least one member or type a member number.

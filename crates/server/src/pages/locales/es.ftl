@@ -61,6 +61,7 @@ desk-register = Dar de alta a un socio
 desk-register-button = Dar de alta
 desk-registered = Socio dado de alta. Entrégale esta credencial; solo se muestra una vez.
 desk-credential = Credencial del socio
+desk-credential-qr = La misma credencial como código QR, para imprimirla para el socio
 desk-reports = Informes
 desk-report-csv = Descargar el informe de impacto de este año (CSV)
 desk-no-member = Marca al menos un socio o escribe un número de socio.

@@ -306,6 +306,10 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
             render(&SecretPage {
                 c,
                 label: format!("{} · {}", v.t.get("member-id"), registered.member_id),
+                qr: registered
+                    .credential
+                    .as_deref()
+                    .map(|credential| crate::qr::data_uri(credential, 240)),
                 secret: registered.credential.unwrap_or_default(),
                 back: "/app/desk",
             })

@@ -377,11 +377,14 @@ fn partner_caller(
     }
 }
 
+/// A secret shown once: a member's credential (with its QR code, to print and hand over; the
+/// member's phone reads it instead of typing it) or a staff login's password.
 #[derive(Template)]
 #[template(path = "app/secret.html")]
 struct SecretPage {
     c: Chrome,
     label: String,
     secret: String,
+    qr: Option<String>,
     back: &'static str,
 }

@@ -236,6 +236,7 @@ pub async fn office_login(v: Visitor, state: web::Data<AppState>, form: Form) ->
                 .notice(v.t.get("office-login-created")),
             label: format!("{} · {}", v.t.get("username"), made.username.as_str()),
             secret: made.password,
+            qr: None,
             back: "/app/office",
         }),
         Err(e) => office_page(&v, &state, &caller, Said::refused(&v.t, &e)),
