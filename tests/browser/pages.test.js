@@ -1,6 +1,6 @@
 // The pages under /app/ in a real browser, the whole story: a coordinator registers a member
 // and records their hours at the partner desk; the member signs in (in Spanish) and makes a
-// spend code; the venue's till takes it; the member sees the spend and its receipt, and the
+// spend code; the venue's till shows what it will take, then takes it; the member sees the spend and its receipt, and the
 // verifier page accepts that receipt and refuses it once altered. Also: a forged form is refused,
 // guessed passwords are throttled, every page passes axe-core (WCAG A and AA) and fits a phone.
 // Screenshots of each page go to target/browser-screenshots/.
@@ -110,6 +110,11 @@ describe("the pages", () => {
     await till.page.fill("#code", code.toLowerCase());
     await till.page.fill("#activity", "swim");
     await till.page.fill("#hours", "1");
+    await submit(till.page, "form[action='/app/till/review'] button");
+    // The member sees what is taken before it is taken.
+    assert.equal(await till.page.textContent("h1"), "Confirm what is taken");
+    assert.equal(await till.page.textContent("dd.big"), "1:00");
+    await inspect(till.page, "till-confirm");
     await submit(till.page, "form[action='/app/till/redeem'] button");
     assert.equal(await till.page.textContent("[role=status]"), "Credits taken.");
     await inspect(till.page, "till-receipt");

@@ -1061,3 +1061,92 @@ async fn the_office_allocates_settles_revokes_and_exports_once_each() {
     let from_api = api.get("/v1/ledger/export", Some(admin)).await;
     assert_eq!(download.body, from_api.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_till_shows_what_it_will_take_and_asks_for_the_pin_only_there() {
+    let scheme = Scheme::start().await;
+    let member = scheme.member(120).await;
+    let (number, _) = scheme
+        .api
+        .issue_card(&scheme.earner.key, member.id, Some("4321"))
+        .await;
+    let (_, password) = staff_login(
+        &scheme,
+        "till",
+        json!({"kind": "partner", "id": scheme.venue.id}),
+    )
+    .await;
+    let mut till = Browser::new(scheme.api.base());
+    let page = till.sign_in("till", &password).await;
+    assert!(
+        !page.body.contains("name=\"pin\""),
+        "no PIN on the first step"
+    );
+    let (csrf, key) = (page.field("csrf"), page.field("idempotency_key"));
+    let review = till
+        .post(
+            "/app/till/review",
+            &[
+                ("csrf", &csrf),
+                ("idempotency_key", &key),
+                ("card_number", &number.to_lowercase()),
+                ("activity", "cinema"),
+                ("hours", "1"),
+                ("minutes", "15"),
+                ("adults", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.body);
+    assert!(
+        review.body.contains("<dd class=\"big\">1:15</dd>"),
+        "{}",
+        review.body
+    );
+    assert!(review.body.contains("<dd>cinema</dd>") && review.body.contains("<dd>2</dd>"));
+    assert!(review.body.contains("name=\"pin\" type=\"password\""));
+    assert_eq!(
+        scheme.api.balance(&member.credential, member.id).await,
+        120,
+        "nothing is taken before the confirmation"
+    );
+    // The confirmation carries the form unchanged, with the PIN the member types.
+    let mut confirm: Vec<(String, String)> = vec![("pin".into(), "4321".into())];
+    let mut rest = review.body.as_str();
+    while let Some(at) = rest.find("<input type=\"hidden\" name=\"") {
+        let tag = &rest[at..rest[at..].find('>').unwrap() + at];
+        let attr = |name: &str| {
+            let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            tag[start..][..tag[start..].find('"').unwrap()].to_owned()
+        };
+        confirm.push((attr("name"), attr("value")));
+        rest = &rest[at + tag.len()..];
+    }
+    let confirm: Vec<(&str, &str)> = confirm
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for _ in 0..2 {
+        let taken = till.post("/app/till/redeem", &confirm).await;
+        assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+        assert!(taken.body.contains("Credits taken."));
+    }
+    assert_eq!(scheme.api.balance(&member.credential, member.id).await, 45);
+    // A mistake goes back to the till with the field marked, and takes nothing.
+    let wrong = till
+        .post(
+            "/app/till/review",
+            &[
+                ("csrf", &csrf),
+                ("idempotency_key", "another"),
+                ("code", "7KQ2M9XD"),
+                ("activity", "cinema"),
+                ("hours", "an hour"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong
+        .body
+        .contains("aria-describedby=\"amount-help hours-error\""));
+}

@@ -84,6 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::get().to(views::desk_card_svg),
             )
             .route("/till", web::get().to(views::till))
+            .route("/till/review", web::post().to(views::till_review))
             .route("/till/redeem", web::post().to(views::till_redeem))
             .route("/till/settle", web::post().to(views::till_settle))
             .route("/wallet", web::get().to(views::wallet))

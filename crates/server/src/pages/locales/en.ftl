@@ -108,6 +108,10 @@ till-settle-help = Hand the credits your venue has received back to the programm
 till-settle-button = Settle all credits
 till-settled = Settled.
 till-venue-balance = Credits received, not yet settled
+till-review-button = Continue
+till-confirm-title = Confirm what is taken
+till-pin-help = The member types their PIN here, out of sight of others.
+till-change = Change or cancel (nothing is taken)
 
 wallet-title = My wallet
 wallet-history = History

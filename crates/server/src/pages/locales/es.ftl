@@ -108,6 +108,10 @@ till-settle-help = Devuelve al programa los créditos que ha recibido tu espacio
 till-settle-button = Liquidar todos los créditos
 till-settled = Liquidado.
 till-venue-balance = Créditos recibidos, sin liquidar
+till-review-button = Continuar
+till-confirm-title = Confirma lo que se cobra
+till-pin-help = El socio escribe aquí su PIN, sin que lo vean otros.
+till-change = Cambiar o cancelar (no se cobra nada)
 
 wallet-title = Mi monedero
 wallet-history = Historial

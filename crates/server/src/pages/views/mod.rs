@@ -35,7 +35,7 @@ pub use office::{
 };
 pub use reports::report_csv;
 pub use sign_in::{home, member_sign_in, sign_in, sign_out, sign_out_everywhere};
-pub use till::{till, till_redeem, till_settle};
+pub use till::{till, till_redeem, till_review, till_settle};
 pub use wallet::{wallet, wallet_gift, wallet_spend_code};
 
 /// An amount of minutes as people read hours: `2:30`.

@@ -3,10 +3,11 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::Utc;
-use timecredits_domain::{AccountId, Details, EntryKind};
+use timecredits_domain::{AccountId, Details, EntryKind, Minutes};
 use timecredits_ledger::HistoryQuery;
 
 use crate::auth::{Caller, Operation};
+use crate::cards::CardNumber;
 use crate::pages::{render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::Scope;
@@ -92,22 +93,7 @@ pub async fn till_redeem(v: Visitor, state: web::Data<AppState>, form: Form) -> 
     let (caller, partner, venue) = partner_caller(&v, &state, Scope::Spend)?;
     let outcome = async {
         caller.permit(Operation::Redeem)?;
-        let count = |name: &str| -> Result<u32, ApiError> {
-            form.get(name).map_or(Ok(0), |n| {
-                n.parse().map_err(|_| {
-                    ApiError::InvalidRequest(format!("{name}: {n:?} is not a whole number"))
-                })
-            })
-        };
-        let details = Details {
-            activity: Some(form.text("activity")?.ok_or_else(|| {
-                ApiError::InvalidRequest("activity: say what the credits are spent on".into())
-            })?),
-            reference: form.text("reference")?,
-            adults: Some(count("adults")?),
-            children: Some(count("children")?),
-            ..Details::default()
-        };
+        let (minutes, details) = what_is_taken(&form)?;
         let who = Attempt {
             api_key: caller
                 .api_key_id()
@@ -124,7 +110,7 @@ pub async fn till_redeem(v: Visitor, state: web::Data<AppState>, form: Form) -> 
         let pin_print = card.as_ref().map(|(_, pin)| state.registry.pin_print(pin));
         let redemption = Redemption {
             consent,
-            minutes: form.amount()?,
+            minutes,
             details,
             fingerprint: form.fingerprint_with("app/till/redeem", "pin", pin_print),
         };
@@ -149,6 +135,114 @@ pub async fn till_redeem(v: Visitor, state: web::Data<AppState>, form: Form) -> 
         }
         Err(e) => till_page(&v, &state, &caller, venue, Said::refused(&v.t, &e)),
     })
+}
+
+/// What a till form takes and for what: its amount, activity, reference, adults and children
+/// (the review and the redemption read the form the same way).
+fn what_is_taken(form: &Form) -> Result<(Minutes, Details), ApiError> {
+    let count = |name: &str| -> Result<u32, ApiError> {
+        form.get(name).map_or(Ok(0), |n| {
+            n.parse().map_err(|_| {
+                ApiError::InvalidRequest(format!("{name}: {n:?} is not a whole number"))
+            })
+        })
+    };
+    let details = Details {
+        activity: Some(form.text("activity")?.ok_or_else(|| {
+            ApiError::InvalidRequest("activity: say what the credits are spent on".into())
+        })?),
+        reference: form.text("reference")?,
+        adults: Some(count("adults")?),
+        children: Some(count("children")?),
+        ..Details::default()
+    };
+    Ok((form.amount()?, details))
+}
+
+/// The till's confirmation: what is about to be taken, for the member to see; a card's PIN is
+/// typed here, by the member.
+#[derive(Template)]
+#[template(path = "app/till_confirm.html")]
+struct TillConfirm {
+    c: Chrome,
+    amount: String,
+    activity: String,
+    adults: u32,
+    children: u32,
+    /// The form's fields, carried to the redemption unchanged (never a PIN).
+    fields: Vec<(String, String)>,
+    /// The card's number, grouped, when the consent is a card (then the PIN is asked for).
+    card: Option<String>,
+    code: Option<String>,
+}
+
+/// `POST /app/till/review`: checks the till's form and shows what will be taken, to confirm
+/// (nothing is taken yet; a mistake goes back to the till with the field marked).
+pub async fn till_review(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let (caller, _, venue) = partner_caller(&v, &state, Scope::Spend)?;
+    let reviewed = (|| {
+        caller.permit(Operation::Redeem)?;
+        let (minutes, details) = what_is_taken(&form)?;
+        let card = form
+            .get("card_number")
+            .map(|n| {
+                CardNumber::parse(n)
+                    .map(|n| n.grouped())
+                    .map_err(|e| ApiError::InvalidRequest(format!("card_number: {e}")))
+            })
+            .transpose()?;
+        let code = form.get("code").map(str::to_uppercase);
+        if card.is_none() && code.is_none() {
+            return Err(ApiError::InvalidRequest(
+                "code: type the member's spend code, or their card number".into(),
+            ));
+        }
+        Ok((minutes, details, card, code))
+    })();
+    let (minutes, details, card, code) = match reviewed {
+        Ok(reviewed) => reviewed,
+        Err(e) => {
+            return Ok(till_page(
+                &v,
+                &state,
+                &caller,
+                venue,
+                Said::refused(&v.t, &e),
+            ))
+        }
+    };
+    let carried = [
+        "idempotency_key",
+        "code",
+        "card_number",
+        "activity",
+        "reference",
+        "hours",
+        "minutes",
+        "adults",
+        "children",
+    ];
+    let fields = carried
+        .iter()
+        .filter_map(|name| {
+            form.get(name)
+                .map(|value| ((*name).to_owned(), value.to_owned()))
+        })
+        .collect();
+    Ok(render(&TillConfirm {
+        c: Chrome::new(&v, Some(&caller), "/app/till", "till-confirm-title"),
+        amount: format_minutes(minutes.get()),
+        activity: details
+            .activity
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
+        adults: details.adults.unwrap_or(0),
+        children: details.children.unwrap_or(0),
+        fields,
+        card,
+        code: code.filter(|_| form.get("card_number").is_none()),
+    }))
 }
 
 /// `POST /app/till/settle`: retires every credit the venue holds.
