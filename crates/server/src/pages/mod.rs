@@ -313,6 +313,16 @@ impl Form {
             .collect()
     }
 
+    /// Every non-empty field but those named in `except`, in order: a form carried on to its
+    /// next step in hidden fields.
+    pub fn fields_except(&self, except: &[&str]) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter(|(k, v)| !except.contains(&k.as_str()) && !v.trim().is_empty())
+            .cloned()
+            .collect()
+    }
+
     /// Whether the form carries `csrf`, the token of the session (or of the sign-in cookie).
     pub fn carries(&self, csrf: &str) -> bool {
         !csrf.is_empty()

@@ -192,7 +192,11 @@ pub async fn till_review(v: Visitor, state: web::Data<AppState>, form: Form) -> 
                     .map_err(|e| ApiError::InvalidRequest(format!("card_number: {e}")))
             })
             .transpose()?;
-        let code = form.get("code").map(str::to_uppercase);
+        // A card, when one is given, is the consent; a code beside it is not used.
+        let code = match card {
+            Some(_) => None,
+            None => form.get("code").map(str::to_uppercase),
+        };
         if card.is_none() && code.is_none() {
             return Err(ApiError::InvalidRequest(
                 "code: type the member's spend code, or their card number".into(),
@@ -212,24 +216,9 @@ pub async fn till_review(v: Visitor, state: web::Data<AppState>, form: Form) -> 
             ))
         }
     };
-    let carried = [
-        "idempotency_key",
-        "code",
-        "card_number",
-        "activity",
-        "reference",
-        "hours",
-        "minutes",
-        "adults",
-        "children",
-    ];
-    let fields = carried
-        .iter()
-        .filter_map(|name| {
-            form.get(name)
-                .map(|value| ((*name).to_owned(), value.to_owned()))
-        })
-        .collect();
+    // Everything the till's form sent goes on to the redemption as it was, but its CSRF token
+    // (the confirmation carries its own) and a PIN (typed on the confirmation, never carried).
+    let fields = form.fields_except(&["csrf", "pin"]);
     Ok(render(&TillConfirm {
         c: Chrome::new(&v, Some(&caller), "/app/till", "till-confirm-title"),
         amount: format_minutes(minutes.get()),
@@ -241,7 +230,7 @@ pub async fn till_review(v: Visitor, state: web::Data<AppState>, form: Form) -> 
         children: details.children.unwrap_or(0),
         fields,
         card,
-        code: code.filter(|_| form.get("card_number").is_none()),
+        code,
     }))
 }
 
