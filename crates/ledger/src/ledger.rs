@@ -511,6 +511,15 @@ impl Ledger {
         self.store()?.account(id)
     }
 
+    /// An account's state and the sequence number of the newest entry touching it (its
+    /// `open`, at least). One keyed read: for lists that show each account's latest activity.
+    pub fn account_and_newest(
+        &self,
+        id: AccountId,
+    ) -> Result<Option<(AccountState, u64)>, LedgerError> {
+        self.store()?.account_and_newest(id)
+    }
+
     /// An account's status as the state holds it now, without waiting for batches already
     /// answered but not yet applied (about a millisecond behind under load). For checks that
     /// the ledger's own rules make again when it decides a request (is a partner's account

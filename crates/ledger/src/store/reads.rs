@@ -103,6 +103,23 @@ impl Store {
             .transpose()
     }
 
+    /// An account's state and the sequence number of the newest entry touching it. The
+    /// account record holds both (its head of history rows is never empty: the `open` entry
+    /// is the first row), so one keyed read.
+    pub fn account_and_newest(
+        &self,
+        id: AccountId,
+    ) -> Result<Option<(AccountState, u64)>, LedgerError> {
+        let Some(record) = self.account_record(id)? else {
+            return Ok(None);
+        };
+        let newest = record
+            .head
+            .last()
+            .ok_or_else(|| LedgerError::Corrupt(format!("account {} has no history rows", id.0)))?;
+        Ok(Some((record.state, newest.seq)))
+    }
+
     pub(super) fn account_record(
         &self,
         id: AccountId,
@@ -331,7 +348,17 @@ mod tests {
             b.put_account(&s, &a, &rows).unwrap();
             b.put_account(&s, &other, &[row(next)]).unwrap();
             s.commit(b).unwrap();
+            // The newest row is named by the account record alone, however the head overflowed.
+            assert_eq!(
+                s.account_and_newest(a.id).unwrap(),
+                Some((a.clone(), *seqs.last().unwrap()))
+            );
+            assert_eq!(
+                s.account_and_newest(other.id).unwrap(),
+                Some((other.clone(), next))
+            );
         }
+        assert_eq!(s.account_and_newest(AccountId::new()).unwrap(), None);
         assert_eq!(s.account(a.id).unwrap(), Some(a.clone()));
         let newest_first: Vec<u64> = seqs.iter().rev().copied().collect();
         let history =

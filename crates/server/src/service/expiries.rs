@@ -13,9 +13,8 @@
 //! expiry (`ExpiryTooEarly`, `ExpiryNotWholeBalance`): the sweep skips that wallet.
 //!
 //! Cost: the ledger keeps no index of wallets by last use, so a sweep reads every registered
-//! member's account (one keyed read), and for those with a balance the newest row of its history
-//! (one more keyed read and one journal read): O(members), about two keyed reads a member, once a
-//! day. The wallets due are expired 32 at a time, so that the ledger's writer commits their
+//! member's account (one keyed read, which also names its newest entry), and for those with a
+//! balance that entry (one journal read): O(members), once a day. The wallets due are expired 32 at a time, so that the ledger's writer commits their
 //! requests in shared batches. A page of [`upcoming`] copies the registry's records of the caller's
 //! members after its cursor, then reads their wallets in id order until it has found a page of
 //! wallets due (and one more, to know whether more follow): at worst all of them.
@@ -30,7 +29,7 @@ use timecredits_domain::{
     AccountId, AccountStatus, Details, Entry, IdempotencyKey, Intent, Minutes, MovementKind,
     RuleViolation, Transfer,
 };
-use timecredits_ledger::{Clock, HistoryQuery};
+use timecredits_ledger::Clock;
 use uuid::Uuid;
 
 use crate::problem::ApiError;
@@ -127,25 +126,18 @@ fn expiring(
     member: Member,
 ) -> Result<Option<Expiring>, ApiError> {
     let id = AccountId(member.account);
-    let Some(wallet) = state.ledger.account(id)? else {
+    let Some((wallet, newest)) = state.ledger.account_and_newest(id)? else {
         return Ok(None);
     };
     if wallet.status != AccountStatus::Open || wallet.balance <= 0 {
         return Ok(None);
     }
-    let newest = HistoryQuery {
-        limit: 1,
-        ..HistoryQuery::default()
-    };
-    let Some(last_use) = state
-        .ledger
-        .history(id, &newest)?
-        .entries
-        .into_iter()
-        .next()
-    else {
-        return Ok(None);
-    };
+    let last_use = state.ledger.entry(newest)?.ok_or_else(|| {
+        ApiError::Internal(format!(
+            "member {}'s newest entry is missing",
+            member.account
+        ))
+    })?;
     Ok(Some(Expiring {
         expires: expiry_moment(last_use.recorded, policy.months),
         balance: wallet.balance,

@@ -7,7 +7,7 @@ use timecredits_domain::{
     AccountId, AccountKind, AccountState, Details, Entry, EntryBody, IdempotencyKey, Intent,
     Minutes, MovementKind, ShortText, Transfer,
 };
-use timecredits_ledger::{Committed, HistoryQuery};
+use timecredits_ledger::Committed;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -118,8 +118,8 @@ pub struct Listed {
 }
 
 /// Up to `limit` members registered by `registrar`, oldest first, after member `after`, and
-/// whether more follow. Each costs two keyed reads of the ledger (the account, and the first
-/// row of its history index): a page's cost does not grow with the ledger.
+/// whether more follow. Each costs one keyed read of the ledger (the account, which names its
+/// newest entry) and one entry read: a page's cost does not grow with the ledger.
 pub fn registered_by(
     state: &AppState,
     registrar: Uuid,
@@ -129,29 +129,21 @@ pub fn registered_by(
     let (members, more) = state
         .registry
         .members_registered_by(registrar, after, limit);
-    let newest = HistoryQuery {
-        before: None,
-        limit: 1,
-        kinds: vec![],
-        from: None,
-        to: None,
-    };
     let listed = members
         .into_iter()
         .map(|member| {
-            let id = AccountId(member.account);
-            let wallet = state.ledger.account(id)?.ok_or_else(|| {
-                ApiError::Internal(format!("member {} has no wallet", member.account))
-            })?;
-            let last_entry = state
+            let (wallet, newest) = state
                 .ledger
-                .history(id, &newest)?
-                .entries
-                .into_iter()
-                .next()
+                .account_and_newest(AccountId(member.account))?
                 .ok_or_else(|| {
-                    ApiError::Internal(format!("member {} has no history", member.account))
+                    ApiError::Internal(format!("member {} has no wallet", member.account))
                 })?;
+            let last_entry = state.ledger.entry(newest)?.ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "member {}'s newest entry is missing",
+                    member.account
+                ))
+            })?;
             Ok(Listed {
                 member,
                 wallet,
