@@ -1,8 +1,9 @@
 // The pages under /app/ in a real browser, the whole story: a coordinator registers a member
 // and records their hours at the partner desk; the member signs in (in Spanish) and makes a
-// spend code; the venue's till shows what it will take, then takes it; the member sees the spend and its receipt, and the
-// verifier page accepts that receipt and refuses it once altered. Also: a forged form is refused,
-// guessed passwords are throttled, every page passes axe-core (WCAG A and AA) and fits a phone.
+// spend code; the venue's till shows what it will take, then takes it; the member sees the
+// spend and its receipt, and the verifier page accepts that receipt and refuses it once altered.
+// Also: a forged form is refused, guessed passwords are throttled, receipts and cards have a
+// Print button, every page passes axe-core (WCAG A and AA) and fits a phone.
 // Screenshots of each page go to target/browser-screenshots/.
 
 import { after, before, describe, test } from "node:test";
@@ -52,6 +53,13 @@ async function staffSignIn(page, username, password) {
   await page.fill("#username", username);
   await page.fill("#password", password);
   return submit(page, "form[action='/app/sign-in'] button");
+}
+
+/** The page's Print button shows (the pages' one script) and opens the browser's Print. */
+async function printsWithItsButton(page) {
+  await page.evaluate(() => { window.print = () => { window.printed = true; }; });
+  await page.click("button[data-print]");
+  assert.equal(await page.evaluate(() => window.printed), true);
 }
 
 /** Checks the page for WCAG violations, that it fits the viewport, and keeps a screenshot. */
@@ -118,6 +126,7 @@ describe("the pages", () => {
     await submit(till.page, "form[action='/app/till/redeem'] button");
     assert.equal(await till.page.textContent("[role=status]"), "Credits taken.");
     await inspect(till.page, "till-receipt");
+    await printsWithItsButton(till.page);
     const receiptLink = await till.page.getAttribute("a[href^='/app/receipts/']", "href");
 
     // The member sees the spend, downloads its receipt and checks it in the verifier page.
@@ -153,6 +162,7 @@ describe("the pages", () => {
     const cardWidth = await desk.page.evaluate(() => document.querySelector(".card img").naturalWidth);
     assert.ok(cardWidth > 0, "the card's image is shown (a browser refuses an SVG that is not well-formed XML)");
     await inspect(desk.page, "desk-card");
+    await printsWithItsButton(desk.page);
     await desk.page.goto(service.base + "/app/desk");
     await desk.page.setInputFiles("#sheet", {
       name: "hours.csv",

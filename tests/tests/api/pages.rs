@@ -480,16 +480,30 @@ async fn pages_are_small_private_and_switch_language_without_an_open_redirect() 
         "/app/",
         "/app/office",
         "/app/static/app.css",
+        "/app/static/print.js",
         "/app/nowhere",
     ] {
         let response = reqwest::get(format!("{base}{path}")).await.unwrap();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap();
         assert!(body.len() <= 150 * 1024, "{path} is {} bytes", body.len());
-        if path != "/app/static/app.css" {
+        if path.starts_with("/app/static/") {
+            let kind = headers["content-type"].to_str().unwrap();
+            let expected = if path.ends_with(".js") {
+                "text/javascript"
+            } else {
+                "text/css"
+            };
+            assert!(kind.starts_with(expected), "{path}: {kind}");
+        } else {
+            // The pages' own script and nothing else: none inline, none from elsewhere.
             let policy = headers["content-security-policy"].to_str().unwrap();
             assert!(
-                policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'")
+                policy.contains("default-src 'none'")
+                    && policy.contains("script-src 'self';")
+                    && policy.contains("frame-ancestors 'none'")
+                    && !policy.contains("unsafe"),
+                "{path}: {policy}"
             );
             assert_eq!(headers["cache-control"], "no-store");
         }

@@ -1,6 +1,7 @@
 //! The pages under `/app/`: the partner desk, the venue till, the member wallet and the
 //! programme office, rendered on the server from templates (`templates/app/`, compiled into
-//! the binary by askama) with no JavaScript, every word from the message catalogues ([`i18n`]).
+//! the binary by askama), every word from the message catalogues ([`i18n`]). No page needs a
+//! script: the one script there is shows Print buttons (`print.js`).
 //!
 //! Pages are handlers like the API's: they find the caller (here from a session, [`session`]),
 //! turn a form into the same domain values and call the same [`crate::service`] functions and
@@ -41,10 +42,10 @@ pub struct Pages {
     pub sign_in: SignInThrottle,
 }
 
-/// The content policy of the pages: their own stylesheet and images (QR codes are inline SVG),
-/// forms posting to this origin only, no script, no framing.
-pub const PAGES_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The content policy of the pages: their own stylesheet, images (QR codes are inline SVG) and
+/// one script (the Print button), forms posting to this origin only, no framing.
+pub const PAGES_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Registers the pages under `/app`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(views::home))
             .route("/", web::get().to(views::home))
             .route("/static/app.css", web::get().to(stylesheet))
+            .route("/static/print.js", web::get().to(print_script))
             // A resource, so that another method is answered 405.
             .service(web::resource("/verifier.html").get(verifier::page))
             .route("/lang/{tag}", web::get().to(switch_language))
@@ -114,6 +116,15 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("app.css"))
+}
+
+/// `GET /app/static/print.js`: the one script, from the binary: it shows the Print buttons on
+/// receipts and cards (hidden when scripts are off; the browser's Print does the same).
+async fn print_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("print.js"))
 }
 
 /// `GET /app/lang/{tag}?back=/app/...`: keeps the language chosen in a cookie and goes back to

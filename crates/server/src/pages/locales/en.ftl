@@ -43,6 +43,7 @@ what = What
 with-whom = With
 amount = Amount
 receipt = Receipt
+print = Print
 download-receipt = Download the receipt
 none-yet = Nothing yet.
 saved = Saved.

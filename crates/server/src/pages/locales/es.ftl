@@ -43,6 +43,7 @@ what = Qué
 with-whom = Con
 amount = Cantidad
 receipt = Recibo
+print = Imprimir
 download-receipt = Descargar el recibo
 none-yet = Nada todavía.
 saved = Guardado.
