@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use chrono::Datelike;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::Method;
 use reqwest::StatusCode;
@@ -155,6 +156,18 @@ impl Browser {
         let home = self.get("/app/").await;
         assert_eq!(home.status, StatusCode::SEE_OTHER);
         self.get(&home.location.unwrap()).await
+    }
+
+    /// Signs a member in with their credential.
+    async fn member_sign_in(&mut self, credential: &str) {
+        let form = self.get("/app/").await;
+        let signed = self
+            .post(
+                "/app/member-sign-in",
+                &[("csrf", &form.field("csrf")), ("credential", credential)],
+            )
+            .await;
+        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
     }
 }
 
@@ -946,7 +959,6 @@ async fn a_refused_field_is_marked_and_named_beside_it_and_in_the_summary() {
 /// its figures are still the API's report of this year, at the ledger size the page names.
 #[tokio::test]
 async fn the_office_figures_follow_every_commit_at_the_size_they_name() {
-    use chrono::Datelike;
     let scheme = Scheme::start().await;
     let password =
         std::fs::read_to_string(scheme.server.data_dir().join("admin-password")).unwrap();
@@ -1074,6 +1086,23 @@ async fn the_office_allocates_settles_revokes_and_exports_once_each() {
     assert!(download.body.lines().count() > 3, "{}", download.body);
     let from_api = api.get("/v1/ledger/export", Some(admin)).await;
     assert_eq!(download.body, from_api.text);
+    // So is this year's impact report as CSV, and a member may not download it.
+    let download = office.get("/app/reports/impact.csv").await;
+    assert_eq!(download.status, StatusCode::OK);
+    let this_year = format!(
+        "/v1/reports/impact?format=csv&from={}-01-01",
+        chrono::Utc::now().year()
+    );
+    let from_api = api.get(&this_year, Some(admin)).await;
+    assert!(download.body.lines().count() > 1, "{}", download.body);
+    assert_eq!(download.body, from_api.text);
+    let member = scheme.member(60).await;
+    let mut wallet = Browser::new(api.base());
+    wallet.member_sign_in(&member.credential).await;
+    assert_eq!(
+        wallet.get("/app/reports/impact.csv").await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

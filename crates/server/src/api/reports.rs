@@ -107,20 +107,37 @@ pub async fn impact(
     caller: Caller,
     params: web::Query<ReportParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let write = |report: &Report, csv: bool, out: &mut Vec<u8>| {
-        if csv {
-            write_csv(report, out)
-        } else {
-            write_json(report, out)
-        }
-    };
     serve(
         state,
         &caller,
         &params,
         "impact-report",
         impact_report,
-        write,
+        write_impact,
+    )
+    .await
+}
+
+fn write_impact(report: &Report, csv: bool, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if csv {
+        write_csv(report, out)
+    } else {
+        write_json(report, out)
+    }
+}
+
+/// The impact report for `spec` as CSV: the API's answer, which the pages' download is too.
+pub async fn impact_csv(
+    state: web::Data<AppState>,
+    spec: ReportSpec,
+) -> Result<HttpResponse, ApiError> {
+    respond(
+        state,
+        spec,
+        true,
+        "impact-report",
+        impact_report,
+        write_impact,
     )
     .await
 }
@@ -141,6 +158,19 @@ async fn serve<R: Send + 'static>(
     let partner = caller.report_partner(params.partner)?;
     let spec = params.spec(partner)?;
     let csv = params.csv()?;
+    respond(state, spec, csv, name, compute, write).await
+}
+
+/// The report `spec` computed off the async workers by `compute`, written as CSV or JSON by
+/// `write`, as an answer naming the ledger size it covers.
+async fn respond<R: Send + 'static>(
+    state: web::Data<AppState>,
+    spec: ReportSpec,
+    csv: bool,
+    name: &str,
+    compute: Compute<R>,
+    write: fn(&R, bool, &mut Vec<u8>) -> std::io::Result<()>,
+) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let (report, size) = web::block(move || compute(&state, spec))
         .await

@@ -247,6 +247,13 @@ fn not_allowed(v: &Visitor, caller: &Caller) -> Refusal {
     refuse(render_with(StatusCode::FORBIDDEN, &MessagePage { c }))
 }
 
+/// A page saying why `error` stopped what was asked, with its status (a download that could
+/// not be made): on the page `here`, titled by message `title`.
+fn failed(v: &Visitor, caller: &Caller, (here, title): (&str, &str), error: &ApiError) -> Refusal {
+    let c = Chrome::new(v, Some(caller), here, title).error(problem_message(&v.t, error));
+    refuse(render_with(error.status(), &MessagePage { c }))
+}
+
 /// Checks the form's CSRF token against the session's.
 fn checked(v: &Visitor, form: &Form) -> Result<(), Refusal> {
     if form.carries(v.csrf()) {

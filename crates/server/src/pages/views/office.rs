@@ -10,7 +10,7 @@ use timecredits_ledger::ExportRange;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Operation};
-use crate::pages::{problem_message, render, render_with, Form, Visitor};
+use crate::pages::{render, render_with, Form, Visitor};
 use crate::problem::ApiError;
 use crate::registry::staff::Username;
 use crate::registry::{Principal, Role};
@@ -21,8 +21,8 @@ use crate::AppState;
 
 use super::reports::this_year;
 use super::{
-    checked, form_key, format_minutes, not_allowed, refuse, signed_in, Chrome, MessagePage, Page,
-    Refusal, Said, SecretPage,
+    checked, failed, form_key, format_minutes, not_allowed, signed_in, Chrome, Page, Refusal, Said,
+    SecretPage,
 };
 
 /// A partner in the office's list, with what its accounts hold.
@@ -315,11 +315,8 @@ pub async fn office_export(v: Visitor, state: web::Data<AppState>) -> Page {
         from: 0,
         size: None,
     };
-    let mut response = crate::api::log::export_response(state, range).map_err(|e| {
-        let c = Chrome::new(&v, Some(&caller), "/app/office", "office-title")
-            .error(problem_message(&v.t, &e));
-        refuse(render_with(e.status(), &MessagePage { c }))
-    })?;
+    let mut response = crate::api::log::export_response(state, range)
+        .map_err(|e| failed(&v, &caller, ("/app/office", "office-title"), &e))?;
     response.headers_mut().insert(
         actix_web::http::header::CONTENT_DISPOSITION,
         actix_web::http::header::HeaderValue::from_static(
