@@ -369,6 +369,7 @@ pub fn bind(settings: &Settings) -> Result<Service, StartError> {
     if settings.expiry.is_some() {
         service::expiries::spawn_daily_sweep(&state);
     }
+    service::reports::spawn_warm_up(&state);
     let data = state.clone();
     let rate_limits = web::Data::new(limits::RateLimits::new(&settings.limits));
     let pages = web::Data::new(pages::Pages::default());

@@ -11,12 +11,15 @@
 //!
 //! The programme office shows the same report on every visit: [`ReportCache`] keeps its tally
 //! at the size it last covered and adds only the entries committed since, so a visit costs the
-//! new entries, never a rescan, and its figures are exact, never stale.
+//! new entries, never a rescan, and its figures are exact, never stale. The service fills it
+//! when it starts ([`spawn_warm_up`]), so the first visit does not wait for the scan either.
 
 use std::sync::{Mutex, PoisonError};
 
+use actix_web::web;
+use chrono::{Datelike, NaiveDate, Utc};
 use timecredits_domain::report::{
-    age_bands, Band, BandRow, Report, ReportError, ReportSpec, Tally,
+    age_bands, Band, BandRow, DateBasis, Period, Report, ReportError, ReportSpec, Tally, Zone,
 };
 use timecredits_domain::Entry;
 
@@ -136,6 +139,40 @@ pub fn cached_report(state: &AppState, spec: ReportSpec) -> Result<(Report, u64)
     Ok((report, size))
 }
 
+/// This year's report by month (in UTC, by effective date), of `partner`'s rows (all with
+/// `None`): what the pages show and offer to download.
+pub fn this_year(partner: Option<uuid::Uuid>) -> ReportSpec {
+    let year = Utc::now().year();
+    ReportSpec {
+        period: Period::Month,
+        basis: DateBasis::default(),
+        zone: Zone::default(),
+        from: NaiveDate::from_ymd_opt(year, 1, 1),
+        to: None,
+        partner,
+        activity: None,
+    }
+}
+
+/// Fills the [`ReportCache`] with the programme office's report on a thread of its own, once,
+/// so that the first visit after a start does not wait for a scan of the whole ledger (1 to 2 s
+/// at 1,000,000 entries). A visit meanwhile waits for it, as it would for another visit.
+pub fn spawn_warm_up(state: &web::Data<AppState>) {
+    let service = std::sync::Arc::downgrade(&state.clone().into_inner());
+    let spawned = std::thread::Builder::new()
+        .name("report-warm-up".into())
+        .spawn(move || {
+            if let Some(state) = service.upgrade() {
+                if let Err(e) = cached_report(&state, this_year(None)) {
+                    tracing::warn!(error = %e, "the office's report could not be made at start");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "the office's report is not made at start");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use timecredits_domain::report::Period;
@@ -177,5 +214,31 @@ mod tests {
             // Asked again with nothing new: the same answer.
             assert_eq!(cached_report(&state, spec.clone()).unwrap(), cached);
         }
+    }
+
+    #[test]
+    fn the_offices_report_is_made_at_start_before_anyone_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let state = web::Data::new(AppState::open(&settings).unwrap());
+        let s = Scheme::new(&state.ledger, 1_000);
+        let earn = transfer(MovementKind::Earn, s.budget, s.alice, 30);
+        submit(&state.ledger, s.admin, earn).unwrap();
+        let size = state.ledger.size().unwrap();
+        spawn_warm_up(&state);
+        let kept = || {
+            let cache = state.reports.0.lock().unwrap();
+            cache.as_ref().map(|c| (c.spec.clone(), c.size))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while kept().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(kept(), Some((this_year(None), size)));
+        // The office's visit is then the kept report, the full scan's.
+        assert_eq!(
+            cached_report(&state, this_year(None)).unwrap(),
+            impact_report(&state, this_year(None)).unwrap()
+        );
     }
 }

@@ -19,7 +19,6 @@ use crate::service::api_keys::KeyHolder;
 use crate::service::settlements::Settled;
 use crate::AppState;
 
-use super::reports::this_year;
 use super::{
     checked, failed, form_key, format_minutes, not_allowed, signed_in, Chrome, Page, Refusal, Said,
     SecretPage,
@@ -142,9 +141,10 @@ fn office_page(v: &Visitor, state: &AppState, caller: &Caller, said: Said) -> Ht
     } else {
         Vec::new()
     };
-    let (report, report_size) = service::reports::cached_report(state, this_year(None))
-        .map(|(r, size)| (r.rows, size))
-        .unwrap_or_default();
+    let (report, report_size) =
+        service::reports::cached_report(state, service::reports::this_year(None))
+            .map(|(r, size)| (r.rows, size))
+            .unwrap_or_default();
     let total = |section: Section, figure: Figure| -> i64 {
         report
             .iter()

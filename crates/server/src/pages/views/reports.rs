@@ -1,11 +1,9 @@
 //! The impact report as the pages offer it: this year's, as CSV.
 
 use actix_web::web;
-use chrono::{Datelike, NaiveDate, Utc};
-use timecredits_domain::report::{DateBasis, Period, ReportSpec, Zone};
-use uuid::Uuid;
 
 use crate::pages::Visitor;
+use crate::service;
 use crate::AppState;
 
 use super::{failed, not_allowed, signed_in, Page};
@@ -17,21 +15,7 @@ pub async fn report_csv(v: Visitor, state: web::Data<AppState>) -> Page {
     let partner = caller
         .report_partner(None)
         .map_err(|_| not_allowed(&v, &caller))?;
-    crate::api::reports::impact_csv(state, this_year(partner))
+    crate::api::reports::impact_csv(state, service::reports::this_year(partner))
         .await
         .map_err(|e| failed(&v, &caller, ("", "desk-reports"), &e))
-}
-
-/// This year's report, by month, of `partner`'s rows (all with `None`).
-pub(super) fn this_year(partner: Option<Uuid>) -> ReportSpec {
-    let year = Utc::now().year();
-    ReportSpec {
-        period: Period::Month,
-        basis: DateBasis::default(),
-        zone: Zone::default(),
-        from: NaiveDate::from_ymd_opt(year, 1, 1),
-        to: None,
-        partner,
-        activity: None,
-    }
 }
