@@ -22,6 +22,20 @@ use crate::problem::ApiError;
 /// The name of the header.
 pub const HEADER: &str = "Idempotency-Key";
 
+/// The prefix of the keys the service makes for writes of its own, under the administrator's
+/// actor (the expiry sweep's, [`crate::service::expiries::expiry_key`]). A client may not send
+/// one: a request that took such a key first would make the service's write under it a
+/// different request, refused.
+pub const SERVICE_KEY_PREFIX: &str = "expiry:";
+
+/// A key a client sent (a header or a form): valid, and not one of the service's own.
+pub fn client_key(text: &str) -> Result<IdempotencyKey, ApiError> {
+    if text.starts_with(SERVICE_KEY_PREFIX) {
+        return Err(ApiError::IdempotencyKeyInvalid);
+    }
+    IdempotencyKey::new(text).map_err(|_| ApiError::IdempotencyKeyInvalid)
+}
+
 /// The validated `Idempotency-Key` of a request.
 #[derive(Clone, Debug)]
 pub struct IdemKey(pub IdempotencyKey);
@@ -35,12 +49,10 @@ impl FromRequest for IdemKey {
             None => Err(ApiError::IdempotencyKeyMissing),
             Some(value) => value
                 .to_str()
-                .ok()
+                .map_err(|_| ApiError::IdempotencyKeyInvalid)
                 // The draft's header value is a structured-field string: accept it quoted too.
-                .map(|v| v.trim().trim_matches('"'))
-                .and_then(|v| IdempotencyKey::new(v).ok())
-                .map(IdemKey)
-                .ok_or(ApiError::IdempotencyKeyInvalid),
+                .and_then(|v| client_key(v.trim().trim_matches('"')))
+                .map(IdemKey),
         };
         ready(result)
     }
@@ -48,15 +60,17 @@ impl FromRequest for IdemKey {
 
 /// The `Idempotency-Key` header as the API description states it, for `params(...)` of every
 /// POST. The pattern is exactly what [`IdemKey`] accepts: 1 to 255 visible ASCII characters,
-/// optionally between double quotes (the draft's structured-field string), so generated
-/// clients and fuzzers agree with the server on which keys are valid.
+/// optionally between double quotes (the draft's structured-field string), not starting with
+/// [`SERVICE_KEY_PREFIX`], so generated clients and fuzzers agree with the server on which keys
+/// are valid.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 pub struct IdempotencyKeyHeader {
-    /// Unique key for this request: 1 to 255 visible ASCII characters, optionally quoted.
+    /// Unique key for this request: 1 to 255 visible ASCII characters, optionally quoted, not
+    /// starting with `expiry:` (the service's own keys).
     #[param(
         rename = "Idempotency-Key",
-        pattern = r#"^"*[!#-~]([!-~]{0,253}[!#-~])?"*$"#
+        pattern = r#"^(?!"*expiry:)"*[!#-~]([!-~]{0,253}[!#-~])?"*$"#
     )]
     pub idempotency_key: String,
 }
@@ -122,6 +136,19 @@ mod tests {
         let _other = set.begin(Uuid::now_v7(), &key).unwrap();
         drop(guard);
         assert!(set.begin(actor, &key).is_ok());
+    }
+
+    #[test]
+    fn a_client_may_not_take_a_key_of_the_services() {
+        let wallet = Uuid::now_v7();
+        let services = crate::service::expiries::expiry_key(wallet, 7);
+        assert!(services.as_str().starts_with(SERVICE_KEY_PREFIX));
+        assert!(matches!(
+            client_key(services.as_str()),
+            Err(ApiError::IdempotencyKeyInvalid)
+        ));
+        assert_eq!(client_key("expiry-7").unwrap().as_str(), "expiry-7");
+        assert!(client_key("").is_err());
     }
 
     #[test]

@@ -110,7 +110,7 @@ problem_codes! {
     InvalidQuery = "invalid_query", BAD_REQUEST, "A query parameter is malformed or out of range.";
     InvalidSize = "invalid_size", BAD_REQUEST, "A tree size is beyond the ledger or has no checkpoint.";
     IdempotencyKeyMissing = "idempotency_key_missing", BAD_REQUEST, "A POST without an Idempotency-Key header.";
-    IdempotencyKeyInvalid = "idempotency_key_invalid", BAD_REQUEST, "The Idempotency-Key header is empty, too long or not visible ASCII.";
+    IdempotencyKeyInvalid = "idempotency_key_invalid", BAD_REQUEST, "The Idempotency-Key header is empty, too long, not visible ASCII, or starts with `expiry:` (kept for the service's own writes).";
     Unauthorized = "unauthorized", UNAUTHORIZED, "No credential, or one that is unknown or revoked.";
     Forbidden = "forbidden", FORBIDDEN, "The credential may not do this (see the permission matrix).";
     PartnerSuspended = "partner_suspended", FORBIDDEN, "The partner is suspended: its keys may read, not write, until an administrator reinstates it.";
@@ -218,7 +218,9 @@ pub enum ApiError {
     #[error("this request needs an Idempotency-Key header (1 to 255 visible ASCII characters)")]
     IdempotencyKeyMissing,
     /// See [`Code::IdempotencyKeyInvalid`].
-    #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
+    #[error(
+        "the Idempotency-Key header must be 1 to 255 visible ASCII characters, not starting with `expiry:`"
+    )]
     IdempotencyKeyInvalid,
     /// See [`Code::IdempotencyKeyReused`].
     #[error("idempotency key {0:?} was already used for a different request")]

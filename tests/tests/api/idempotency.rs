@@ -137,12 +137,23 @@ async fn every_post_needs_a_valid_idempotency_key() {
     let api = &scheme.api;
     let size = api.ledger_size().await;
     let long = "k".repeat(256);
+    // The expiry sweep's keys (a request that took one first would block an expiry).
+    let services = format!("expiry:{}:7", uuid::Uuid::now_v7());
+    let quoted = format!("\"{services}\"");
     for name in Routes::ALL {
         let (path, token, body) = routes.request(name, 0).await;
         let before = api.ledger_size().await;
         let reply = post(api, &path, &token, None, &body).await;
         reply.assert_problem_for(name, 400, "idempotency_key_missing");
-        for bad in ["", "   ", long.as_str(), "caf\u{e9}", "a b"] {
+        for bad in [
+            "",
+            "   ",
+            long.as_str(),
+            "caf\u{e9}",
+            "a b",
+            services.as_str(),
+            quoted.as_str(),
+        ] {
             let mut request = api.request(Method::POST, &path).bearer_auth(&token).header(
                 "Idempotency-Key",
                 reqwest::header::HeaderValue::from_bytes(bad.as_bytes()).unwrap(),

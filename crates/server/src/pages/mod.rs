@@ -344,8 +344,7 @@ impl Form {
 
     /// The idempotency key the form was shown with.
     pub fn idempotency_key(&self) -> Result<IdempotencyKey, ApiError> {
-        let key = self.get("idempotency_key").unwrap_or("");
-        IdempotencyKey::new(key).map_err(|_| ApiError::IdempotencyKeyInvalid)
+        crate::idempotency::client_key(self.get("idempotency_key").unwrap_or(""))
     }
 
     /// The amount of the form's `hours` and `minutes` fields (either may be left empty).

@@ -115,7 +115,8 @@ pub fn expiry_moment(last_use: DateTime<Utc>, months: u32) -> DateTime<Utc> {
 /// The idempotency key of the expiry of `wallet` last used by entry `last_use_seq`: the same
 /// for every sweep that finds the wallet in that state, another once it is used again.
 pub fn expiry_key(wallet: Uuid, last_use_seq: u64) -> IdempotencyKey {
-    IdempotencyKey::new(format!("expiry:{wallet}:{last_use_seq}"))
+    let prefix = crate::idempotency::SERVICE_KEY_PREFIX;
+    IdempotencyKey::new(format!("{prefix}{wallet}:{last_use_seq}"))
         .expect("a uuid and a number make a visible ASCII key")
 }
 
