@@ -39,11 +39,12 @@ fn create(codes: &SpendCodes) -> String {
     issued.code
 }
 
-/// Redeems `code`: reserve, then settle as committed (the ledger's commit is not measured).
+/// Redeems `code`: reserve, then settle as committed (the ledger's commit and the registry's
+/// answer on the member's credential are not measured).
 fn redeem(codes: &SpendCodes, code: &str) {
     let by = (Uuid::now_v7(), "redeem".to_owned());
     codes
-        .reserve(&by, "fingerprint", code, 60, Utc::now())
+        .reserve(&by, "fingerprint", code, 60, Utc::now(), |_| None)
         .expect("a live code");
     codes.finish(&by, true);
 }

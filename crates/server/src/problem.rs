@@ -153,6 +153,7 @@ problem_codes! {
     SpendCodeInvalid = "spend_code_invalid", UNPROCESSABLE_ENTITY, "No spend code matches.";
     SpendCodeExpired = "spend_code_expired", UNPROCESSABLE_ENTITY, "The spend code has expired (a code is valid for 15 minutes by default).";
     SpendCodeUsed = "spend_code_used", UNPROCESSABLE_ENTITY, "The spend code was already used.";
+    SpendCodeRevoked = "spend_code_revoked", UNPROCESSABLE_ENTITY, "The spend code was made before the member's credential was revoked or reissued (say, a lost phone): it no longer pays; the member makes a new one.";
     SpendCodeAmountExceeded = "spend_code_amount_exceeded", UNPROCESSABLE_ENTITY, "The amount is above the cap the member set on the code.";
     CardInvalid = "card_invalid", UNPROCESSABLE_ENTITY, "The card number or the PIN is not right (the answer never says which).";
     CardLocked = "card_locked", UNPROCESSABLE_ENTITY, "The card is locked after too many wrong PINs in a row: the partner that registered the member resets its PIN or reissues it.";
@@ -310,6 +311,12 @@ pub enum ApiError {
     /// See [`Code::SpendCodeUsed`].
     #[error("this spend code was already used")]
     SpendCodeUsed,
+    /// See [`Code::SpendCodeRevoked`].
+    #[error(
+        "this spend code was made before the member's credential was revoked or reissued; ask \
+         the member for a new one"
+    )]
+    SpendCodeRevoked,
     /// See [`Code::SpendCodeAmountExceeded`].
     #[error("this spend code does not allow this amount; ask the member for a new code")]
     SpendCodeAmountExceeded,
@@ -411,6 +418,7 @@ impl ApiError {
             SpendCodeInvalid => Code::SpendCodeInvalid,
             SpendCodeExpired => Code::SpendCodeExpired,
             SpendCodeUsed => Code::SpendCodeUsed,
+            SpendCodeRevoked => Code::SpendCodeRevoked,
             SpendCodeAmountExceeded => Code::SpendCodeAmountExceeded,
             CardNotFound(_) => Code::CardNotFound,
             CardInvalid => Code::CardInvalid,

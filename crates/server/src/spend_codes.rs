@@ -2,7 +2,8 @@
 //!
 //! A member creates a code (8 characters of Crockford base32, 40 bits), valid for the configured
 //! TTL (15 minutes by default), optionally capped at an amount, and reads it out or shows it as a
-//! QR code. The venue redeems it once.
+//! QR code. The venue redeems it once. A code made before the member's credential was revoked or
+//! reissued (a lost phone) is void ([`SpendCodes::reserve`]).
 //!
 //! # Stored hashed, durably
 //! A code is never stored. The table keys each code by `HMAC-SHA256(k, code)`, with `k` derived
@@ -138,6 +139,8 @@ enum Use {
 struct Code {
     member: Uuid,
     cap: Option<u64>,
+    /// When it was made (`None` if written before this was kept).
+    issued: Option<DateTime<Utc>>,
     expires: DateTime<Utc>,
     state: Use,
     /// The member's creation request (member, key), to forget its record with the code.
@@ -213,6 +216,10 @@ enum Event {
         code: String,
         member: Uuid,
         cap: Option<u64>,
+        /// When it was made (absent in files written before codes were voided by a credential's
+        /// revocation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued: Option<DateTime<Utc>>,
         expires: DateTime<Utc>,
         key: String,
         fingerprint: String,
@@ -257,6 +264,7 @@ impl Table {
                 code,
                 member,
                 cap,
+                issued,
                 expires,
                 key,
                 fingerprint,
@@ -274,6 +282,7 @@ impl Table {
                     Code {
                         member,
                         cap,
+                        issued,
                         expires,
                         state: Use::Fresh,
                         issue: issue.clone(),
@@ -415,6 +424,7 @@ impl Table {
                 code: hex::encode(hash),
                 member: code.member,
                 cap: code.cap,
+                issued: code.issued,
                 expires: code.expires,
                 key: code.issue.1.clone(),
                 fingerprint: issue.fingerprint.clone(),
@@ -809,6 +819,7 @@ impl SpendCodes {
             code: hex::encode(hash),
             member,
             cap,
+            issued: Some(now),
             expires: issued.expires,
             key: key.to_owned(),
             fingerprint: fingerprint.to_owned(),
@@ -882,6 +893,10 @@ impl SpendCodes {
     /// Reserves `code` for a redemption of `minutes` by `by` (request `fingerprint`) and returns
     /// the member. The reservation is durable before this returns. The caller counts a refusal
     /// with [`SpendCodes::refused`].
+    ///
+    /// `credential_changed` tells when a member's credential was last revoked or reissued (the
+    /// registry knows): a code made before then is void, so that a member who reports a lost
+    /// phone is not paid from by a code it showed.
     pub fn reserve(
         &self,
         by: &By,
@@ -889,6 +904,7 @@ impl SpendCodes {
         code: &str,
         minutes: u64,
         now: DateTime<Utc>,
+        credential_changed: impl FnOnce(Uuid) -> Option<DateTime<Utc>>,
     ) -> Result<Uuid, ApiError> {
         let hash = self.hash(code);
         let mut table = lock(&self.table);
@@ -898,6 +914,12 @@ impl SpendCodes {
             Use::Reserved { by: b } | Use::Used { by: b } if b == by => return Ok(entry.member),
             Use::Reserved { .. } | Use::Used { .. } => return Err(ApiError::SpendCodeUsed),
             Use::Fresh => {}
+        }
+        // A code from before this version has no time of issue: it expires as it would have.
+        if let (Some(issued), Some(changed)) = (entry.issued, credential_changed(entry.member)) {
+            if issued < changed {
+                return Err(ApiError::SpendCodeRevoked);
+            }
         }
         if entry.expires <= now {
             return Err(ApiError::SpendCodeExpired);
@@ -984,6 +1006,11 @@ impl SpendCodes {
 mod tests {
     use super::*;
 
+    /// For [`SpendCodes::reserve`]: no member's credential was ever revoked or reissued.
+    fn never_revoked(_: Uuid) -> Option<DateTime<Utc>> {
+        None
+    }
+
     fn by(key: &str) -> By {
         (Uuid::nil(), key.to_owned())
     }
@@ -1025,11 +1052,13 @@ mod tests {
         ));
         let lower = issued.code.to_lowercase();
         assert!(matches!(
-            codes.reserve(&by("r1"), "p1", &lower, 121, now),
+            codes.reserve(&by("r1"), "p1", &lower, 121, now, never_revoked),
             Err(ApiError::SpendCodeAmountExceeded)
         ));
         assert_eq!(
-            codes.reserve(&by("r1"), "p1", &lower, 60, now).unwrap(),
+            codes
+                .reserve(&by("r1"), "p1", &lower, 60, now, never_revoked)
+                .unwrap(),
             member
         );
         assert_eq!(codes.prior(&by("r1"), "p1"), Prior::None, "not settled yet");
@@ -1038,7 +1067,7 @@ mod tests {
         assert_eq!(codes.prior(&by("r1"), "p1"), Prior::None);
         assert_eq!(
             codes
-                .reserve(&by("r2"), "p2", &issued.code, 60, now)
+                .reserve(&by("r2"), "p2", &issued.code, 60, now, never_revoked)
                 .unwrap(),
             member
         );
@@ -1046,9 +1075,50 @@ mod tests {
         assert_eq!(codes.prior(&by("r2"), "p2"), Prior::Same);
         assert_eq!(codes.prior(&by("r2"), "other"), Prior::Different);
         assert!(matches!(
-            codes.reserve(&by("r3"), "p3", &issued.code, 60, now),
+            codes.reserve(&by("r3"), "p3", &issued.code, 60, now, never_revoked),
             Err(ApiError::SpendCodeUsed)
         ));
+    }
+
+    #[test]
+    fn a_code_made_before_the_members_credential_changed_is_void_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let codes = open(dir.path(), Config::default());
+        let (member, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let then = Utc::now();
+        let (before, _) = codes.issue(member, "k1", "f1", None, then).unwrap();
+        let (others, _) = codes.issue(other, "k1", "f1", None, then).unwrap();
+        // The member reports a lost phone: the credential is revoked (or reissued), then a
+        // new code is made.
+        let changed = then + chrono::Duration::seconds(1);
+        let later = changed + chrono::Duration::seconds(1);
+        let (after, _) = codes.issue(member, "k2", "f2", None, later).unwrap();
+        drop(codes);
+        // The time each code was made is in the file, and survives its compaction at open.
+        let codes = open(dir.path(), Config::default());
+        let changed_for = |m: Uuid| (m == member).then_some(changed);
+        assert!(matches!(
+            codes.reserve(&by("r1"), "p", &before.code, 1, later, changed_for),
+            Err(ApiError::SpendCodeRevoked)
+        ));
+        assert_eq!(
+            codes
+                .reserve(&by("r2"), "p", &after.code, 1, later, changed_for)
+                .unwrap(),
+            member
+        );
+        assert_eq!(
+            codes
+                .reserve(&by("r3"), "p", &others.code, 1, later, changed_for)
+                .unwrap(),
+            other
+        );
+        // A code from a file written before the time was kept expires as it did then.
+        let old = r#"{"event":"issued","code":"00","member":"0192f0c1-7d3e-7c4a-9a51-3f0b5c9d2e12","cap":null,"expires":"2026-12-01T00:00:00Z","key":"k","fingerprint":"f","nonce":"00"}"#;
+        let Event::Issued { issued, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("an issue event");
+        };
+        assert_eq!(issued, None);
     }
 
     #[test]
@@ -1058,12 +1128,12 @@ mod tests {
         let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, then).unwrap();
         let later = then + SpendCodes::TTL;
         assert!(matches!(
-            codes.reserve(&by("r"), "p", &issued.code, 60, later),
+            codes.reserve(&by("r"), "p", &issued.code, 60, later, never_revoked),
             Err(ApiError::SpendCodeExpired)
         ));
         let much_later = later + SpendCodes::TTL;
         assert!(matches!(
-            codes.reserve(&by("r"), "p", &issued.code, 60, much_later),
+            codes.reserve(&by("r"), "p", &issued.code, 60, much_later, never_revoked),
             Err(ApiError::SpendCodeInvalid)
         ));
         assert_eq!(codes.len().0, 0);
@@ -1090,7 +1160,7 @@ mod tests {
         // Another member is not affected; a used code frees a place.
         codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
         codes
-            .reserve(&by("r"), "p", &issued[0].code, 1, now)
+            .reserve(&by("r"), "p", &issued[0].code, 1, now, never_revoked)
             .unwrap();
         codes.finish(&by("r"), true);
         codes.issue(member, "k5", "f", None, now).unwrap();
@@ -1152,14 +1222,23 @@ mod tests {
             let issue = |k: &str| codes.issue(member, k, "f", None, now).unwrap().0;
             let (fresh, used, lost_done, lost_refused) =
                 (issue("a"), issue("b"), issue("c"), issue("d"));
-            codes.reserve(&by("used"), "p", &used.code, 1, now).unwrap();
+            codes
+                .reserve(&by("used"), "p", &used.code, 1, now, never_revoked)
+                .unwrap();
             codes.finish(&by("used"), true);
             // Reservations whose outcome a crash lost.
             codes
-                .reserve(&by("done"), "p", &lost_done.code, 1, now)
+                .reserve(&by("done"), "p", &lost_done.code, 1, now, never_revoked)
                 .unwrap();
             codes
-                .reserve(&by("refused"), "p", &lost_refused.code, 1, now)
+                .reserve(
+                    &by("refused"),
+                    "p",
+                    &lost_refused.code,
+                    1,
+                    now,
+                    never_revoked,
+                )
                 .unwrap();
             (fresh, used, lost_done, lost_refused)
         };
@@ -1175,21 +1254,23 @@ mod tests {
         assert_eq!(codes.prior(&by("done"), "p"), Prior::Same);
         assert_eq!(codes.prior(&by("refused"), "p"), Prior::None);
         assert!(matches!(
-            codes.reserve(&by("x"), "p", &used.code, 1, now),
+            codes.reserve(&by("x"), "p", &used.code, 1, now, never_revoked),
             Err(ApiError::SpendCodeUsed)
         ));
         assert!(matches!(
-            codes.reserve(&by("x"), "p", &lost_done.code, 1, now),
+            codes.reserve(&by("x"), "p", &lost_done.code, 1, now, never_revoked),
             Err(ApiError::SpendCodeUsed)
         ));
         assert_eq!(
             codes
-                .reserve(&by("y"), "p", &lost_refused.code, 1, now)
+                .reserve(&by("y"), "p", &lost_refused.code, 1, now, never_revoked)
                 .unwrap(),
             member
         );
         assert_eq!(
-            codes.reserve(&by("z"), "p", &fresh.code, 1, now).unwrap(),
+            codes
+                .reserve(&by("z"), "p", &fresh.code, 1, now, never_revoked)
+                .unwrap(),
             member
         );
         // Only hashes are stored.
@@ -1220,7 +1301,9 @@ mod tests {
             let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
             if i % 2 == 0 {
                 let r = by(&format!("r{i}"));
-                codes.reserve(&r, "p", &issued.code, 1, now).unwrap();
+                codes
+                    .reserve(&r, "p", &issued.code, 1, now, never_revoked)
+                    .unwrap();
                 codes.finish(&r, true);
             }
         }

@@ -137,6 +137,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
         &[
             "spend_code_amount_exceeded",
             "spend_code_used",
+            "spend_code_revoked",
             "spend_code_invalid",
             "too_many_attempts",
             "too_many_spend_codes",
@@ -1124,7 +1125,19 @@ async fn spend_codes_are_refused_when_they_cannot_pay() {
         422,
         "spend_code_used",
     );
-    for _ in 0..3 {
+    let erin = scheme.member(60).await;
+    let code = api.spend_code(&erin.credential, None).await;
+    let revoke = format!("/v1/members/{}/credential/revoke", erin.id);
+    api.post(&revoke, Some(&scheme.earner.key), None)
+        .await
+        .expect(200);
+    seen.check(
+        "a code made before the member's credential was revoked",
+        &api.redeem(&venue.key, &code, 1).await,
+        422,
+        "spend_code_revoked",
+    );
+    for _ in 0..2 {
         seen.check(
             "a wrong code",
             &api.redeem(&venue.key, "ZZZZZZZZ", 1).await,
@@ -1132,8 +1145,8 @@ async fn spend_codes_are_refused_when_they_cannot_pay() {
             "spend_code_invalid",
         );
     }
-    // Every refused redemption by this key above counted (the cap, the used code, the three
-    // wrong ones): that makes five.
+    // Every refused redemption by this key above counted (the cap, the used code, the revoked
+    // one, the two wrong ones): that makes five.
     let reply = api.redeem(&venue.key, "ZZZZZZZZ", 1).await;
     seen.check(
         "a sixth refused redemption in a minute",

@@ -320,3 +320,44 @@ async fn a_venue_learns_only_that_a_code_cannot_pay() {
     api.redeem(&scheme.venue.key, &poor, 534).await.expect(201);
     assert_eq!(api.balance(&alice.credential, alice.id).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_made_before_the_credential_was_revoked_or_reissued_no_longer_pays() {
+    let scheme = Scheme::start().await;
+    let (api, partner, venue) = (&scheme.api, &scheme.earner.key, &scheme.venue.key);
+    let alice = scheme.member(120).await;
+    let shown = api.spend_code(&alice.credential, None).await;
+    // Alice reports her phone lost: her partner revokes the credential. The code the phone
+    // showed no longer pays, however many times it is tried.
+    let revoke = format!("/v1/members/{}/credential/revoke", alice.id);
+    api.post(&revoke, Some(partner), None).await.expect(200);
+    for _ in 0..2 {
+        api.redeem(venue, &shown, 30)
+            .await
+            .assert_problem(422, "spend_code_revoked");
+    }
+    // A new credential: the old code stays void; a code made with the new one pays.
+    let reissue = format!("/v1/members/{}/credential", alice.id);
+    let reissued = api.post(&reissue, Some(partner), None).await;
+    let credential = reissued.expect(201)["credential"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let credential = credential.as_str();
+    api.redeem(venue, &shown, 30)
+        .await
+        .assert_problem(422, "spend_code_revoked");
+    let fresh = api.spend_code(credential, None).await;
+    api.redeem(venue, &fresh, 30).await.expect(201);
+    assert_eq!(api.balance(credential, alice.id).await, 90);
+
+    // A reissue alone (no revocation first) voids the codes made before it too.
+    let bob = scheme.member(60).await;
+    let shown = api.spend_code(&bob.credential, None).await;
+    let reissue = format!("/v1/members/{}/credential", bob.id);
+    api.post(&reissue, Some(partner), None).await.expect(201);
+    api.redeem(venue, &shown, 60)
+        .await
+        .assert_problem(422, "spend_code_revoked");
+    assert_eq!(api.balance(partner, bob.id).await, 60);
+}

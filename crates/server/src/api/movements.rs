@@ -387,7 +387,7 @@ pub fn consent_rule() -> utoipa::openapi::Schema {
         (status = 201, description = "The spend entry", body = super::Recorded),
         (status = 400, description = "`malformed_json`, `invalid_request`, `idempotency_key_missing`, `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a spend partner key (`forbidden`), or its partner is suspended (`partner_suspended`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_amount_exceeded`, `card_invalid`, `card_locked`, `card_blocked`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`spend_code_invalid`, `spend_code_expired`, `spend_code_used`, `spend_code_revoked`, `spend_code_amount_exceeded`, `card_invalid`, `card_locked`, `card_blocked`, `insufficient_credits`, `account_closed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many refused redemptions from this key, partner or address, or from everyone (`too_many_attempts`); see Retry-After", body = Problem, content_type = "application/problem+json"),
         JsonWriteProblems,
     ),

@@ -116,7 +116,13 @@ async fn redeem_code(
     }
     let now = chrono::Utc::now();
     let member = AccountId(match consent {
-        Consent::SpendCode(code) => state.spend_codes.reserve(by, print, code, minutes, now)?,
+        Consent::SpendCode(code) => {
+            let credential_changed = |member| {
+                let status = state.registry.credential_status(member)?;
+                Some(status.revoked.unwrap_or(status.issued))
+            };
+            (state.spend_codes).reserve(by, print, code, minutes, now, credential_changed)?
+        }
         Consent::Card { number, pin } => {
             let member = cards::check(state, number, pin)?;
             state.spend_codes.hold(by, print, now)?;

@@ -196,6 +196,7 @@ problem-effective_date_in_future = The date cannot be in the future.
 problem-spend_code_invalid = That spend code is not valid. Check it with the member.
 problem-spend_code_expired = That spend code has expired. Ask the member to make a new one.
 problem-spend_code_used = That spend code was already used.
+problem-spend_code_revoked = That spend code was made before the member's credential was revoked or reissued. Ask the member to make a new one.
 problem-spend_code_amount_exceeded = The member capped this code below that amount.
 problem-too_many_attempts = Too many wrong codes. Wait a minute and try again.
 problem-too_many_spend_codes = You already have the most unused codes allowed. Use one or wait for it to expire.

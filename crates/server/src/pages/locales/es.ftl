@@ -196,6 +196,7 @@ problem-effective_date_in_future = La fecha no puede ser futura.
 problem-spend_code_invalid = Ese código de gasto no es válido. Compruébalo con el socio.
 problem-spend_code_expired = Ese código de gasto ha caducado. Pide al socio que cree otro.
 problem-spend_code_used = Ese código de gasto ya se usó.
+problem-spend_code_revoked = Ese código de gasto se creó antes de que se revocara o renovara la credencial del socio. Pide al socio que cree otro.
 problem-spend_code_amount_exceeded = El socio limitó este código por debajo de esa cantidad.
 problem-too_many_attempts = Demasiados códigos erróneos. Espera un minuto y vuelve a intentarlo.
 problem-too_many_spend_codes = Ya tienes el máximo de códigos sin usar. Usa uno o espera a que caduque.
