@@ -86,6 +86,7 @@ describe("the pages", () => {
     assert.match(credential, /^tcm_/);
     assert.ok(await desk.page.evaluate(() => document.querySelector(".qr img").naturalWidth) > 0, "the credential's QR code");
     await inspect(desk.page, "desk-registered");
+    await printsWithItsButton(desk.page);
     await desk.page.goto(service.base + "/app/desk");
     const memberId = await desk.page.getAttribute("input[name='member']", "value");
     await desk.page.check("input[name='member']");
@@ -95,12 +96,15 @@ describe("the pages", () => {
     await submit(desk.page, "form[action='/app/desk/earn'] button");
     assert.match(await desk.page.textContent("[role=status]"), /Recorded 1 entries/);
 
-    // The member, in Spanish: the balance, then a spend code.
+    // The member, in Spanish, scans the credential's QR code (the link it holds): the sign-in
+    // page opens with the credential filled in and gone from the address; then the balance and a
+    // spend code.
     const wallet = await person(VIEWPORTS.phone, "es-ES");
-    await wallet.page.goto(service.base + "/app/");
+    await wallet.page.goto(service.base + "/app/#credential=" + credential);
     assert.equal(await wallet.page.textContent("h1"), "Iniciar sesión");
+    assert.equal(await wallet.page.inputValue("#credential"), credential);
+    assert.equal(wallet.page.url(), service.base + "/app/", "the credential left the address");
     await inspect(wallet.page, "sign-in-es");
-    await wallet.page.fill("#credential", credential);
     await submit(wallet.page, "form[action='/app/member-sign-in'] button");
     assert.equal(await wallet.page.textContent("#balance"), "2:30 horas");
     await inspect(wallet.page, "wallet-es");

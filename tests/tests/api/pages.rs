@@ -242,6 +242,11 @@ async fn a_coordinator_a_member_and_a_till_run_the_scheme_from_the_pages() {
     assert_eq!(registered.status, StatusCode::OK);
     let credential = registered.text_after("class=\"secret\"");
     assert!(credential.starts_with("tcm_"));
+    // Its QR code holds the sign-in page's link, the credential in the fragment.
+    let link = format!("{base}/app/#credential={credential}");
+    assert!(registered
+        .body
+        .contains(&timecredits_server::qr::data_uri(&link, 240)));
     let member = scheme.api.get("/v1/me", Some(&credential)).await;
     let member_id = uuid(&member.expect(200)["actor"]).to_string();
     let earn = [
@@ -493,7 +498,7 @@ async fn pages_are_small_private_and_switch_language_without_an_open_redirect() 
         "/app/",
         "/app/office",
         "/app/static/app.css",
-        "/app/static/print.js",
+        "/app/static/app.js",
         "/app/nowhere",
     ] {
         let response = reqwest::get(format!("{base}{path}")).await.unwrap();

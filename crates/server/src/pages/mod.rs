@@ -1,7 +1,8 @@
 //! The pages under `/app/`: the partner desk, the venue till, the member wallet and the
 //! programme office, rendered on the server from templates (`templates/app/`, compiled into
 //! the binary by askama), every word from the message catalogues ([`i18n`]). No page needs a
-//! script: the one script there is shows Print buttons (`print.js`).
+//! script: the one script there is (`app.js`) shows Print buttons and fills the member sign-in
+//! field from a scanned credential QR.
 //!
 //! Pages are handlers like the API's: they find the caller (here from a session, [`session`]),
 //! turn a form into the same domain values and call the same [`crate::service`] functions and
@@ -43,7 +44,7 @@ pub struct Pages {
 }
 
 /// The content policy of the pages: their own stylesheet, images (QR codes are inline SVG) and
-/// one script (the Print button), forms posting to this origin only, no framing.
+/// one script (`app.js`), forms posting to this origin only, no framing.
 pub const PAGES_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -55,7 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(views::home))
             .route("/", web::get().to(views::home))
             .route("/static/app.css", web::get().to(stylesheet))
-            .route("/static/print.js", web::get().to(print_script))
+            .route("/static/app.js", web::get().to(script))
             // A resource, so that another method is answered 405.
             .service(web::resource("/verifier.html").get(verifier::page))
             .route("/lang/{tag}", web::get().to(switch_language))
@@ -118,13 +119,13 @@ async fn stylesheet() -> HttpResponse {
         .body(include_str!("app.css"))
 }
 
-/// `GET /app/static/print.js`: the one script, from the binary: it shows the Print buttons on
-/// receipts and cards (hidden when scripts are off; the browser's Print does the same).
-async fn print_script() -> HttpResponse {
+/// `GET /app/static/app.js`: the one script, from the binary: Print buttons on receipts and
+/// cards, and a scanned credential QR's fragment into the sign-in field. No page needs it.
+async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(include_str!("print.js"))
+        .body(include_str!("app.js"))
 }
 
 /// `GET /app/lang/{tag}?back=/app/...`: keeps the language chosen in a cookie and goes back to
@@ -174,6 +175,9 @@ pub struct Visitor {
     pub address: Option<IpAddr>,
     /// Whether cookies must be `Secure`.
     pub tls: bool,
+    /// Where the visitor reached the service, `scheme://host` (behind a proxy, as it forwarded
+    /// the request): the start of the links printed for others, such as a credential's QR code.
+    pub origin: String,
 }
 
 impl actix_web::FromRequest for Visitor {
@@ -241,6 +245,10 @@ impl Visitor {
             session,
             address: req.peer_addr().map(|a| a.ip()),
             tls: over_tls(req),
+            origin: {
+                let info = req.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            },
         }
     }
 

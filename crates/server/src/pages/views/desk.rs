@@ -309,7 +309,7 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
                 qr: registered
                     .credential
                     .as_deref()
-                    .map(|credential| crate::qr::data_uri(credential, 240)),
+                    .map(|credential| crate::qr::data_uri(&sign_in_link(&v, credential), 240)),
                 secret: registered.credential.unwrap_or_default(),
                 back: "/app/desk",
             })
@@ -323,6 +323,12 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
             Said::error(problem_message(&v.t, &e)),
         ),
     })
+}
+
+/// The link a member's credential QR code holds: the sign-in page, with the credential in the
+/// fragment (which the browser never sends: the page's script puts it in the sign-in field).
+fn sign_in_link(v: &Visitor, credential: &str) -> String {
+    format!("{}/app/#credential={credential}", v.origin)
 }
 
 /// `POST /app/desk/reverse`: reverses one of the budget's earns, within the window.
