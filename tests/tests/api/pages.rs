@@ -862,6 +862,83 @@ async fn the_desk_pages_its_members_reverses_a_mistake_once_and_issues_and_block
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_desk_reissues_and_revokes_a_members_credential_once_each() {
+    let scheme = Scheme::start().await;
+    let (api, base) = (&scheme.api, scheme.api.base().to_owned());
+    let member = scheme.member(60).await;
+    let (mut desk, _) = coordinator_at_desk(&scheme).await;
+    let page = desk
+        .get(&format!("/app/desk/members/{}/card", member.id))
+        .await;
+    assert!(
+        page.body.contains("<h2>Member credential</h2>"),
+        "{}",
+        page.body
+    );
+    let csrf = page.field("csrf");
+    let path = format!("/app/desk/members/{}/credential", member.id);
+    let form = |key: &'static str, act: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("idempotency_key", key.into()),
+            ("act", act.into()),
+        ]
+    };
+
+    // A forged form changes nothing.
+    let forged = desk
+        .post(
+            &path,
+            &[
+                ("csrf", "forged"),
+                ("idempotency_key", "k-0"),
+                ("act", "reissue"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    api.get("/v1/me", Some(&member.credential))
+        .await
+        .expect(200);
+
+    // Reissued: shown once with its sign-in QR code; the old credential is refused at once.
+    let reissue = form("k-reissue", "reissue");
+    let reissue: Vec<(&str, &str)> = reissue.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let reissued = desk.post(&path, &reissue).await;
+    assert_eq!(reissued.status, StatusCode::OK, "{}", reissued.body);
+    let fresh = reissued.text_after("class=\"secret\"");
+    assert!(fresh.starts_with("tcm_") && fresh != member.credential);
+    let link = format!("{base}/app/#credential={fresh}");
+    assert!(reissued
+        .body
+        .contains(&timecredits_server::qr::data_uri(&link, 240)));
+    api.get("/v1/me", Some(&member.credential))
+        .await
+        .assert_problem(401, "unauthorized");
+    api.get("/v1/me", Some(&fresh)).await.expect(200);
+    // The same form again (a double tap): the same credential, no third one.
+    let again = desk.post(&path, &reissue).await;
+    assert_eq!(again.text_after("class=\"secret\""), fresh);
+    api.get("/v1/me", Some(&fresh)).await.expect(200);
+
+    // Revoked: refused at once, and the page offers no second revocation.
+    let revoke = form("k-revoke", "revoke");
+    let revoke: Vec<(&str, &str)> = revoke.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let revoked = desk.post(&path, &revoke).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert!(revoked.body.contains("The credential is revoked."));
+    assert!(!revoked.body.contains("value=\"revoke\""));
+    api.get("/v1/me", Some(&fresh))
+        .await
+        .assert_problem(401, "unauthorized");
+
+    // Another partner's member, or no member: not found.
+    let stranger = format!("/app/desk/members/{}/credential", uuid::Uuid::now_v7());
+    let refused = desk.post(&stranger, &revoke).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sheet_of_hours_uploaded_at_the_desk_records_all_rows_or_lists_each_mistake() {
     let scheme = Scheme::start().await;
     let api = &scheme.api;

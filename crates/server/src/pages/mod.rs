@@ -83,6 +83,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(views::desk_card_act),
             )
             .route(
+                "/desk/members/{id}/credential",
+                web::post().to(views::desk_credential_act),
+            )
+            .route(
                 "/desk/members/{id}/card.svg",
                 web::get().to(views::desk_card_svg),
             )

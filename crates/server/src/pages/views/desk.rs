@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{NaiveDate, Utc};
 use timecredits_domain::{
-    AccountId, Details, EntryBody, EntryKind, Intent, MovementKind, Transfer,
+    AccountId, Details, EntryBody, EntryKind, IdempotencyKey, Intent, MovementKind, Transfer,
 };
 use timecredits_ledger::HistoryQuery;
 use uuid::Uuid;
@@ -22,7 +22,7 @@ use crate::AppState;
 
 use super::{
     checked, entry_rows, form_key, format_minutes, partner_caller, refuse, Chrome, MessagePage,
-    Page, PageError, Said, SecretPage,
+    Page, PageError, Refusal, Said, SecretPage,
 };
 
 /// Members listed on one desk page; the next are a link away.
@@ -363,12 +363,16 @@ struct CardPage {
     member: Uuid,
     card: Option<CardView>,
     pin: Option<String>,
+    /// When the member's current credential was issued, and revoked if it was.
+    credential_issued: String,
+    credential_revoked: Option<String>,
     idempotency_key: String,
 }
 
 /// The card page of member `id`: their card, if any, to print, and the forms to issue a new
-/// one or block it; `pin` is a PIN just generated, shown this once. A member the partner did
-/// not register is not found, as in the API.
+/// one or block it; `pin` is a PIN just generated, shown this once; their sign-in credential,
+/// with the forms to reissue or revoke it. A member the partner did not register is not found,
+/// as in the API.
 fn card_page(
     v: &Visitor,
     state: &AppState,
@@ -398,6 +402,8 @@ fn card_page(
             blocked: status.blocked.is_some(),
         }
     });
+    let credential = state.registry.credential_status(id);
+    let day = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%d").to_string();
     Ok(render_with(
         said.status(),
         &CardPage {
@@ -405,6 +411,11 @@ fn card_page(
             member: id,
             card,
             pin: pin.map(|p| p.as_str().to_owned()),
+            credential_issued: credential
+                .as_ref()
+                .map(|s| day(s.issued))
+                .unwrap_or_default(),
+            credential_revoked: credential.and_then(|s| s.revoked).map(day),
             idempotency_key: form_key(),
         },
     ))
@@ -424,27 +435,101 @@ pub async fn desk_card_act(
     id: web::Path<Uuid>,
     form: Form,
 ) -> Page {
-    checked(&v, &form)?;
-    let (caller, _, _) = partner_caller(&v, &state, Scope::Earn)?;
     let id = id.into_inner();
-    let outcome = (|| {
-        caller.permit(Operation::ManageCard)?;
-        let key = form.idempotency_key()?;
-        let print = form.fingerprint(&format!("app/desk/members/{id}/card"));
-        match form.get("act") {
-            Some("issue") => service::cards::issue(&state, &caller, &key, print, id, None)
+    let (caller, outcome) = member_form(
+        &v,
+        &state,
+        (id, "card"),
+        &form,
+        Operation::ManageCard,
+        |caller, key, print| match form.get("act") {
+            Some("issue") => service::cards::issue(&state, caller, key, print, id, None)
                 .map(|issued| (issued.generated_pin, "desk-card-issued-notice")),
-            Some("block") => service::cards::block(&state, &caller, &key, print, id)
+            Some("block") => service::cards::block(&state, caller, key, print, id)
                 .map(|_| (None, "desk-card-blocked-notice")),
             _ => Err(ApiError::InvalidRequest("act: issue or block".into())),
-        }
-    })();
+        },
+    )?;
     match outcome {
         Ok((pin, notice)) => {
             let said = Said::Notice(v.t.get(notice));
             card_page(&v, &state, &caller, id, pin, said)
         }
         Err(e) => card_page(&v, &state, &caller, id, None, Said::refused(&v.t, &e)),
+    }
+}
+
+/// What a form of member `id`'s card page starts with: the CSRF token checked and the desk's
+/// caller found (else a refusal); then `act` with the form's idempotency key and fingerprint
+/// (naming `what` of the member), if the caller may do `operation`: its outcome, shown on the
+/// card page.
+fn member_form<T>(
+    v: &Visitor,
+    state: &AppState,
+    (id, what): (Uuid, &str),
+    form: &Form,
+    operation: Operation,
+    act: impl FnOnce(&Caller, &IdempotencyKey, String) -> Result<T, ApiError>,
+) -> Result<(Caller, Result<T, ApiError>), Refusal> {
+    checked(v, form)?;
+    let (caller, _, _) = partner_caller(v, state, Scope::Earn)?;
+    let outcome = caller.permit(operation).and_then(|()| {
+        let key = form.idempotency_key()?;
+        act(
+            &caller,
+            &key,
+            form.fingerprint(&format!("app/desk/members/{id}/{what}")),
+        )
+    });
+    Ok((caller, outcome))
+}
+
+/// `POST /app/desk/members/{id}/credential`: with `act=reissue`, a new sign-in credential
+/// (shown once, with its QR code), the old one and the spend codes made before refused from
+/// now on; with `act=revoke`, the credential refused from now on (a lost phone or paper).
+/// The API's operations, under the form's idempotency key.
+pub async fn desk_credential_act(
+    v: Visitor,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    form: Form,
+) -> Page {
+    let id = id.into_inner();
+    let (caller, outcome) = member_form(
+        &v,
+        &state,
+        (id, "credential"),
+        &form,
+        Operation::ManageCredential,
+        |caller, key, print| match form.get("act") {
+            Some("reissue") => service::members::reissue_credential(&state, caller, key, print, id)
+                .map(|reissued| reissued.credential),
+            Some("revoke") => {
+                service::members::revoke_credential(&state, caller, key, print, id).map(|_| None)
+            }
+            _ => Err(ApiError::InvalidRequest("act: reissue or revoke".into())),
+        },
+    )?;
+    let t = &v.t;
+    match (outcome, form.get("act")) {
+        (Ok(Some(credential)), _) => Ok(render(&SecretPage {
+            c: Chrome::new(&v, Some(&caller), "/app/desk", "desk-card-title")
+                .notice(t.get("desk-credential-reissued-notice")),
+            label: format!("{} · {id}", t.get("member-id")),
+            qr: Some(crate::qr::data_uri(&sign_in_link(&v, &credential), 240)),
+            secret: credential,
+            back: "/app/desk",
+        })),
+        // A repeat after the replay window: the credential is not shown again.
+        (Ok(None), Some("reissue")) => {
+            let said = Said::Notice(t.get("desk-credential-not-shown"));
+            card_page(&v, &state, &caller, id, None, said)
+        }
+        (Ok(None), _) => {
+            let said = Said::Notice(t.get("desk-credential-revoked-notice"));
+            card_page(&v, &state, &caller, id, None, said)
+        }
+        (Err(e), _) => card_page(&v, &state, &caller, id, None, Said::refused(t, &e)),
     }
 }
 

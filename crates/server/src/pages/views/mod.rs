@@ -27,8 +27,8 @@ mod till;
 mod wallet;
 
 pub use desk::{
-    desk, desk_card, desk_card_act, desk_card_svg, desk_earn, desk_register, desk_reverse,
-    desk_sheet,
+    desk, desk_card, desk_card_act, desk_card_svg, desk_credential_act, desk_earn, desk_register,
+    desk_reverse, desk_sheet,
 };
 pub use office::{
     office, office_allocate, office_export, office_login, office_revoke, office_settle,
