@@ -117,11 +117,16 @@ async fn redeem_code(
     let now = chrono::Utc::now();
     let member = AccountId(match consent {
         Consent::SpendCode(code) => {
+            // A revocation, or else a reissue (the first credential, given at registration,
+            // changed nothing).
             let credential_changed = |member| {
                 let status = state.registry.credential_status(member)?;
-                Some(status.revoked.unwrap_or(status.issued))
+                status
+                    .revoked
+                    .or((status.generation > 0).then_some(status.issued))
             };
-            (state.spend_codes).reserve(by, print, code, minutes, now, credential_changed)?
+            let spend_codes = &state.spend_codes;
+            spend_codes.reserve(by, print, code, minutes, now, credential_changed)?
         }
         Consent::Card { number, pin } => {
             let member = cards::check(state, number, pin)?;
