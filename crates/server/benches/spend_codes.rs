@@ -34,7 +34,7 @@ fn open(dir: &Path) -> SpendCodes {
 fn create(codes: &SpendCodes) -> String {
     let now = Utc::now();
     let (issued, _) = codes
-        .issue(Uuid::now_v7(), "create", "fingerprint", None, now)
+        .issue(Uuid::now_v7(), "create", "fingerprint", None, now, None)
         .expect("a code");
     issued.code
 }

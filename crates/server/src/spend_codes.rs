@@ -147,6 +147,17 @@ struct Code {
     issue: By,
 }
 
+impl Code {
+    /// Whether the code was made before `credential_changed` (the member's credential's last
+    /// revocation or reissue), which voids it. A code from a file written before codes kept
+    /// their time of issue is never void: it expires as it would have.
+    fn made_before(&self, credential_changed: Option<DateTime<Utc>>) -> bool {
+        self.issued
+            .zip(credential_changed)
+            .is_some_and(|(issued, changed)| issued < changed)
+    }
+}
+
 /// What a creation request left behind: enough to answer its repeat.
 struct Issue {
     fingerprint: String,
@@ -396,13 +407,23 @@ impl Table {
         }
     }
 
-    /// The member's live codes' expiry times (at most the per-member limit of them).
-    fn live_expiries(&mut self, member: Uuid, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    /// The member's live codes' expiry times (at most the per-member limit of them): neither
+    /// expired nor void.
+    fn live_expiries(
+        &mut self,
+        member: Uuid,
+        now: DateTime<Utc>,
+        credential_changed: Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
         let Some(live) = self.live.get_mut(&member) else {
             return Vec::new();
         };
         let codes = &self.codes;
-        live.retain(|k| codes.get(k).is_some_and(|c| c.expires > now));
+        live.retain(|k| {
+            codes
+                .get(k)
+                .is_some_and(|c| c.expires > now && !c.made_before(credential_changed))
+        });
         let expiries: Vec<_> = live
             .iter()
             .filter_map(|k| codes.get(k).map(|c| c.expires))
@@ -764,7 +785,9 @@ impl SpendCodes {
 
     /// Issues a code to `member` for the request (key, fingerprint); a repeat of the request
     /// gets the same code back (with `true`: a replay), a different request under the same key
-    /// is refused. The code is durable before it is returned.
+    /// is refused. The code is durable before it is returned. Codes made before
+    /// `credential_changed` (the member's credential's last revocation or reissue) are void and
+    /// do not count against the member's limit of live codes.
     pub fn issue(
         &self,
         member: Uuid,
@@ -772,6 +795,7 @@ impl SpendCodes {
         fingerprint: &str,
         cap: Option<u64>,
         now: DateTime<Utc>,
+        credential_changed: Option<DateTime<Utc>>,
     ) -> Result<(Issued, bool), ApiError> {
         let by = (member, key.to_owned());
         let mut table = lock(&self.table);
@@ -791,7 +815,7 @@ impl SpendCodes {
             };
             return Ok((issued, true));
         }
-        let live = table.live_expiries(member, now);
+        let live = table.live_expiries(member, now, credential_changed);
         if self.config.max_live_per_member > 0 && live.len() >= self.config.max_live_per_member {
             let first = live.iter().min().copied().unwrap_or(now);
             let retry_after = (first - now).num_seconds().max(1) as u64;
@@ -915,11 +939,8 @@ impl SpendCodes {
             Use::Reserved { .. } | Use::Used { .. } => return Err(ApiError::SpendCodeUsed),
             Use::Fresh => {}
         }
-        // A code from before this version has no time of issue: it expires as it would have.
-        if let (Some(issued), Some(changed)) = (entry.issued, credential_changed(entry.member)) {
-            if issued < changed {
-                return Err(ApiError::SpendCodeRevoked);
-            }
+        if entry.made_before(credential_changed(entry.member)) {
+            return Err(ApiError::SpendCodeRevoked);
         }
         if entry.expires <= now {
             return Err(ApiError::SpendCodeExpired);
@@ -1040,14 +1061,14 @@ mod tests {
         let (_dir, codes) = table();
         let now = Utc::now();
         let member = Uuid::now_v7();
-        let (issued, replayed) = codes.issue(member, "k", "f", Some(120), now).unwrap();
+        let (issued, replayed) = codes.issue(member, "k", "f", Some(120), now, None).unwrap();
         assert!(!replayed);
         assert_eq!(
-            codes.issue(member, "k", "f", Some(120), now).unwrap(),
+            codes.issue(member, "k", "f", Some(120), now, None).unwrap(),
             (issued.clone(), true)
         );
         assert!(matches!(
-            codes.issue(member, "k", "g", None, now),
+            codes.issue(member, "k", "g", None, now, None),
             Err(ApiError::IdempotencyKeyReused(_))
         ));
         let lower = issued.code.to_lowercase();
@@ -1086,13 +1107,13 @@ mod tests {
         let codes = open(dir.path(), Config::default());
         let (member, other) = (Uuid::now_v7(), Uuid::now_v7());
         let then = Utc::now();
-        let (before, _) = codes.issue(member, "k1", "f1", None, then).unwrap();
-        let (others, _) = codes.issue(other, "k1", "f1", None, then).unwrap();
+        let (before, _) = codes.issue(member, "k1", "f1", None, then, None).unwrap();
+        let (others, _) = codes.issue(other, "k1", "f1", None, then, None).unwrap();
         // The member reports a lost phone: the credential is revoked (or reissued), then a
         // new code is made.
         let changed = then + chrono::Duration::seconds(1);
         let later = changed + chrono::Duration::seconds(1);
-        let (after, _) = codes.issue(member, "k2", "f2", None, later).unwrap();
+        let (after, _) = codes.issue(member, "k2", "f2", None, later, None).unwrap();
         drop(codes);
         // The time each code was made is in the file, and survives its compaction at open.
         let codes = open(dir.path(), Config::default());
@@ -1122,10 +1143,41 @@ mod tests {
     }
 
     #[test]
+    fn void_codes_do_not_count_against_the_members_limit() {
+        let (_dir, codes) = table();
+        let member = Uuid::now_v7();
+        let now = Utc::now();
+        for i in 0..Config::default().max_live_per_member {
+            codes
+                .issue(member, &format!("k{i}"), "f", None, now, None)
+                .unwrap();
+        }
+        assert!(matches!(
+            codes.issue(member, "more", "f", None, now, None),
+            Err(ApiError::TooManySpendCodes { .. })
+        ));
+        // The credential is reissued: the codes made before are void and make room.
+        let changed = now + chrono::Duration::seconds(1);
+        let later = changed + chrono::Duration::seconds(1);
+        let (made, replayed) = codes
+            .issue(member, "more", "f", None, later, Some(changed))
+            .unwrap();
+        assert!(!replayed);
+        assert_eq!(
+            codes
+                .reserve(&by("r"), "p", &made.code, 1, later, |_| Some(changed))
+                .unwrap(),
+            member
+        );
+    }
+
+    #[test]
     fn codes_expire_and_are_dropped_a_ttl_later() {
         let (_dir, codes) = table();
         let then = Utc::now();
-        let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, then).unwrap();
+        let (issued, _) = codes
+            .issue(Uuid::now_v7(), "k", "f", None, then, None)
+            .unwrap();
         let later = then + SpendCodes::TTL;
         assert!(matches!(
             codes.reserve(&by("r"), "p", &issued.code, 60, later, never_revoked),
@@ -1148,25 +1200,27 @@ mod tests {
         for i in 0..5 {
             issued.push(
                 codes
-                    .issue(member, &format!("k{i}"), "f", None, now)
+                    .issue(member, &format!("k{i}"), "f", None, now, None)
                     .unwrap()
                     .0,
             );
         }
         assert!(matches!(
-            codes.issue(member, "k5", "f", None, now),
+            codes.issue(member, "k5", "f", None, now, None),
             Err(ApiError::TooManySpendCodes { limit: 5, retry_after }) if (1..=900).contains(&retry_after)
         ));
         // Another member is not affected; a used code frees a place.
-        codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
+        codes
+            .issue(Uuid::now_v7(), "k", "f", None, now, None)
+            .unwrap();
         codes
             .reserve(&by("r"), "p", &issued[0].code, 1, now, never_revoked)
             .unwrap();
         codes.finish(&by("r"), true);
-        codes.issue(member, "k5", "f", None, now).unwrap();
+        codes.issue(member, "k5", "f", None, now, None).unwrap();
         // So does expiry.
         let later = now + SpendCodes::TTL;
-        codes.issue(member, "k6", "f", None, later).unwrap();
+        codes.issue(member, "k6", "f", None, later, None).unwrap();
     }
 
     #[test]
@@ -1219,7 +1273,7 @@ mod tests {
         let member = Uuid::now_v7();
         let (fresh, used, lost_done, lost_refused) = {
             let codes = open(dir.path(), Config::default());
-            let issue = |k: &str| codes.issue(member, k, "f", None, now).unwrap().0;
+            let issue = |k: &str| codes.issue(member, k, "f", None, now, None).unwrap().0;
             let (fresh, used, lost_done, lost_refused) =
                 (issue("a"), issue("b"), issue("c"), issue("d"));
             codes
@@ -1247,7 +1301,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            codes.issue(member, "a", "f", None, now).unwrap(),
+            codes.issue(member, "a", "f", None, now, None).unwrap(),
             (fresh.clone(), true)
         );
         assert_eq!(codes.prior(&by("used"), "p"), Prior::Same);
@@ -1298,7 +1352,9 @@ mod tests {
         // Many codes over many TTLs: only the recent ones are live.
         for i in 0..2_000u32 {
             let now = start + chrono::Duration::seconds(10 * i64::from(i));
-            let (issued, _) = codes.issue(Uuid::now_v7(), "k", "f", None, now).unwrap();
+            let (issued, _) = codes
+                .issue(Uuid::now_v7(), "k", "f", None, now, None)
+                .unwrap();
             if i % 2 == 0 {
                 let r = by(&format!("r{i}"));
                 codes

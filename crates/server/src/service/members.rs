@@ -154,6 +154,15 @@ pub fn registered_by(
     Ok((listed, more))
 }
 
+/// When member `id`'s credential was last revoked or reissued (the first credential, given at
+/// registration, changed nothing): the spend codes made before are void.
+pub fn credential_changed(state: &AppState, id: Uuid) -> Option<chrono::DateTime<chrono::Utc>> {
+    let status = state.registry.credential_status(id)?;
+    status
+        .revoked
+        .or((status.generation > 0).then_some(status.issued))
+}
+
 /// Checks that `caller` (allowed to manage credentials) may manage member `id`'s: an
 /// administrator any member's, a partner those it registered.
 fn managed_member(state: &AppState, caller: &Caller, id: Uuid) -> Result<Member, ApiError> {

@@ -117,16 +117,10 @@ async fn redeem_code(
     let now = chrono::Utc::now();
     let member = AccountId(match consent {
         Consent::SpendCode(code) => {
-            // A revocation, or else a reissue (the first credential, given at registration,
-            // changed nothing).
-            let credential_changed = |member| {
-                let status = state.registry.credential_status(member)?;
-                status
-                    .revoked
-                    .or((status.generation > 0).then_some(status.issued))
-            };
-            let spend_codes = &state.spend_codes;
-            spend_codes.reserve(by, print, code, minutes, now, credential_changed)?
+            let changed = |member| super::members::credential_changed(state, member);
+            state
+                .spend_codes
+                .reserve(by, print, code, minutes, now, changed)?
         }
         Consent::Card { number, pin } => {
             let member = cards::check(state, number, pin)?;
@@ -208,7 +202,7 @@ mod tests {
         let now = chrono::Utc::now();
         let (issued, _) = state
             .spend_codes
-            .issue(member.0, "c", "print", None, now)
+            .issue(member.0, "c", "print", None, now, None)
             .unwrap();
         let who = Attempt {
             api_key: caller.api_key_id().unwrap(),

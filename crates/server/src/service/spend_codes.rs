@@ -26,9 +26,15 @@ pub fn issue(
         Remembered::SpendCodes,
     )?;
     let now = chrono::Utc::now();
-    state
-        .spend_codes
-        .issue(member.0, idempotency_key.as_str(), &fingerprint, cap, now)
+    let changed = super::members::credential_changed(state, member.0);
+    state.spend_codes.issue(
+        member.0,
+        idempotency_key.as_str(),
+        &fingerprint,
+        cap,
+        now,
+        changed,
+    )
 }
 
 #[cfg(test)]
