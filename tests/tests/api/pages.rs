@@ -1096,6 +1096,49 @@ async fn the_office_allocates_settles_revokes_and_exports_once_each() {
     let (csrf, key) = (page.field("csrf"), page.field("idempotency_key"));
     let club = scheme.earner.id.to_string();
 
+    // A partner added from the form, once however often it is sent; one without a role is not.
+    let partners = || async {
+        let listed = api.get("/v1/partners", Some(admin)).await;
+        listed.expect(200)["partners"].as_array().unwrap().len()
+    };
+    let count = partners().await;
+    let partner_key = format!("{key}-partner");
+    let library = [
+        ("csrf", csrf.as_str()),
+        ("idempotency_key", partner_key.as_str()),
+        ("name", "Town Library"),
+        ("earn", "on"),
+        ("spend", "on"),
+    ];
+    for _ in 0..2 {
+        let added = office.post("/app/office/partners", &library).await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        assert!(
+            added.body.contains("Town Library is added."),
+            "{}",
+            added.body
+        );
+        assert!(added.body.contains(">Town Library</option>"));
+    }
+    assert_eq!(partners().await, count + 1);
+    let roleless = office
+        .post(
+            "/app/office/partners",
+            &[
+                ("csrf", &csrf),
+                ("idempotency_key", "partner-roleless"),
+                ("name", "Nobody's Club"),
+            ],
+        )
+        .await;
+    assert_eq!(roleless.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        roleless.body.contains("at least one role"),
+        "{}",
+        roleless.body
+    );
+    assert_eq!(partners().await, count + 1);
+
     // Budget allocated from the form, once however often it is sent.
     let budget = scheme.earner.budget();
     let before = api.balance(admin, budget).await;

@@ -103,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/receipts/{id}", web::get().to(views::receipt))
             .route("/office", web::get().to(views::office))
             .route("/office/logins", web::post().to(views::office_login))
+            .route("/office/partners", web::post().to(views::office_partner))
             .route(
                 "/office/allocations",
                 web::post().to(views::office_allocate),

@@ -31,7 +31,8 @@ pub use desk::{
     desk_reverse, desk_sheet,
 };
 pub use office::{
-    office, office_allocate, office_export, office_login, office_revoke, office_settle,
+    office, office_allocate, office_export, office_login, office_partner, office_revoke,
+    office_settle,
 };
 pub use reports::report_csv;
 pub use sign_in::{home, member_sign_in, sign_in, sign_out, sign_out_everywhere};

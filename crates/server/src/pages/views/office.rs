@@ -243,6 +243,31 @@ pub async fn office_login(v: Visitor, state: web::Data<AppState>, form: Form) ->
     })
 }
 
+/// `POST /app/office/partners`: a new partner, an earn partner, a venue or both (the form's
+/// `earn` and `spend` boxes), its accounts opened in the ledger; a form sent twice makes one.
+pub async fn office_partner(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
+    checked(&v, &form)?;
+    let caller = office_caller(&v, &state)?;
+    let outcome = async {
+        caller.permit(Operation::CreatePartner)?;
+        let name = form
+            .text("name")?
+            .ok_or_else(|| ApiError::InvalidRequest("name: give the partner's name".into()))?;
+        let roles = [("earn", Role::Earn), ("spend", Role::Spend)]
+            .into_iter()
+            .filter(|(field, _)| form.get(field).is_some())
+            .map(|(_, role)| role)
+            .collect();
+        let key = form.idempotency_key()?;
+        service::partners::create(&state, &caller, &key, name, roles).await
+    }
+    .await;
+    let said = Said::of(&v.t, outcome, |(partner, _)| {
+        v.t.with("office-partner-created", "name", &partner.name)
+    });
+    Ok(office_page(&v, &state, &caller, said))
+}
+
 /// `POST /app/office/allocations`: budget for an earn partner.
 pub async fn office_allocate(v: Visitor, state: web::Data<AppState>, form: Form) -> Page {
     checked(&v, &form)?;
