@@ -309,7 +309,7 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
                 qr: registered
                     .credential
                     .as_deref()
-                    .map(|credential| crate::qr::data_uri(&sign_in_link(&v, credential), 240)),
+                    .map(|credential| credential_qr(&v, credential)),
                 secret: registered.credential.unwrap_or_default(),
                 back: "/app/desk",
             })
@@ -325,10 +325,11 @@ pub async fn desk_register(v: Visitor, state: web::Data<AppState>, form: Form) -
     })
 }
 
-/// The link a member's credential QR code holds: the sign-in page, with the credential in the
-/// fragment (which the browser never sends: the page's script puts it in the sign-in field).
-fn sign_in_link(v: &Visitor, credential: &str) -> String {
-    format!("{}/app/#credential={credential}", v.origin)
+/// A member's credential as a QR code (a data URI) holding the sign-in page's link with the
+/// credential in the fragment (which the browser never sends: the page's script puts it in the
+/// sign-in field).
+fn credential_qr(v: &Visitor, credential: &str) -> String {
+    crate::qr::data_uri(&format!("{}/app/#credential={credential}", v.origin), 240)
 }
 
 /// `POST /app/desk/reverse`: reverses one of the budget's earns, within the window.
@@ -502,34 +503,26 @@ pub async fn desk_credential_act(
         &form,
         Operation::ManageCredential,
         |caller, key, print| match form.get("act") {
+            // A repeat after the replay window does not show the credential again.
             Some("reissue") => service::members::reissue_credential(&state, caller, key, print, id)
-                .map(|reissued| reissued.credential),
-            Some("revoke") => {
-                service::members::revoke_credential(&state, caller, key, print, id).map(|_| None)
-            }
+                .map(|reissued| (reissued.credential, "desk-credential-not-shown")),
+            Some("revoke") => service::members::revoke_credential(&state, caller, key, print, id)
+                .map(|_| (None, "desk-credential-revoked-notice")),
             _ => Err(ApiError::InvalidRequest("act: reissue or revoke".into())),
         },
     )?;
     let t = &v.t;
-    match (outcome, form.get("act")) {
-        (Ok(Some(credential)), _) => Ok(render(&SecretPage {
+    match outcome {
+        Ok((Some(credential), _)) => Ok(render(&SecretPage {
             c: Chrome::new(&v, Some(&caller), "/app/desk", "desk-card-title")
                 .notice(t.get("desk-credential-reissued-notice")),
             label: format!("{} · {id}", t.get("member-id")),
-            qr: Some(crate::qr::data_uri(&sign_in_link(&v, &credential), 240)),
+            qr: Some(credential_qr(&v, &credential)),
             secret: credential,
             back: "/app/desk",
         })),
-        // A repeat after the replay window: the credential is not shown again.
-        (Ok(None), Some("reissue")) => {
-            let said = Said::Notice(t.get("desk-credential-not-shown"));
-            card_page(&v, &state, &caller, id, None, said)
-        }
-        (Ok(None), _) => {
-            let said = Said::Notice(t.get("desk-credential-revoked-notice"));
-            card_page(&v, &state, &caller, id, None, said)
-        }
-        (Err(e), _) => card_page(&v, &state, &caller, id, None, Said::refused(t, &e)),
+        Ok((None, notice)) => card_page(&v, &state, &caller, id, None, Said::Notice(t.get(notice))),
+        Err(e) => card_page(&v, &state, &caller, id, None, Said::refused(t, &e)),
     }
 }
 
